@@ -1,0 +1,47 @@
+//! The command line: argument parsing, output formats and exit codes. A thin face on `app`.
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Exit codes, documented in the README.
+pub mod exit {
+    /// Success.
+    pub const OK: u8 = 0;
+    /// An error.
+    pub const ERROR: u8 = 1;
+    /// Bad usage (clap's own code).
+    pub const USAGE: u8 = 2;
+    /// The account needs a (new) login.
+    pub const NEEDS_LOGIN: u8 = 3;
+    /// Some accounts failed, the others succeeded.
+    pub const PARTIAL: u8 = 4;
+}
+
+/// authdeck: every OAuth 2.0 / OpenID Connect token you hold, in one place.
+#[derive(Debug, Parser)]
+#[command(name = "authdeck", version, about, long_about = None)]
+pub struct Cli {
+    /// Configuration directory (holds providers/NAME.toml account files).
+    #[arg(long, global = true, env = "AUTHDECK_CONFIG_DIR", value_name = "DIR")]
+    pub config: Option<PathBuf>,
+
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {}
+
+/// Parses the arguments and runs the command; the single place that turns errors into messages.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        None => {
+            use clap::CommandFactory;
+            let _ = Cli::command().print_help();
+            ExitCode::from(exit::OK)
+        }
+    }
+}

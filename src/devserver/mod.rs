@@ -1,0 +1,1 @@
+//! `devserver`: see docs/architecture.md.

@@ -1,0 +1,1 @@
+//! `oauth`: see docs/architecture.md.

@@ -1,0 +1,194 @@
+//! Newtypes for every secret authdeck touches: tokens, codes, verifiers, client secrets,
+//! passphrases and vault keys.
+//!
+//! Each type has a redacting `Debug`, no `Display` and no `Deref`, and is zeroized on drop. The
+//! value is reached only through [`secret()`](AccessToken::secret), so a reviewer can grep for
+//! every place a secret leaves its wrapper. Logs may carry a [`fingerprint`](AccessToken::fingerprint)
+//! (8 hex digits of SHA-256) to tell two tokens apart without revealing either (LOG-3).
+
+use rand::TryRngCore;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::fmt;
+use zeroize::{Zeroize, ZeroizeOnDrop};
+
+/// Defines a string secret newtype with a redacted `Debug` and zeroize-on-drop.
+macro_rules! secret_string {
+    ($(#[$meta:meta])* $name:ident $(, $derive:ident)*) => {
+        $(#[$meta])*
+        #[derive(Zeroize, ZeroizeOnDrop, Serialize, Deserialize $(, $derive)*)]
+        #[serde(transparent)]
+        pub struct $name(String);
+
+        impl $name {
+            /// Wraps a secret value.
+            pub fn new(value: impl Into<String>) -> Self {
+                Self(value.into())
+            }
+
+            /// The secret itself.
+            ///
+            /// Security: never pass the result to a log, an error message, a page or argv.
+            pub fn secret(&self) -> &str {
+                &self.0
+            }
+
+            /// 8 hex digits of SHA-256: safe to log, tells two values apart.
+            pub fn fingerprint(&self) -> String {
+                fingerprint(self.0.as_bytes())
+            }
+
+            /// Compares in constant time (for `state` and similar).
+            pub fn ct_eq(&self, other: &str) -> bool {
+                ct_eq(self.0.as_bytes(), other.as_bytes())
+            }
+
+            /// True when the value is the empty string.
+            pub fn is_empty(&self) -> bool {
+                self.0.is_empty()
+            }
+        }
+
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, concat!(stringify!($name), "([redacted])"))
+            }
+        }
+    };
+}
+
+secret_string!(
+    /// An OAuth access token.
+    AccessToken, Clone, PartialEq, Eq
+);
+secret_string!(
+    /// An OAuth refresh token.
+    RefreshToken, Clone, PartialEq, Eq
+);
+secret_string!(
+    /// A raw OpenID Connect ID token (a JWT).
+    IdToken, Clone, PartialEq, Eq
+);
+secret_string!(
+    /// An authorization code from the redirect.
+    AuthCode, Clone, PartialEq, Eq
+);
+secret_string!(
+    /// A PKCE code verifier. Deliberately not `Clone` (PKCE-4: one copy, dropped after use).
+    PkceVerifier
+);
+secret_string!(
+    /// The `state` parameter of an authorization request.
+    CsrfState, Clone, PartialEq, Eq
+);
+secret_string!(
+    /// The OIDC `nonce` of an authorization request.
+    Nonce, Clone, PartialEq, Eq
+);
+secret_string!(
+    /// A device grant `device_code` (RFC 8628).
+    DeviceCode, Clone, PartialEq, Eq
+);
+secret_string!(
+    /// An OAuth client secret.
+    ClientSecret, Clone, PartialEq, Eq
+);
+secret_string!(
+    /// A vault passphrase typed by the user or read from the environment.
+    Passphrase, Clone, PartialEq, Eq
+);
+
+/// A 256-bit symmetric key (the vault key). Zeroized on drop, never printed.
+#[derive(Clone, Zeroize, ZeroizeOnDrop)]
+pub struct Key32([u8; 32]);
+
+impl Key32 {
+    /// Wraps raw key bytes.
+    pub fn from_bytes(bytes: [u8; 32]) -> Self {
+        Self(bytes)
+    }
+
+    /// A fresh key from the OS random generator.
+    pub fn generate() -> Self {
+        Self(random_bytes())
+    }
+
+    /// The key bytes. Security: never log or persist them unencrypted.
+    pub fn secret(&self) -> &[u8; 32] {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Key32 {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Key32([redacted])")
+    }
+}
+
+/// `N` bytes from the operating system's random generator.
+///
+/// # Panics
+/// Only if the OS generator fails, which leaves no safe way to continue.
+pub fn random_bytes<const N: usize>() -> [u8; N] {
+    let mut buf = [0u8; N];
+    #[allow(clippy::expect_used)]
+    rand::rngs::OsRng
+        .try_fill_bytes(&mut buf)
+        .expect("the operating system's random generator failed");
+    buf
+}
+
+/// 8 hex digits of SHA-256 of `bytes`.
+pub fn fingerprint(bytes: &[u8]) -> String {
+    let digest = Sha256::digest(bytes);
+    digest[..4].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Constant-time equality (length is not hidden).
+pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_is_redacted() {
+        let t = AccessToken::new("at-fx-1");
+        assert_eq!(format!("{t:?}"), "AccessToken([redacted])");
+        let s = ClientSecret::new("gX1fBat3bV");
+        assert!(!format!("{s:?}").contains("gX1fBat3bV"));
+        let k = Key32::from_bytes([7; 32]);
+        assert_eq!(format!("{k:?}"), "Key32([redacted])");
+    }
+
+    #[test]
+    fn fingerprint_is_8_hex_and_stable() {
+        let a = AccessToken::new("abc");
+        assert_eq!(a.fingerprint(), "ba7816bf");
+        assert_ne!(a.fingerprint(), AccessToken::new("abd").fingerprint());
+    }
+
+    #[test]
+    fn ct_eq_compares() {
+        let s = CsrfState::new("st-OK");
+        assert!(s.ct_eq("st-OK"));
+        assert!(!s.ct_eq("st-BAD"));
+        assert!(!s.ct_eq("st-OK2"));
+    }
+
+    #[test]
+    fn random_bytes_differ() {
+        assert_ne!(random_bytes::<32>(), random_bytes::<32>());
+    }
+
+    #[test]
+    fn serde_is_transparent() {
+        let t = RefreshToken::new("rt");
+        assert_eq!(serde_json::to_string(&t).unwrap(), "\"rt\"");
+    }
+}
