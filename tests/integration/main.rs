@@ -2,3 +2,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
+mod providers;
+mod vault;
+mod proxy;
+mod interop;
+mod oidc_provider;
+mod devserver;
+mod callback;

@@ -1,0 +1,1 @@
+//! Plain data the dashboard shows and the commands it sends: the contract between `app` and `ui`.
