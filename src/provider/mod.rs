@@ -143,7 +143,13 @@ impl Provider {
         let mut out: String = self
             .name
             .chars()
-            .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_uppercase() } else { '_' })
+            .map(|c| {
+                if c.is_ascii_alphanumeric() {
+                    c.to_ascii_uppercase()
+                } else {
+                    '_'
+                }
+            })
             .collect();
         if out.starts_with(|c: char| c.is_ascii_digit()) {
             out.insert(0, '_');
@@ -153,7 +159,8 @@ impl Provider {
 
     /// True when an endpoint must come from discovery (`issuer` set, an endpoint missing).
     pub fn needs_discovery(&self) -> bool {
-        self.issuer.is_some() && (self.authorization_endpoint.is_none() || self.token_endpoint.is_none())
+        self.issuer.is_some()
+            && (self.authorization_endpoint.is_none() || self.token_endpoint.is_none())
     }
 }
 
@@ -179,7 +186,9 @@ impl Loaded {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigDirError {
     /// No `--config`, no `AUTHDECK_CONFIG_DIR` and no home directory.
-    #[error("cannot find a configuration directory: no home directory; pass --config DIR or set AUTHDECK_CONFIG_DIR")]
+    #[error(
+        "cannot find a configuration directory: no home directory; pass --config DIR or set AUTHDECK_CONFIG_DIR"
+    )]
     NoHome,
 }
 
@@ -277,10 +286,19 @@ pub fn load_accounts(config_dir: &Path) -> Loaded {
     loaded
 }
 
-fn load_with_siblings(path: &Path, siblings: &BTreeMap<String, PathBuf>) -> Result<Provider, Vec<Problem>> {
+fn load_with_siblings(
+    path: &Path,
+    siblings: &BTreeMap<String, PathBuf>,
+) -> Result<Provider, Vec<Problem>> {
     let text = std::fs::read_to_string(path).map_err(|e| vec![io_problem(path, &e)])?;
     let name = stem(path);
-    account_from_text(&name, &path.display().to_string(), &text, Some(path), siblings)
+    account_from_text(
+        &name,
+        &path.display().to_string(),
+        &text,
+        Some(path),
+        siblings,
+    )
 }
 
 fn account_from_text(
@@ -294,7 +312,8 @@ fn account_from_text(
     if !valid_account_name(name) {
         return Err(vec![Problem {
             message: format!("`{name}` is not a valid account name"),
-            hint: "name the file with letters, digits, `.`, `_` or `-`, e.g. work-google.toml".to_owned(),
+            hint: "name the file with letters, digits, `.`, `_` or `-`, e.g. work-google.toml"
+                .to_owned(),
             ..start()
         }]);
     }
@@ -302,19 +321,33 @@ fn account_from_text(
     let extends = layer.extends.as_ref().map(|e| e.value.clone());
     let (merged, template) = resolve_chain(layer, Kind::User, siblings)?;
     let meta = Meta {
-        source: path.map_or(Source::File(PathBuf::from(label)), |p| Source::File(p.to_path_buf())),
+        source: path.map_or(Source::File(PathBuf::from(label)), |p| {
+            Source::File(p.to_path_buf())
+        }),
         template,
         extends,
         check_permissions: path.is_some(),
     };
-    let mut p = validate::finish(merged, Mode::Account, meta)?;
-    p.warnings.sort_by_key(|w| w.position);
-    Ok(p)
+    // Problems in file order read best, whatever order the checks ran in.
+    match validate::finish(merged, Mode::Account, meta) {
+        Ok(mut p) => {
+            p.warnings.sort_by_key(|w| w.position);
+            Ok(p)
+        }
+        Err(mut problems) => {
+            problems.sort_by(|a, b| (&a.file, a.position).cmp(&(&b.file, b.position)));
+            Err(problems)
+        }
+    }
 }
 
 fn valid_account_name(name: &str) -> bool {
-    name.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+    name.chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphanumeric())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
 }
 
 fn stem(path: &Path) -> String {
@@ -374,7 +407,9 @@ fn resolve_chain(
     while let Some(ext) = chain.last().and_then(|l| l.extends.clone()) {
         let current = chain.last().map(|l| l.name.clone()).unwrap_or_default();
         let target = ext.value.as_str();
-        let sibling = siblings.get(target).filter(|_| kind == Kind::User && target != current);
+        let sibling = siblings
+            .get(target)
+            .filter(|_| kind == Kind::User && target != current);
         let (parent, parent_kind) = if let Some(path) = sibling {
             let text = std::fs::read_to_string(path).ok();
             let label = path.display().to_string();
@@ -388,7 +423,10 @@ fn resolve_chain(
                 }
             }
         } else if let Some(text) = templates::text(target) {
-            (parse_layer(target, &templates::label(target), text)?, Kind::Template)
+            (
+                parse_layer(target, &templates::label(target), text)?,
+                Kind::Template,
+            )
         } else {
             return Err(vec![ext.origin.error(
                 format!("unknown template `{target}` in extends"),
@@ -396,8 +434,14 @@ fn resolve_chain(
             )]);
         };
         if seen.contains(&(parent_kind, parent.name.clone())) {
-            let names: Vec<&str> = seen.iter().map(|(_, n)| n.as_str()).chain([target]).collect();
-            let origin = first_extends.as_ref().map_or(ext.origin.clone(), |e| e.origin.clone());
+            let names: Vec<&str> = seen
+                .iter()
+                .map(|(_, n)| n.as_str())
+                .chain([target])
+                .collect();
+            let origin = first_extends
+                .as_ref()
+                .map_or(ext.origin.clone(), |e| e.origin.clone());
             return Err(vec![origin.error(
                 format!("extends cycle: {}", names.join(" -> ")),
                 "make one file of the cycle extend a bundled template instead",
@@ -416,11 +460,16 @@ fn resolve_chain(
 }
 
 fn unknown_template_hint(target: &str, siblings: &BTreeMap<String, PathBuf>) -> String {
-    let candidates = TEMPLATE_NAMES.iter().copied().chain(siblings.keys().map(String::as_str));
+    let candidates = TEMPLATE_NAMES
+        .iter()
+        .copied()
+        .chain(siblings.keys().map(String::as_str));
     let list = TEMPLATE_NAMES.join(", ");
     match problem::closest(target, candidates) {
         Some(c) => format!("did you mean `{c}`? bundled templates: {list}"),
-        None => format!("bundled templates: {list} (or the name of another file in this directory)"),
+        None => {
+            format!("bundled templates: {list} (or the name of another file in this directory)")
+        }
     }
 }
 

@@ -122,7 +122,10 @@ fn distance(a: &str, b: &str) -> usize {
 }
 
 /// The candidate closest to `word`, if it is close enough to be a plausible typo.
-pub(crate) fn closest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+pub(crate) fn closest<'a>(
+    word: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
     candidates
         .into_iter()
         .map(|c| (distance(word, c), c))
@@ -138,12 +141,21 @@ mod tests {
     #[test]
     fn offsets_become_one_based_lines_and_char_columns() {
         let text = "a = 1\nbé = \"x\"\n";
-        assert_eq!(Position::of_offset(text, 0), Position { line: 1, column: 1 });
-        assert_eq!(Position::of_offset(text, 6), Position { line: 2, column: 1 });
+        assert_eq!(
+            Position::of_offset(text, 0),
+            Position { line: 1, column: 1 }
+        );
+        assert_eq!(
+            Position::of_offset(text, 6),
+            Position { line: 2, column: 1 }
+        );
         // `=` after the two-byte `é` is the 4th character of line 2.
         let eq = text.find(" =").map(|i| i + 1).unwrap_or_default();
         let eq = text[6..].find('=').map(|i| i + 6).unwrap_or(eq);
-        assert_eq!(Position::of_offset(text, eq), Position { line: 2, column: 4 });
+        assert_eq!(
+            Position::of_offset(text, eq),
+            Position { line: 2, column: 4 }
+        );
         assert_eq!(Position::of_offset(text, 10_000).line, 3);
     }
 

@@ -252,8 +252,9 @@ pub fn parse_layer(name: &str, file: &str, text: &str) -> Result<Layer, Vec<Prob
     if !unknown.is_empty() {
         return Err(unknown);
     }
-    let raw = RawFile::deserialize(toml::de::Deserializer::from(table))
-        .map_err(|e| vec![at(e.span().map_or(0, |s| s.start)).error(type_message(&e), type_hint(&e))])?;
+    let raw = RawFile::deserialize(toml::de::Deserializer::from(table)).map_err(|e| {
+        vec![at(e.span().map_or(0, |s| s.start)).error(type_message(&e), type_hint(&e))]
+    })?;
     Ok(raw.into_layer(name, file, text))
 }
 

@@ -40,8 +40,11 @@ pub fn finish(layer: Layer, mode: Mode, meta: Meta) -> Result<Provider, Vec<Prob
         at.as_ref().and_then(|a| v.url(f, a, UrlRule::Endpoint))
     };
     let issuer = endpoint(&mut v, "issuer", &layer.issuer);
-    let authorization_endpoint =
-        endpoint(&mut v, "authorization_endpoint", &layer.authorization_endpoint);
+    let authorization_endpoint = endpoint(
+        &mut v,
+        "authorization_endpoint",
+        &layer.authorization_endpoint,
+    );
     let token_endpoint = endpoint(&mut v, "token_endpoint", &layer.token_endpoint);
     let revocation_endpoint = endpoint(&mut v, "revocation_endpoint", &layer.revocation_endpoint);
     let device_authorization_endpoint = endpoint(
@@ -58,7 +61,11 @@ pub fn finish(layer: Layer, mode: Mode, meta: Meta) -> Result<Provider, Vec<Prob
 
     if mode == Mode::Account {
         v.require_endpoints(&layer, &start);
-        if layer.client_id.as_ref().is_none_or(|c| c.value.trim().is_empty()) {
+        if layer
+            .client_id
+            .as_ref()
+            .is_none_or(|c| c.value.trim().is_empty())
+        {
             let at = layer.client_id.as_ref().map_or(&start, |c| &c.origin);
             v.problems.push(at.error(
                 "missing client_id",
@@ -69,7 +76,10 @@ pub fn finish(layer: Layer, mode: Mode, meta: Meta) -> Result<Provider, Vec<Prob
     let scopes = v.scopes(&layer);
     v.check_export_var(&layer);
     let default_lifetime_secs = v.lifetime(&layer);
-    let client_auth = layer.client_auth.as_ref().map_or(ClientAuth::None, |a| a.value);
+    let client_auth = layer
+        .client_auth
+        .as_ref()
+        .map_or(ClientAuth::None, |a| a.value);
     let client_secret = v.secret(&layer, mode, client_auth, &meta);
 
     if v.problems.iter().any(Problem::is_error) {
@@ -111,8 +121,14 @@ pub fn finish(layer: Layer, mode: Mode, meta: Meta) -> Result<Provider, Vec<Prob
             .token_response
             .as_ref()
             .map_or(TokenResponse::Json, |t| t.value),
-        refresh_token_rotates: layer.refresh_token_rotates.as_ref().is_some_and(|b| b.value),
-        send_scope_on_refresh: layer.send_scope_on_refresh.as_ref().is_some_and(|b| b.value),
+        refresh_token_rotates: layer
+            .refresh_token_rotates
+            .as_ref()
+            .is_some_and(|b| b.value),
+        send_scope_on_refresh: layer
+            .send_scope_on_refresh
+            .as_ref()
+            .is_some_and(|b| b.value),
         default_lifetime_secs,
         pkce: layer.pkce.as_ref().is_none_or(|b| b.value),
         vars: v.vars,
@@ -133,7 +149,8 @@ struct Validator {
     problems: Vec<Problem>,
 }
 
-const LOOPBACK_HINT: &str = "http:// is allowed only for loopback hosts (127.0.0.1, [::1], localhost); use https://";
+const LOOPBACK_HINT: &str =
+    "http:// is allowed only for loopback hosts (127.0.0.1, [::1], localhost); use https://";
 
 impl Validator {
     /// Replaces `{name}` placeholders with `[vars]` values.
@@ -236,7 +253,9 @@ impl Validator {
         for s in &list.value {
             // RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E )
             let ok = !s.value.is_empty()
-                && s.value.bytes().all(|b| b == 0x21 || (0x23..=0x5b).contains(&b) || (0x5d..=0x7e).contains(&b));
+                && s.value
+                    .bytes()
+                    .all(|b| b == 0x21 || (0x23..=0x5b).contains(&b) || (0x5d..=0x7e).contains(&b));
             if !ok {
                 self.problems.push(s.origin.error(
                     format!("invalid scope {:?}", s.value),
@@ -250,11 +269,16 @@ impl Validator {
     fn check_export_var(&mut self, layer: &Layer) {
         if let Some(e) = &layer.export_var {
             let mut chars = e.value.chars();
-            let ok = chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            let ok = chars
+                .next()
+                .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
                 && chars.all(|c| c.is_ascii_alphanumeric() || c == '_');
             if !ok {
                 self.problems.push(e.origin.error(
-                    format!("export_var {:?} is not a valid environment variable name", e.value),
+                    format!(
+                        "export_var {:?} is not a valid environment variable name",
+                        e.value
+                    ),
                     "use letters, digits and `_`, not starting with a digit, e.g. \"GITHUB_TOKEN\"",
                 ));
             }
@@ -283,14 +307,14 @@ impl Validator {
         client_auth: ClientAuth,
         meta: &Meta,
     ) -> Option<ClientSecret> {
-        if let (Some(inline), Some(env)) = (&layer.client_secret, &layer.client_secret_env) {
-            if inline.origin.file == env.origin.file {
-                self.problems.push(env.origin.error(
-                    "set either client_secret or client_secret_env, not both",
-                    "prefer client_secret_env and remove the inline client_secret",
-                ));
-                return None;
-            }
+        // Merging keeps the two sources from different files apart, so both set means one file
+        // set both.
+        if let (Some(_), Some(env)) = (&layer.client_secret, &layer.client_secret_env) {
+            self.problems.push(env.origin.error(
+                "set either client_secret or client_secret_env, not both",
+                "prefer client_secret_env and remove the inline client_secret",
+            ));
+            return None;
         }
         if let Some(inline) = &layer.client_secret {
             if mode == Mode::Template {
@@ -309,7 +333,10 @@ impl Validator {
             if meta.check_permissions && world_readable(&inline.origin.file) {
                 self.problems.push(inline.origin.warning(
                     "client_secret is stored inline in a world-readable file",
-                    format!("run `chmod 600 {}` or move the secret to client_secret_env", inline.origin.file),
+                    format!(
+                        "run `chmod 600 {}` or move the secret to client_secret_env",
+                        inline.origin.file
+                    ),
                 ));
             }
             return Some(inline.value.clone());
