@@ -240,7 +240,8 @@ pub fn parse_layer(name: &str, file: &str, text: &str) -> Result<Layer, Vec<Prob
             })
             .collect());
     }
-    let unknown: Vec<Problem> = table
+    // DeTable keys are sorted by name; report them in file order.
+    let mut unknown: Vec<Problem> = table
         .get_ref()
         .keys()
         .filter(|k| !FIELDS.contains(&k.get_ref().as_ref()))
@@ -250,6 +251,7 @@ pub fn parse_layer(name: &str, file: &str, text: &str) -> Result<Layer, Vec<Prob
         })
         .collect();
     if !unknown.is_empty() {
+        unknown.sort_by_key(|p| p.position);
         return Err(unknown);
     }
     let raw = RawFile::deserialize(toml::de::Deserializer::from(table)).map_err(|e| {

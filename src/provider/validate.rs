@@ -171,7 +171,7 @@ impl Validator {
                 None => {
                     self.problems.push(at.origin.error(
                         format!("`{field}` uses the placeholder `{{{var}}}`, which no [vars] entry defines"),
-                        format!("add it to the account file:\n[vars]\n{var} = \"...\""),
+                        format!("define it in the account file: [vars] then {var} = \"...\" on the next line"),
                     ));
                     return None;
                 }
