@@ -1,5 +1,7 @@
 //! The command line: argument parsing, output formats and exit codes. A thin face on `app`.
 
+pub mod providers;
+
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -32,7 +34,10 @@ pub struct Cli {
 
 /// The subcommands.
 #[derive(Debug, Subcommand)]
-pub enum Command {}
+pub enum Command {
+    /// List bundled provider templates and your accounts, or check account files.
+    Providers(providers::ProvidersArgs),
+}
 
 /// Parses the arguments and runs the command; the single place that turns errors into messages.
 pub fn main() -> ExitCode {
@@ -42,6 +47,9 @@ pub fn main() -> ExitCode {
             use clap::CommandFactory;
             let _ = Cli::command().print_help();
             ExitCode::from(exit::OK)
+        }
+        Some(Command::Providers(args)) => {
+            ExitCode::from(providers::run(&args, cli.config.as_deref()))
         }
     }
 }

@@ -1,0 +1,355 @@
+//! Parsing one provider file into a [`Layer`]: every field keeps the file and position it came
+//! from, so a problem found after `extends` merging still points at the right line.
+
+use super::problem::{Position, Problem, closest};
+use super::{ClientAuth, TokenResponse};
+use crate::secret::ClientSecret;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::fmt;
+use toml::Spanned;
+
+/// Every field a provider file may contain, in schema order.
+pub const FIELDS: &[&str] = &[
+    "extends",
+    "display_name",
+    "issuer",
+    "authorization_endpoint",
+    "token_endpoint",
+    "revocation_endpoint",
+    "device_authorization_endpoint",
+    "userinfo_endpoint",
+    "scopes",
+    "client_id",
+    "client_secret",
+    "client_secret_env",
+    "client_auth",
+    "redirect_uri",
+    "auth_params",
+    "token_params",
+    "export_var",
+    "exchange_proxy",
+    "token_response",
+    "refresh_token_rotates",
+    "send_scope_on_refresh",
+    "default_lifetime_secs",
+    "pkce",
+    "vars",
+];
+
+/// The file as serde sees it.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFile {
+    extends: Option<Spanned<String>>,
+    display_name: Option<Spanned<String>>,
+    issuer: Option<Spanned<String>>,
+    authorization_endpoint: Option<Spanned<String>>,
+    token_endpoint: Option<Spanned<String>>,
+    revocation_endpoint: Option<Spanned<String>>,
+    device_authorization_endpoint: Option<Spanned<String>>,
+    userinfo_endpoint: Option<Spanned<String>>,
+    scopes: Option<Spanned<Vec<Spanned<String>>>>,
+    client_id: Option<Spanned<String>>,
+    client_secret: Option<Spanned<ClientSecret>>,
+    client_secret_env: Option<Spanned<String>>,
+    client_auth: Option<Spanned<ClientAuth>>,
+    redirect_uri: Option<Spanned<String>>,
+    auth_params: Option<BTreeMap<String, Spanned<ParamValue>>>,
+    token_params: Option<BTreeMap<String, Spanned<ParamValue>>>,
+    export_var: Option<Spanned<String>>,
+    exchange_proxy: Option<Spanned<String>>,
+    token_response: Option<Spanned<TokenResponse>>,
+    refresh_token_rotates: Option<Spanned<bool>>,
+    send_scope_on_refresh: Option<Spanned<bool>>,
+    default_lifetime_secs: Option<Spanned<i64>>,
+    pkce: Option<Spanned<bool>>,
+    vars: Option<BTreeMap<String, Spanned<String>>>,
+}
+
+/// A parameter value: TOML strings, integers and booleans are all sent as text.
+struct ParamValue(String);
+
+impl<'de> Deserialize<'de> for ParamValue {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = ParamValue;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string, an integer or a boolean")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<ParamValue, E> {
+                Ok(ParamValue(v.to_owned()))
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<ParamValue, E> {
+                Ok(ParamValue(v.to_string()))
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<ParamValue, E> {
+                Ok(ParamValue(v.to_string()))
+            }
+            fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<ParamValue, E> {
+                Ok(ParamValue(v.to_string()))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// Where a value came from: the file label and the 1-based position of the key or value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Origin {
+    /// The file label (path as given, or `<bundled>/NAME.toml`).
+    pub file: String,
+    /// The position of the value in that file.
+    pub position: Position,
+}
+
+impl Origin {
+    /// An error at this origin.
+    pub fn error(&self, message: impl Into<String>, hint: impl Into<String>) -> Problem {
+        Problem::error(self.file.clone(), self.position, message, hint)
+    }
+
+    /// A warning at this origin.
+    pub fn warning(&self, message: impl Into<String>, hint: impl Into<String>) -> Problem {
+        Problem::warning(self.file.clone(), self.position, message, hint)
+    }
+}
+
+/// A value and where it came from.
+#[derive(Debug, Clone)]
+pub struct At<T> {
+    /// The value.
+    pub value: T,
+    /// Where it was written.
+    pub origin: Origin,
+}
+
+/// A table of values, each with its origin; merged key by key.
+pub type AtTable = BTreeMap<String, At<String>>;
+
+/// One parsed file (or the merge of a chain of files): every field optional, every value located.
+#[derive(Debug, Clone)]
+pub struct Layer {
+    /// The account or template name (the file stem).
+    pub name: String,
+    /// The file label, for problems about the file as a whole.
+    pub file: String,
+    pub extends: Option<At<String>>,
+    pub display_name: Option<At<String>>,
+    pub issuer: Option<At<String>>,
+    pub authorization_endpoint: Option<At<String>>,
+    pub token_endpoint: Option<At<String>>,
+    pub revocation_endpoint: Option<At<String>>,
+    pub device_authorization_endpoint: Option<At<String>>,
+    pub userinfo_endpoint: Option<At<String>>,
+    pub scopes: Option<At<Vec<At<String>>>>,
+    pub client_id: Option<At<String>>,
+    pub client_secret: Option<At<ClientSecret>>,
+    pub client_secret_env: Option<At<String>>,
+    pub client_auth: Option<At<ClientAuth>>,
+    pub redirect_uri: Option<At<String>>,
+    pub auth_params: AtTable,
+    pub token_params: AtTable,
+    pub export_var: Option<At<String>>,
+    pub exchange_proxy: Option<At<String>>,
+    pub token_response: Option<At<TokenResponse>>,
+    pub refresh_token_rotates: Option<At<bool>>,
+    pub send_scope_on_refresh: Option<At<bool>>,
+    pub default_lifetime_secs: Option<At<i64>>,
+    pub pkce: Option<At<bool>>,
+    pub vars: AtTable,
+}
+
+impl Layer {
+    /// The origin of the file as a whole (line 1, column 1).
+    pub fn start(&self) -> Origin {
+        Origin {
+            file: self.file.clone(),
+            position: Position::START,
+        }
+    }
+
+    /// Applies `over` on top of `self` (the base): scalars override, tables merge key by key,
+    /// lists replace. Setting either secret source in `over` drops both of the base's, so a
+    /// child can switch from an inline secret to an environment variable or back.
+    pub fn merged_with(self, over: Layer) -> Layer {
+        let base = self;
+        let (client_secret, client_secret_env) =
+            if over.client_secret.is_some() || over.client_secret_env.is_some() {
+                (over.client_secret, over.client_secret_env)
+            } else {
+                (base.client_secret, base.client_secret_env)
+            };
+        Layer {
+            name: over.name,
+            file: over.file,
+            extends: over.extends,
+            display_name: over.display_name.or(base.display_name),
+            issuer: over.issuer.or(base.issuer),
+            authorization_endpoint: over.authorization_endpoint.or(base.authorization_endpoint),
+            token_endpoint: over.token_endpoint.or(base.token_endpoint),
+            revocation_endpoint: over.revocation_endpoint.or(base.revocation_endpoint),
+            device_authorization_endpoint: over
+                .device_authorization_endpoint
+                .or(base.device_authorization_endpoint),
+            userinfo_endpoint: over.userinfo_endpoint.or(base.userinfo_endpoint),
+            scopes: over.scopes.or(base.scopes),
+            client_id: over.client_id.or(base.client_id),
+            client_secret,
+            client_secret_env,
+            client_auth: over.client_auth.or(base.client_auth),
+            redirect_uri: over.redirect_uri.or(base.redirect_uri),
+            auth_params: merge_tables(base.auth_params, over.auth_params),
+            token_params: merge_tables(base.token_params, over.token_params),
+            export_var: over.export_var.or(base.export_var),
+            exchange_proxy: over.exchange_proxy.or(base.exchange_proxy),
+            token_response: over.token_response.or(base.token_response),
+            refresh_token_rotates: over.refresh_token_rotates.or(base.refresh_token_rotates),
+            send_scope_on_refresh: over.send_scope_on_refresh.or(base.send_scope_on_refresh),
+            default_lifetime_secs: over.default_lifetime_secs.or(base.default_lifetime_secs),
+            pkce: over.pkce.or(base.pkce),
+            vars: merge_tables(base.vars, over.vars),
+        }
+    }
+}
+
+fn merge_tables(mut base: AtTable, over: AtTable) -> AtTable {
+    base.extend(over);
+    base
+}
+
+/// Parses `text` (the contents of `file`, account or template `name`) into a [`Layer`].
+///
+/// Reports every TOML syntax error, then every unknown top-level field, then the first type
+/// error serde finds; each at its position.
+pub fn parse_layer(name: &str, file: &str, text: &str) -> Result<Layer, Vec<Problem>> {
+    let at = |offset: usize| Origin {
+        file: file.to_owned(),
+        position: Position::of_offset(text, offset),
+    };
+    let (table, errors) = toml::de::DeTable::parse_recoverable(text);
+    if !errors.is_empty() {
+        return Err(errors
+            .iter()
+            .map(|e| {
+                at(e.span().map_or(0, |s| s.start)).error(
+                    format!("invalid TOML: {}", e.message().trim()),
+                    "check the quoting, `=` and brackets near this position (https://toml.io)",
+                )
+            })
+            .collect());
+    }
+    // DeTable keys are sorted by name; report them in file order.
+    let mut unknown: Vec<Problem> = table
+        .get_ref()
+        .keys()
+        .filter(|k| !FIELDS.contains(&k.get_ref().as_ref()))
+        .map(|k| {
+            let key: &str = k.get_ref().as_ref();
+            at(k.span().start).error(format!("unknown field `{key}`"), unknown_field_hint(key))
+        })
+        .collect();
+    if !unknown.is_empty() {
+        unknown.sort_by_key(|p| p.position);
+        return Err(unknown);
+    }
+    let raw = RawFile::deserialize(toml::de::Deserializer::from(table)).map_err(|e| {
+        vec![at(e.span().map_or(0, |s| s.start)).error(type_message(&e), type_hint(&e))]
+    })?;
+    Ok(raw.into_layer(name, file, text))
+}
+
+fn unknown_field_hint(key: &str) -> String {
+    match closest(key, FIELDS.iter().copied()) {
+        Some(c) => format!("did you mean `{c}`? (see docs/providers.md for every field)"),
+        None => format!("allowed fields: {}", FIELDS.join(", ")),
+    }
+}
+
+/// serde's message, with the field name that toml keeps separately when it has one.
+fn type_message(e: &toml::de::Error) -> String {
+    format!("invalid value: {}", e.message().trim())
+}
+
+fn type_hint(e: &toml::de::Error) -> String {
+    let m = e.message();
+    if m.contains("ClientAuth") || m.contains("`none`, `basic`") {
+        "client_auth is one of \"none\", \"basic\", \"post\"".to_owned()
+    } else if m.contains("`json`, `form`") {
+        "token_response is \"json\" or \"form\"".to_owned()
+    } else {
+        "see docs/providers.md for the type of each field".to_owned()
+    }
+}
+
+impl RawFile {
+    fn into_layer(self, name: &str, file: &str, text: &str) -> Layer {
+        let at = |start: usize| Origin {
+            file: file.to_owned(),
+            position: Position::of_offset(text, start),
+        };
+        fn one<T>(s: Spanned<T>, at: &impl Fn(usize) -> Origin) -> At<T> {
+            let origin = at(s.span().start);
+            At {
+                value: s.into_inner(),
+                origin,
+            }
+        }
+        let opt = |s: Option<Spanned<String>>| s.map(|s| one(s, &at));
+        let table = |t: Option<BTreeMap<String, Spanned<ParamValue>>>| {
+            t.unwrap_or_default()
+                .into_iter()
+                .map(|(k, v)| {
+                    let v = one(v, &at);
+                    (
+                        k,
+                        At {
+                            value: v.value.0,
+                            origin: v.origin,
+                        },
+                    )
+                })
+                .collect()
+        };
+        Layer {
+            name: name.to_owned(),
+            file: file.to_owned(),
+            extends: opt(self.extends),
+            display_name: opt(self.display_name),
+            issuer: opt(self.issuer),
+            authorization_endpoint: opt(self.authorization_endpoint),
+            token_endpoint: opt(self.token_endpoint),
+            revocation_endpoint: opt(self.revocation_endpoint),
+            device_authorization_endpoint: opt(self.device_authorization_endpoint),
+            userinfo_endpoint: opt(self.userinfo_endpoint),
+            scopes: self.scopes.map(|s| {
+                let list = one(s, &at);
+                At {
+                    value: list.value.into_iter().map(|v| one(v, &at)).collect(),
+                    origin: list.origin,
+                }
+            }),
+            client_id: opt(self.client_id),
+            client_secret: self.client_secret.map(|s| one(s, &at)),
+            client_secret_env: opt(self.client_secret_env),
+            client_auth: self.client_auth.map(|s| one(s, &at)),
+            redirect_uri: opt(self.redirect_uri),
+            auth_params: table(self.auth_params),
+            token_params: table(self.token_params),
+            export_var: opt(self.export_var),
+            exchange_proxy: opt(self.exchange_proxy),
+            token_response: self.token_response.map(|s| one(s, &at)),
+            refresh_token_rotates: self.refresh_token_rotates.map(|s| one(s, &at)),
+            send_scope_on_refresh: self.send_scope_on_refresh.map(|s| one(s, &at)),
+            default_lifetime_secs: self.default_lifetime_secs.map(|s| one(s, &at)),
+            pkce: self.pkce.map(|s| one(s, &at)),
+            vars: self
+                .vars
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(k, v)| (k, one(v, &at)))
+                .collect(),
+        }
+    }
+}

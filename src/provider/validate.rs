@@ -1,0 +1,393 @@
+//! Turning a merged [`Layer`] into a validated [`Provider`]: placeholders, URLs, loopback rules,
+//! required fields and secret sources.
+
+use super::raw::{At, Layer, Origin};
+use super::{ClientAuth, Problem, Provider, Source, TokenResponse};
+use crate::secret::ClientSecret;
+use std::collections::BTreeMap;
+use url::{Host, Url};
+
+/// What the layer is being validated as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// A bundled template: may lack a client id and endpoints, must not hold a secret.
+    Template,
+    /// A user account: must be usable for a login.
+    Account,
+}
+
+/// Facts about the layer that are not in the layer itself.
+pub struct Meta {
+    pub source: Source,
+    pub template: Option<String>,
+    pub extends: Option<String>,
+    /// Warn about an inline secret in a world-readable file (only for real files).
+    pub check_permissions: bool,
+}
+
+/// Validates `layer`: `Ok` carries the provider (with its warnings), `Err` every problem found.
+pub fn finish(layer: Layer, mode: Mode, meta: Meta) -> Result<Provider, Vec<Problem>> {
+    let mut v = Validator {
+        vars: layer
+            .vars
+            .iter()
+            .map(|(k, v)| (k.clone(), v.value.clone()))
+            .collect(),
+        problems: Vec::new(),
+    };
+    let start = layer.start();
+    let endpoint = |v: &mut Validator, f: &str, at: &Option<At<String>>| {
+        at.as_ref().and_then(|a| v.url(f, a, UrlRule::Endpoint))
+    };
+    let issuer = endpoint(&mut v, "issuer", &layer.issuer);
+    let authorization_endpoint = endpoint(
+        &mut v,
+        "authorization_endpoint",
+        &layer.authorization_endpoint,
+    );
+    let token_endpoint = endpoint(&mut v, "token_endpoint", &layer.token_endpoint);
+    let revocation_endpoint = endpoint(&mut v, "revocation_endpoint", &layer.revocation_endpoint);
+    let device_authorization_endpoint = endpoint(
+        &mut v,
+        "device_authorization_endpoint",
+        &layer.device_authorization_endpoint,
+    );
+    let userinfo_endpoint = endpoint(&mut v, "userinfo_endpoint", &layer.userinfo_endpoint);
+    let exchange_proxy = endpoint(&mut v, "exchange_proxy", &layer.exchange_proxy);
+    let redirect_uri = layer
+        .redirect_uri
+        .as_ref()
+        .and_then(|a| v.url("redirect_uri", a, UrlRule::Redirect));
+
+    if mode == Mode::Account {
+        v.require_endpoints(&layer, &start);
+        if layer
+            .client_id
+            .as_ref()
+            .is_none_or(|c| c.value.trim().is_empty())
+        {
+            let at = layer.client_id.as_ref().map_or(&start, |c| &c.origin);
+            v.problems.push(at.error(
+                "missing client_id",
+                "register an application with the provider and add `client_id = \"...\"`",
+            ));
+        }
+    }
+    let scopes = v.scopes(&layer);
+    v.check_export_var(&layer);
+    let default_lifetime_secs = v.lifetime(&layer);
+    let client_auth = layer
+        .client_auth
+        .as_ref()
+        .map_or(ClientAuth::None, |a| a.value);
+    let client_secret = v.secret(&layer, mode, client_auth, &meta);
+
+    if v.problems.iter().any(Problem::is_error) {
+        return Err(v.problems);
+    }
+    let strings = |t: &BTreeMap<String, At<String>>| -> BTreeMap<String, String> {
+        // An empty value removes a parameter inherited through `extends`.
+        t.iter()
+            .filter(|(_, v)| !v.value.is_empty())
+            .map(|(k, v)| (k.clone(), v.value.clone()))
+            .collect()
+    };
+    Ok(Provider {
+        display_name: layer
+            .display_name
+            .as_ref()
+            .map_or_else(|| layer.name.clone(), |d| d.value.clone()),
+        name: layer.name.clone(),
+        template: meta.template,
+        extends: meta.extends,
+        source: meta.source,
+        issuer,
+        authorization_endpoint,
+        token_endpoint,
+        revocation_endpoint,
+        device_authorization_endpoint,
+        userinfo_endpoint,
+        scopes,
+        client_id: layer.client_id.as_ref().map(|c| c.value.clone()),
+        client_secret,
+        client_secret_env: layer.client_secret_env.as_ref().map(|e| e.value.clone()),
+        client_auth,
+        redirect_uri,
+        auth_params: strings(&layer.auth_params),
+        token_params: strings(&layer.token_params),
+        export_var: layer.export_var.as_ref().map(|e| e.value.clone()),
+        exchange_proxy,
+        token_response: layer
+            .token_response
+            .as_ref()
+            .map_or(TokenResponse::Json, |t| t.value),
+        refresh_token_rotates: layer
+            .refresh_token_rotates
+            .as_ref()
+            .is_some_and(|b| b.value),
+        send_scope_on_refresh: layer
+            .send_scope_on_refresh
+            .as_ref()
+            .is_some_and(|b| b.value),
+        default_lifetime_secs,
+        pkce: layer.pkce.as_ref().is_none_or(|b| b.value),
+        vars: v.vars,
+        warnings: v.problems,
+    })
+}
+
+#[derive(Clone, Copy)]
+enum UrlRule {
+    /// https, or http on a loopback host.
+    Endpoint,
+    /// http on a loopback host (RFC 8252 §7.3).
+    Redirect,
+}
+
+struct Validator {
+    vars: BTreeMap<String, String>,
+    problems: Vec<Problem>,
+}
+
+const LOOPBACK_HINT: &str =
+    "http:// is allowed only for loopback hosts (127.0.0.1, [::1], localhost); use https://";
+
+impl Validator {
+    /// Replaces `{name}` placeholders with `[vars]` values.
+    fn expand(&mut self, field: &str, at: &At<String>) -> Option<String> {
+        let mut out = String::new();
+        let mut rest = at.value.as_str();
+        while let Some(open) = rest.find('{') {
+            out.push_str(&rest[..open]);
+            let after = &rest[open + 1..];
+            let Some(close) = after.find('}') else {
+                out.push_str(&rest[open..]);
+                rest = "";
+                break;
+            };
+            let var = &after[..close];
+            match self.vars.get(var) {
+                Some(value) => out.push_str(value),
+                None => {
+                    self.problems.push(at.origin.error(
+                        format!("`{field}` uses the placeholder `{{{var}}}`, which no [vars] entry defines"),
+                        format!("define it in the account file: [vars] then {var} = \"...\" on the next line"),
+                    ));
+                    return None;
+                }
+            }
+            rest = &after[close + 1..];
+        }
+        out.push_str(rest);
+        Some(out)
+    }
+
+    fn url(&mut self, field: &str, at: &At<String>, rule: UrlRule) -> Option<Url> {
+        let text = self.expand(field, at)?;
+        let url = match Url::parse(&text) {
+            Ok(u) => u,
+            Err(e) => {
+                self.problems.push(at.origin.error(
+                    format!("`{field}` is not a valid URL ({e}): `{text}`"),
+                    "write an absolute URL such as \"https://example.com/oauth/token\"",
+                ));
+                return None;
+            }
+        };
+        let loopback = is_loopback(&url);
+        let problem = match rule {
+            UrlRule::Endpoint if url.scheme() == "https" => None,
+            UrlRule::Endpoint if url.scheme() == "http" && loopback => None,
+            UrlRule::Endpoint if url.scheme() == "http" => Some((
+                format!("`{field}` uses http:// on the non-loopback host `{}`", host_of(&url)),
+                LOOPBACK_HINT.to_owned(),
+            )),
+            UrlRule::Endpoint => Some((
+                format!("`{field}` must be an https:// URL, not {}://", url.scheme()),
+                LOOPBACK_HINT.to_owned(),
+            )),
+            UrlRule::Redirect if url.scheme() == "http" && loopback => None,
+            UrlRule::Redirect => Some((
+                format!("redirect_uri `{text}` is not a loopback address"),
+                "use http://127.0.0.1:PORT/PATH (port 0 = any free port), [::1] or localhost (RFC 8252 §7.3)"
+                    .to_owned(),
+            )),
+        };
+        if let Some((message, hint)) = problem {
+            self.problems.push(at.origin.error(message, hint));
+            return None;
+        }
+        if url.fragment().is_some() {
+            self.problems.push(at.origin.error(
+                format!("`{field}` must not contain a #fragment"),
+                "remove everything from `#` on (RFC 6749 §3.1)",
+            ));
+            return None;
+        }
+        Some(url)
+    }
+
+    fn require_endpoints(&mut self, layer: &Layer, start: &Origin) {
+        if layer.issuer.is_some() {
+            return; // discovery fills what is missing
+        }
+        let mut missing = Vec::new();
+        if layer.authorization_endpoint.is_none() && layer.device_authorization_endpoint.is_none() {
+            missing.push("authorization_endpoint");
+        }
+        if layer.token_endpoint.is_none() {
+            missing.push("token_endpoint");
+        }
+        if !missing.is_empty() {
+            self.problems.push(start.error(
+                format!("missing {} and no `issuer` to discover it from", missing.join(" and ")),
+                "set `issuer = \"https://...\"` (OpenID Connect discovery) or the endpoints themselves, or `extends` a template",
+            ));
+        }
+    }
+
+    fn scopes(&mut self, layer: &Layer) -> Vec<String> {
+        let Some(list) = &layer.scopes else {
+            return Vec::new();
+        };
+        for s in &list.value {
+            // RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E )
+            let ok = !s.value.is_empty()
+                && s.value
+                    .bytes()
+                    .all(|b| b == 0x21 || (0x23..=0x5b).contains(&b) || (0x5d..=0x7e).contains(&b));
+            if !ok {
+                self.problems.push(s.origin.error(
+                    format!("invalid scope {:?}", s.value),
+                    "one scope per list entry, without spaces, quotes or backslashes: scopes = [\"openid\", \"email\"]",
+                ));
+            }
+        }
+        list.value.iter().map(|s| s.value.clone()).collect()
+    }
+
+    fn check_export_var(&mut self, layer: &Layer) {
+        if let Some(e) = &layer.export_var {
+            let mut chars = e.value.chars();
+            let ok = chars
+                .next()
+                .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+                && chars.all(|c| c.is_ascii_alphanumeric() || c == '_');
+            if !ok {
+                self.problems.push(e.origin.error(
+                    format!(
+                        "export_var {:?} is not a valid environment variable name",
+                        e.value
+                    ),
+                    "use letters, digits and `_`, not starting with a digit, e.g. \"GITHUB_TOKEN\"",
+                ));
+            }
+        }
+    }
+
+    fn lifetime(&mut self, layer: &Layer) -> Option<u64> {
+        let l = layer.default_lifetime_secs.as_ref()?;
+        match u64::try_from(l.value) {
+            Ok(secs) if secs > 0 => Some(secs),
+            _ => {
+                self.problems.push(l.origin.error(
+                    format!("default_lifetime_secs must be a positive number of seconds, not {}", l.value),
+                    "e.g. default_lifetime_secs = 3600, or leave it out to treat the expiry as unknown",
+                ));
+                None
+            }
+        }
+    }
+
+    /// Resolves the client secret (inline or from `client_secret_env`) and checks where it lives.
+    fn secret(
+        &mut self,
+        layer: &Layer,
+        mode: Mode,
+        client_auth: ClientAuth,
+        meta: &Meta,
+    ) -> Option<ClientSecret> {
+        // Merging keeps the two sources from different files apart, so both set means one file
+        // set both.
+        if let (Some(_), Some(env)) = (&layer.client_secret, &layer.client_secret_env) {
+            self.problems.push(env.origin.error(
+                "set either client_secret or client_secret_env, not both",
+                "prefer client_secret_env and remove the inline client_secret",
+            ));
+            return None;
+        }
+        if let Some(inline) = &layer.client_secret {
+            if mode == Mode::Template {
+                self.problems.push(inline.origin.error(
+                    "a bundled template must not contain a client_secret (SECRET-1)",
+                    "put the secret in the account file's client_secret_env or the vault",
+                ));
+                return None;
+            }
+            if client_auth == ClientAuth::None {
+                self.problems.push(inline.origin.warning(
+                    "client_secret is set but client_auth is \"none\", so it is never sent",
+                    "set client_auth = \"basic\" or \"post\", or remove the secret",
+                ));
+            }
+            if meta.check_permissions && world_readable(&inline.origin.file) {
+                self.problems.push(inline.origin.warning(
+                    "client_secret is stored inline in a world-readable file",
+                    format!(
+                        "run `chmod 600 {}` or move the secret to client_secret_env",
+                        inline.origin.file
+                    ),
+                ));
+            }
+            return Some(inline.value.clone());
+        }
+        let env = layer.client_secret_env.as_ref()?;
+        if env.value.is_empty() || env.value.contains(['=', '\0']) {
+            self.problems.push(env.origin.error(
+                format!("client_secret_env {:?} is not a valid environment variable name", env.value),
+                "name the variable that holds the secret, e.g. client_secret_env = \"GOOGLE_CLIENT_SECRET\"",
+            ));
+            return None;
+        }
+        if mode == Mode::Template {
+            return None;
+        }
+        match std::env::var(&env.value) {
+            Ok(value) if !value.is_empty() => Some(ClientSecret::new(value)),
+            _ => {
+                if client_auth != ClientAuth::None {
+                    self.problems.push(env.origin.warning(
+                        format!("environment variable {} is not set", env.value),
+                        "export it before logging in, or store the secret in the vault",
+                    ));
+                }
+                None
+            }
+        }
+    }
+}
+
+fn host_of(url: &Url) -> String {
+    url.host_str().unwrap_or_default().to_owned()
+}
+
+/// 127.0.0.0/8, ::1 or `localhost`.
+pub fn is_loopback(url: &Url) -> bool {
+    match url.host() {
+        Some(Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        None => false,
+    }
+}
+
+#[cfg(unix)]
+fn world_readable(path: &str) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).is_ok_and(|m| m.permissions().mode() & 0o004 != 0)
+}
+
+#[cfg(not(unix))]
+fn world_readable(_path: &str) -> bool {
+    false
+}
