@@ -14,7 +14,7 @@ use sha2::{Digest, Sha256};
 use crate::oidc_provider::{
     BASIC_CLIENT, Browser, CLIENTS, ClientAuth, OidcProvider, POST_CLIENT, PUBLIC_CLIENT,
     ProviderOptions, TestClient, approve_device, approve_device_with_code, browse_authorization,
-    redirect_uri,
+    deliver_callback, redirect_uri,
 };
 
 /// A PKCE pair (RFC 7636): 32 random bytes → 43-char verifier, S256 challenge.
@@ -214,7 +214,7 @@ async fn logged_in(op: &OidcProvider, client: &TestClient) -> (String, Value) {
 
 #[tokio::test]
 async fn interop_discovery_document() {
-    let op = OidcProvider::start().unwrap();
+    let op = OidcProvider::shared().unwrap();
     let doc = discovery(&op).await;
     assert_eq!(doc["issuer"], op.issuer.as_str());
     for name in [
@@ -283,6 +283,41 @@ async fn interop_code_pkce_all_three_clients() {
     }
 }
 
+/// The whole browser round trip ends at a real loopback listener: the callback request it
+/// receives carries the code, state and iss, and the browser sees the listener's page.
+#[tokio::test]
+async fn interop_callback_reaches_loopback_listener() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let op = OidcProvider::start().unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = tokio::spawn(async move {
+        let (mut stream, _) = listener.accept().await.unwrap();
+        let mut head = vec![0; 8192];
+        let n = stream.read(&mut head).await.unwrap();
+        let page = "HTTP/1.1 200 OK\r\ncontent-length: 9\r\nconnection: close\r\n\r\nlogged in";
+        stream.write_all(page.as_bytes()).await.unwrap();
+        String::from_utf8_lossy(&head[..n]).into_owned()
+    });
+    let login = authorization_request(&op, &PUBLIC_CLIENT, port);
+    let location = browse_authorization(&login.url).await.unwrap();
+    let (status, body) = deliver_callback(&location).await.unwrap();
+    assert_eq!((status, body.as_str()), (200, "logged in"));
+    let request = tokio::time::timeout(Duration::from_secs(5), server)
+        .await
+        .unwrap()
+        .unwrap();
+    let request_line = request.lines().next().unwrap();
+    assert!(
+        request_line.starts_with("GET /callback?code="),
+        "{request_line}"
+    );
+    assert!(
+        request_line.contains(&format!("state={}", login.state)),
+        "{request_line}"
+    );
+}
+
 /// The id_token carries the login typed in the browser as `sub`.
 #[tokio::test]
 async fn interop_id_token_subject_is_the_browser_login() {
@@ -319,7 +354,7 @@ async fn interop_id_token_subject_is_the_browser_login() {
 /// form-urlencoding is refused, so the encoding in the tests above is really exercised.
 #[tokio::test]
 async fn interop_basic_auth_requires_form_urlencoding() {
-    let op = OidcProvider::start().unwrap();
+    let op = OidcProvider::shared().unwrap();
     let token_endpoint = endpoint(&discovery(&op).await, "token_endpoint");
     let raw = format!("{}:{}", BASIC_CLIENT.id, BASIC_CLIENT.secret.unwrap());
     let response = http()
@@ -342,7 +377,7 @@ async fn interop_basic_auth_requires_form_urlencoding() {
 /// PKCE-2: a wrong `code_verifier` gets 400 invalid_grant (and burns nothing else).
 #[tokio::test]
 async fn interop_wrong_code_verifier_is_invalid_grant() {
-    let op = OidcProvider::start().unwrap();
+    let op = OidcProvider::shared().unwrap();
     let token_endpoint = endpoint(&discovery(&op).await, "token_endpoint");
     let mut login = authorization_request(&op, &POST_CLIENT, 50_200);
     let code = login_code(&op, &login).await;
@@ -354,7 +389,7 @@ async fn interop_wrong_code_verifier_is_invalid_grant() {
 /// PKCE-3: PKCE is required for every client, confidential ones too.
 #[tokio::test]
 async fn interop_pkce_required_for_confidential_client() {
-    let op = OidcProvider::start().unwrap();
+    let op = OidcProvider::shared().unwrap();
     let login = authorization_request(&op, &BASIC_CLIENT, 50_300);
     let mut url = url::Url::parse(&login.url).unwrap();
     let without: Vec<(String, String)> = url
@@ -375,7 +410,7 @@ async fn interop_pkce_required_for_confidential_client() {
 /// CB-8: a user who cancels the login page sends `error=access_denied` to the redirect URI.
 #[tokio::test]
 async fn interop_denied_login_redirects_access_denied() {
-    let op = OidcProvider::start().unwrap();
+    let op = OidcProvider::shared().unwrap();
     let login = authorization_request(&op, &PUBLIC_CLIENT, 50_400);
     let location = Browser::new()
         .unwrap()
@@ -482,7 +517,7 @@ fn urlencode(s: &str) -> String {
 /// An unregistered redirect URI is never redirected to: the browser gets an error page.
 #[tokio::test]
 async fn interop_unregistered_redirect_uri_is_refused() {
-    let op = OidcProvider::start().unwrap();
+    let op = OidcProvider::shared().unwrap();
     let login = authorization_request(&op, &PUBLIC_CLIENT, 50_500);
     let evil = "http://attacker.example/callback";
     let url = login
