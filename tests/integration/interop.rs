@@ -215,7 +215,7 @@ async fn logged_in(op: &OidcProvider, client: &TestClient) -> (String, Value) {
 #[tokio::test]
 async fn interop_discovery_document() {
     let op = OidcProvider::shared().unwrap();
-    let doc = discovery(&op).await;
+    let doc = discovery(op).await;
     assert_eq!(doc["issuer"], op.issuer.as_str());
     for name in [
         "authorization_endpoint",
@@ -355,7 +355,7 @@ async fn interop_id_token_subject_is_the_browser_login() {
 #[tokio::test]
 async fn interop_basic_auth_requires_form_urlencoding() {
     let op = OidcProvider::shared().unwrap();
-    let token_endpoint = endpoint(&discovery(&op).await, "token_endpoint");
+    let token_endpoint = endpoint(&discovery(op).await, "token_endpoint");
     let raw = format!("{}:{}", BASIC_CLIENT.id, BASIC_CLIENT.secret.unwrap());
     let response = http()
         .post(&token_endpoint)
@@ -378,9 +378,9 @@ async fn interop_basic_auth_requires_form_urlencoding() {
 #[tokio::test]
 async fn interop_wrong_code_verifier_is_invalid_grant() {
     let op = OidcProvider::shared().unwrap();
-    let token_endpoint = endpoint(&discovery(&op).await, "token_endpoint");
-    let mut login = authorization_request(&op, &POST_CLIENT, 50_200);
-    let code = login_code(&op, &login).await;
+    let token_endpoint = endpoint(&discovery(op).await, "token_endpoint");
+    let mut login = authorization_request(op, &POST_CLIENT, 50_200);
+    let code = login_code(op, &login).await;
     login.verifier = pkce().0;
     let (status, body) = exchange(&POST_CLIENT, &token_endpoint, &login, &code).await;
     assert_oauth_error(status, &body, "invalid_grant");
@@ -390,7 +390,7 @@ async fn interop_wrong_code_verifier_is_invalid_grant() {
 #[tokio::test]
 async fn interop_pkce_required_for_confidential_client() {
     let op = OidcProvider::shared().unwrap();
-    let login = authorization_request(&op, &BASIC_CLIENT, 50_300);
+    let login = authorization_request(op, &BASIC_CLIENT, 50_300);
     let mut url = url::Url::parse(&login.url).unwrap();
     let without: Vec<(String, String)> = url
         .query_pairs()
@@ -411,7 +411,7 @@ async fn interop_pkce_required_for_confidential_client() {
 #[tokio::test]
 async fn interop_denied_login_redirects_access_denied() {
     let op = OidcProvider::shared().unwrap();
-    let login = authorization_request(&op, &PUBLIC_CLIENT, 50_400);
+    let login = authorization_request(op, &PUBLIC_CLIENT, 50_400);
     let location = Browser::new()
         .unwrap()
         .denying()
@@ -518,7 +518,7 @@ fn urlencode(s: &str) -> String {
 #[tokio::test]
 async fn interop_unregistered_redirect_uri_is_refused() {
     let op = OidcProvider::shared().unwrap();
-    let login = authorization_request(&op, &PUBLIC_CLIENT, 50_500);
+    let login = authorization_request(op, &PUBLIC_CLIENT, 50_500);
     let evil = "http://attacker.example/callback";
     let url = login
         .url
