@@ -588,7 +588,8 @@ async fn interop_device_grant_denied() {
         .denying()
         .approve_device(uri, None)
         .await;
-    assert!(refused.is_err(), "the abort page is not a success page");
+    let message = refused.unwrap_err();
+    assert!(message.contains("interrupted"), "{message}");
     let grant = [
         ("grant_type", "urn:ietf:params:oauth:grant-type:device_code"),
         ("device_code", device["device_code"].as_str().unwrap()),
@@ -636,4 +637,23 @@ async fn interop_server_exits_when_stdin_closes() {
         http().get(&url).send().await.is_err(),
         "dropped server still answering"
     );
+}
+
+/// A mistyped user code is refused on the verification page (the browser reports it).
+#[tokio::test]
+async fn interop_device_wrong_user_code_is_refused() {
+    let op = OidcProvider::shared().unwrap();
+    let doc = discovery(op).await;
+    let (status, device) = post_as(
+        &PUBLIC_CLIENT,
+        &endpoint(&doc, "device_authorization_endpoint"),
+        &[("scope", "openid")],
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{device}");
+    let uri = device["verification_uri"].as_str().unwrap();
+    let message = approve_device_with_code(uri, "WRONG-CODE")
+        .await
+        .unwrap_err();
+    assert!(message.contains("incorrect"), "{message}");
 }

@@ -42,6 +42,9 @@ const READY_TIMEOUT: Duration = Duration::from_secs(20);
 /// At most this many pages or redirects per browser run (a loop guard).
 const MAX_BROWSER_STEPS: usize = 25;
 
+/// Marks the error line of oidc-provider's device pages.
+const DEVICE_ERROR_MARK: &str = "<p class=\"red\">";
+
 /// How a test client authenticates at the token endpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ClientAuth {
@@ -424,7 +427,7 @@ impl Browser {
         let never = |_: &str| false;
         match self.run(verification_uri, user_code, &never).await? {
             Outcome::Page(body) if body.contains("Sign-in Success") => Ok(()),
-            Outcome::Page(body) => Err(format!("device flow ended on: {}", excerpt(&body))),
+            Outcome::Page(body) => Err(format!("device flow ended on: {}", page_message(&body))),
             Outcome::Redirect(location) => Err(format!("unexpected redirect to {location}")),
         }
     }
@@ -468,7 +471,10 @@ impl Browser {
             if !status.is_success() {
                 return Err(format!("HTTP {status} at {current}: {}", excerpt(&body)));
             }
-            let Some(form) = Form::parse(&body) else {
+            // The device pages re-render their form under a red error line (wrong code,
+            // aborted, expired): stop there instead of submitting it again.
+            let Some(form) = Form::parse(&body).filter(|_| !body.contains(DEVICE_ERROR_MARK))
+            else {
                 return Ok(Outcome::Page(body));
             };
             if self.deny && current.path().starts_with("/interaction/") {
@@ -576,6 +582,14 @@ fn redirect_target(url: &str) -> Result<String, String> {
         .next()
         .unwrap_or_default()
         .to_owned())
+}
+
+/// The red error line of a device page if any, else the start of the page.
+fn page_message(body: &str) -> String {
+    body.split(DEVICE_ERROR_MARK)
+        .nth(1)
+        .and_then(|rest| rest.split("</p>").next())
+        .map_or_else(|| excerpt(body), str::to_owned)
 }
 
 fn excerpt(body: &str) -> String {
