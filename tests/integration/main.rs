@@ -7,6 +7,6 @@ mod interop;
 mod oidc_provider;
 mod providers;
 mod proxy;
+mod pty;
 mod support;
 mod vault;
-mod pty;

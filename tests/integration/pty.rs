@@ -93,7 +93,9 @@ impl PtySession {
 
     /// Types `text` into the terminal.
     pub fn send(&mut self, text: &str) {
-        self.writer.write_all(text.as_bytes()).expect("write to pty");
+        self.writer
+            .write_all(text.as_bytes())
+            .expect("write to pty");
         self.writer.flush().expect("flush pty");
     }
 
