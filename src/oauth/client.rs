@@ -769,4 +769,79 @@ mod tests {
         assert!(matches!(e, OAuthError::Http { status: 302 }));
         assert_eq!(stub.requests().len(), 1);
     }
+
+    #[tokio::test]
+    async fn net4_connect_error_counts_as_not_sent_and_drop_as_sent() {
+        let http = reqwest::Client::builder().no_proxy().build().unwrap();
+        let port = crate::oauth::testutil::closed_port().await;
+        let e = http
+            .get(format!("http://127.0.0.1:{port}/"))
+            .send()
+            .await
+            .unwrap_err();
+        assert!(!failure(e).sent);
+        let stub = Stub::start(vec![Reply::Drop]).await;
+        let e = http.get(stub.url("/")).send().await.unwrap_err();
+        let f = failure(e);
+        assert!(f.sent && !f.fatal);
+    }
+
+    #[tokio::test]
+    async fn log3_no_secret_in_trace_logs() {
+        use std::sync::{Arc, Mutex};
+        #[derive(Clone, Default)]
+        struct Buf(Arc<Mutex<Vec<u8>>>);
+        impl std::io::Write for Buf {
+            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(b);
+                Ok(b.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let buf = Buf::default();
+        let writer = buf.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::TRACE)
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish();
+        let _guard = tracing::subscriber::set_default(subscriber);
+
+        let stub = Stub::start(vec![
+            Reply::text(503, ""),
+            Reply::json(
+                200,
+                r#"{"access_token":"at-LEAK-1","token_type":"Bearer","refresh_token":"rt-LEAK-2"}"#,
+            ),
+            Reply::json(
+                400,
+                r#"{"error":"invalid_grant","error_description":"bad"}"#,
+            ),
+        ])
+        .await;
+        let mut cfg = config(&stub, ClientAuth::Basic);
+        cfg.client_secret = Some(ClientSecret::new("cs-LEAK-3"));
+        let client = fast_client();
+        client
+            .refresh(&cfg, &RefreshToken::new("rt-LEAK-4"))
+            .await
+            .unwrap();
+        let _ = client
+            .exchange_code(
+                &cfg,
+                &AuthCode::new("code-LEAK-5"),
+                PkceVerifier::new("ver-LEAK-6"),
+                "http://127.0.0.1:1/cb",
+            )
+            .await;
+        drop(_guard);
+        let logs = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+        assert!(logs.contains("token granted"), "nothing logged: {logs}");
+        assert!(!logs.contains("LEAK"), "secret in logs: {logs}");
+        let header = basic_auth("my client", &ClientSecret::new("cs-LEAK-3"));
+        let b64 = header.to_str().unwrap().trim_start_matches("Basic ");
+        assert!(!logs.contains(b64), "basic header in logs");
+    }
 }

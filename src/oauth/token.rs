@@ -6,8 +6,8 @@ use std::time::{Duration, SystemTime};
 use serde_json::{Map, Value};
 
 use super::error::{OAuthError, Result};
-use super::idtoken::{IdClaims, decode_unverified};
-use crate::secret::{AccessToken, IdToken, RefreshToken};
+use super::idtoken::{IdClaims, check_nonce, decode_unverified};
+use crate::secret::{AccessToken, IdToken, Nonce, RefreshToken};
 
 /// A decoded response body: field name → JSON value (form values become strings).
 pub type Fields = Map<String, Value>;
@@ -35,6 +35,18 @@ pub struct TokenSet {
     pub id_token: Option<IdToken>,
     /// Its claims, decoded WITHOUT verification (display only).
     pub claims: Option<IdClaims>,
+}
+
+impl TokenSet {
+    /// AUTHZ-6: when an ID token came back, its `nonce` must equal the login's. A response
+    /// without an ID token passes (not every provider sends one); an undecodable one fails.
+    pub fn check_nonce(&self, expected: &Nonce) -> Result<()> {
+        match (&self.id_token, &self.claims) {
+            (None, _) => Ok(()),
+            (Some(_), Some(claims)) => check_nonce(claims, expected),
+            (Some(_), None) => Err(OAuthError::NonceMismatch),
+        }
+    }
 }
 
 /// Decodes a body as JSON or `application/x-www-form-urlencoded` (GitHub answers form when it
@@ -337,7 +349,20 @@ mod tests {
         let body =
             json!({"access_token":"a","token_type":"Bearer","id_token":jwt.secret()}).to_string();
         let t = parse(200, JSON, &body).unwrap();
-        assert_eq!(t.claims.unwrap().email.as_deref(), Some("a@b.example"));
+        assert_eq!(
+            t.claims.as_ref().unwrap().email.as_deref(),
+            Some("a@b.example")
+        );
         assert!(t.id_token.is_some());
+        // AUTHZ-6: the token carries no nonce, so any expected nonce fails.
+        assert!(t.check_nonce(&Nonce::new("n-1")).is_err());
+        let jwt = super::super::idtoken::make_jwt(&json!({"nonce":"n-1"}));
+        let body =
+            json!({"access_token":"a","token_type":"Bearer","id_token":jwt.secret()}).to_string();
+        let t = parse(200, JSON, &body).unwrap();
+        t.check_nonce(&Nonce::new("n-1")).unwrap();
+        assert!(t.check_nonce(&Nonce::new("n-2")).is_err());
+        let plain = parse(200, JSON, r#"{"access_token":"a","token_type":"Bearer"}"#).unwrap();
+        plain.check_nonce(&Nonce::new("n-1")).unwrap();
     }
 }
