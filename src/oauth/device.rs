@@ -134,7 +134,7 @@ impl OAuthClient {
             let resp = match self.send_single(request).await {
                 Ok(resp) => resp,
                 Err(e) if e.is_transient() => {
-                    interval = (interval * 2).min(timing.max_interval).max(auth.interval);
+                    interval = doubled(interval, timing.max_interval);
                     wait = interval;
                     tracing::debug!(
                         interval_ms = interval.as_millis() as u64,
@@ -162,7 +162,7 @@ impl OAuthClient {
                     }
                     Some("expired_token") => return Err(OAuthError::DeviceExpired),
                     None if is_retryable_status(resp.status) => {
-                        interval = (interval * 2).min(timing.max_interval).max(auth.interval);
+                        interval = doubled(interval, timing.max_interval);
                         wait = resp.retry_after.map_or(interval, |ra| ra.max(interval));
                     }
                     _ => return Err(e),
@@ -170,6 +170,12 @@ impl OAuthClient {
             }
         }
     }
+}
+
+/// DEV-7: doubles the interval up to `max`, never shrinking one that `slow_down` already
+/// raised above `max`.
+fn doubled(interval: Duration, max: Duration) -> Duration {
+    interval.saturating_mul(2).min(max).max(interval)
 }
 
 /// Resolves once `rx` holds `true`; never if the sender is gone.
@@ -259,6 +265,14 @@ mod tests {
 
     fn no_cancel() -> watch::Receiver<bool> {
         watch::channel(false).1
+    }
+
+    #[test]
+    fn dev7_doubling_is_capped_and_never_shrinks() {
+        let s = Duration::from_secs;
+        assert_eq!(doubled(s(5), s(60)), s(10));
+        assert_eq!(doubled(s(40), s(60)), s(60));
+        assert_eq!(doubled(s(65), s(60)), s(65));
     }
 
     #[tokio::test]
