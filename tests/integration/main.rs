@@ -9,3 +9,4 @@ mod interop;
 mod oidc_provider;
 mod devserver;
 mod callback;
+mod oauth_engine;
