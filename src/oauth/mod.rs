@@ -2,4 +2,29 @@
 //! requests, discovery, retries, id_token claims, and the loopback callback listener.
 //! Never touches the vault or the terminal; never logs a code or a token.
 
+pub mod authorize;
 pub mod callback;
+pub mod client;
+pub mod config;
+pub mod device;
+pub mod discovery;
+pub mod error;
+pub mod idtoken;
+pub mod pkce;
+pub mod retry;
+pub mod revoke;
+#[cfg(test)]
+pub(crate) mod testutil;
+pub mod token;
+
+pub use authorize::AuthorizationRequest;
+pub use client::{ClientSettings, OAuthClient};
+pub use config::ClientConfig;
+pub use device::{DeviceAuthorization, DeviceTiming};
+pub use discovery::ProviderMetadata;
+pub use error::{OAuthError, Result};
+pub use idtoken::IdClaims;
+pub use pkce::PkcePair;
+pub use retry::RetryPolicy;
+pub use revoke::{Revocation, RevokeOutcome};
+pub use token::TokenSet;

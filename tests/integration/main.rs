@@ -4,6 +4,7 @@
 mod callback;
 mod devserver;
 mod interop;
+mod oauth_engine;
 mod oidc_provider;
 mod providers;
 mod proxy;

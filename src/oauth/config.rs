@@ -1,0 +1,123 @@
+//! The engine's own view of a client: endpoints, credentials, scopes and extra parameters.
+//!
+//! `oauth` does not read provider files; `app` maps a provider onto a [`ClientConfig`].
+
+use std::time::Duration;
+
+use url::{Host, Url};
+
+use super::error::{OAuthError, Result};
+use crate::provider::ClientAuth;
+use crate::secret::ClientSecret;
+
+/// Everything the engine needs to talk to one provider for one client.
+#[derive(Debug, Clone, Default)]
+pub struct ClientConfig {
+    /// The OAuth `client_id`.
+    pub client_id: String,
+    /// The client secret, for `basic` / `post` client authentication only (SECRET-2).
+    pub client_secret: Option<ClientSecret>,
+    /// How the client authenticates at the token and revocation endpoints.
+    pub client_auth: ClientAuth,
+    /// The issuer identifier, when known (discovery, `iss` checks).
+    pub issuer: Option<String>,
+    /// Where the browser is sent to log in.
+    pub authorization_endpoint: Option<Url>,
+    /// Where codes and refresh tokens are exchanged.
+    pub token_endpoint: Option<Url>,
+    /// RFC 7009 revocation endpoint.
+    pub revocation_endpoint: Option<Url>,
+    /// RFC 8628 device authorization endpoint.
+    pub device_authorization_endpoint: Option<Url>,
+    /// Requested scopes, sent space-joined.
+    pub scopes: Vec<String>,
+    /// Extra parameters for the authorization request (e.g. `access_type=offline`).
+    pub auth_params: Vec<(String, String)>,
+    /// Extra parameters for every token request.
+    pub token_params: Vec<(String, String)>,
+    /// Send `scope` on refresh (Microsoft requires it).
+    pub scope_on_refresh: bool,
+    /// Lifetime assumed when the server sends no usable `expires_in` (EXP-3).
+    pub default_lifetime: Option<Duration>,
+}
+
+impl ClientConfig {
+    /// The token endpoint, checked against DISC-4.
+    pub(crate) fn token_url(&self) -> Result<&Url> {
+        let url = self
+            .token_endpoint
+            .as_ref()
+            .ok_or_else(|| OAuthError::Config("the provider has no token endpoint".into()))?;
+        check_endpoint(url)?;
+        Ok(url)
+    }
+
+    /// The client secret required by `basic` / `post` authentication.
+    pub(crate) fn secret_for_auth(&self) -> Result<&ClientSecret> {
+        self.client_secret.as_ref().ok_or_else(|| {
+            OAuthError::Config(format!(
+                "client authentication '{}' needs a client secret",
+                auth_name(self.client_auth)
+            ))
+        })
+    }
+
+    /// True when `openid` is among the scopes (an OIDC login, AUTHZ-6).
+    pub fn is_oidc(&self) -> bool {
+        self.scopes.iter().any(|s| s == "openid")
+    }
+
+    /// The scopes joined by single spaces, or `None` when there are none.
+    pub fn scope_string(&self) -> Option<String> {
+        (!self.scopes.is_empty()).then(|| self.scopes.join(" "))
+    }
+}
+
+/// The provider-file spelling of a client authentication mode.
+pub fn auth_name(auth: ClientAuth) -> &'static str {
+    match auth {
+        ClientAuth::None => "none",
+        ClientAuth::Basic => "basic",
+        ClientAuth::Post => "post",
+    }
+}
+
+/// DISC-4 / NET-1: endpoints must be `https`, except on loopback hosts (127.0.0.0/8, ::1,
+/// `localhost`), which the local fake server and tests use. Loopback never leaves the machine.
+pub fn check_endpoint(url: &Url) -> Result<()> {
+    match url.scheme() {
+        "https" => Ok(()),
+        "http" if is_loopback(url) => Ok(()),
+        other => Err(OAuthError::Config(format!(
+            "endpoint on host '{}' uses '{other}': only https (or http on loopback) is allowed",
+            url.host_str().unwrap_or("?")
+        ))),
+    }
+}
+
+/// True when the URL's host is a loopback address or `localhost`.
+pub fn is_loopback(url: &Url) -> bool {
+    match url.host() {
+        Some(Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        None => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn disc4_rejects_plain_http_except_loopback() {
+        let ok = |s: &str| check_endpoint(&Url::parse(s).unwrap()).is_ok();
+        assert!(ok("https://as.example/token"));
+        assert!(ok("http://127.0.0.1:8080/token"));
+        assert!(ok("http://[::1]:8080/token"));
+        assert!(ok("http://localhost/token"));
+        assert!(!ok("http://as.example/token"));
+        assert!(!ok("http://127.0.0.1.evil.example/token"));
+        assert!(!ok("ftp://as.example/token"));
+    }
+}

@@ -1,0 +1,215 @@
+//! The error type of the OAuth engine.
+//!
+//! Every message is one line meant for a user. None ever contains a secret or a raw response
+//! body: server-provided text (`error`, `error_description`, `error_uri`) is escaped and
+//! truncated before it is shown (AUTHZ-7).
+
+use std::fmt;
+
+/// Result alias for the OAuth engine.
+pub type Result<T, E = OAuthError> = std::result::Result<T, E>;
+
+/// RFC 6749 §5.2 token error codes that are never retried (ERR-2, NET-3).
+pub const TOKEN_ERROR_CODES: &[&str] = &[
+    "invalid_request",
+    "invalid_client",
+    "invalid_grant",
+    "unauthorized_client",
+    "unsupported_grant_type",
+    "invalid_scope",
+];
+
+/// Longest `error` code shown to a user, in characters.
+const MAX_CODE_CHARS: usize = 64;
+/// Longest `error_description` / `error_uri` shown to a user, in characters (AUTHZ-7).
+const MAX_TEXT_CHARS: usize = 200;
+
+/// Everything that can go wrong talking to an authorization server.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum OAuthError {
+    /// An RFC 6749 §5.2 error response (also device and revocation errors), on any status.
+    #[error("the authorization server refused: {}{} (HTTP {status})", show_code(error), ServerExtra { description, uri })]
+    Server {
+        /// HTTP status of the response (200 when a 200 carried `error`, TOK-4).
+        status: u16,
+        /// The `error` code as sent by the server (unescaped; display escapes it).
+        error: String,
+        /// `error_description`, if any (unescaped; display escapes and truncates it).
+        description: Option<String>,
+        /// `error_uri`, if any (never followed, AUTHZ-7).
+        uri: Option<String>,
+    },
+    /// A non-success HTTP status without an OAuth error body.
+    #[error("the authorization server answered HTTP {status}")]
+    Http {
+        /// HTTP status.
+        status: u16,
+    },
+    /// The connection failed (refused, reset, TLS, DNS). Never contains a URL query or body.
+    #[error("network error: {0}")]
+    Network(String),
+    /// The request did not finish within the configured timeout.
+    #[error("the request timed out")]
+    Timeout,
+    /// The server answered something that is not a valid OAuth response.
+    #[error("invalid response from the authorization server: {0}")]
+    InvalidResponse(String),
+    /// The client configuration cannot work (missing endpoint, bad URL, reserved parameter).
+    #[error("configuration error: {0}")]
+    Config(String),
+    /// The provider has no revocation endpoint (REV-1).
+    #[error("the provider has no revocation endpoint")]
+    NoRevocationEndpoint,
+    /// Discovery returned a document for another issuer (DISC-3).
+    #[error(
+        "discovery returned issuer '{}' instead of '{}'",
+        sanitize(got, MAX_TEXT_CHARS),
+        sanitize(expected, MAX_TEXT_CHARS)
+    )]
+    IssuerMismatch {
+        /// The issuer we asked about.
+        expected: String,
+        /// The issuer the document claims.
+        got: String,
+    },
+    /// The device code expired before the user approved (DEV-8).
+    #[error("the device code expired before the login was approved")]
+    DeviceExpired,
+    /// The operation was cancelled by the user (DEV-8).
+    #[error("cancelled")]
+    Cancelled,
+    /// The ID token's `nonce` does not match the request's (AUTHZ-6).
+    #[error("the ID token's nonce does not match the login request")]
+    NonceMismatch,
+}
+
+impl OAuthError {
+    /// Builds a [`OAuthError::Server`] error.
+    pub fn server(status: u16, error: &str, description: Option<&str>, uri: Option<&str>) -> Self {
+        Self::Server {
+            status,
+            error: error.to_owned(),
+            description: description.map(str::to_owned),
+            uri: uri.map(str::to_owned),
+        }
+    }
+
+    /// The OAuth `error` code, when the server sent one.
+    pub fn code(&self) -> Option<&str> {
+        match self {
+            Self::Server { error, .. } => Some(error),
+            _ => None,
+        }
+    }
+
+    /// True for failures worth trying again later without user action: network errors,
+    /// timeouts, 5xx / 429, and the `temporarily_unavailable` / `server_error` codes.
+    /// A transient failure must never delete anything (issue 3, item 5).
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Self::Network(_) | Self::Timeout => true,
+            Self::Http { status } => is_retryable_status(*status),
+            Self::Server { error, .. } => {
+                matches!(error.as_str(), "temporarily_unavailable" | "server_error")
+            }
+            _ => false,
+        }
+    }
+
+    /// True for `invalid_grant`: the refresh token or code is dead; re-login required (REF-6).
+    pub fn is_invalid_grant(&self) -> bool {
+        self.code() == Some("invalid_grant")
+    }
+
+    /// True when the client configuration is wrong (REF-7): `invalid_client`,
+    /// `unauthorized_client`, or a local [`OAuthError::Config`].
+    pub fn is_config_error(&self) -> bool {
+        matches!(self, Self::Config(_))
+            || matches!(self.code(), Some("invalid_client" | "unauthorized_client"))
+    }
+
+    /// True for an RFC 6749 §5.2 token error code (ERR-2): never retried.
+    pub fn is_token_error(&self) -> bool {
+        self.code().is_some_and(|c| TOKEN_ERROR_CODES.contains(&c))
+    }
+}
+
+/// 500, 502, 503, 504 and 429: the statuses NET-2 allows retrying.
+pub fn is_retryable_status(status: u16) -> bool {
+    matches!(status, 429 | 500 | 502 | 503 | 504)
+}
+
+/// Escapes control and non-ASCII characters and truncates to `max` characters (AUTHZ-7), so
+/// server text can neither forge terminal escapes nor flood the screen.
+pub fn sanitize(text: &str, max: usize) -> String {
+    let mut out = String::new();
+    for (n, c) in text.chars().enumerate() {
+        if n >= max {
+            out.push('…');
+            break;
+        }
+        if c.is_ascii_graphic() || c == ' ' {
+            out.push(c);
+        } else {
+            out.extend(c.escape_default());
+        }
+    }
+    out
+}
+
+fn show_code(code: &str) -> String {
+    sanitize(code, MAX_CODE_CHARS)
+}
+
+/// Formats the optional description and URI of a server error.
+struct ServerExtra<'a> {
+    description: &'a Option<String>,
+    uri: &'a Option<String>,
+}
+
+impl fmt::Display for ServerExtra<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(d) = self.description {
+            write!(f, ": {}", sanitize(d, MAX_TEXT_CHARS))?;
+        }
+        if let Some(u) = self.uri {
+            write!(f, " (see {})", sanitize(u, MAX_TEXT_CHARS))?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn authz7_display_escapes_and_truncates() {
+        let long = "x".repeat(500);
+        let e = OAuthError::server(
+            400,
+            "invalid_grant",
+            Some(&format!("bad\x1b[31m {long}")),
+            None,
+        );
+        let s = e.to_string();
+        assert!(!s.contains('\x1b'), "{s}");
+        assert!(s.contains("\\u{1b}"));
+        assert!(s.len() < 400, "{}", s.len());
+        assert!(s.contains("invalid_grant") && s.contains("HTTP 400"));
+    }
+
+    #[test]
+    fn err2_classification() {
+        let g = OAuthError::server(400, "invalid_grant", None, None);
+        assert!(g.is_invalid_grant() && g.is_token_error() && !g.is_transient());
+        let c = OAuthError::server(401, "invalid_client", None, None);
+        assert!(c.is_config_error() && !c.is_invalid_grant());
+        assert!(OAuthError::server(400, "unauthorized_client", None, None).is_config_error());
+        assert!(OAuthError::Timeout.is_transient());
+        assert!(OAuthError::Http { status: 503 }.is_transient());
+        assert!(!OAuthError::Http { status: 404 }.is_transient());
+        assert!(OAuthError::server(503, "temporarily_unavailable", None, None).is_transient());
+    }
+}
