@@ -9,6 +9,7 @@ pub mod config;
 pub mod device;
 pub mod discovery;
 pub mod error;
+pub mod exchange_proxy;
 pub mod idtoken;
 pub mod pkce;
 pub mod retry;
