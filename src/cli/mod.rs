@@ -4,6 +4,8 @@ use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+pub mod vault;
+
 /// Exit codes, documented in the README.
 pub mod exit {
     /// Success.
@@ -26,13 +28,24 @@ pub struct Cli {
     #[arg(long, global = true, env = "AUTHDECK_CONFIG_DIR", value_name = "DIR")]
     pub config: Option<PathBuf>,
 
+    /// The token vault file (default: the vault in the data directory; see `vault path`).
+    #[arg(long, global = true, env = "AUTHDECK_VAULT", value_name = "PATH")]
+    pub vault: Option<PathBuf>,
+
     #[command(subcommand)]
     pub command: Option<Command>,
 }
 
 /// The subcommands.
 #[derive(Debug, Subcommand)]
-pub enum Command {}
+pub enum Command {
+    /// Manage the encrypted token vault.
+    Vault {
+        /// What to do.
+        #[command(subcommand)]
+        command: vault::VaultCommand,
+    },
+}
 
 /// Parses the arguments and runs the command; the single place that turns errors into messages.
 pub fn main() -> ExitCode {
@@ -43,5 +56,6 @@ pub fn main() -> ExitCode {
             let _ = Cli::command().print_help();
             ExitCode::from(exit::OK)
         }
+        Some(Command::Vault { command }) => vault::run(cli.vault, command),
     }
 }
