@@ -1,7 +1,268 @@
-//! Composes `oauth`, `vault` and `provider`: login, refresh scheduling, export, requests, events.
-//! `cli` and `ui` are thin faces on it.
+//! Composes `oauth`, `vault` and `provider`: login, refresh with one request in flight per
+//! account across processes, export, authenticated requests, the demo. `cli` and `ui` are thin
+//! faces on it.
 
+// pub mod demo;
+pub mod error;
 pub mod export;
+// pub mod login;
 pub mod mode;
+pub mod ops;
+pub mod refresh;
+pub mod request;
 pub mod schedule;
+pub mod status;
 pub mod view;
+
+pub use error::{AppError, Result};
+pub use status::{AccountStatus, Health};
+
+use crate::oauth::{ClientConfig, ClientSettings, OAuthClient, TokenSet};
+use crate::provider::{self, Loaded, Provider};
+use crate::secret::ClientSecret;
+use crate::vault::{AccountState, Claims, Record, Vault};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime};
+
+/// Settings of an [`App`] that callers may change (tests shrink timeouts).
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// How long a login waits for the browser / paste / device approval (CB-12: 5 min).
+    pub login_timeout: Duration,
+    /// HTTP timeouts and the retry policy.
+    pub http: ClientSettings,
+    /// How many refreshes run at once in `refresh --all` and the scheduler.
+    pub refresh_concurrency: usize,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            login_timeout: Duration::from_secs(300),
+            http: ClientSettings::default(),
+            refresh_concurrency: 32,
+        }
+    }
+}
+
+/// The application: the loaded accounts, the vault and an OAuth client.
+#[derive(Debug)]
+pub struct App {
+    config_dir: PathBuf,
+    loaded: Loaded,
+    vault: Vault,
+    oauth: OAuthClient,
+    settings: Settings,
+    /// Discovery results per issuer, so one process asks each issuer once.
+    discovered: Mutex<HashMap<String, crate::oauth::ProviderMetadata>>,
+}
+
+impl App {
+    /// Builds the app from a config dir and an opened vault.
+    pub fn new(config_dir: PathBuf, vault: Vault, settings: Settings) -> Result<App> {
+        let loaded = provider::load_accounts(&config_dir);
+        let oauth = OAuthClient::with_settings(settings.http.clone())
+            .map_err(|e| AppError::Config(e.to_string()))?;
+        Ok(App {
+            config_dir,
+            loaded,
+            vault,
+            oauth,
+            settings,
+            discovered: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// The configuration directory.
+    pub fn config_dir(&self) -> &Path {
+        &self.config_dir
+    }
+
+    /// The loaded accounts and the problems found.
+    pub fn loaded(&self) -> &Loaded {
+        &self.loaded
+    }
+
+    /// The vault.
+    pub fn vault(&self) -> &Vault {
+        &self.vault
+    }
+
+    /// The OAuth client.
+    pub fn oauth(&self) -> &OAuthClient {
+        &self.oauth
+    }
+
+    /// The settings.
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// All account names, sorted.
+    pub fn account_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .loaded
+            .accounts
+            .iter()
+            .map(|p| p.name.clone())
+            .collect();
+        names.sort();
+        names
+    }
+
+    /// The account called `name`, or why it cannot be used.
+    pub fn account(&self, name: &str) -> Result<&Provider> {
+        if let Some(p) = self.loaded.accounts.iter().find(|p| p.name == name) {
+            return Ok(p);
+        }
+        let problems: Vec<String> = self
+            .loaded
+            .problems
+            .iter()
+            .filter(|p| p.is_error() && problem_is_for(&p.file, name))
+            .map(ToString::to_string)
+            .collect();
+        if problems.is_empty() {
+            Err(AppError::UnknownAccount(name.to_string()))
+        } else {
+            Err(AppError::BadAccount {
+                name: name.to_string(),
+                details: problems.join("\n"),
+            })
+        }
+    }
+
+    /// The status of every account at `now`.
+    pub fn statuses(&self, now: SystemTime) -> Result<Vec<AccountStatus>> {
+        let records = self.vault.read()?;
+        let mut out: Vec<AccountStatus> = self
+            .loaded
+            .accounts
+            .iter()
+            .map(|p| status::account_status(p, records.get(&p.name), now))
+            .collect();
+        out.sort_by(|a, b| a.account.cmp(&b.account));
+        Ok(out)
+    }
+
+    /// The engine configuration for `account`: the provider file, a client secret from the
+    /// vault when the file names none, and discovery for missing endpoints.
+    pub async fn client_config(&self, account: &Provider) -> Result<ClientConfig> {
+        let stored_secret = match &account.client_secret {
+            Some(_) => None,
+            None => self
+                .vault
+                .get(&account.name)?
+                .and_then(|r| r.client_secret.clone()),
+        };
+        let mut cfg = base_config(account, stored_secret);
+        if account.needs_discovery()
+            && let Some(issuer) = cfg.issuer.clone()
+        {
+            let meta = self.discover(&account.name, &issuer).await?;
+            cfg.fill_from(&meta);
+        }
+        Ok(cfg)
+    }
+
+    async fn discover(&self, name: &str, issuer: &str) -> Result<crate::oauth::ProviderMetadata> {
+        if let Some(meta) = self
+            .discovered
+            .lock()
+            .ok()
+            .and_then(|m| m.get(issuer).cloned())
+        {
+            return Ok(meta);
+        }
+        let meta = self
+            .oauth
+            .discover(issuer)
+            .await
+            .map_err(|e| AppError::oauth(name, e))?;
+        if let Ok(mut cache) = self.discovered.lock() {
+            cache.insert(issuer.to_string(), meta.clone());
+        }
+        Ok(meta)
+    }
+}
+
+/// True when a problem reported for `file` concerns account `name` (`.../name.toml`).
+fn problem_is_for(file: &str, name: &str) -> bool {
+    Path::new(file)
+        .file_stem()
+        .is_some_and(|stem| stem.to_string_lossy() == name)
+}
+
+/// An issuer URL as the provider spells it: `url` adds a `/` to a bare origin, which would
+/// break the exact issuer comparisons of DISC-3 and AUTHZ-4.
+pub fn issuer_string(url: &url::Url) -> String {
+    let s = url.as_str();
+    if url.path() == "/" && url.query().is_none() {
+        s.trim_end_matches('/').to_string()
+    } else {
+        s.to_string()
+    }
+}
+
+/// Maps a provider file onto the engine's configuration (no network).
+pub fn base_config(p: &Provider, stored_secret: Option<ClientSecret>) -> ClientConfig {
+    ClientConfig {
+        client_id: p.client_id.clone().unwrap_or_default(),
+        client_secret: p.client_secret.clone().or(stored_secret),
+        client_auth: p.client_auth,
+        issuer: p.issuer.as_ref().map(issuer_string),
+        authorization_endpoint: p.authorization_endpoint.clone(),
+        token_endpoint: p.token_endpoint.clone(),
+        revocation_endpoint: p.revocation_endpoint.clone(),
+        device_authorization_endpoint: p.device_authorization_endpoint.clone(),
+        scopes: p.scopes.clone(),
+        auth_params: p
+            .auth_params
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+        token_params: p
+            .token_params
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+        scope_on_refresh: p.send_scope_on_refresh,
+        default_lifetime: p.default_lifetime_secs.map(Duration::from_secs),
+    }
+}
+
+/// A fresh record (or an updated one) from a token response. Keeps the old refresh token when
+/// the response carries none (REF-4) and the stored client secret.
+pub fn apply_tokens(
+    previous: Option<&Record>,
+    provider: &Provider,
+    cfg: &ClientConfig,
+    tokens: TokenSet,
+) -> Record {
+    let mut rec = previous.cloned().unwrap_or_default();
+    rec.provider = provider
+        .template
+        .clone()
+        .unwrap_or_else(|| provider.name.clone());
+    rec.issuer = cfg.issuer.clone();
+    rec.client_id = Some(cfg.client_id.clone());
+    rec.access_token = Some(tokens.access_token.clone());
+    if let Some(rt) = &tokens.refresh_token {
+        rec.refresh_token = Some(rt.clone());
+    }
+    rec.token_type = Some(tokens.token_type.clone());
+    rec.scopes = tokens.scopes.clone();
+    rec.obtained_at = Some(status::unix(tokens.obtained_at));
+    rec.expires_at = tokens.expires_at.map(status::unix);
+    if let Some(claims) = &tokens.claims {
+        rec.claims = Claims {
+            subject: claims.sub.clone(),
+            email: claims.email.clone(),
+            name: claims.name.clone(),
+        };
+    }
+    rec.state = AccountState::Valid;
+    rec
+}

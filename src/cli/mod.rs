@@ -1,7 +1,11 @@
 //! The command line: argument parsing, output formats and exit codes. A thin face on `app`.
 
+pub mod accounts;
 pub mod providers;
+pub mod vault;
 
+use crate::app::export::ExportFormat;
+use accounts::Locations;
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -21,12 +25,27 @@ pub mod exit {
 }
 
 /// authdeck: every OAuth 2.0 / OpenID Connect token you hold, in one place.
+///
+/// With no command it opens the dashboard.
 #[derive(Debug, Parser)]
 #[command(name = "authdeck", version, about, long_about = None)]
 pub struct Cli {
     /// Configuration directory (holds providers/NAME.toml account files).
     #[arg(long, global = true, env = "AUTHDECK_CONFIG_DIR", value_name = "DIR")]
     pub config: Option<PathBuf>,
+
+    /// The token vault file (default: the vault in the data directory; see `vault path`).
+    #[arg(long, global = true, env = "AUTHDECK_VAULT", value_name = "PATH")]
+    pub vault: Option<PathBuf>,
+
+    /// Print `export NAME='token'` lines for every logged-in account (or those named),
+    /// refreshing what is due: `eval "$(authdeck --export)"`.
+    #[arg(long, num_args = 0.., value_name = "NAME", conflicts_with = "command")]
+    pub export: Option<Vec<String>>,
+
+    /// Output format of --export.
+    #[arg(long, value_enum, default_value_t = ExportFormat::Sh, requires = "export")]
+    pub format: ExportFormat,
 
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -35,21 +54,77 @@ pub struct Cli {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Log in to an account: browser, VPS paste mode, or the device grant.
+    // LOGIN Login(accounts::LoginArgs),
+    /// Print one valid access token (refreshed first when due) and nothing else.
+    Token {
+        /// The account.
+        name: String,
+    },
+    /// Show every account: state, expiry, identity, scopes, last refresh.
+    Status {
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Refresh accounts now, due or not.
+    Refresh(accounts::RefreshArgs),
+    /// Revoke an account's tokens at the provider, then forget them locally.
+    Revoke {
+        /// The account.
+        name: String,
+    },
+    /// Forget an account's tokens locally (they stay valid at the provider).
+    Logout {
+        /// The account.
+        name: String,
+    },
+    /// Send an authenticated HTTP request; on 401 refresh once and retry.
+    Request(accounts::RequestArgs),
+    /// Run a command with the accounts' tokens in its environment (never in argv).
+    Exec {
+        /// Accounts whose tokens to pass.
+        #[arg(required = true)]
+        names: Vec<String>,
+        /// The command and its arguments, after `--`.
+        #[arg(last = true, required = true)]
+        command: Vec<String>,
+    },
+    /// The dashboard against an embedded local authorization server: no account needed.
+    Demo,
     /// List bundled provider templates and your accounts, or check account files.
     Providers(providers::ProvidersArgs),
+    /// Manage the encrypted token vault.
+    Vault {
+        /// What to do.
+        #[command(subcommand)]
+        command: vault::VaultCommand,
+    },
 }
 
-/// Parses the arguments and runs the command; the single place that turns errors into messages.
+/// Parses the arguments and runs the command.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    match cli.command {
-        None => {
-            use clap::CommandFactory;
-            let _ = Cli::command().print_help();
-            ExitCode::from(exit::OK)
-        }
-        Some(Command::Providers(args)) => {
-            ExitCode::from(providers::run(&args, cli.config.as_deref()))
-        }
+    let loc = Locations {
+        config: cli.config.clone(),
+        vault: cli.vault.clone(),
+    };
+    if let Some(names) = &cli.export {
+        return ExitCode::from(accounts::export(&loc, names, cli.format));
     }
+    let code = match cli.command {
+        None => accounts::dashboard(&loc),
+        // LOGIN Some(Command::Login(args)) => accounts::login(&loc, &args),
+        Some(Command::Token { name }) => accounts::token(&loc, &name),
+        Some(Command::Status { json }) => accounts::status(&loc, json),
+        Some(Command::Refresh(args)) => accounts::refresh(&loc, &args),
+        Some(Command::Revoke { name }) => accounts::revoke(&loc, &name),
+        Some(Command::Logout { name }) => accounts::logout(&loc, &name),
+        Some(Command::Request(args)) => accounts::request(&loc, &args),
+        Some(Command::Exec { names, command }) => accounts::exec(&loc, &names, &command),
+        Some(Command::Demo) => accounts::demo(),
+        Some(Command::Providers(args)) => providers::run(&args, cli.config.as_deref()),
+        Some(Command::Vault { command }) => return vault::run(cli.vault, command),
+    };
+    ExitCode::from(code)
 }

@@ -1,0 +1,435 @@
+//! Login in three modes: the system browser with the loopback listener, VPS paste mode (the
+//! listener keeps running for `ssh -L`; the first valid result, pasted or received, wins), and
+//! the device grant. A failed login leaves the vault as it was.
+
+use super::mode::LoginMode;
+use super::{App, AppError, Result, apply_tokens};
+use crate::oauth::callback::{CallbackListener, ListenerOptions};
+use crate::oauth::{AuthorizationRequest, ClientConfig, TokenSet};
+use crate::provider::Provider;
+use crate::secret::{AuthCode, CsrfState};
+use tokio::sync::{mpsc, watch};
+use url::Url;
+
+/// The default redirect when an account names none: its own path on a free loopback port
+/// (AUTHZ-5, CB-1, CB-2).
+pub const DEFAULT_REDIRECT: &str = "http://127.0.0.1:0/callback";
+
+/// What a login shows the user, in order. No secret except the URL the user must open.
+#[derive(Debug, Clone)]
+pub enum LoginEvent {
+    /// Open this URL (browser mode: also opened for you; paste mode: print + QR).
+    AuthorizationUrl {
+        /// The authorization URL (holds `state` and the PKCE challenge, never a secret).
+        url: String,
+        /// The redirect URI the listener waits on.
+        redirect_uri: String,
+        /// Whether authdeck tried to open a browser.
+        browser_opened: bool,
+    },
+    /// Device grant: show the code and where to enter it.
+    DeviceCode {
+        /// The code to type.
+        user_code: String,
+        /// Where to type it.
+        verification_uri: String,
+        /// A URL with the code included, when the server gives one.
+        verification_uri_complete: Option<String>,
+        /// Seconds until the code expires.
+        expires_in: u64,
+    },
+    /// A pasted input was not accepted; the login keeps waiting.
+    PasteRejected(String),
+    /// The code arrived; exchanging it.
+    Exchanging,
+}
+
+/// Where login events go (the CLI prints them, the dashboard shows a dialog).
+pub trait LoginSink: Send + Sync {
+    /// Called for each event.
+    fn event(&self, event: LoginEvent);
+}
+
+impl<F: Fn(LoginEvent) + Send + Sync> LoginSink for F {
+    fn event(&self, event: LoginEvent) {
+        self(event)
+    }
+}
+
+/// Inputs of a login besides the account.
+pub struct LoginInput<'a> {
+    /// The mode.
+    pub mode: LoginMode,
+    /// Lines the user pasted (paste mode): a redirect URL or a bare code.
+    pub pasted: Option<mpsc::UnboundedReceiver<String>>,
+    /// Set to `true` to cancel.
+    pub cancel: watch::Receiver<bool>,
+    /// The browser command (`$BROWSER`), if any; `None` uses the system opener.
+    pub browser: Option<String>,
+    /// Where events go.
+    pub sink: &'a dyn LoginSink,
+}
+
+impl App {
+    /// Logs `name` in and stores its tokens. Returns the new record's expiry (Unix seconds).
+    pub async fn login(&self, name: &str, input: LoginInput<'_>) -> Result<Option<i64>> {
+        let account = self.account(name)?;
+        let cfg = self.client_config(account).await?;
+        let timeout = self.settings.login_timeout;
+        let login = async {
+            match input.mode {
+                LoginMode::Device => self.login_device(name, &cfg, &input).await,
+                LoginMode::Browser | LoginMode::Paste => {
+                    self.login_code(name, account, &cfg, input.pasted, &input).await
+                }
+            }
+        };
+        let mut cancel = input.cancel.clone();
+        let tokens = tokio::select! {
+            r = tokio::time::timeout(timeout, login) => r.map_err(|_| AppError::Login {
+                name: name.to_string(),
+                reason: format!("timed out after {} s", timeout.as_secs()),
+            })??,
+            _ = cancelled(&mut cancel) => return Err(AppError::Login {
+                name: name.to_string(),
+                reason: "cancelled".into(),
+            }),
+        };
+        input.sink.event(LoginEvent::Exchanging);
+        let record = self.vault.update(|records| {
+            let mut rec = apply_tokens(records.get(name), account, &cfg, tokens);
+            rec.last_refresh = None;
+            records.insert(name.to_string(), rec.clone());
+            Ok::<_, AppError>(rec)
+        })?;
+        Ok(record.expires_at)
+    }
+
+    /// Authorization code + PKCE via the loopback listener, with paste as a second source.
+    async fn login_code(
+        &self,
+        name: &str,
+        account: &Provider,
+        cfg: &ClientConfig,
+        mut pasted: Option<mpsc::UnboundedReceiver<String>>,
+        input: &LoginInput<'_>,
+    ) -> Result<TokenSet> {
+        let fail = |reason: String| AppError::Login {
+            name: name.to_string(),
+            reason,
+        };
+        let wanted = match &account.redirect_uri {
+            Some(u) => u.clone(),
+            None => Url::parse(DEFAULT_REDIRECT).map_err(|e| fail(e.to_string()))?,
+        };
+        let options = ListenerOptions {
+            timeout: self.settings.login_timeout,
+            ..ListenerOptions::default()
+        };
+        let listener = CallbackListener::bind(&wanted, options)
+            .await
+            .map_err(|e| fail(e.to_string()))?;
+        let redirect_uri = listener.redirect_uri().to_string();
+        let request =
+            AuthorizationRequest::new(cfg, &redirect_uri).map_err(|e| AppError::oauth(name, e))?;
+        let pending = listener
+            .register(request.state.clone(), cfg.issuer.clone())
+            .map_err(|e| fail(e.to_string()))?;
+        let browser_opened = input.mode == LoginMode::Browser
+            && open_browser(input.browser.as_deref(), request.url.as_str());
+        input.sink.event(LoginEvent::AuthorizationUrl {
+            url: request.url.to_string(),
+            redirect_uri: redirect_uri.clone(),
+            browser_opened,
+        });
+
+        let from_paste = async {
+            let Some(rx) = pasted.as_mut() else {
+                return std::future::pending::<Result<AuthCode>>().await;
+            };
+            while let Some(line) = rx.recv().await {
+                match check_pasted(&line, &redirect_uri, &request.state, cfg.issuer.as_deref()) {
+                    Ok(code) => return Ok(code),
+                    Err(Pasted::Rejected(why)) => input.sink.event(LoginEvent::PasteRejected(why)),
+                    Err(Pasted::Fatal(why)) => return Err(fail(why)),
+                }
+            }
+            // stdin closed: keep waiting for the listener.
+            std::future::pending::<Result<AuthCode>>().await
+        };
+        let code = tokio::select! {
+            r = pending.wait() => r.map(|res| res.code).map_err(|e| fail(e.to_string()))?,
+            r = from_paste => r?,
+        };
+        drop(listener);
+        let tokens = match &account.exchange_proxy {
+            Some(proxy) => {
+                self.oauth
+                    .exchange_via_proxy(proxy, cfg, &code, request.verifier, &redirect_uri)
+                    .await
+            }
+            None => {
+                self.oauth
+                    .exchange_code(cfg, &code, request.verifier, &redirect_uri)
+                    .await
+            }
+        }
+        .map_err(|e| AppError::oauth(name, e))?;
+        if let Some(nonce) = &request.nonce {
+            tokens.check_nonce(nonce).map_err(|e| AppError::oauth(name, e))?;
+        }
+        Ok(tokens)
+    }
+
+    /// The device authorization grant (RFC 8628).
+    async fn login_device(
+        &self,
+        name: &str,
+        cfg: &ClientConfig,
+        input: &LoginInput<'_>,
+    ) -> Result<TokenSet> {
+        if cfg.device_authorization_endpoint.is_none() {
+            return Err(AppError::Unsupported {
+                name: name.to_string(),
+                what: "the provider offers no device authorization endpoint; use --mode paste"
+                    .into(),
+            });
+        }
+        let auth = self
+            .oauth
+            .start_device(cfg)
+            .await
+            .map_err(|e| AppError::oauth(name, e))?;
+        input.sink.event(LoginEvent::DeviceCode {
+            user_code: auth.user_code.clone(),
+            verification_uri: auth.verification_uri.clone(),
+            verification_uri_complete: auth.verification_uri_complete.clone(),
+            expires_in: auth.expires_in.as_secs(),
+        });
+        self.oauth
+            .poll_device(cfg, &auth, input.cancel.clone())
+            .await
+            .map_err(|e| AppError::oauth(name, e))
+    }
+}
+
+async fn cancelled(rx: &mut watch::Receiver<bool>) {
+    loop {
+        if *rx.borrow() {
+            return;
+        }
+        if rx.changed().await.is_err() {
+            // The sender is gone: nobody can cancel any more.
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+/// Why a pasted line was not taken.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Pasted {
+    /// Not usable; keep waiting (typo, wrong URL, stray state).
+    Rejected(String),
+    /// The provider answered with an error: the login ends.
+    Fatal(String),
+}
+
+/// Checks a pasted redirect URL or bare code (HL-2, HL-3, HL-4, CB-7..CB-9, AUTHZ-4).
+pub fn check_pasted(
+    line: &str,
+    redirect_uri: &str,
+    state: &CsrfState,
+    issuer: Option<&str>,
+) -> std::result::Result<AuthCode, Pasted> {
+    let input = line.trim();
+    if input.is_empty() {
+        return Err(Pasted::Rejected("empty input".into()));
+    }
+    if !input.contains("://") && !input.contains('=') {
+        // HL-4: a bare code; PKCE binds it to this login's verifier.
+        if input.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(Pasted::Rejected("that does not look like a code".into()));
+        }
+        return Ok(AuthCode::new(input));
+    }
+    let url = Url::parse(input)
+        .map_err(|_| Pasted::Rejected("that is neither a redirect URL nor a code".into()))?;
+    let expected = Url::parse(redirect_uri)
+        .map_err(|_| Pasted::Rejected("internal: bad redirect URI".into()))?;
+    // HL-3: scheme, host, port and path must be the ones we sent.
+    if url.scheme() != expected.scheme()
+        || url.host_str() != expected.host_str()
+        || url.port_or_known_default() != expected.port_or_known_default()
+        || url.path() != expected.path()
+    {
+        return Err(Pasted::Rejected(format!(
+            "that URL does not go to {}",
+            expected.as_str().trim_end_matches('/')
+        )));
+    }
+    let mut code = None;
+    let mut got_state = None;
+    let mut error = None;
+    let mut description = None;
+    let mut iss = None;
+    for (k, v) in url.query_pairs() {
+        match k.as_ref() {
+            "code" => code = Some(v.into_owned()),
+            "state" => got_state = Some(v.into_owned()),
+            "error" => error = Some(v.into_owned()),
+            "error_description" => description = Some(v.into_owned()),
+            "iss" => iss = Some(v.into_owned()),
+            _ => {}
+        }
+    }
+    match got_state {
+        Some(s) if state.ct_eq(&s) => {}
+        _ => return Err(Pasted::Rejected("state mismatch: this URL is not from this login".into())),
+    }
+    if let (Some(iss), Some(expected)) = (&iss, issuer)
+        && iss != expected
+    {
+        return Err(Pasted::Fatal("the response came from another issuer (iss mismatch)".into()));
+    }
+    if let Some(error) = error {
+        let text = sanitize(&error, 64);
+        let desc = description.map(|d| format!(": {}", sanitize(&d, 200))).unwrap_or_default();
+        return Err(Pasted::Fatal(if error == "access_denied" {
+            format!("denied by user{desc}")
+        } else {
+            format!("the provider answered {text}{desc}")
+        }));
+    }
+    match code {
+        Some(c) if !c.is_empty() => Ok(AuthCode::new(c)),
+        _ => Err(Pasted::Fatal("malformed response: neither code nor error".into())),
+    }
+}
+
+/// Printable, truncated server text (AUTHZ-7).
+fn sanitize(s: &str, max: usize) -> String {
+    s.chars()
+        .filter(|c| !c.is_control())
+        .take(max)
+        .collect()
+}
+
+/// Opens `url` with `$BROWSER` (a command; `%s` replaced by the URL, else appended) or the
+/// system opener. The URL travels as one argv element, never through a shell.
+pub fn open_browser(browser: Option<&str>, url: &str) -> bool {
+    let spawn = |program: &str, args: Vec<String>| {
+        std::process::Command::new(program)
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .is_ok()
+    };
+    if let Some(cmd) = browser.filter(|b| !b.trim().is_empty()) {
+        // $BROWSER may be a list separated by ':' (the convention); take the first.
+        let first = cmd.split(':').next().unwrap_or(cmd);
+        let mut parts = first.split_whitespace();
+        let Some(program) = parts.next() else {
+            return false;
+        };
+        let mut args: Vec<String> = parts.map(str::to_string).collect();
+        if let Some(slot) = args.iter_mut().find(|a| a.contains("%s")) {
+            *slot = slot.replace("%s", url);
+        } else {
+            args.push(url.to_string());
+        }
+        return spawn(program, args);
+    }
+    let opener = if cfg!(target_os = "macos") { "open" } else { "xdg-open" };
+    spawn(opener, vec![url.to_string()])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const REDIRECT: &str = "http://127.0.0.1:53117/callback";
+
+    fn st() -> CsrfState {
+        CsrfState::new("st-OK")
+    }
+
+    #[test]
+    fn hl3_pasted_url_accepted() {
+        let code = check_pasted(
+            "  http://127.0.0.1:53117/callback?code=c1&state=st-OK&iss=https%3A%2F%2Fas.example \n",
+            REDIRECT,
+            &st(),
+            Some("https://as.example"),
+        )
+        .unwrap();
+        assert_eq!(code.secret(), "c1");
+    }
+
+    #[test]
+    fn cb7_pasted_wrong_state_rejected_and_keeps_waiting() {
+        let r = check_pasted(
+            "http://127.0.0.1:53117/callback?code=c1&state=st-BAD",
+            REDIRECT,
+            &st(),
+            None,
+        );
+        assert!(matches!(r, Err(Pasted::Rejected(m)) if m.contains("state mismatch")));
+    }
+
+    #[test]
+    fn hl3_pasted_url_for_another_port_or_path_rejected() {
+        for bad in [
+            "http://127.0.0.1:9999/callback?code=c1&state=st-OK",
+            "http://127.0.0.1:53117/other?code=c1&state=st-OK",
+            "https://127.0.0.1:53117/callback?code=c1&state=st-OK",
+        ] {
+            assert!(matches!(
+                check_pasted(bad, REDIRECT, &st(), None),
+                Err(Pasted::Rejected(_))
+            ));
+        }
+    }
+
+    #[test]
+    fn cb8_cb9_pasted_error_and_malformed_end_the_login() {
+        let denied = check_pasted(
+            "http://127.0.0.1:53117/callback?error=access_denied&state=st-OK",
+            REDIRECT,
+            &st(),
+            None,
+        );
+        assert!(matches!(denied, Err(Pasted::Fatal(m)) if m.contains("denied by user")));
+        let malformed = check_pasted(
+            "http://127.0.0.1:53117/callback?state=st-OK",
+            REDIRECT,
+            &st(),
+            None,
+        );
+        assert!(matches!(malformed, Err(Pasted::Fatal(m)) if m.contains("malformed")));
+    }
+
+    #[test]
+    fn authz4_pasted_iss_mismatch_is_fatal() {
+        let r = check_pasted(
+            "http://127.0.0.1:53117/callback?code=c&state=st-OK&iss=https%3A%2F%2Fevil.example",
+            REDIRECT,
+            &st(),
+            Some("https://as.example"),
+        );
+        assert!(matches!(r, Err(Pasted::Fatal(m)) if m.contains("iss")));
+    }
+
+    #[test]
+    fn hl4_bare_code_accepted() {
+        assert_eq!(
+            check_pasted("4/0AbCd-efg_h.i~j", REDIRECT, &st(), None)
+                .unwrap()
+                .secret(),
+            "4/0AbCd-efg_h.i~j"
+        );
+        assert!(check_pasted("two words", REDIRECT, &st(), None).is_err());
+        assert!(check_pasted("   ", REDIRECT, &st(), None).is_err());
+    }
+}

@@ -1,0 +1,208 @@
+//! Refresh with one request in flight per account across all processes (REF-2): take the
+//! account's lock file, re-read the vault, skip the request if another process already
+//! refreshed, and persist a rotated refresh token before anyone uses the new access token
+//! (REF-3).
+
+use super::status::{self, unix};
+use super::{App, AppError, Result, apply_tokens};
+use crate::oauth::OAuthError;
+use crate::secret::AccessToken;
+use crate::vault::{AccountState, Record, RefreshAttempt, RefreshOutcome};
+use std::fs::File;
+use std::path::PathBuf;
+use std::time::SystemTime;
+
+/// What a refresh did, for the CLI, the dashboard's refresh panel and logs. No secrets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refreshed {
+    /// Not due: the stored token was used.
+    NotDue,
+    /// Another process refreshed while we waited for the lock.
+    ByOther,
+    /// We refreshed; `rotated` says whether a new refresh token came back.
+    Done {
+        /// New absolute expiry (Unix seconds), if known.
+        expires_at: Option<i64>,
+        /// The refresh token was rotated.
+        rotated: bool,
+    },
+    /// No refresh token (e.g. GitHub OAuth apps): the stored token is all there is.
+    NoRefreshToken,
+    /// The refresh failed transiently but the stored token has not expired yet.
+    FailedButValid {
+        /// Why it failed, one line.
+        reason: String,
+    },
+}
+
+impl App {
+    /// A usable access token for `name`, refreshed first when due (or when `force`).
+    pub async fn fresh_token(&self, name: &str, force: bool) -> Result<(AccessToken, Refreshed)> {
+        let account = self.account(name)?;
+        let before = self.vault.get(name)?;
+        let before = usable(name, before)?;
+        if !force && !status::is_due(&before, SystemTime::now()) {
+            return Ok((token_of(name, &before)?, Refreshed::NotDue));
+        }
+        let _lock = self.lock_account(name).await?;
+        // Re-read under the lock: another process may have refreshed meanwhile (REF-2).
+        let current = usable(name, self.vault.get(name)?)?;
+        if current.obtained_at != before.obtained_at
+            || (!force && !status::is_due(&current, SystemTime::now()))
+        {
+            return Ok((token_of(name, &current)?, Refreshed::ByOther));
+        }
+        let Some(refresh_token) = current.refresh_token.clone() else {
+            return if expired(&current) {
+                Err(AppError::NeedsLogin(name.to_string()))
+            } else {
+                Ok((token_of(name, &current)?, Refreshed::NoRefreshToken))
+            };
+        };
+        let cfg = self.client_config(account).await?;
+        let result = match &account.exchange_proxy {
+            Some(proxy) => {
+                self.oauth
+                    .refresh_via_proxy(proxy, &cfg, &refresh_token)
+                    .await
+            }
+            None => self.oauth.refresh(&cfg, &refresh_token).await,
+        };
+        match result {
+            Ok(tokens) => {
+                let rotated = tokens.refresh_token.is_some();
+                let record = self.vault.update(|records| {
+                    let mut rec = apply_tokens(records.get(name), account, &cfg, tokens);
+                    rec.refresh_count += 1;
+                    rec.last_refresh = Some(RefreshAttempt {
+                        at: unix(SystemTime::now()),
+                        outcome: RefreshOutcome::Ok,
+                    });
+                    records.insert(name.to_string(), rec.clone());
+                    Ok::<_, AppError>(rec)
+                })?;
+                let token = token_of(name, &record)?;
+                Ok((
+                    token,
+                    Refreshed::Done {
+                        expires_at: record.expires_at,
+                        rotated,
+                    },
+                ))
+            }
+            Err(err) => self.refresh_failed(name, &current, err),
+        }
+    }
+
+    /// Records a failed refresh and decides what the caller gets.
+    fn refresh_failed(
+        &self,
+        name: &str,
+        current: &Record,
+        err: OAuthError,
+    ) -> Result<(AccessToken, Refreshed)> {
+        let reason = err.to_string();
+        let permanent = err.is_invalid_grant();
+        let config = err.is_config_error();
+        self.vault.update(|records| {
+            if let Some(rec) = records.get_mut(name) {
+                rec.last_refresh = Some(RefreshAttempt {
+                    at: unix(SystemTime::now()),
+                    outcome: RefreshOutcome::Failed {
+                        message: reason.clone(),
+                    },
+                });
+                if permanent {
+                    // REF-6: the refresh token is dead; keep the rest of the record.
+                    rec.refresh_token = None;
+                    rec.state = AccountState::NeedsLogin;
+                } else if config {
+                    rec.state = AccountState::Error {
+                        message: reason.clone(),
+                    };
+                }
+            }
+            Ok::<_, AppError>(())
+        })?;
+        if permanent {
+            return Err(AppError::RefreshRefused {
+                name: name.to_string(),
+                reason: err
+                    .code()
+                    .map_or_else(|| reason.clone(), ToString::to_string),
+            });
+        }
+        if err.is_transient() && !expired(current) {
+            return Ok((
+                token_of(name, current)?,
+                Refreshed::FailedButValid { reason },
+            ));
+        }
+        Err(AppError::oauth(name, err))
+    }
+
+    /// The path of `name`'s refresh lock file, beside the vault.
+    fn lock_path(&self, name: &str) -> PathBuf {
+        let safe: String = name
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        let vault = self.vault.path();
+        let dir = vault
+            .parent()
+            .map(|p| p.join("locks"))
+            .unwrap_or_else(|| PathBuf::from("locks"));
+        dir.join(format!("{safe}.lock"))
+    }
+
+    /// Takes `name`'s refresh lock (blocks other processes and other tasks of this one: flock
+    /// locks belong to the open file, so each call opens its own).
+    async fn lock_account(&self, name: &str) -> Result<File> {
+        let path = self.lock_path(name);
+        tokio::task::spawn_blocking(move || -> std::io::Result<File> {
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir)?;
+            }
+            let file = File::options()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(&path)?;
+            file.lock()?;
+            Ok(file)
+        })
+        .await
+        .map_err(|e| AppError::Config(format!("lock task failed: {e}")))?
+        .map_err(|source| AppError::Io {
+            what: "cannot take the account's refresh lock".into(),
+            source,
+        })
+    }
+}
+
+/// The record if it can give a token at all.
+fn usable(name: &str, record: Option<Record>) -> Result<Record> {
+    match record {
+        Some(r) if r.access_token.is_some() && r.state != AccountState::NeedsLogin => Ok(r),
+        _ => Err(AppError::NeedsLogin(name.to_string())),
+    }
+}
+
+fn token_of(name: &str, record: &Record) -> Result<AccessToken> {
+    record
+        .access_token
+        .clone()
+        .ok_or_else(|| AppError::NeedsLogin(name.to_string()))
+}
+
+fn expired(record: &Record) -> bool {
+    record
+        .expires_at
+        .is_some_and(|exp| unix(SystemTime::now()) >= exp)
+}

@@ -1,0 +1,465 @@
+//! The account commands: login, token, --export, status, refresh, revoke, logout, request,
+//! exec. Each parses nothing itself (clap did), calls `app`, prints, and returns an exit code.
+
+use super::exit;
+use crate::app::export::{self, ExportFormat};
+use crate::app::refresh::Refreshed;
+use crate::app::request::HttpRequest;
+use crate::app::status::{Health, human_duration, unix};
+use crate::app::{App, AppError, Settings};
+
+use crate::provider;
+use crate::vault::{self, KeySource, Vault};
+use clap::Args;
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::SystemTime;
+
+/// Where the config and the vault are.
+#[derive(Debug, Clone, Default)]
+pub struct Locations {
+    /// `--config` / `AUTHDECK_CONFIG_DIR`.
+    pub config: Option<PathBuf>,
+    /// `--vault` / `AUTHDECK_VAULT`.
+    pub vault: Option<PathBuf>,
+}
+
+/// Opens the app. A missing vault is not created (and no key is asked for) unless `create`.
+pub fn open_app(loc: &Locations, create: bool) -> Result<App, AppError> {
+    let config_dir =
+        provider::config_dir(loc.config.as_deref()).map_err(|e| AppError::Config(e.to_string()))?;
+    let path = match &loc.vault {
+        Some(p) => p.clone(),
+        None => vault::default_path()?,
+    };
+    let vault = if path.exists() || create {
+        Vault::open_from_env(path)?
+    } else {
+        // Nothing to decrypt yet: reads see an empty vault and no key is asked for.
+        Vault::open(path, KeySource::KeyFile(PathBuf::new()))?
+    };
+    App::new(config_dir, vault, Settings::default())
+}
+
+/// Prints `err` as one message and returns its exit code: the single place errors become text.
+pub fn report(err: &AppError) -> u8 {
+    eprintln!("authdeck: {err}");
+    err.exit_code()
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, AppError> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|source| AppError::Io {
+            what: "cannot start the async runtime".into(),
+            source,
+        })
+}
+
+fn run(f: impl FnOnce(&tokio::runtime::Runtime) -> Result<u8, AppError>) -> u8 {
+    match runtime().and_then(|rt| f(&rt)) {
+        Ok(code) => code,
+        Err(e) => report(&e),
+    }
+}
+
+/// `authdeck token NAME`.
+pub fn token(loc: &Locations, name: &str) -> u8 {
+    run(|rt| {
+        let app = open_app(loc, false)?;
+        let (token, how) = rt.block_on(app.fresh_token(name, false))?;
+        if let Refreshed::FailedButValid { reason } = how {
+            eprintln!(
+                "authdeck: warning: refresh failed ({reason}); the current token is still valid"
+            );
+        }
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "{}", token.secret());
+        Ok(exit::OK)
+    })
+}
+
+/// `authdeck --export [NAME...] [--format ...]`.
+pub fn export(loc: &Locations, names: &[String], format: ExportFormat) -> u8 {
+    run(|rt| {
+        let app = open_app(loc, false)?;
+        let names: Vec<String> = if names.is_empty() {
+            logged_in(&app)?
+        } else {
+            names.to_vec()
+        };
+        let mut vars: Vec<(String, crate::secret::AccessToken)> = Vec::new();
+        let mut failed = 0usize;
+        let mut needs_login = 0usize;
+        for name in &names {
+            let result = app.account(name).map(|p| p.export_var_name());
+            match result.and_then(|var| rt.block_on(app.fresh_token(name, false)).map(|t| (var, t)))
+            {
+                Ok((var, (token, _))) => vars.push((var, token)),
+                Err(e) => {
+                    failed += 1;
+                    needs_login += usize::from(e.needs_login());
+                    eprintln!("authdeck: {e}");
+                }
+            }
+        }
+        let pairs: Vec<(String, &str)> =
+            vars.iter().map(|(k, t)| (k.clone(), t.secret())).collect();
+        let mut text = String::new();
+        for (name, value) in &pairs {
+            match export::line(format, name, value) {
+                Ok(line) if format != ExportFormat::Json => {
+                    text.push_str(&line);
+                    text.push('\n');
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    failed += 1;
+                    eprintln!("authdeck: {e}");
+                }
+            }
+        }
+        if format == ExportFormat::Json {
+            text = export::render(format, &pairs).map_err(|e| AppError::Config(e.to_string()))?;
+        }
+        let _ = std::io::stdout().lock().write_all(text.as_bytes());
+        Ok(match (failed, vars.is_empty()) {
+            (0, _) => exit::OK,
+            (_, false) => exit::PARTIAL,
+            (f, true) if f == needs_login => exit::NEEDS_LOGIN,
+            _ => exit::ERROR,
+        })
+    })
+}
+
+/// Accounts with tokens in the vault.
+fn logged_in(app: &App) -> Result<Vec<String>, AppError> {
+    let records = app.vault().read()?;
+    Ok(app
+        .account_names()
+        .into_iter()
+        .filter(|n| records.get(n).is_some_and(|r| r.access_token.is_some()))
+        .collect())
+}
+
+/// `authdeck status [--json]`.
+pub fn status(loc: &Locations, json: bool) -> u8 {
+    run(|_| {
+        let app = open_app(loc, false)?;
+        let statuses = app.statuses(SystemTime::now())?;
+        let mut out = std::io::stdout().lock();
+        if json {
+            let text = serde_json::to_string_pretty(&statuses)
+                .map_err(|e| AppError::Config(e.to_string()))?;
+            let _ = writeln!(out, "{text}");
+            return Ok(exit::OK);
+        }
+        if statuses.is_empty() {
+            let _ = writeln!(
+                out,
+                "No accounts yet. Create {}/NAME.toml (see `authdeck providers`), then `authdeck login NAME`.",
+                provider::accounts_dir(app.config_dir()).display()
+            );
+            return Ok(exit::OK);
+        }
+        let rows: Vec<[String; 7]> = statuses
+            .iter()
+            .map(|s| {
+                [
+                    s.account.clone(),
+                    s.provider.clone(),
+                    s.state.as_str().to_string(),
+                    match (s.state, s.expires_in) {
+                        (Health::NeedsLogin, _) => "-".into(),
+                        (_, Some(secs)) if secs < 0 => {
+                            format!("expired {} ago", human_duration(-secs))
+                        }
+                        (_, Some(secs)) => human_duration(secs),
+                        (_, None) => "never/unknown".into(),
+                    },
+                    s.identity.clone().unwrap_or_else(|| "-".into()),
+                    if s.scopes.is_empty() {
+                        "-".into()
+                    } else {
+                        s.scopes.join(" ")
+                    },
+                    match (s.last_refresh, s.last_refresh_ok) {
+                        (Some(at), Some(ok)) => format!(
+                            "{} ago{}",
+                            human_duration(unix(SystemTime::now()) - at),
+                            if ok { "" } else { " (failed)" }
+                        ),
+                        _ => "-".into(),
+                    },
+                ]
+            })
+            .collect();
+        let header = [
+            "ACCOUNT",
+            "PROVIDER",
+            "STATE",
+            "EXPIRES IN",
+            "IDENTITY",
+            "SCOPES",
+            "LAST REFRESH",
+        ];
+        let widths: Vec<usize> = (0..7)
+            .map(|i| {
+                rows.iter()
+                    .map(|r| r[i].chars().count())
+                    .chain([header[i].len()])
+                    .max()
+                    .unwrap_or(0)
+            })
+            .collect();
+        let line = |cells: &[String]| {
+            cells
+                .iter()
+                .zip(&widths)
+                .map(|(c, w)| format!("{c:<w$}"))
+                .collect::<Vec<_>>()
+                .join("  ")
+                .trim_end()
+                .to_string()
+        };
+        let _ = writeln!(out, "{}", line(&header.map(String::from)));
+        for r in &rows {
+            let _ = writeln!(out, "{}", line(r));
+        }
+        for p in &app.loaded().problems {
+            eprintln!("{p}");
+        }
+        Ok(exit::OK)
+    })
+}
+
+/// `authdeck refresh [NAME...|--all]`.
+#[derive(Debug, Args)]
+pub struct RefreshArgs {
+    /// Accounts to refresh now, due or not.
+    pub names: Vec<String>,
+    /// Refresh every logged-in account.
+    #[arg(long, conflicts_with = "names")]
+    pub all: bool,
+}
+
+/// Runs `refresh`.
+pub fn refresh(loc: &Locations, args: &RefreshArgs) -> u8 {
+    run(|rt| {
+        let app = open_app(loc, false)?;
+        let names = if args.all || args.names.is_empty() {
+            logged_in(&app)?
+        } else {
+            args.names.clone()
+        };
+        if names.is_empty() {
+            eprintln!("authdeck: no logged-in accounts to refresh");
+            return Ok(exit::OK);
+        }
+        let results = rt.block_on(app.refresh_many(&names));
+        let (mut ok, mut failed, mut needs_login) = (0usize, 0usize, 0usize);
+        for (name, result) in results {
+            match result {
+                Ok(how) => {
+                    ok += 1;
+                    eprintln!("{name}: {}", describe(&how));
+                }
+                Err(e) => {
+                    failed += 1;
+                    needs_login += usize::from(e.needs_login());
+                    eprintln!("authdeck: {e}");
+                }
+            }
+        }
+        Ok(match (failed, ok) {
+            (0, _) => exit::OK,
+            (_, 1..) => exit::PARTIAL,
+            (f, 0) if f == needs_login => exit::NEEDS_LOGIN,
+            _ => exit::ERROR,
+        })
+    })
+}
+
+fn describe(how: &Refreshed) -> String {
+    match how {
+        Refreshed::Done {
+            expires_at,
+            rotated,
+        } => format!(
+            "refreshed{}; {}",
+            if *rotated {
+                " (refresh token rotated)"
+            } else {
+                ""
+            },
+            expires_at.map_or_else(
+                || "expiry unknown".to_string(),
+                |e| format!("expires in {}", human_duration(e - unix(SystemTime::now())))
+            )
+        ),
+        Refreshed::ByOther => "already refreshed by another process".into(),
+        Refreshed::NotDue => "not due".into(),
+        Refreshed::NoRefreshToken => {
+            "no refresh token (the provider issues none); token kept".into()
+        }
+        Refreshed::FailedButValid { reason } => {
+            format!("refresh failed ({reason}); the current token is still valid")
+        }
+    }
+}
+
+/// `authdeck revoke NAME`: at the provider, then locally (REV-4).
+pub fn revoke(loc: &Locations, name: &str) -> u8 {
+    run(|rt| {
+        let app = open_app(loc, false)?;
+        match rt.block_on(app.revoke(name)) {
+            Ok(note) => {
+                eprintln!("{name}: {note}");
+                Ok(exit::OK)
+            }
+            Err(e) => Err(e),
+        }
+    })
+}
+
+/// `authdeck logout NAME`: forget the tokens locally.
+pub fn logout(loc: &Locations, name: &str) -> u8 {
+    run(|_| {
+        let app = open_app(loc, false)?;
+        if app.logout(name)? {
+            eprintln!(
+                "{name}: logged out (tokens removed from the vault; not revoked at the provider)"
+            );
+        } else {
+            eprintln!("{name}: was not logged in");
+        }
+        Ok(exit::OK)
+    })
+}
+
+/// `authdeck request NAME URL [-X METHOD] [-H 'K: V']... [-d DATA]`.
+#[derive(Debug, Args)]
+pub struct RequestArgs {
+    /// The account whose token to send.
+    pub name: String,
+    /// The URL.
+    pub url: String,
+    /// HTTP method (default GET, or POST with -d).
+    #[arg(short = 'X', long = "request", value_name = "METHOD")]
+    pub method: Option<String>,
+    /// Extra header, `Name: value` (repeatable).
+    #[arg(short = 'H', long = "header", value_name = "HEADER")]
+    pub headers: Vec<String>,
+    /// Request body; `@FILE` reads a file, `@-` stdin.
+    #[arg(short = 'd', long = "data", value_name = "DATA")]
+    pub data: Option<String>,
+}
+
+/// Runs `request`: prints the body; exit 0 for 2xx, 1 otherwise (3 when a login is needed).
+pub fn request(loc: &Locations, args: &RequestArgs) -> u8 {
+    run(|rt| {
+        let app = open_app(loc, false)?;
+        let mut headers = Vec::new();
+        for h in &args.headers {
+            let (k, v) = h
+                .split_once(':')
+                .ok_or_else(|| AppError::Config(format!("header '{h}' is not 'Name: value'")))?;
+            headers.push((k.trim().to_string(), v.trim().to_string()));
+        }
+        let body = match args.data.as_deref() {
+            None => None,
+            Some("@-") => {
+                let mut buf = Vec::new();
+                std::io::Read::read_to_end(&mut std::io::stdin(), &mut buf).map_err(|source| {
+                    AppError::Io {
+                        what: "cannot read stdin".into(),
+                        source,
+                    }
+                })?;
+                Some(buf)
+            }
+            Some(d) if d.starts_with('@') => {
+                Some(std::fs::read(&d[1..]).map_err(|source| AppError::Io {
+                    what: format!("cannot read {}", &d[1..]),
+                    source,
+                })?)
+            }
+            Some(d) => Some(d.as_bytes().to_vec()),
+        };
+        let method = args.method.clone().unwrap_or_else(|| {
+            if body.is_some() {
+                "POST".into()
+            } else {
+                "GET".into()
+            }
+        });
+        let req = HttpRequest {
+            method,
+            url: args.url.clone(),
+            headers,
+            body,
+        };
+        let resp = rt.block_on(app.request(&args.name, &req))?;
+        let _ = std::io::stdout().lock().write_all(&resp.body);
+        if let Some(scope) = &resp.insufficient_scope {
+            eprintln!(
+                "authdeck: HTTP 403 insufficient_scope: the token lacks scope '{scope}' (not refreshed; log in with more scopes)"
+            );
+        } else if !(200..300).contains(&resp.status) {
+            eprintln!("authdeck: HTTP {}", resp.status);
+        }
+        Ok(if (200..300).contains(&resp.status) {
+            exit::OK
+        } else {
+            exit::ERROR
+        })
+    })
+}
+
+/// `authdeck exec NAME... -- CMD [ARGS...]`: tokens in the environment, never in argv.
+pub fn exec(loc: &Locations, names: &[String], command: &[String]) -> u8 {
+    run(|rt| {
+        let app = open_app(loc, false)?;
+        let Some((program, args)) = command.split_first() else {
+            return Err(AppError::Config("exec needs a command after --".into()));
+        };
+        let mut cmd = std::process::Command::new(program);
+        cmd.args(args);
+        for name in names {
+            let var = app.account(name)?.export_var_name();
+            let (token, _) = rt.block_on(app.fresh_token(name, false))?;
+            cmd.env(var, token.secret());
+        }
+        let status = cmd.status().map_err(|source| AppError::Io {
+            what: format!("cannot run {program}"),
+            source,
+        })?;
+        Ok(exit_status_code(status))
+    })
+}
+
+fn exit_status_code(status: std::process::ExitStatus) -> u8 {
+    if let Some(code) = status.code() {
+        return u8::try_from(code & 0xff).unwrap_or(exit::ERROR);
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::ExitStatusExt;
+        if let Some(sig) = status.signal() {
+            return u8::try_from((128 + sig) & 0xff).unwrap_or(exit::ERROR);
+        }
+    }
+    exit::ERROR
+}
+
+/// The dashboard (until it lands: `status`).
+pub fn dashboard(loc: &Locations) -> u8 {
+    status(loc, false)
+}
+
+/// `authdeck demo`.
+pub fn demo() -> u8 {
+    exit::ERROR
+}
