@@ -8,6 +8,7 @@
 
 use std::time::{Duration, Instant, SystemTime};
 
+use authdeck::oauth::idtoken::check_claims_unverified;
 use authdeck::oauth::pkce::PkcePair;
 use authdeck::oauth::{
     AuthorizationRequest, ClientConfig, ClientSettings, OAuthClient, OAuthError, RetryPolicy,
@@ -182,6 +183,14 @@ fn assert_login_tokens(login: &Login, client: &TestClient, issuer: &str) {
     assert_eq!(claims.iss.as_deref(), Some(issuer));
     assert!(claims.aud.iter().any(|a| a == client.id), "aud");
     assert!(claims.exp.is_some_and(|exp| exp > claims.iat.unwrap_or(0)));
+    // DISC-5 minus the signature: the engine's own claim checks accept the real token...
+    check_claims_unverified(claims, issuer, client.id, SystemTime::now()).unwrap();
+    // ...and refuse it for another client or issuer.
+    assert!(check_claims_unverified(claims, issuer, "someone-else", SystemTime::now()).is_err());
+    assert!(
+        check_claims_unverified(claims, "http://127.0.0.1:1", client.id, SystemTime::now())
+            .is_err()
+    );
     // AUTHZ-6: the nonce round-trips; another one is refused.
     t.check_nonce(&login.nonce).unwrap();
     assert!(matches!(
@@ -198,6 +207,28 @@ async fn code_pkce(client: TestClient) {
     assert_eq!(config.client_auth, engine_auth(client.auth));
     let login = login(&engine, op, &config).await;
     assert_login_tokens(&login, &client, &op.issuer);
+
+    // REF-7 / SECRET-2: a confidential client with a wrong secret is refused with
+    // `invalid_client`, a configuration error, before the code is even looked at.
+    if client.secret.is_some() {
+        let wrong = ClientConfig {
+            client_secret: Some(ClientSecret::new("wrong secret")),
+            ..config.clone()
+        };
+        let err = bounded(
+            "wrong secret",
+            engine.exchange_code(
+                &wrong,
+                &login.code,
+                PkceVerifier::new(login.verifier_copy.as_str()),
+                &login.redirect_uri,
+            ),
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(err.code(), Some("invalid_client"), "{err}");
+        assert!(err.is_config_error() && !err.is_transient(), "{err}");
+    }
 
     let again = bounded(
         "code replay",
