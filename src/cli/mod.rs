@@ -1,5 +1,7 @@
 //! The command line: argument parsing, output formats and exit codes. A thin face on `app`.
 
+pub mod proxy;
+
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -32,7 +34,12 @@ pub struct Cli {
 
 /// The subcommands.
 #[derive(Debug, Subcommand)]
-pub enum Command {}
+pub enum Command {
+    /// Run the token exchange proxy (holds client secrets for front ends); see docs/proxy.md.
+    ///
+    /// The global `--config` names the proxy's TOML file here.
+    Proxy(proxy::ProxyArgs),
+}
 
 /// Parses the arguments and runs the command; the single place that turns errors into messages.
 pub fn main() -> ExitCode {
@@ -43,5 +50,6 @@ pub fn main() -> ExitCode {
             let _ = Cli::command().print_help();
             ExitCode::from(exit::OK)
         }
+        Some(Command::Proxy(args)) => proxy::run(cli.config.as_deref(), &args),
     }
 }
