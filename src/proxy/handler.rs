@@ -273,32 +273,30 @@ where
 {
     let (parts, body) = req.into_parts();
     let origin = Origin::of(&parts.headers, &shared.all_origins);
-    let reply =
-        match token_route_inner(shared, peer, route, &parts.headers, body, origin, note).await {
-            Ok((reply, origin)) => {
-                note.error = reply.error.clone();
-                note.from_upstream = reply.from_upstream;
-                with_origin(json_response(reply.status, reply.body), origin)
+    match token_route_inner(shared, peer, route, &parts.headers, body, origin, note).await {
+        Ok((reply, origin)) => {
+            note.error = reply.error.clone();
+            note.from_upstream = reply.from_upstream;
+            with_origin(json_response(reply.status, reply.body), origin)
+        }
+        Err((reject, retry_after)) => {
+            let allowed = if matches!(reject.status, StatusCode::FORBIDDEN) {
+                Origin::Refused
+            } else {
+                origin
+            };
+            let mut r = with_origin(
+                plain_error(reject.status, reject.code, &reject.description, note),
+                allowed,
+            );
+            if let Some(secs) = retry_after
+                && let Ok(v) = HeaderValue::from_str(&secs.to_string())
+            {
+                r.headers_mut().insert(header::RETRY_AFTER, v);
             }
-            Err((reject, retry_after)) => {
-                let allowed = if matches!(reject.status, StatusCode::FORBIDDEN) {
-                    Origin::Refused
-                } else {
-                    origin
-                };
-                let mut r = with_origin(
-                    plain_error(reject.status, reject.code, &reject.description, note),
-                    allowed,
-                );
-                if let Some(secs) = retry_after
-                    && let Ok(v) = HeaderValue::from_str(&secs.to_string())
-                {
-                    r.headers_mut().insert(header::RETRY_AFTER, v);
-                }
-                r
-            }
-        };
-    reply
+            r
+        }
+    }
 }
 
 type Rejected = (Reject, Option<u64>);
@@ -382,7 +380,7 @@ where
 }
 
 /// `POST /api/auth/exchange` body. Secret values go straight into secret types.
-#[derive(Deserialize)]
+#[derive(Debug, Deserialize)]
 struct ExchangeBody {
     code: Option<AuthCode>,
     code_verifier: Option<PkceVerifier>,
@@ -391,7 +389,7 @@ struct ExchangeBody {
 }
 
 /// `POST /api/auth/refresh` body.
-#[derive(Deserialize)]
+#[derive(Debug, Deserialize)]
 struct RefreshBody {
     refresh_token: Option<RefreshToken>,
     scope: Option<String>,
@@ -401,14 +399,21 @@ struct RefreshBody {
 /// Parses a JSON object without echoing serde's message, which may quote a secret value.
 fn parse<'de, T: Deserialize<'de>>(body: &'de [u8]) -> Result<T, Reject> {
     let is_object = body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
-    match serde_json::from_slice::<T>(body) {
-        Ok(v) if is_object => Ok(v),
-        Ok(_) => Err(Reject::bad_request("the body must be a JSON object")),
-        Err(e) if e.is_data() => Err(Reject::bad_request(
-            "the body's fields must be JSON strings",
-        )),
-        Err(_) => Err(Reject::bad_request("malformed JSON body")),
+    if !is_object {
+        return Err(
+            match serde_json::from_slice::<serde::de::IgnoredAny>(body) {
+                Ok(_) => Reject::bad_request("the body must be a JSON object"),
+                Err(_) => Reject::bad_request("malformed JSON body"),
+            },
+        );
     }
+    serde_json::from_slice::<T>(body).map_err(|e| {
+        if e.is_data() {
+            Reject::bad_request("the body's fields must be JSON strings")
+        } else {
+            Reject::bad_request("malformed JSON body")
+        }
+    })
 }
 
 /// Picks the client: the named one, or the only one (issue 7 item 1).
@@ -475,7 +480,7 @@ async fn exchange<'a>(
             "code_verifier must be 43 to 128 characters of [A-Za-z0-9-._~] (RFC 7636 section 4.1)",
         ));
     }
-    if !client.redirect_uris.iter().any(|u| *u == redirect_uri) {
+    if !client.redirect_uris.contains(&redirect_uri) {
         return Err(Reject::bad_request(
             "redirect_uri is not allowed for this client",
         ));
@@ -590,7 +595,7 @@ mod tests {
     #[test]
     fn verifier_syntax_rfc7636_4_1() {
         assert!(verifier_syntax_ok(&"a".repeat(43)));
-        assert!(verifier_syntax_ok(&"A-._~9".repeat(20)[..128]));
+        assert!(verifier_syntax_ok(&"A-._~9".repeat(22)[..128]));
         assert!(!verifier_syntax_ok(&"a".repeat(42)));
         assert!(!verifier_syntax_ok(&"a".repeat(129)));
         assert!(!verifier_syntax_ok(&format!("{}+", "a".repeat(42))));
