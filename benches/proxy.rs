@@ -69,6 +69,16 @@ fn proc_kb(pid: u32, key: &str) -> Option<u64> {
         .ok()
 }
 
+/// User + system CPU time of `pid` in clock ticks (1/100 s on Linux).
+fn proc_cpu_ticks(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let mut fields = stat.rsplit_once(')')?.1.split_whitespace();
+    // After the command name: state is field 3; utime and stime are fields 14 and 15.
+    let utime: u64 = fields.nth(11)?.parse().ok()?;
+    let stime: u64 = fields.next()?.parse().ok()?;
+    Some(utime + stime)
+}
+
 struct Stats {
     latencies_us: Vec<u32>,
     errors: u64,
@@ -199,7 +209,9 @@ fn main() {
         let pid = child.id();
         let rss_idle = proc_kb(pid, "VmRSS:").unwrap_or(0);
 
+        let cpu_before = proc_cpu_ticks(pid).unwrap_or(0);
         let stats = run_load(&addr, conns, secs).await;
+        let cpu_ticks = proc_cpu_ticks(pid).unwrap_or(0).saturating_sub(cpu_before);
 
         let hwm = proc_kb(pid, "VmHWM:").unwrap_or(0);
         let _ = std::process::Command::new("kill")
@@ -226,6 +238,11 @@ fn main() {
         println!("| latency p90 (ms)          | {:>11.2} |", percentile(&stats.latencies_us, 0.90));
         println!("| latency p99 (ms)          | {:>11.2} |", percentile(&stats.latencies_us, 0.99));
         println!("| latency max (ms)          | {:>11.2} |", percentile(&stats.latencies_us, 1.0));
+        // CPU was sampled over warm-up and measurement, so divide by every request served.
+        println!(
+            "| proxy CPU per exchange (us)| {:>10.0} |",
+            cpu_ticks as f64 * 10_000.0 / (access_lines as f64).max(1.0)
+        );
         println!("| proxy RSS idle (MiB)      | {:>11.1} |", rss_idle as f64 / 1024.0);
         println!("| proxy peak RSS VmHWM (MiB)| {:>11.1} |", hwm as f64 / 1024.0);
         println!("| access-log lines written  | {access_lines:>11} |");

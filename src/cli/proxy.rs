@@ -21,6 +21,8 @@ pub fn run(config: Option<&Path>, args: &ProxyArgs) -> ExitCode {
     let _ = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_target(false)
+        // Colour codes only on a terminal: in a log file or journal they are noise.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("AUTHDECK_LOG")
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
