@@ -415,6 +415,10 @@ pub(crate) fn upstream_url(text: &str) -> Result<Url, &'static str> {
     if url.fragment().is_some() {
         return Err("must not have a fragment");
     }
+    if !url.username().is_empty() || url.password().is_some() {
+        // Credentials in a URL end up in logs; the secret belongs in client_secret_env.
+        return Err("must not contain a user name or password");
+    }
     match url.scheme() {
         "https" => Ok(url),
         "http" if is_loopback(&url) => Ok(url),
@@ -540,6 +544,10 @@ allowed_origins = ["http://localhost:3100"]
     #[test]
     fn endpoint_rules() {
         assert!(err(&GOOD.replace("https://auth", "http://auth")).contains("must use https"));
+        assert!(
+            err(&GOOD.replace("https://auth", "https://u:p@auth"))
+                .contains("user name or password")
+        );
         let local = GOOD.replace("https://auth.example.com", "http://127.0.0.1:9");
         assert!(ProxyConfig::from_str(&local, "p").is_ok());
         let both = GOOD.replace("client_id =", "issuer = \"https://a.example\"\nclient_id =");
