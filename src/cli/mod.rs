@@ -1,6 +1,7 @@
 //! The command line: argument parsing, output formats and exit codes. A thin face on `app`.
 
 pub mod providers;
+pub mod proxy;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -24,7 +25,7 @@ pub mod exit {
 #[derive(Debug, Parser)]
 #[command(name = "authdeck", version, about, long_about = None)]
 pub struct Cli {
-    /// Configuration directory (holds providers/NAME.toml account files).
+    /// Configuration directory (holds providers/NAME.toml account files); for `proxy`, its TOML file.
     #[arg(long, global = true, env = "AUTHDECK_CONFIG_DIR", value_name = "DIR")]
     pub config: Option<PathBuf>,
 
@@ -37,6 +38,10 @@ pub struct Cli {
 pub enum Command {
     /// List bundled provider templates and your accounts, or check account files.
     Providers(providers::ProvidersArgs),
+    /// Run the token exchange proxy (holds client secrets for front ends); see docs/proxy.md.
+    ///
+    /// The global `--config` names the proxy's TOML file here.
+    Proxy(proxy::ProxyArgs),
 }
 
 /// Parses the arguments and runs the command; the single place that turns errors into messages.
@@ -51,5 +56,6 @@ pub fn main() -> ExitCode {
         Some(Command::Providers(args)) => {
             ExitCode::from(providers::run(&args, cli.config.as_deref()))
         }
+        Some(Command::Proxy(args)) => proxy::run(cli.config.as_deref(), &args),
     }
 }
