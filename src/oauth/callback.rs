@@ -175,25 +175,31 @@ impl Shared {
         self.registry.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Ends login `id` with `outcome` if it is still pending; closes the server when it was
-    /// the last one (CB-3). Returns false when it had already finished.
-    fn finish(&self, id: u64, outcome: Outcome) -> bool {
+    /// Marks login `id` finished and returns its sender if it was still pending; closes the
+    /// server when it was the last one (CB-3). `None` when it had already finished (CB-10).
+    fn take(&self, id: u64) -> Option<oneshot::Sender<Outcome>> {
         let mut reg = self.lock();
-        let Some(slot) = reg.slots.iter_mut().find(|s| s.id == id) else {
-            return false;
-        };
-        let Some(sender) = slot.sender.take() else {
-            return false;
-        };
+        let slot = reg.slots.iter_mut().find(|s| s.id == id)?;
+        let sender = slot.sender.take()?;
         if let Some(timer) = slot.timer.take() {
             timer.abort();
         }
-        // The waiter may be gone (cancelled); nothing to do then.
-        let _ = sender.send(outcome);
         if !reg.slots.iter().any(|s| s.sender.is_some()) {
             self.close_locked(&mut reg);
         }
-        true
+        Some(sender)
+    }
+
+    /// Ends login `id` with `outcome` now, if it is still pending. Returns false otherwise.
+    fn finish(&self, id: u64, outcome: Outcome) -> bool {
+        match self.take(id) {
+            Some(sender) => {
+                // The waiter may be gone (cancelled); nothing to do then.
+                let _ = sender.send(outcome);
+                true
+            }
+            None => false,
+        }
     }
 
     /// Forgets a cancelled login (dropped before it finished).
@@ -500,13 +506,51 @@ fn is_loopback_peer(ip: IpAddr) -> bool {
     }
 }
 
+/// A finished login's outcome, held by its connection until the page has been written.
+struct Deferred {
+    sender: oneshot::Sender<Outcome>,
+    outcome: Outcome,
+}
+
+/// Where a connection's handler leaves the outcome it must deliver after answering.
+type DeferredSlot = Arc<Mutex<Option<Deferred>>>;
+
 async fn serve_connection(stream: TcpStream, shared: Arc<Shared>, options: ListenerOptions) {
-    let mut shutdown = shared.shutdown.subscribe();
+    let deferred: DeferredSlot = Arc::default();
     let handler = Arc::clone(&shared);
+    let slot = Arc::clone(&deferred);
     let service = service_fn(move |req: Request<Incoming>| {
-        let response = handle(&handler, &req);
+        let response = handle(&handler, &req, &slot);
         async move { Ok::<_, Infallible>(response) }
     });
+    // A GET has no body and the head is bounded by `read_timeout`, so two of them is plenty
+    // for the whole exchange; a client that stops reading cannot hold the login forever.
+    let lifetime = options.read_timeout.saturating_mul(2);
+    let served = run_connection(stream, service, &shared, &options);
+    let _ = tokio::time::timeout(lifetime, served).await;
+    // The browser has its page (or is gone): only now wake the waiting login.
+    let pending = deferred
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .take();
+    if let Some(Deferred { sender, outcome }) = pending {
+        let _ = sender.send(outcome);
+    }
+}
+
+async fn run_connection<S>(
+    stream: TcpStream,
+    service: S,
+    shared: &Shared,
+    options: &ListenerOptions,
+) where
+    S: hyper::service::Service<
+            Request<Incoming>,
+            Response = Response<Full<Bytes>>,
+            Error = Infallible,
+        >,
+{
+    let mut shutdown = shared.shutdown.subscribe();
     let mut builder = http1::Builder::new();
     builder
         .timer(TokioTimer::new())
@@ -522,10 +566,11 @@ async fn serve_connection(stream: TcpStream, shared: Arc<Shared>, options: Liste
     }
     // Finish the response in flight (the success page), then close.
     conn.as_mut().graceful_shutdown();
-    let _ = tokio::time::timeout(options.read_timeout, conn).await;
+    let _ = conn.await;
 }
 
-/// The parameters of an authorization response; `None` for absent, `Err` for repeated.
+/// The parameters of an authorization response, each with every value it was given (a
+/// repeated parameter is malformed, RFC 6749 §3.1).
 #[derive(Default)]
 struct Params {
     state: Vec<String>,
@@ -554,7 +599,11 @@ impl Params {
 }
 
 /// Answers one request; completes a pending login when it is a valid redirect.
-fn handle(shared: &Shared, req: &Request<Incoming>) -> Response<Full<Bytes>> {
+fn handle(
+    shared: &Shared,
+    req: &Request<Incoming>,
+    deferred: &DeferredSlot,
+) -> Response<Full<Bytes>> {
     if !host_allowed(shared, req) {
         tracing::warn!("callback: rejected a request with an unexpected Host header");
         return page(StatusCode::BAD_REQUEST, "Bad request", "Unexpected host.");
@@ -581,7 +630,7 @@ fn handle(shared: &Shared, req: &Request<Incoming>) -> Response<Full<Bytes>> {
         return page(StatusCode::NOT_FOUND, "Not found", "Nothing here.");
     }
     let params = Params::parse(req.uri().query().unwrap_or(""));
-    complete(shared, params)
+    complete(shared, params, deferred)
 }
 
 fn host_allowed(shared: &Shared, req: &Request<Incoming>) -> bool {
@@ -596,7 +645,7 @@ fn host_allowed(shared: &Shared, req: &Request<Incoming>) -> bool {
 }
 
 /// Routes a redirect to its login by `state` (constant-time) and finishes that login.
-fn complete(shared: &Shared, params: Params) -> Response<Full<Bytes>> {
+fn complete(shared: &Shared, params: Params, deferred: &DeferredSlot) -> Response<Full<Bytes>> {
     let [state] = params.state.as_slice() else {
         tracing::warn!("callback: state mismatch");
         return page(
@@ -631,23 +680,27 @@ fn complete(shared: &Shared, params: Params) -> Response<Full<Bytes>> {
     };
     if !pending {
         // CB-10: never a second exchange.
-        return page(
-            StatusCode::BAD_REQUEST,
-            "Already completed",
-            "This login was already completed. You can close this tab.",
-        );
+        return already_completed();
     }
+    // Taken before anything else so a racing second hit sees "already completed" (CB-10).
+    let Some(sender) = shared.take(id) else {
+        return already_completed();
+    };
     let outcome = evaluate(params, expected_issuer.as_deref(), require_iss);
     let response = outcome_page(&outcome);
-    // The page is built before the login is woken; the exchange runs in the caller.
-    if !shared.finish(id, outcome) {
-        return page(
-            StatusCode::BAD_REQUEST,
-            "Already completed",
-            "This login was already completed. You can close this tab.",
-        );
-    }
+    // Delivered by the connection after the page is written: the exchange runs in the
+    // caller only once the browser has its answer.
+    *deferred.lock().unwrap_or_else(PoisonError::into_inner) = Some(Deferred { sender, outcome });
     response
+}
+
+/// CB-10: a repeat hit never causes a second exchange.
+fn already_completed() -> Response<Full<Bytes>> {
+    page(
+        StatusCode::BAD_REQUEST,
+        "Already completed",
+        "This login was already completed. You can close this tab.",
+    )
 }
 
 /// Turns the parameters of a redirect with a valid `state` into the login's outcome.
