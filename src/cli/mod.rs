@@ -2,6 +2,7 @@
 
 pub mod accounts;
 pub mod providers;
+pub mod proxy;
 pub mod vault;
 
 use crate::app::export::ExportFormat;
@@ -30,7 +31,7 @@ pub mod exit {
 #[derive(Debug, Parser)]
 #[command(name = "authdeck", version, about, long_about = None)]
 pub struct Cli {
-    /// Configuration directory (holds providers/NAME.toml account files).
+    /// Configuration directory (holds providers/NAME.toml account files); for `proxy`, its TOML file.
     #[arg(long, global = true, env = "AUTHDECK_CONFIG_DIR", value_name = "DIR")]
     pub config: Option<PathBuf>,
 
@@ -55,7 +56,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Log in to an account: browser, VPS paste mode, or the device grant.
-    // LOGIN Login(accounts::LoginArgs),
+    Login(accounts::LoginArgs),
     /// Print one valid access token (refreshed first when due) and nothing else.
     Token {
         /// The account.
@@ -94,6 +95,10 @@ pub enum Command {
     Demo,
     /// List bundled provider templates and your accounts, or check account files.
     Providers(providers::ProvidersArgs),
+    /// Run the token exchange proxy (holds client secrets for front ends); see docs/proxy.md.
+    ///
+    /// The global `--config` names the proxy's TOML file here (or a directory with proxy.toml).
+    Proxy(proxy::ProxyArgs),
     /// Manage the encrypted token vault.
     Vault {
         /// What to do.
@@ -114,7 +119,7 @@ pub fn main() -> ExitCode {
     }
     let code = match cli.command {
         None => accounts::dashboard(&loc),
-        // LOGIN Some(Command::Login(args)) => accounts::login(&loc, &args),
+        Some(Command::Login(args)) => accounts::login(&loc, &args),
         Some(Command::Token { name }) => accounts::token(&loc, &name),
         Some(Command::Status { json }) => accounts::status(&loc, json),
         Some(Command::Refresh(args)) => accounts::refresh(&loc, &args),
@@ -125,6 +130,7 @@ pub fn main() -> ExitCode {
         Some(Command::Demo) => accounts::demo(),
         Some(Command::Providers(args)) => providers::run(&args, cli.config.as_deref()),
         Some(Command::Vault { command }) => return vault::run(cli.vault, command),
+        Some(Command::Proxy(args)) => return proxy::run(cli.config.as_deref(), &args),
     };
     ExitCode::from(code)
 }

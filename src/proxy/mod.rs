@@ -1,1 +1,283 @@
-//! `proxy`: see docs/architecture.md.
+//! The exchange proxy (`authdeck proxy`): a small stateless server that holds OAuth client
+//! secrets for front ends and thin clients and completes the code exchange and refresh for
+//! them (issue 7; rules PROXY-1..10 and SECRET-3 in docs/oauth-client-requirements.md).
+//!
+//! ```text
+//! browser ──POST /api/auth/exchange {code, code_verifier, redirect_uri}──► proxy
+//! proxy ──POST token_endpoint, Authorization: Basic (id:secret), form──► authorization server
+//! ```
+//!
+//! It shares no code path with the client-side `oauth` module, so nothing on the client side
+//! can ever carry a proxy secret. Build a [`Proxy`] from a [`ProxyConfig`], then [`Proxy::serve`]
+//! it on a listener (or [`Proxy::spawn`] it, in tests). See docs/proxy.md.
+
+pub mod config;
+mod handler;
+pub mod log;
+mod ratelimit;
+mod upstream;
+
+pub use config::{ClientConfig, ConfigError, EndpointSource, ProxyConfig, SecretSource};
+pub use handler::MAX_BODY;
+pub use log::{CaptureSink, LogSink, TracingSink};
+
+use crate::secret::ClientSecret;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use ratelimit::RateLimiter;
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{oneshot, watch};
+use tokio::task::JoinSet;
+use tracing::Level;
+use url::Url;
+
+/// How long a client may take to send request headers (slowloris guard).
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// Extra time granted to in-flight requests at shutdown beyond the upstream timeout.
+const DRAIN_GRACE: Duration = Duration::from_secs(5);
+
+/// Why the proxy could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ProxyError {
+    /// The configuration is invalid or a secret is missing (PROXY-9).
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// Discovery of an `issuer`'s token endpoint failed.
+    #[error("{location}: client '{client}': {message}")]
+    Discovery {
+        /// `FILE:LINE:COL` of the client table.
+        location: String,
+        /// The client's name.
+        client: String,
+        /// What failed.
+        message: String,
+    },
+    /// The HTTP client could not be built (TLS roots unavailable).
+    #[error("cannot build the upstream HTTP client: {0}")]
+    Http(#[from] reqwest::Error),
+}
+
+/// A client ready to serve: endpoint resolved, secret loaded.
+pub(crate) struct ResolvedClient {
+    pub(crate) name: String,
+    pub(crate) token_endpoint: Url,
+    pub(crate) client_id: String,
+    pub(crate) secret: ClientSecret,
+    pub(crate) redirect_uris: Vec<String>,
+    pub(crate) allowed_origins: Vec<String>,
+}
+
+/// State shared by every connection; read-only after startup except the rate-limit counts.
+pub(crate) struct Shared {
+    pub(crate) clients: BTreeMap<String, Arc<ResolvedClient>>,
+    /// Every client's origins: a preflight carries no body, so it cannot name its client.
+    pub(crate) all_origins: Vec<String>,
+    pub(crate) http: reqwest::Client,
+    pub(crate) limiter: Option<RateLimiter>,
+    pub(crate) log: Arc<dyn LogSink>,
+}
+
+/// A proxy ready to serve.
+pub struct Proxy {
+    shared: Arc<Shared>,
+    drain_timeout: Duration,
+}
+
+impl std::fmt::Debug for Proxy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Proxy")
+            .field("clients", &self.shared.clients.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Proxy {
+    /// Loads every client's secret (`env` looks up environment variables; pass
+    /// `&|name| std::env::var(name).ok()` in production), discovers `issuer` token endpoints,
+    /// and builds the shared upstream client. Fails if any secret is missing (PROXY-9).
+    pub async fn build(
+        config: &ProxyConfig,
+        env: &dyn Fn(&str) -> Option<String>,
+        log: Arc<dyn LogSink>,
+    ) -> Result<Self, ProxyError> {
+        let http = upstream::build_client(config.upstream_timeout)?;
+        let mut clients = BTreeMap::new();
+        let mut all_origins: Vec<String> = Vec::new();
+        for (name, client) in &config.clients {
+            let secret = client.secret.load(name, env)?;
+            let token_endpoint =
+                match &client.endpoint {
+                    EndpointSource::TokenEndpoint(url) => url.clone(),
+                    EndpointSource::Issuer(issuer) => upstream::discover(&http, issuer)
+                        .await
+                        .map_err(|message| ProxyError::Discovery {
+                            location: client.location.clone(),
+                            client: name.clone(),
+                            message,
+                        })?,
+                };
+            log.write(
+                Level::INFO,
+                &format!("client {name}: token endpoint {token_endpoint}"),
+            );
+            for origin in &client.allowed_origins {
+                if !all_origins.contains(origin) {
+                    all_origins.push(origin.clone());
+                }
+            }
+            clients.insert(
+                name.clone(),
+                Arc::new(ResolvedClient {
+                    name: name.clone(),
+                    token_endpoint,
+                    client_id: client.client_id.clone(),
+                    secret,
+                    redirect_uris: client.redirect_uris.clone(),
+                    allowed_origins: client.allowed_origins.clone(),
+                }),
+            );
+        }
+        Ok(Self {
+            shared: Arc::new(Shared {
+                clients,
+                all_origins,
+                http,
+                limiter: RateLimiter::new(config.rate_limit_per_minute),
+                log,
+            }),
+            drain_timeout: config.upstream_timeout + DRAIN_GRACE,
+        })
+    }
+
+    /// Serves on `listener` until `shutdown` completes, then stops accepting, lets in-flight
+    /// requests finish (up to the upstream timeout plus 5 s) and returns.
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()>,
+    ) -> std::io::Result<()> {
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let mut connections = JoinSet::new();
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                () = &mut shutdown => break,
+                accepted = listener.accept() => match accepted {
+                    Ok((stream, peer)) => {
+                        connections.spawn(serve_connection(
+                            Arc::clone(&self.shared),
+                            stream,
+                            peer,
+                            stop_rx.clone(),
+                        ));
+                    }
+                    Err(e) => {
+                        // Out of file descriptors and the like: back off instead of spinning.
+                        self.shared.log.write(Level::WARN, &format!("accept failed: {e}"));
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                },
+                Some(_) = connections.join_next(), if !connections.is_empty() => {}
+            }
+        }
+        drop(listener);
+        let _ = stop_tx.send(true);
+        let in_flight = connections.len();
+        self.shared.log.write(
+            Level::INFO,
+            &format!("shutting down: {in_flight} open connection(s) draining"),
+        );
+        let drain = async { while connections.join_next().await.is_some() {} };
+        if tokio::time::timeout(self.drain_timeout, drain)
+            .await
+            .is_err()
+        {
+            self.shared.log.write(
+                Level::WARN,
+                "shutdown: connections still open after the drain timeout were closed",
+            );
+            connections.abort_all();
+        }
+        Ok(())
+    }
+
+    /// Serves on `listener` in a background task; for tests and embedding.
+    pub fn spawn(self, listener: TcpListener) -> std::io::Result<ProxyHandle> {
+        let local_addr = listener.local_addr()?;
+        let (tx, rx) = oneshot::channel::<()>();
+        let task = tokio::spawn(self.serve(listener, async {
+            let _ = rx.await;
+        }));
+        Ok(ProxyHandle {
+            local_addr,
+            stop: Some(tx),
+            task,
+        })
+    }
+}
+
+/// A running proxy started by [`Proxy::spawn`]. Dropping it stops the proxy.
+#[derive(Debug)]
+pub struct ProxyHandle {
+    local_addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl ProxyHandle {
+    /// The address the proxy listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The base URL, such as `http://127.0.0.1:40123`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.local_addr)
+    }
+
+    /// Stops accepting, waits for in-flight requests, and returns the server's result.
+    pub async fn shutdown(mut self) -> std::io::Result<()> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        match (&mut self.task).await {
+            Ok(result) => result,
+            Err(e) => Err(std::io::Error::other(e)),
+        }
+    }
+}
+
+async fn serve_connection(
+    shared: Arc<Shared>,
+    stream: TcpStream,
+    peer: SocketAddr,
+    mut stop: watch::Receiver<bool>,
+) {
+    // Token requests are small request/response pairs: Nagle would only add latency.
+    let _ = stream.set_nodelay(true);
+    let service = service_fn(move |req| {
+        let shared = Arc::clone(&shared);
+        async move { Ok::<_, Infallible>(handler::handle(shared, peer.ip(), req).await) }
+    });
+    let connection = http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .serve_connection(TokioIo::new(stream), service);
+    tokio::pin!(connection);
+    tokio::select! {
+        _ = connection.as_mut() => {}
+        _ = async { let _ = stop.wait_for(|stopping| *stopping).await; } => {
+            // Finishes the request in flight, if any, then closes (graceful shutdown).
+            connection.as_mut().graceful_shutdown();
+            let _ = connection.await;
+        }
+    }
+}

@@ -3,6 +3,7 @@
 
 mod callback;
 mod devserver;
+mod engine_interop;
 mod interop;
 mod oauth_engine;
 mod oidc_provider;

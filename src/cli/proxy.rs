@@ -1,0 +1,103 @@
+//! `authdeck proxy --config proxy.toml [--listen ADDR]`: runs the exchange proxy until SIGTERM
+//! or Ctrl-C, then lets in-flight requests finish.
+
+use super::exit;
+use crate::proxy::{Proxy, ProxyConfig, TracingSink};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+/// Arguments of `authdeck proxy`.
+#[derive(Debug, clap::Args)]
+pub struct ProxyArgs {
+    /// Address to listen on, overriding the config's `listen` (default 127.0.0.1:3100).
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
+}
+
+/// Runs the proxy; `config` is the global `--config`, here the proxy's TOML file.
+pub fn run(config: Option<&Path>, args: &ProxyArgs) -> ExitCode {
+    let _ = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        // Colour codes only on a terminal: in a log file or journal they are noise.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("AUTHDECK_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .try_init();
+    match run_inner(config, args) {
+        Ok(()) => ExitCode::from(exit::OK),
+        Err(message) => {
+            eprintln!("authdeck: error: {message}");
+            ExitCode::from(exit::ERROR)
+        }
+    }
+}
+
+fn run_inner(config: Option<&Path>, args: &ProxyArgs) -> Result<(), String> {
+    let given = config.ok_or("authdeck proxy needs --config FILE (the proxy's TOML file)")?;
+    // The global --config names the config directory elsewhere; a directory here means its
+    // `proxy.toml` (so AUTHDECK_CONFIG_DIR works for the proxy too).
+    let in_dir = given.join("proxy.toml");
+    let path = if given.is_dir() { in_dir.as_path() } else { given };
+    if given.is_dir() && !path.exists() {
+        return Err(format!(
+            "{} is a directory without proxy.toml; authdeck proxy needs --config naming its TOML file",
+            given.display()
+        ));
+    }
+    let mut config = ProxyConfig::from_path(path).map_err(|e| e.to_string())?;
+    if let Some(listen) = args.listen {
+        config.listen = listen;
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the async runtime: {e}"))?;
+    runtime.block_on(async {
+        let env = |name: &str| std::env::var(name).ok();
+        let proxy = Proxy::build(&config, &env, Arc::new(TracingSink))
+            .await
+            .map_err(|e| e.to_string())?;
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
+        let local = listener
+            .local_addr()
+            .map_err(|e| format!("cannot read the listening address: {e}"))?;
+        // Tests and scripts read the port from this line when they pass --listen ADDR:0.
+        tracing::info!(target: "authdeck::proxy", "listening on http://{local}");
+        proxy
+            .serve(listener, shutdown_signal())
+            .await
+            .map_err(|e| format!("server error: {e}"))?;
+        tracing::info!(target: "authdeck::proxy", "stopped");
+        Ok(())
+    })
+}
+
+/// Completes on SIGTERM (what a service manager or orchestrator sends) or Ctrl-C.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

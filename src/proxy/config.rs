@@ -1,0 +1,588 @@
+//! The proxy's TOML configuration: parsing, validation with `FILE:LINE:COL` errors, and loading
+//! each client's secret from the environment or a file (PROXY-9).
+
+use crate::secret::ClientSecret;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use toml::Spanned;
+use url::Url;
+
+/// Where the proxy listens when neither the config nor `--listen` says otherwise.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:3100";
+/// Upstream timeout when the config omits `upstream_timeout_secs` (PROXY-9: 10 s).
+pub const DEFAULT_UPSTREAM_TIMEOUT_SECS: u64 = 10;
+/// Requests per minute per client IP when the config omits `rate_limit_per_minute`.
+///
+/// A login needs one exchange and a session one refresh per token lifetime, so ten per second
+/// from one address is far above honest use yet stops a script from hammering the upstream.
+pub const DEFAULT_RATE_LIMIT_PER_MINUTE: u32 = 600;
+/// The longest upstream timeout accepted: beyond it a front end has long given up.
+const MAX_UPSTREAM_TIMEOUT_SECS: u64 = 300;
+
+/// A configuration problem. Messages are one line and never contain a secret.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The file is not valid TOML, has an unknown field, or a value is not allowed.
+    #[error("{location}: {message}")]
+    Invalid {
+        /// `FILE:LINE:COL` of the offending value.
+        location: String,
+        /// What is wrong, user-facing.
+        message: String,
+    },
+    /// The config file could not be read.
+    #[error("cannot read proxy config {path}: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// A client's secret could not be loaded (PROXY-9: the proxy refuses to start).
+    #[error("client '{client}': {message}")]
+    Secret {
+        /// The client's name in the config.
+        client: String,
+        /// What is missing, naming the variable or file, never the value.
+        message: String,
+    },
+}
+
+/// The parsed and validated `proxy.toml`.
+#[derive(Debug, Clone)]
+pub struct ProxyConfig {
+    /// The address to listen on (`listen`, overridden by `--listen`).
+    pub listen: SocketAddr,
+    /// Timeout for one upstream token request, connect to last byte.
+    pub upstream_timeout: Duration,
+    /// Token requests allowed per client IP per minute; 0 turns the limit off.
+    pub rate_limit_per_minute: u32,
+    /// The clients by name (`[clients.NAME]`); never empty.
+    pub clients: BTreeMap<String, ClientConfig>,
+}
+
+/// One `[clients.NAME]` table.
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    /// Where the token endpoint comes from.
+    pub endpoint: EndpointSource,
+    /// The OAuth `client_id`.
+    pub client_id: String,
+    /// Where the client secret comes from.
+    pub secret: SecretSource,
+    /// Redirect URIs a request may name, compared exactly.
+    pub redirect_uris: Vec<String>,
+    /// Front-end origins (`scheme://host[:port]`) allowed by CORS, compared exactly.
+    pub allowed_origins: Vec<String>,
+    /// `FILE:LINE:COL` of the table, for errors found after parsing (secret, discovery).
+    pub location: String,
+}
+
+/// How a client's token endpoint is found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EndpointSource {
+    /// `token_endpoint = "…"`: used as is.
+    TokenEndpoint(Url),
+    /// `issuer = "…"`: the token endpoint is discovered at startup from
+    /// `ISSUER/.well-known/openid-configuration`.
+    Issuer(String),
+}
+
+/// How a client's secret is loaded.
+#[derive(Debug, Clone)]
+pub enum SecretSource {
+    /// `client_secret_env = "NAME"`.
+    Env(String),
+    /// `client_secret_file = "PATH"` (relative paths are relative to the config file).
+    File(PathBuf),
+    /// `client_secret = "…"` with `allow_inline_secret = true`.
+    Inline(ClientSecret),
+}
+
+impl SecretSource {
+    /// Loads the secret. `env` looks up an environment variable (tests pass a closure).
+    ///
+    /// An unset or empty variable, or an unreadable or empty file, is an error (PROXY-9).
+    pub fn load(
+        &self,
+        client: &str,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<ClientSecret, ConfigError> {
+        let fail = |message: String| ConfigError::Secret {
+            client: client.to_owned(),
+            message,
+        };
+        match self {
+            Self::Env(name) => match env(name) {
+                Some(value) if !value.is_empty() => Ok(ClientSecret::new(value)),
+                Some(_) => Err(fail(format!("environment variable {name} is empty"))),
+                None => Err(fail(format!(
+                    "environment variable {name} is not set; the proxy needs the client secret to start"
+                ))),
+            },
+            Self::File(path) => {
+                let text = std::fs::read_to_string(path).map_err(|e| {
+                    fail(format!(
+                        "cannot read client_secret_file {}: {e}",
+                        path.display()
+                    ))
+                })?;
+                // A trailing newline is an artefact of `echo > file`, never part of a secret.
+                let value = text.trim_end_matches(['\n', '\r']);
+                if value.is_empty() {
+                    return Err(fail(format!(
+                        "client_secret_file {} is empty",
+                        path.display()
+                    )));
+                }
+                Ok(ClientSecret::new(value))
+            }
+            Self::Inline(secret) => Ok(secret.clone()),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    listen: Option<Spanned<String>>,
+    upstream_timeout_secs: Option<Spanned<u64>>,
+    rate_limit_per_minute: Option<u32>,
+    #[serde(default)]
+    clients: BTreeMap<String, Spanned<RawClient>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawClient {
+    token_endpoint: Option<Spanned<String>>,
+    provider: Option<Spanned<String>>,
+    issuer: Option<Spanned<String>>,
+    client_id: Option<Spanned<String>>,
+    client_secret_env: Option<Spanned<String>>,
+    client_secret_file: Option<Spanned<String>>,
+    client_secret: Option<Spanned<ClientSecret>>,
+    #[serde(default)]
+    allow_inline_secret: bool,
+    #[serde(default)]
+    redirect_uris: Vec<Spanned<String>>,
+    #[serde(default)]
+    allowed_origins: Vec<Spanned<String>>,
+}
+
+/// Turns byte offsets into `FILE:LINE:COL`.
+struct Locator<'a> {
+    label: &'a str,
+    text: &'a str,
+}
+
+impl Locator<'_> {
+    fn at(&self, offset: usize) -> String {
+        let before = self.text.get(..offset).unwrap_or(self.text);
+        let line = before.matches('\n').count() + 1;
+        let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+        format!("{}:{line}:{col}", self.label)
+    }
+
+    fn error(&self, span: Range<usize>, message: impl Into<String>) -> ConfigError {
+        ConfigError::Invalid {
+            location: self.at(span.start),
+            message: message.into(),
+        }
+    }
+}
+
+impl ProxyConfig {
+    /// Reads and validates a config file; relative `client_secret_file` paths are resolved
+    /// against the file's directory.
+    pub fn from_path(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        let mut config = Self::from_str(&text, &path.display().to_string())?;
+        let base = path.parent().unwrap_or_else(|| Path::new("."));
+        for client in config.clients.values_mut() {
+            if let SecretSource::File(file) = &mut client.secret
+                && file.is_relative()
+            {
+                *file = base.join(&*file);
+            }
+        }
+        Ok(config)
+    }
+
+    /// Parses and validates config text; `label` names it in errors (usually the path).
+    ///
+    /// Secrets are not loaded here: see [`SecretSource::load`].
+    #[allow(clippy::should_implement_trait)] // needs a label, so not `FromStr`
+    pub fn from_str(text: &str, label: &str) -> Result<Self, ConfigError> {
+        let loc = Locator { label, text };
+        let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError::Invalid {
+            location: loc.at(e.span().map_or(0, |s| s.start)),
+            message: e.message().trim().replace('\n', " "),
+        })?;
+        let listen = match &raw.listen {
+            None => DEFAULT_LISTEN
+                .parse()
+                .map_err(|_| loc.error(0..0, "bad default"))?,
+            Some(s) => s.get_ref().parse().map_err(|_| {
+                loc.error(
+                    s.span(),
+                    "listen must be an IP address and port, such as 127.0.0.1:3100",
+                )
+            })?,
+        };
+        let timeout_secs = match &raw.upstream_timeout_secs {
+            None => DEFAULT_UPSTREAM_TIMEOUT_SECS,
+            Some(s) if (1..=MAX_UPSTREAM_TIMEOUT_SECS).contains(s.get_ref()) => *s.get_ref(),
+            Some(s) => {
+                return Err(loc.error(
+                    s.span(),
+                    format!(
+                        "upstream_timeout_secs must be between 1 and {MAX_UPSTREAM_TIMEOUT_SECS}"
+                    ),
+                ));
+            }
+        };
+        if raw.clients.is_empty() {
+            return Err(loc.error(0..0, "no clients: add a [clients.NAME] table"));
+        }
+        let mut clients = BTreeMap::new();
+        for (name, table) in &raw.clients {
+            let client = parse_client(&loc, name, table)?;
+            clients.insert(name.clone(), client);
+        }
+        Ok(Self {
+            listen,
+            upstream_timeout: Duration::from_secs(timeout_secs),
+            rate_limit_per_minute: raw
+                .rate_limit_per_minute
+                .unwrap_or(DEFAULT_RATE_LIMIT_PER_MINUTE),
+            clients,
+        })
+    }
+}
+
+fn parse_client(
+    loc: &Locator<'_>,
+    name: &str,
+    table: &Spanned<RawClient>,
+) -> Result<ClientConfig, ConfigError> {
+    let span = table.span();
+    let raw = table.get_ref();
+    let err = |span: Range<usize>, message: String| {
+        loc.error(span, format!("client '{name}': {message}"))
+    };
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
+    {
+        return Err(err(
+            span,
+            "a client name may hold only letters, digits, '-', '_' and '.'".into(),
+        ));
+    }
+    let endpoint = parse_endpoint(raw, &|s, m| err(s, m), span.clone())?;
+    let client_id = match &raw.client_id {
+        Some(id) if !id.get_ref().is_empty() => id.get_ref().clone(),
+        Some(id) => return Err(err(id.span(), "client_id must not be empty".into())),
+        None => return Err(err(span, "client_id is required".into())),
+    };
+    let secret = parse_secret_source(raw, &|s, m| err(s, m), span.clone())?;
+    if raw.redirect_uris.is_empty() {
+        return Err(err(span, "redirect_uris must list at least one URI".into()));
+    }
+    for uri in &raw.redirect_uris {
+        match Url::parse(uri.get_ref()) {
+            Ok(url) if url.fragment().is_none() => {}
+            _ => {
+                return Err(err(
+                    uri.span(),
+                    "each redirect_uri must be an absolute URL without a fragment".into(),
+                ));
+            }
+        }
+    }
+    for origin in &raw.allowed_origins {
+        if !is_origin(origin.get_ref()) {
+            return Err(err(
+                origin.span(),
+                "each allowed origin must be exactly scheme://host[:port] (no path, no trailing slash, no wildcard)"
+                    .into(),
+            ));
+        }
+    }
+    Ok(ClientConfig {
+        endpoint,
+        client_id,
+        secret,
+        redirect_uris: raw
+            .redirect_uris
+            .iter()
+            .map(|u| u.get_ref().clone())
+            .collect(),
+        allowed_origins: raw
+            .allowed_origins
+            .iter()
+            .map(|o| o.get_ref().clone())
+            .collect(),
+        location: loc.at(span.start),
+    })
+}
+
+type ErrFn<'a> = dyn Fn(Range<usize>, String) -> ConfigError + 'a;
+
+fn parse_endpoint(
+    raw: &RawClient,
+    err: &ErrFn<'_>,
+    table: Range<usize>,
+) -> Result<EndpointSource, ConfigError> {
+    match (&raw.token_endpoint, &raw.provider, &raw.issuer) {
+        (Some(url), None, None) => {
+            let parsed = upstream_url(url.get_ref())
+                .map_err(|m| err(url.span(), format!("token_endpoint {m}")))?;
+            Ok(EndpointSource::TokenEndpoint(parsed))
+        }
+        (None, Some(p), None) => Err(err(
+            p.span(),
+            "provider templates are not supported by the proxy yet: use token_endpoint or issuer"
+                .into(),
+        )),
+        (None, None, Some(issuer)) => {
+            upstream_url(issuer.get_ref())
+                .map_err(|m| err(issuer.span(), format!("issuer {m}")))?;
+            Ok(EndpointSource::Issuer(issuer.get_ref().clone()))
+        }
+        (None, None, None) => Err(err(
+            table,
+            "set one of token_endpoint, issuer or provider".into(),
+        )),
+        _ => Err(err(
+            table,
+            "set only one of token_endpoint, issuer or provider".into(),
+        )),
+    }
+}
+
+fn parse_secret_source(
+    raw: &RawClient,
+    err: &ErrFn<'_>,
+    table: Range<usize>,
+) -> Result<SecretSource, ConfigError> {
+    match (&raw.client_secret_env, &raw.client_secret_file, &raw.client_secret) {
+        (Some(var), None, None) if !var.get_ref().is_empty() => {
+            Ok(SecretSource::Env(var.get_ref().clone()))
+        }
+        (None, Some(file), None) if !file.get_ref().is_empty() => {
+            Ok(SecretSource::File(PathBuf::from(file.get_ref())))
+        }
+        (None, None, Some(inline)) if raw.allow_inline_secret => {
+            if inline.get_ref().is_empty() {
+                return Err(err(inline.span(), "client_secret must not be empty".into()));
+            }
+            Ok(SecretSource::Inline(inline.get_ref().clone()))
+        }
+        (None, None, Some(inline)) => Err(err(
+            inline.span(),
+            "an inline client_secret needs allow_inline_secret = true; prefer client_secret_env or client_secret_file"
+                .into(),
+        )),
+        (None, None, None) => Err(err(
+            table,
+            "set client_secret_env or client_secret_file (PROXY-9: the proxy needs the secret)".into(),
+        )),
+        (Some(_), None, None) | (None, Some(_), None) => Err(err(
+            table,
+            "client_secret_env / client_secret_file must not be empty".into(),
+        )),
+        _ => Err(err(
+            table,
+            "set only one of client_secret_env, client_secret_file or client_secret".into(),
+        )),
+    }
+}
+
+/// Parses an upstream URL: https, or plain http only to a loopback host (tests, sidecars).
+pub(crate) fn upstream_url(text: &str) -> Result<Url, &'static str> {
+    let url = Url::parse(text).map_err(|_| "must be an absolute URL")?;
+    if url.fragment().is_some() {
+        return Err("must not have a fragment");
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        // Credentials in a URL end up in logs; the secret belongs in client_secret_env.
+        return Err("must not contain a user name or password");
+    }
+    match url.scheme() {
+        "https" => Ok(url),
+        "http" if is_loopback(&url) => Ok(url),
+        _ => Err("must use https (plain http is allowed only for loopback hosts)"),
+    }
+}
+
+fn is_loopback(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(d)) => d == "localhost",
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
+}
+
+/// True when `text` is exactly a serialized web origin, as a browser sends it in `Origin`.
+fn is_origin(text: &str) -> bool {
+    match Url::parse(text) {
+        Ok(url) if matches!(url.scheme(), "http" | "https") => {
+            url.origin().ascii_serialization() == text
+        }
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+listen = "127.0.0.1:3100"
+upstream_timeout_secs = 10
+[clients.dashboard]
+token_endpoint = "https://auth.example.com/oauth/token"
+client_id = "e3382e78"
+client_secret_env = "DASHBOARD_CLIENT_SECRET"
+redirect_uris = ["http://localhost:3100/auth/callback"]
+allowed_origins = ["http://localhost:3100"]
+"#;
+
+    fn err(text: &str) -> String {
+        ProxyConfig::from_str(text, "proxy.toml")
+            .unwrap_err()
+            .to_string()
+    }
+
+    #[test]
+    fn parses_the_documented_shape() {
+        let c = ProxyConfig::from_str(GOOD, "proxy.toml").unwrap();
+        assert_eq!(c.listen.to_string(), "127.0.0.1:3100");
+        assert_eq!(c.upstream_timeout, Duration::from_secs(10));
+        assert_eq!(c.rate_limit_per_minute, DEFAULT_RATE_LIMIT_PER_MINUTE);
+        let d = &c.clients["dashboard"];
+        assert_eq!(d.client_id, "e3382e78");
+        assert!(matches!(&d.secret, SecretSource::Env(v) if v == "DASHBOARD_CLIENT_SECRET"));
+        assert_eq!(d.allowed_origins, ["http://localhost:3100"]);
+        assert_eq!(d.location, "proxy.toml:4:1");
+    }
+
+    #[test]
+    fn unknown_field_has_file_line_col() {
+        let text = GOOD.replace("client_id =", "client_idd =");
+        let e = err(&text);
+        assert!(e.starts_with("proxy.toml:6:1:"), "{e}");
+        assert!(e.contains("client_idd"), "{e}");
+    }
+
+    #[test]
+    fn inline_secret_needs_opt_in() {
+        let text = GOOD.replace(
+            "client_secret_env = \"DASHBOARD_CLIENT_SECRET\"",
+            "client_secret = \"s3cr3t-inline\"",
+        );
+        let e = err(&text);
+        assert!(e.contains("allow_inline_secret"), "{e}");
+        assert!(!e.contains("s3cr3t-inline"), "{e}");
+        let ok = text.replace(
+            "client_secret =",
+            "allow_inline_secret = true\nclient_secret =",
+        );
+        let c = ProxyConfig::from_str(&ok, "p").unwrap();
+        let s = c.clients["dashboard"]
+            .secret
+            .load("dashboard", &|_| None)
+            .unwrap();
+        assert_eq!(s.secret(), "s3cr3t-inline");
+    }
+
+    #[test]
+    fn missing_secret_source_is_refused_proxy_9() {
+        let text = GOOD.replace("client_secret_env = \"DASHBOARD_CLIENT_SECRET\"\n", "");
+        assert!(err(&text).contains("client_secret_env or client_secret_file"));
+    }
+
+    #[test]
+    fn unset_env_secret_is_refused_proxy_9() {
+        let c = ProxyConfig::from_str(GOOD, "p").unwrap();
+        let e = c.clients["dashboard"]
+            .secret
+            .load("dashboard", &|_| None)
+            .unwrap_err();
+        assert!(
+            e.to_string().contains("DASHBOARD_CLIENT_SECRET is not set"),
+            "{e}"
+        );
+        let e = c.clients["dashboard"]
+            .secret
+            .load("dashboard", &|_| Some(String::new()))
+            .unwrap_err();
+        assert!(e.to_string().contains("is empty"), "{e}");
+    }
+
+    #[test]
+    fn secret_file_trims_newline() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("secret");
+        std::fs::write(&path, "fileSecret\n").unwrap();
+        let s = SecretSource::File(path).load("x", &|_| None).unwrap();
+        assert_eq!(s.secret(), "fileSecret");
+    }
+
+    #[test]
+    fn endpoint_rules() {
+        assert!(err(&GOOD.replace("https://auth", "http://auth")).contains("must use https"));
+        assert!(
+            err(&GOOD.replace("https://auth", "https://u:p@auth"))
+                .contains("user name or password")
+        );
+        let local = GOOD.replace("https://auth.example.com", "http://127.0.0.1:9");
+        assert!(ProxyConfig::from_str(&local, "p").is_ok());
+        let both = GOOD.replace("client_id =", "issuer = \"https://a.example\"\nclient_id =");
+        assert!(err(&both).contains("only one of"));
+        let provider = GOOD.replace(
+            "token_endpoint = \"https://auth.example.com/oauth/token\"",
+            "provider = \"google\"",
+        );
+        assert!(err(&provider).contains("not supported by the proxy yet"));
+    }
+
+    #[test]
+    fn origins_must_be_exact() {
+        for bad in [
+            "*",
+            "http://localhost:3100/",
+            "http://localhost:3100/app",
+            "null",
+        ] {
+            let text = GOOD.replace("[\"http://localhost:3100\"]", &format!("[\"{bad}\"]"));
+            assert!(err(&text).contains("scheme://host[:port]"), "{bad}");
+        }
+    }
+
+    #[test]
+    fn other_errors() {
+        assert!(err("listen = \"127.0.0.1:3100\"\n").contains("no clients"));
+        assert!(
+            err(&GOOD.replace("127.0.0.1:3100\"", "nowhere\""))
+                .starts_with("proxy.toml:2:10: listen")
+        );
+        assert!(err(&GOOD.replace("= 10", "= 0")).contains("upstream_timeout_secs"));
+        assert!(
+            err(&GOOD.replace("[\"http://localhost:3100/auth/callback\"]", "[]"))
+                .contains("redirect_uris")
+        );
+    }
+}

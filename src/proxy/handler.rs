@@ -1,0 +1,630 @@
+//! One request, start to finish: routing (PROXY-1), CORS (PROXY-7/8), rate limit (PROXY-10),
+//! input checks (PROXY-2), the upstream call, and the access-log line.
+
+use super::log::log_word;
+use super::upstream::{self, Reply, error_body};
+use super::{ResolvedClient, Shared};
+use crate::secret::{AuthCode, PkceVerifier, RefreshToken};
+use bytes::Bytes;
+use http::header::{self, HeaderMap, HeaderValue};
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full, Limited};
+use serde::Deserialize;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tracing::Level;
+
+/// The response body type.
+pub(crate) type Body = Full<Bytes>;
+
+/// The largest request body accepted (PROXY-2).
+pub const MAX_BODY: usize = 16 * 1024;
+/// How long a client may take to send its body: a slow sender must not pin a connection.
+const BODY_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a browser may cache a preflight answer.
+const PREFLIGHT_MAX_AGE: &str = "600";
+
+/// The routes the proxy knows (PROXY-1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Route {
+    Exchange,
+    Refresh,
+    Healthz,
+    Other,
+}
+
+impl Route {
+    fn of(path: &str) -> Self {
+        match path {
+            "/api/auth/exchange" => Self::Exchange,
+            "/api/auth/refresh" => Self::Refresh,
+            "/healthz" => Self::Healthz,
+            _ => Self::Other,
+        }
+    }
+
+    /// The path as logged: unknown paths are not echoed, as they may carry anything (LOG-1).
+    fn log_path(self) -> &'static str {
+        match self {
+            Self::Exchange => "/api/auth/exchange",
+            Self::Refresh => "/api/auth/refresh",
+            Self::Healthz => "/healthz",
+            Self::Other => "(other)",
+        }
+    }
+}
+
+/// What the access log line reports beyond method, path, status and latency.
+#[derive(Debug, Default)]
+struct Note {
+    client: Option<String>,
+    error: Option<String>,
+    from_upstream: bool,
+}
+
+/// A refusal before any upstream call.
+#[derive(Debug)]
+struct Reject {
+    status: StatusCode,
+    code: &'static str,
+    description: String,
+}
+
+impl Reject {
+    fn bad_request(description: impl Into<String>) -> Self {
+        Self {
+            status: StatusCode::BAD_REQUEST,
+            code: "invalid_request",
+            description: description.into(),
+        }
+    }
+
+    fn missing(field: &str) -> Self {
+        Self::bad_request(format!("missing or empty field '{field}'"))
+    }
+
+    fn forbidden_origin() -> Self {
+        Self {
+            status: StatusCode::FORBIDDEN,
+            code: "invalid_request",
+            description: "origin not allowed".into(),
+        }
+    }
+}
+
+/// How the request's `Origin` relates to the configured origins.
+#[derive(Debug, Clone, Copy)]
+enum Origin<'a> {
+    /// No `Origin` header: a server-side or native caller; no CORS headers.
+    Absent,
+    /// Exactly a configured origin; echoed back in `Access-Control-Allow-Origin`.
+    Allowed(&'a str),
+    /// Anything else: no CORS headers, 403 (PROXY-8).
+    Refused,
+}
+
+impl<'a> Origin<'a> {
+    fn of(headers: &HeaderMap, allowed: &'a [String]) -> Self {
+        let Some(value) = headers.get(header::ORIGIN) else {
+            return Self::Absent;
+        };
+        let found = value
+            .to_str()
+            .ok()
+            .and_then(|o| allowed.iter().find(|a| a.as_str() == o));
+        match found {
+            Some(origin) => Self::Allowed(origin),
+            None => Self::Refused,
+        }
+    }
+
+    /// Narrows an origin allowed by some client to the selected client's list.
+    fn for_client(self, client: &ResolvedClient) -> Result<Self, Reject> {
+        match self {
+            Self::Allowed(o) if !client.allowed_origins.iter().any(|a| a == o) => {
+                Err(Reject::forbidden_origin())
+            }
+            Self::Refused => Err(Reject::forbidden_origin()),
+            other => Ok(other),
+        }
+    }
+}
+
+/// Handles one request and writes its access-log line.
+pub(crate) async fn handle<B>(shared: Arc<Shared>, peer: IpAddr, req: Request<B>) -> Response<Body>
+where
+    B: hyper::body::Body<Data = Bytes>,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let started = Instant::now();
+    let method = req.method().clone();
+    let route = Route::of(req.uri().path());
+    let mut note = Note::default();
+    let response = dispatch(&shared, peer, route, req, &mut note).await;
+    access_log(&shared, &method, route, response.status(), started, &note);
+    response
+}
+
+fn access_log(
+    shared: &Shared,
+    method: &Method,
+    route: Route,
+    status: StatusCode,
+    started: Instant,
+    note: &Note,
+) {
+    let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let client = note.client.as_deref().unwrap_or("-");
+    let error = match (&note.error, note.from_upstream) {
+        (Some(code), true) => format!(" upstream_error={}", log_word(code)),
+        (Some(code), false) => format!(" error={}", log_word(code)),
+        (None, _) => String::new(),
+    };
+    shared.log.write(
+        Level::INFO,
+        &format!(
+            "access method={} path={} status={} latency_ms={latency_ms:.2} client={}{error}",
+            log_word(method.as_str()),
+            route.log_path(),
+            status.as_u16(),
+            log_word(client),
+        ),
+    );
+}
+
+async fn dispatch<B>(
+    shared: &Shared,
+    peer: IpAddr,
+    route: Route,
+    req: Request<B>,
+    note: &mut Note,
+) -> Response<Body>
+where
+    B: hyper::body::Body<Data = Bytes>,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let method = req.method();
+    match route {
+        Route::Other => plain_error(StatusCode::NOT_FOUND, "not_found", "no such route", note),
+        Route::Healthz if method == Method::GET || method == Method::HEAD => {
+            json_response(StatusCode::OK, Bytes::from_static(br#"{"status":"ok"}"#))
+        }
+        Route::Healthz => {
+            let mut r = plain_error(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "invalid_request",
+                "use GET",
+                note,
+            );
+            r.headers_mut()
+                .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+            r
+        }
+        Route::Exchange | Route::Refresh if method == Method::OPTIONS => {
+            preflight(shared, req.headers(), note)
+        }
+        Route::Exchange | Route::Refresh if method == Method::POST => {
+            token_route(shared, peer, route, req, note).await
+        }
+        Route::Exchange | Route::Refresh => {
+            let mut r = plain_error(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "invalid_request",
+                "use POST",
+                note,
+            );
+            r.headers_mut()
+                .insert(header::ALLOW, HeaderValue::from_static("POST, OPTIONS"));
+            r
+        }
+    }
+}
+
+/// Answers a CORS preflight: only for an exactly configured origin asking for POST (PROXY-7/8).
+fn preflight(shared: &Shared, headers: &HeaderMap, note: &mut Note) -> Response<Body> {
+    let method_ok = headers
+        .get(header::ACCESS_CONTROL_REQUEST_METHOD)
+        .is_none_or(|m| m.as_bytes() == b"POST");
+    match Origin::of(headers, &shared.all_origins) {
+        Origin::Allowed(origin) if method_ok => {
+            let mut r = Response::new(Full::new(Bytes::new()));
+            *r.status_mut() = StatusCode::NO_CONTENT;
+            let h = r.headers_mut();
+            allow_origin(h, origin);
+            h.insert(
+                header::ACCESS_CONTROL_ALLOW_METHODS,
+                HeaderValue::from_static("POST"),
+            );
+            h.insert(
+                header::ACCESS_CONTROL_ALLOW_HEADERS,
+                HeaderValue::from_static("Content-Type"),
+            );
+            h.insert(
+                header::ACCESS_CONTROL_MAX_AGE,
+                HeaderValue::from_static(PREFLIGHT_MAX_AGE),
+            );
+            r
+        }
+        _ => {
+            let mut r = plain_error(
+                StatusCode::FORBIDDEN,
+                "invalid_request",
+                "origin not allowed",
+                note,
+            );
+            r.headers_mut()
+                .insert(header::VARY, HeaderValue::from_static("Origin"));
+            r
+        }
+    }
+}
+
+async fn token_route<B>(
+    shared: &Shared,
+    peer: IpAddr,
+    route: Route,
+    req: Request<B>,
+    note: &mut Note,
+) -> Response<Body>
+where
+    B: hyper::body::Body<Data = Bytes>,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let (parts, body) = req.into_parts();
+    let origin = Origin::of(&parts.headers, &shared.all_origins);
+    match token_route_inner(shared, peer, route, &parts.headers, body, origin, note).await {
+        Ok((reply, origin)) => {
+            note.error = reply.error.clone();
+            note.from_upstream = reply.from_upstream;
+            with_origin(json_response(reply.status, reply.body), origin)
+        }
+        Err((reject, retry_after)) => {
+            let allowed = if matches!(reject.status, StatusCode::FORBIDDEN) {
+                Origin::Refused
+            } else {
+                origin
+            };
+            let mut r = with_origin(
+                plain_error(reject.status, reject.code, &reject.description, note),
+                allowed,
+            );
+            if let Some(secs) = retry_after
+                && let Ok(v) = HeaderValue::from_str(&secs.to_string())
+            {
+                r.headers_mut().insert(header::RETRY_AFTER, v);
+            }
+            r
+        }
+    }
+}
+
+type Rejected = (Reject, Option<u64>);
+
+async fn token_route_inner<'a, B>(
+    shared: &'a Shared,
+    peer: IpAddr,
+    route: Route,
+    headers: &HeaderMap,
+    body: B,
+    origin: Origin<'a>,
+    note: &mut Note,
+) -> Result<(Reply, Origin<'a>), Rejected>
+where
+    B: hyper::body::Body<Data = Bytes>,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    if matches!(origin, Origin::Refused) {
+        return Err((Reject::forbidden_origin(), None));
+    }
+    if let Some(limiter) = &shared.limiter
+        && let Err(wait) = limiter.check(peer, Instant::now())
+    {
+        let reject = Reject {
+            status: StatusCode::TOO_MANY_REQUESTS,
+            code: "temporarily_unavailable",
+            description: "too many requests; retry later".into(),
+        };
+        return Err((reject, Some(wait)));
+    }
+    let body = read_json_body(headers, body).await.map_err(|r| (r, None))?;
+    let result = match route {
+        Route::Refresh => refresh(shared, &body, origin, note).await,
+        _ => exchange(shared, &body, origin, note).await,
+    };
+    result.map_err(|r| (r, None))
+}
+
+/// Checks the content type and size and reads the body (PROXY-2).
+async fn read_json_body<B>(headers: &HeaderMap, body: B) -> Result<Bytes, Reject>
+where
+    B: hyper::body::Body<Data = Bytes>,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let is_json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"));
+    if !is_json {
+        return Err(Reject {
+            status: StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            code: "invalid_request",
+            description: "Content-Type must be application/json".into(),
+        });
+    }
+    let too_large = || Reject {
+        status: StatusCode::PAYLOAD_TOO_LARGE,
+        code: "invalid_request",
+        description: format!("the body must be at most {MAX_BODY} bytes"),
+    };
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > MAX_BODY as u64) {
+        return Err(too_large());
+    }
+    let collected =
+        tokio::time::timeout(BODY_READ_TIMEOUT, Limited::new(body, MAX_BODY).collect()).await;
+    match collected {
+        Ok(Ok(c)) => Ok(c.to_bytes()),
+        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => Err(too_large()),
+        Ok(Err(_)) => Err(Reject::bad_request("the request body could not be read")),
+        Err(_) => Err(Reject {
+            status: StatusCode::REQUEST_TIMEOUT,
+            code: "invalid_request",
+            description: "the request body arrived too slowly".into(),
+        }),
+    }
+}
+
+/// `POST /api/auth/exchange` body. Secret values go straight into secret types.
+#[derive(Debug, Deserialize)]
+struct ExchangeBody {
+    code: Option<AuthCode>,
+    code_verifier: Option<PkceVerifier>,
+    redirect_uri: Option<String>,
+    client: Option<String>,
+}
+
+/// `POST /api/auth/refresh` body.
+#[derive(Debug, Deserialize)]
+struct RefreshBody {
+    refresh_token: Option<RefreshToken>,
+    scope: Option<String>,
+    client: Option<String>,
+}
+
+/// Parses a JSON object without echoing serde's message, which may quote a secret value.
+fn parse<'de, T: Deserialize<'de>>(body: &'de [u8]) -> Result<T, Reject> {
+    let is_object = body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
+    if !is_object {
+        return Err(
+            match serde_json::from_slice::<serde::de::IgnoredAny>(body) {
+                Ok(_) => Reject::bad_request("the body must be a JSON object"),
+                Err(_) => Reject::bad_request("malformed JSON body"),
+            },
+        );
+    }
+    serde_json::from_slice::<T>(body).map_err(|e| {
+        if e.is_data() {
+            Reject::bad_request("the body's fields must be JSON strings")
+        } else {
+            Reject::bad_request("malformed JSON body")
+        }
+    })
+}
+
+/// Picks the client: the named one, or the only one (issue 7 item 1).
+fn select_client<'a>(
+    shared: &'a Shared,
+    name: Option<&str>,
+    note: &mut Note,
+) -> Result<&'a Arc<ResolvedClient>, Reject> {
+    let client = match name {
+        Some(name) => shared
+            .clients
+            .get(name)
+            .ok_or_else(|| Reject::bad_request("unknown client"))?,
+        None if shared.clients.len() == 1 => shared
+            .clients
+            .values()
+            .next()
+            .ok_or_else(|| Reject::missing("client"))?,
+        None => return Err(Reject::missing("client")),
+    };
+    note.client = Some(client.name.clone());
+    Ok(client)
+}
+
+fn required<T>(value: Option<T>, empty: impl Fn(&T) -> bool, field: &str) -> Result<T, Reject> {
+    value
+        .filter(|v| !empty(v))
+        .ok_or_else(|| Reject::missing(field))
+}
+
+/// RFC 7636 §4.1: 43 to 128 characters of `[A-Za-z0-9-._~]`.
+fn verifier_syntax_ok(verifier: &str) -> bool {
+    (43..=128).contains(&verifier.len())
+        && verifier
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'))
+}
+
+/// RFC 6749 §3.3: space-separated tokens of `%x21 / %x23-5B / %x5D-7E`.
+fn scope_syntax_ok(scope: &str) -> bool {
+    !scope.is_empty()
+        && scope.split(' ').all(|token| {
+            !token.is_empty()
+                && token
+                    .bytes()
+                    .all(|b| b == 0x21 || (0x23..=0x5B).contains(&b) || (0x5D..=0x7E).contains(&b))
+        })
+}
+
+async fn exchange<'a>(
+    shared: &Shared,
+    body: &[u8],
+    origin: Origin<'a>,
+    note: &mut Note,
+) -> Result<(Reply, Origin<'a>), Reject> {
+    let req: ExchangeBody = parse(body)?;
+    let client = select_client(shared, req.client.as_deref(), note)?;
+    let origin = origin.for_client(client)?;
+    let code = required(req.code, AuthCode::is_empty, "code")?;
+    let verifier = required(req.code_verifier, PkceVerifier::is_empty, "code_verifier")?;
+    let redirect_uri = required(req.redirect_uri, String::is_empty, "redirect_uri")?;
+    if !verifier_syntax_ok(verifier.secret()) {
+        return Err(Reject::bad_request(
+            "code_verifier must be 43 to 128 characters of [A-Za-z0-9-._~] (RFC 7636 section 4.1)",
+        ));
+    }
+    if !client.redirect_uris.contains(&redirect_uri) {
+        return Err(Reject::bad_request(
+            "redirect_uri is not allowed for this client",
+        ));
+    }
+    let form = form_urlencoded::Serializer::new(String::new())
+        .append_pair("grant_type", "authorization_code")
+        .append_pair("code", code.secret())
+        .append_pair("redirect_uri", &redirect_uri)
+        .append_pair("code_verifier", verifier.secret())
+        .finish();
+    Ok((call_upstream(shared, client, form).await, origin))
+}
+
+async fn refresh<'a>(
+    shared: &Shared,
+    body: &[u8],
+    origin: Origin<'a>,
+    note: &mut Note,
+) -> Result<(Reply, Origin<'a>), Reject> {
+    let req: RefreshBody = parse(body)?;
+    let client = select_client(shared, req.client.as_deref(), note)?;
+    let origin = origin.for_client(client)?;
+    let token = required(req.refresh_token, RefreshToken::is_empty, "refresh_token")?;
+    if req.scope.as_deref().is_some_and(|s| !scope_syntax_ok(s)) {
+        return Err(Reject::bad_request(
+            "scope must be space-separated scope tokens (RFC 6749 section 3.3)",
+        ));
+    }
+    // Built in a block: the serializer is not `Send` and must not live across the await.
+    let form = {
+        let mut form = form_urlencoded::Serializer::new(String::new());
+        form.append_pair("grant_type", "refresh_token")
+            .append_pair("refresh_token", token.secret());
+        if let Some(scope) = &req.scope {
+            form.append_pair("scope", scope);
+        }
+        form.finish()
+    };
+    Ok((call_upstream(shared, client, form).await, origin))
+}
+
+async fn call_upstream(shared: &Shared, client: &ResolvedClient, form: String) -> Reply {
+    let Some(auth) = upstream::basic_auth(&client.client_id, &client.secret) else {
+        return upstream::proxy_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "server_error",
+            "the proxy's client credentials cannot be encoded",
+        );
+    };
+    let reply = upstream::token_request(&shared.http, &client.token_endpoint, auth, form).await;
+    if reply.from_upstream && reply.error.as_deref() == Some("invalid_client") {
+        // PROXY-5: the proxy's own credentials were refused; an operator must act.
+        shared.log.write(
+            Level::ERROR,
+            &format!(
+                "ALERT client={} the authorization server answered invalid_client: check client_id and the client secret",
+                client.name
+            ),
+        );
+    }
+    reply
+}
+
+fn json_response(status: StatusCode, body: Bytes) -> Response<Body> {
+    let mut r = Response::new(Full::new(body));
+    *r.status_mut() = status;
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    // PROXY-4: on every response, so no cache ever holds a token or an error about one.
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    r
+}
+
+fn plain_error(
+    status: StatusCode,
+    code: &str,
+    description: &str,
+    note: &mut Note,
+) -> Response<Body> {
+    note.error = Some(code.to_owned());
+    note.from_upstream = false;
+    json_response(status, error_body(code, description))
+}
+
+fn allow_origin(h: &mut HeaderMap, origin: &str) {
+    if let Ok(v) = HeaderValue::from_str(origin) {
+        h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, v);
+    }
+    h.insert(header::VARY, HeaderValue::from_static("Origin"));
+}
+
+/// PROXY-7: echo an allowed origin; `Vary: Origin` always, since the answer depends on it.
+fn with_origin(mut r: Response<Body>, origin: Origin<'_>) -> Response<Body> {
+    match origin {
+        Origin::Allowed(o) => allow_origin(r.headers_mut(), o),
+        Origin::Absent | Origin::Refused => {
+            r.headers_mut()
+                .insert(header::VARY, HeaderValue::from_static("Origin"));
+        }
+    }
+    r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn verifier_syntax_rfc7636_4_1() {
+        assert!(verifier_syntax_ok(&"a".repeat(43)));
+        assert!(verifier_syntax_ok(&"A-._~9".repeat(22)[..128]));
+        assert!(!verifier_syntax_ok(&"a".repeat(42)));
+        assert!(!verifier_syntax_ok(&"a".repeat(129)));
+        assert!(!verifier_syntax_ok(&format!("{}+", "a".repeat(42))));
+    }
+
+    #[test]
+    fn scope_syntax_rfc6749_3_3() {
+        assert!(scope_syntax_ok("openid email"));
+        assert!(!scope_syntax_ok("openid  email"));
+        assert!(!scope_syntax_ok("a\"b"));
+        assert!(!scope_syntax_ok(" openid"));
+    }
+
+    #[test]
+    fn parse_never_echoes_values() {
+        let r = parse::<ExchangeBody>(br#"{"code": 12345}"#).unwrap_err();
+        assert!(!r.description.contains("12345"));
+        let r = parse::<ExchangeBody>(br#"{"code": "abc"#).unwrap_err();
+        assert_eq!(r.description, "malformed JSON body");
+        let r = parse::<ExchangeBody>(br#"["c","v","r"]"#).unwrap_err();
+        assert!(r.description.contains("object"), "{}", r.description);
+    }
+
+    #[test]
+    fn unknown_paths_are_not_logged_verbatim() {
+        assert_eq!(Route::of("/cb/secret-code").log_path(), "(other)");
+        assert_eq!(
+            Route::of("/api/auth/exchange").log_path(),
+            "/api/auth/exchange"
+        );
+    }
+}

@@ -1,0 +1,302 @@
+//! The proxy's own upstream calls: one pooled reqwest client (TLS validated, no redirects, a
+//! timeout), the token request with HTTP Basic client authentication, and the mapping of the
+//! authorization server's answer onto the proxy's reply (PROXY-3..6).
+//!
+//! Deliberately separate from `crate::oauth`: the client secret lives only here and in the
+//! config, and leaves the process only inside `Authorization: Basic` (SECRET-3).
+
+use crate::secret::ClientSecret;
+use base64::Engine;
+use bytes::Bytes;
+use http::{HeaderValue, StatusCode};
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+use std::time::Duration;
+use url::Url;
+
+/// The largest upstream body the proxy reads; a token response is a few KiB at most.
+const MAX_UPSTREAM_BODY: usize = 64 * 1024;
+
+/// What the proxy answers after an upstream call.
+#[derive(Debug)]
+pub(crate) struct Reply {
+    /// The status to send.
+    pub status: StatusCode,
+    /// The JSON body to send.
+    pub body: Bytes,
+    /// The OAuth `error` code (upstream's, or the proxy's own for 502/504), for the access log.
+    pub error: Option<String>,
+    /// True when `error` came from the authorization server rather than the proxy.
+    pub from_upstream: bool,
+}
+
+/// Builds the shared upstream client (PROXY-9).
+pub(crate) fn build_client(timeout: Duration) -> Result<reqwest::Client, reqwest::Error> {
+    reqwest::Client::builder()
+        .use_rustls_tls()
+        .https_only(false) // config allows plain http only to loopback hosts
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(timeout)
+        .connect_timeout(timeout.min(Duration::from_secs(5)))
+        .pool_idle_timeout(Duration::from_secs(60))
+        // The proxy talks to configured endpoints directly; an ambient HTTP_PROXY variable
+        // must not route client secrets through a third party.
+        .no_proxy()
+        .user_agent(concat!("authdeck-proxy/", env!("CARGO_PKG_VERSION")))
+        .build()
+}
+
+/// `Basic base64(urlencode(id) ":" urlencode(secret))`, as RFC 6749 §2.3.1 asks: each part is
+/// form-urlencoded first, so a `:` or non-ASCII byte in either survives. Marked sensitive so
+/// hyper never logs it.
+pub(crate) fn basic_auth(client_id: &str, secret: &ClientSecret) -> Option<HeaderValue> {
+    let id: String = form_urlencoded::byte_serialize(client_id.as_bytes()).collect();
+    let pw: String = form_urlencoded::byte_serialize(secret.secret().as_bytes()).collect();
+    let encoded = base64::engine::general_purpose::STANDARD.encode(format!("{id}:{pw}"));
+    let mut value = HeaderValue::from_str(&format!("Basic {encoded}")).ok()?;
+    value.set_sensitive(true);
+    Some(value)
+}
+
+/// POSTs `form` to the token endpoint once (a code is single-use: never retried, PROXY-6).
+pub(crate) async fn token_request(
+    http: &reqwest::Client,
+    endpoint: &Url,
+    auth: HeaderValue,
+    form: String,
+) -> Reply {
+    let sent = http
+        .post(endpoint.clone())
+        .header(http::header::AUTHORIZATION, auth)
+        .header(http::header::ACCEPT, "application/json")
+        .header(
+            http::header::CONTENT_TYPE,
+            "application/x-www-form-urlencoded",
+        )
+        .body(form)
+        .send()
+        .await;
+    let mut response = match sent {
+        Ok(r) => r,
+        Err(e) => return transport_failure(&e),
+    };
+    let status = response.status().as_u16();
+    if response
+        .content_length()
+        .is_some_and(|n| n > MAX_UPSTREAM_BODY as u64)
+    {
+        return bad_gateway("the authorization server sent an oversized response");
+    }
+    let mut body = Vec::new();
+    loop {
+        match response.chunk().await {
+            Ok(Some(chunk)) => {
+                if body.len() + chunk.len() > MAX_UPSTREAM_BODY {
+                    return bad_gateway("the authorization server sent an oversized response");
+                }
+                body.extend_from_slice(&chunk);
+            }
+            Ok(None) => break,
+            Err(e) => return transport_failure(&e),
+        }
+    }
+    map_response(status, Bytes::from(body))
+}
+
+fn transport_failure(e: &reqwest::Error) -> Reply {
+    if e.is_timeout() {
+        proxy_error(
+            StatusCode::GATEWAY_TIMEOUT,
+            "temporarily_unavailable",
+            "the authorization server did not answer in time",
+        )
+    } else {
+        proxy_error(
+            StatusCode::BAD_GATEWAY,
+            "temporarily_unavailable",
+            "the authorization server could not be reached",
+        )
+    }
+}
+
+fn bad_gateway(description: &str) -> Reply {
+    proxy_error(StatusCode::BAD_GATEWAY, "server_error", description)
+}
+
+/// An error the proxy itself reports, with an RFC 6749 §5.2-shaped body.
+pub(crate) fn proxy_error(status: StatusCode, code: &str, description: &str) -> Reply {
+    Reply {
+        status,
+        body: error_body(code, description),
+        error: Some(code.to_owned()),
+        from_upstream: false,
+    }
+}
+
+/// `{"error": code, "error_description": description}`.
+pub(crate) fn error_body(code: &str, description: &str) -> Bytes {
+    Bytes::from(json!({ "error": code, "error_description": description }).to_string())
+}
+
+/// Only what is needed to recognise a token response; the token stays in a secret type.
+#[derive(Deserialize)]
+struct TokenShape {
+    access_token: Option<crate::secret::AccessToken>,
+    token_type: Option<String>,
+}
+
+/// Maps an upstream status and body onto the proxy's reply.
+///
+/// 200 with a token → the body unchanged (PROXY-4). 4xx with a JSON `error` → that status with
+/// only `error`, `error_description`, `error_uri` (PROXY-5). Anything else → 502 (PROXY-6).
+pub(crate) fn map_response(status: u16, body: Bytes) -> Reply {
+    let is_object = body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
+    if status == 200 {
+        let shape = serde_json::from_slice::<TokenShape>(&body)
+            .ok()
+            .filter(|_| is_object);
+        return match shape {
+            Some(TokenShape {
+                access_token: Some(token),
+                token_type: Some(kind),
+            }) if !token.is_empty() && !kind.is_empty() => Reply {
+                status: StatusCode::OK,
+                body,
+                error: None,
+                from_upstream: false,
+            },
+            _ => bad_gateway("the authorization server sent an invalid token response"),
+        };
+    }
+    if (400..500).contains(&status) {
+        let fields = serde_json::from_slice::<Map<String, Value>>(&body).ok();
+        if let Some(fields) = fields
+            && let Some(Value::String(code)) = fields.get("error")
+            && let Ok(status) = StatusCode::from_u16(status)
+        {
+            let mut kept = Map::new();
+            for key in ["error", "error_description", "error_uri"] {
+                if let Some(Value::String(v)) = fields.get(key) {
+                    kept.insert(key.to_owned(), Value::String(v.clone()));
+                }
+            }
+            return Reply {
+                status,
+                body: Bytes::from(Value::Object(kept).to_string()),
+                error: Some(code.clone()),
+                from_upstream: true,
+            };
+        }
+        return bad_gateway("the authorization server sent an unreadable error response");
+    }
+    if status >= 500 {
+        return bad_gateway("the authorization server failed");
+    }
+    bad_gateway("the authorization server sent an unexpected response")
+}
+
+/// Finds the token endpoint of `issuer` (OpenID Connect Discovery 1.0 §4); the document's
+/// `issuer` must equal the configured one exactly (§4.3).
+pub(crate) async fn discover(http: &reqwest::Client, issuer: &str) -> Result<Url, String> {
+    let url = format!(
+        "{}/.well-known/openid-configuration",
+        issuer.trim_end_matches('/')
+    );
+    let response = http
+        .get(&url)
+        .header(http::header::ACCEPT, "application/json")
+        .send()
+        .await
+        .map_err(|e| format!("discovery at {url} failed: {e}"))?;
+    if !response.status().is_success() {
+        return Err(format!(
+            "discovery at {url} answered HTTP {}",
+            response.status().as_u16()
+        ));
+    }
+    #[derive(Deserialize)]
+    struct Discovery {
+        issuer: String,
+        token_endpoint: String,
+    }
+    let doc: Discovery = response
+        .json()
+        .await
+        .map_err(|_| format!("discovery at {url} did not return issuer and token_endpoint"))?;
+    if doc.issuer != issuer {
+        return Err(format!(
+            "discovery at {url} names issuer '{}', not the configured one",
+            doc.issuer
+        ));
+    }
+    super::config::upstream_url(&doc.token_endpoint)
+        .map_err(|m| format!("the discovered token_endpoint {m}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn text(reply: &Reply) -> &str {
+        std::str::from_utf8(&reply.body).unwrap()
+    }
+
+    #[test]
+    fn basic_auth_form_encodes_both_parts_proxy_3() {
+        // RFC 6749 §2.3.1: "a b:c" → "a+b%3Ac" before base64.
+        let value = basic_auth("id:1", &ClientSecret::new("a b:c/é")).unwrap();
+        assert!(value.is_sensitive());
+        let b64 = value.to_str().unwrap().strip_prefix("Basic ").unwrap();
+        let raw = base64::engine::general_purpose::STANDARD
+            .decode(b64)
+            .unwrap();
+        assert_eq!(String::from_utf8(raw).unwrap(), "id%3A1:a+b%3Ac%2F%C3%A9");
+    }
+
+    #[test]
+    fn token_response_passes_unchanged_proxy_4() {
+        let body = Bytes::from_static(
+            br#"{"access_token":"at","token_type":"Bearer","expires_in":3600,"x":1}"#,
+        );
+        let reply = map_response(200, body.clone());
+        assert_eq!(reply.status, StatusCode::OK);
+        assert_eq!(reply.body, body);
+    }
+
+    #[test]
+    fn odd_200s_become_502_proxy_6() {
+        for body in [
+            &br#"{"error":"access_denied"}"#[..],
+            br#"{"access_token":"","token_type":"Bearer"}"#,
+            br#"["at","Bearer"]"#,
+            b"<html>",
+        ] {
+            let reply = map_response(200, Bytes::copy_from_slice(body));
+            assert_eq!(reply.status, StatusCode::BAD_GATEWAY);
+            assert!(text(&reply).contains("server_error"));
+        }
+    }
+
+    #[test]
+    fn oauth_errors_keep_status_and_three_fields_proxy_5() {
+        let body = br#"{"error":"invalid_grant","error_description":"used","error_uri":"https://e/x","extra":"drop me"}"#;
+        let reply = map_response(400, Bytes::from_static(body));
+        assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+        assert_eq!(reply.error.as_deref(), Some("invalid_grant"));
+        let v: Value = serde_json::from_slice(&reply.body).unwrap();
+        assert_eq!(
+            v,
+            json!({"error":"invalid_grant","error_description":"used","error_uri":"https://e/x"})
+        );
+    }
+
+    #[test]
+    fn server_failures_become_502_proxy_6() {
+        let reply = map_response(500, Bytes::from_static(br#"{"error":"server_error"}"#));
+        assert_eq!(reply.status, StatusCode::BAD_GATEWAY);
+        let reply = map_response(401, Bytes::from_static(b"Unauthorized"));
+        assert_eq!(reply.status, StatusCode::BAD_GATEWAY);
+        let reply = map_response(302, Bytes::new());
+        assert_eq!(reply.status, StatusCode::BAD_GATEWAY);
+    }
+}
