@@ -9,6 +9,17 @@
 //! This is a FAKE: its `id_token`s are unsigned (`alg: none`), nothing is persisted, and it
 //! listens on loopback only. Tokens are kept as SHA-256 digests, never in the clear, and the
 //! server logs nothing but counters.
+//!
+//! ```no_run
+//! # async fn demo() -> std::io::Result<()> {
+//! use authdeck::devserver::{DevServer, DevServerConfig, Endpoint, Fault};
+//! let server = DevServer::start(DevServerConfig::default()).await?;
+//! let token_endpoint = server.url("/token");
+//! server.inject(Fault::Status(503), 2, Endpoint::Token); // two 503s, then normal again
+//! # let _ = token_endpoint;
+//! # Ok(())
+//! # }
+//! ```
 
 mod handlers;
 mod state;

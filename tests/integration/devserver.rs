@@ -903,3 +903,32 @@ async fn net2_engine_retries_through_injected_503_then_succeeds() {
     assert!(!refreshed.access_token.secret().is_empty());
     assert_eq!(server.stats().token_requests, before + 3);
 }
+
+#[tokio::test]
+async fn shutdown_stops_listening_and_unknown_paths_are_404() {
+    let server = start(DevServerConfig::default()).await;
+    let missing = http().get(server.url("/nope")).send().await.unwrap();
+    assert_eq!(missing.status(), 404);
+    let wrong_method = http().get(server.url("/token")).send().await.unwrap();
+    assert_eq!(wrong_method.status(), 405);
+    let addr = server.addr();
+    server.shutdown();
+    // The accept loop stops on the next turn of the runtime; bounded wait.
+    let deadline = Instant::now() + Duration::from_secs(2);
+    loop {
+        let fresh = reqwest::Client::builder()
+            .no_proxy()
+            .pool_max_idle_per_host(0)
+            .timeout(Duration::from_millis(300))
+            .build()
+            .unwrap();
+        if fresh.get(format!("http://{addr}/")).send().await.is_err() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "server still answering after shutdown"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
