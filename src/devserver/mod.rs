@@ -1,1 +1,395 @@
-//! `devserver`: see docs/architecture.md.
+//! An embedded fake OAuth 2.0 / OpenID Connect authorization server on 127.0.0.1, for
+//! `authdeck demo` and the test suites.
+//!
+//! It approves every authorization request without a password, yet enforces what a real
+//! server enforces and what the engine must cope with: PKCE S256, client authentication
+//! (`none`, `basic`, `post`), single-use codes bound to client and redirect URI, refresh-token
+//! rotation, RFC 7009 revocation, the RFC 8628 device grant, and faults injected on demand.
+//!
+//! This is a FAKE: its `id_token`s are unsigned (`alg: none`), nothing is persisted, and it
+//! listens on loopback only. Tokens are kept as SHA-256 digests, never in the clear, and the
+//! server logs nothing but counters.
+//!
+//! ```no_run
+//! # async fn demo() -> std::io::Result<()> {
+//! use authdeck::devserver::{DevServer, DevServerConfig, Endpoint, Fault};
+//! let server = DevServer::start(DevServerConfig::default()).await?;
+//! let token_endpoint = server.url("/token");
+//! server.inject(Fault::Status(503), 2, Endpoint::Token); // two 503s, then normal again
+//! # let _ = token_endpoint;
+//! # Ok(())
+//! # }
+//! ```
+
+mod handlers;
+mod state;
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::provider::ClientAuth;
+use handlers::{Incoming as Req, Reply};
+use state::State;
+
+/// Largest request body the server reads.
+const MAX_BODY: usize = 64 * 1024;
+
+/// A client registered with the fake server.
+#[derive(Debug, Clone)]
+pub struct DevClient {
+    /// The `client_id`.
+    pub client_id: String,
+    /// The secret for `Basic` and `Post` clients (kept as the fake's configuration; tests own it).
+    pub secret: Option<String>,
+    /// How the client authenticates at `/token`, `/revoke` and `/device_authorization`.
+    pub auth: ClientAuth,
+    /// Registered redirect URIs (exact match); empty = any loopback `http` URI (RFC 8252 §7.3).
+    pub redirect_uris: Vec<String>,
+}
+
+impl DevClient {
+    /// A public client (`auth = none`) that accepts any loopback redirect URI.
+    pub fn public(client_id: &str) -> Self {
+        Self {
+            client_id: client_id.to_owned(),
+            secret: None,
+            auth: ClientAuth::None,
+            redirect_uris: Vec::new(),
+        }
+    }
+
+    /// A confidential client with `auth` (`Basic` or `Post`) and any loopback redirect URI.
+    pub fn confidential(client_id: &str, secret: &str, auth: ClientAuth) -> Self {
+        Self {
+            client_id: client_id.to_owned(),
+            secret: Some(secret.to_owned()),
+            auth,
+            redirect_uris: Vec::new(),
+        }
+    }
+}
+
+/// Behaviour of a [`DevServer`].
+#[derive(Debug, Clone)]
+pub struct DevServerConfig {
+    /// Registered clients.
+    pub clients: Vec<DevClient>,
+    /// Lifetime of issued access tokens (default 3600 s; the demo uses 30 s).
+    pub access_token_ttl: Duration,
+    /// Issue a new refresh token on every refresh and retire the old one (default true).
+    pub rotate_refresh_tokens: bool,
+    /// Answer successful token requests as `application/x-www-form-urlencoded` (GitHub-like).
+    /// Error responses stay JSON.
+    pub form_encoded_responses: bool,
+    /// Send `expires_in` as a string (`"3600"`), as some providers do.
+    pub expires_in_as_string: bool,
+    /// Leave `expires_in` out of token responses (unknown expiry).
+    pub omit_expires_in: bool,
+    /// Issue refresh tokens at all (default true).
+    pub issue_refresh_tokens: bool,
+    /// Approve a device code on its first poll (the demo has nobody to open `/device`).
+    pub auto_approve_device: bool,
+    /// The device grant's polling `interval` (default 5 s; tests use 1).
+    pub device_interval_secs: u64,
+    /// How long a device code stays valid (default 600 s); an addition for `expired_token` tests.
+    pub device_code_ttl: Duration,
+}
+
+impl Default for DevServerConfig {
+    /// One public client, `demo-public`, with any loopback redirect URI.
+    fn default() -> Self {
+        Self {
+            clients: vec![DevClient::public("demo-public")],
+            access_token_ttl: Duration::from_secs(3600),
+            rotate_refresh_tokens: true,
+            form_encoded_responses: false,
+            expires_in_as_string: false,
+            omit_expires_in: false,
+            issue_refresh_tokens: true,
+            auto_approve_device: false,
+            device_interval_secs: 5,
+            device_code_ttl: Duration::from_secs(600),
+        }
+    }
+}
+
+/// A misbehaviour to inject with [`DevServer::inject`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// Answer with this status and `{"error":"server_error"}` (`temporarily_unavailable` for 503).
+    Status(u16),
+    /// 429 with `Retry-After: retry_after_secs`.
+    TooManyRequests {
+        /// Value of the `Retry-After` header, in seconds.
+        retry_after_secs: u64,
+    },
+    /// Sleep this long, then answer normally.
+    Slow(Duration),
+    /// 200 with a body that is not JSON.
+    GarbageJson,
+    /// Close the connection without a response.
+    ConnectionReset,
+}
+
+/// Which requests a fault applies to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Endpoint {
+    /// `POST /token`.
+    Token,
+    /// `POST /revoke`.
+    Revoke,
+    /// `POST /device_authorization`.
+    DeviceAuthorization,
+    /// `GET /userinfo` and `/api/*`.
+    Userinfo,
+    /// Every request.
+    Any,
+}
+
+/// Request counters.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Requests to `/token` (any grant, any outcome, faults included).
+    pub token_requests: u64,
+    /// Successful authorization-code exchanges.
+    pub code_exchanges: u64,
+    /// Successful refreshes.
+    pub refreshes: u64,
+    /// Device-code polls at `/token` (any outcome).
+    pub device_polls: u64,
+    /// Requests to `/revoke` that passed client authentication.
+    pub revocations: u64,
+    /// Requests to `/userinfo` and `/api/*` (any outcome).
+    pub userinfo: u64,
+    /// The client authentication method of the last authenticated request: `none`, `basic`
+    /// or `post`.
+    pub last_client_auth: Option<String>,
+}
+
+/// One queued fault: `fault` on `on`, `left` more times.
+#[derive(Debug, Clone)]
+struct Queued {
+    fault: Fault,
+    on: Endpoint,
+    left: u32,
+}
+
+/// State shared by the handle and every connection task.
+struct Shared {
+    state: Mutex<State>,
+    faults: Mutex<VecDeque<Queued>>,
+}
+
+impl Shared {
+    /// Locks the state; a poisoned lock (a panicking handler) still yields the data.
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn faults(&self) -> std::sync::MutexGuard<'_, VecDeque<Queued>> {
+        self.faults.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Takes one fault queued for `endpoint`, if any (first queued, first served).
+    fn take_fault(&self, endpoint: Option<Endpoint>) -> Option<Fault> {
+        let mut faults = self.faults();
+        let idx = faults
+            .iter()
+            .position(|q| q.on == Endpoint::Any || Some(q.on) == endpoint)?;
+        let q = faults.get_mut(idx)?;
+        let fault = q.fault;
+        q.left = q.left.saturating_sub(1);
+        if q.left == 0 {
+            faults.remove(idx);
+        }
+        Some(fault)
+    }
+}
+
+/// The running fake server. It runs on background tokio tasks and shuts down on drop.
+pub struct DevServer {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    // Dropping the sender tells the accept loop and every connection to stop.
+    _stop: watch::Sender<()>,
+}
+
+impl std::fmt::Debug for DevServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DevServer")
+            .field("addr", &self.addr)
+            .finish()
+    }
+}
+
+impl DevServer {
+    /// Binds 127.0.0.1 on a free port and starts serving. Must run inside a tokio runtime.
+    pub async fn start(config: DevServerConfig) -> std::io::Result<DevServer> {
+        let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
+        let addr = listener.local_addr()?;
+        let issuer = format!("http://{addr}");
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State::new(config, issuer)),
+            faults: Mutex::new(VecDeque::new()),
+        });
+        let (stop, stopped) = watch::channel(());
+        tokio::spawn(accept_loop(listener, shared.clone(), stopped));
+        Ok(DevServer {
+            addr,
+            shared,
+            _stop: stop,
+        })
+    }
+
+    /// The issuer, `http://127.0.0.1:PORT` (no trailing slash).
+    pub fn issuer(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The absolute URL of `path` (which should start with `/`).
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.issuer())
+    }
+
+    /// The bound address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Makes the next `times` requests to `on` misbehave with `fault`, then recover.
+    /// Faults queued for the same endpoint are served in order.
+    pub fn inject(&self, fault: Fault, times: u32, on: Endpoint) {
+        if times > 0 {
+            self.shared.faults().push_back(Queued {
+                fault,
+                on,
+                left: times,
+            });
+        }
+    }
+
+    /// A snapshot of the counters.
+    pub fn stats(&self) -> Stats {
+        self.shared.state().stats.clone()
+    }
+
+    /// Approves the pending device authorization with this user code (the "browser" step).
+    /// False when no pending authorization has it.
+    pub fn approve_device(&self, user_code: &str) -> bool {
+        self.shared.state().decide_device(user_code, true)
+    }
+
+    /// Denies the pending device authorization with this user code.
+    pub fn deny_device(&self, user_code: &str) -> bool {
+        self.shared.state().decide_device(user_code, false)
+    }
+
+    /// Revokes every access and refresh token server-side.
+    pub fn revoke_all(&self) {
+        self.shared.state().revoke_all();
+    }
+
+    /// Stops the server (as dropping it does).
+    pub fn shutdown(self) {
+        drop(self);
+    }
+}
+
+/// Accepts connections until the handle is dropped.
+async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, mut stopped: watch::Receiver<()>) {
+    loop {
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            _ = stopped.changed() => return,
+        };
+        // Accept errors (e.g. too many open files) are transient: keep serving.
+        let Ok((stream, _)) = accepted else {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            continue;
+        };
+        let shared = shared.clone();
+        let mut stopped = stopped.clone();
+        tokio::spawn(async move {
+            let service = service_fn(move |req| serve(shared.clone(), req));
+            let conn = http1::Builder::new()
+                .keep_alive(true)
+                .serve_connection(TokioIo::new(stream), service);
+            tokio::select! {
+                _ = conn => {}
+                _ = stopped.changed() => {}
+            }
+        });
+    }
+}
+
+/// The error a handler returns to make hyper drop the connection without answering.
+#[derive(Debug)]
+struct ResetConnection;
+
+impl std::fmt::Display for ResetConnection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("connection reset by fault injection")
+    }
+}
+
+impl std::error::Error for ResetConnection {}
+
+/// Serves one request: fault injection first, then the endpoint.
+async fn serve(
+    shared: Arc<Shared>,
+    req: Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, ResetConnection> {
+    let (parts, body) = req.into_parts();
+    let endpoint = handlers::endpoint_of(parts.method.as_str(), parts.uri.path());
+    handlers::count_request(&mut shared.state(), parts.uri.path());
+    let fault = shared.take_fault(endpoint);
+    let mut reply = None;
+    match fault {
+        Some(Fault::ConnectionReset) => return Err(ResetConnection),
+        Some(Fault::Slow(d)) => tokio::time::sleep(d).await,
+        Some(other) => reply = Some(handlers::fault_reply(other)),
+        None => {}
+    }
+    let reply = match reply {
+        Some(r) => r,
+        None => {
+            let body = match Limited::new(body, MAX_BODY).collect().await {
+                Ok(b) => b.to_bytes(),
+                Err(_) => return Ok(into_response(Reply::text(413, "request body too large"))),
+            };
+            let incoming = Req::new(&parts, body);
+            handlers::route(&mut shared.state(), &incoming)
+        }
+    };
+    Ok(into_response(reply))
+}
+
+/// Builds the hyper response.
+fn into_response(reply: Reply) -> Response<Full<Bytes>> {
+    let mut builder = Response::builder()
+        .status(reply.status)
+        .header("content-type", reply.content_type)
+        .header("cache-control", "no-store");
+    for (name, value) in &reply.headers {
+        builder = builder.header(name.as_str(), value.as_str());
+    }
+    builder
+        .body(Full::new(Bytes::from(reply.body)))
+        .unwrap_or_else(|_| {
+            let mut r = Response::new(Full::new(Bytes::from_static(b"internal error")));
+            *r.status_mut() = hyper::StatusCode::INTERNAL_SERVER_ERROR;
+            r
+        })
+}

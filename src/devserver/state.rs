@@ -1,0 +1,222 @@
+//! The fake server's memory: codes, tokens and device authorizations.
+//!
+//! Every secret it hands out is stored only as its SHA-256 digest (hex), as a real server
+//! should, so the maps never hold a usable token.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use sha2::{Digest, Sha256};
+
+use super::{DevClient, DevServerConfig, Stats};
+use crate::secret::random_bytes;
+
+/// How long an authorization code stays valid.
+pub const CODE_TTL: Duration = Duration::from_secs(60);
+
+/// The digest under which a secret is stored.
+pub fn digest(secret: &str) -> String {
+    Sha256::digest(secret.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// A fresh 256-bit random value, base64url without padding.
+pub fn random_token() -> String {
+    URL_SAFE_NO_PAD.encode(random_bytes::<32>())
+}
+
+/// A user code like `ABCD-EFGH` from an alphabet without vowels that look like digits.
+pub fn random_user_code() -> String {
+    const ALPHABET: &[u8] = b"BCDFGHJKLMNPQRSTVWXZ";
+    let bytes = random_bytes::<8>();
+    let letters: Vec<char> = bytes
+        .iter()
+        .map(|b| char::from(ALPHABET[usize::from(*b) % ALPHABET.len()]))
+        .collect();
+    let (a, b) = letters.split_at(4);
+    format!(
+        "{}-{}",
+        a.iter().collect::<String>(),
+        b.iter().collect::<String>()
+    )
+}
+
+/// A pending authorization code.
+#[derive(Debug, Clone)]
+pub struct CodeGrant {
+    pub client_id: String,
+    pub redirect_uri: String,
+    pub challenge: String,
+    pub scope: String,
+    pub nonce: Option<String>,
+    pub expires: Instant,
+}
+
+/// What an access or refresh token was issued for.
+#[derive(Debug, Clone)]
+pub struct Grant {
+    pub client_id: String,
+    pub scope: String,
+    /// `None` for refresh tokens (they do not expire here).
+    pub expires: Option<Instant>,
+}
+
+/// Where a device authorization stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeviceStatus {
+    Pending,
+    Approved,
+    Denied,
+    /// Tokens were issued: the device code is spent.
+    Used,
+}
+
+/// A device authorization (RFC 8628).
+#[derive(Debug, Clone)]
+pub struct DeviceGrant {
+    pub user_code: String,
+    pub client_id: String,
+    pub scope: String,
+    pub status: DeviceStatus,
+    pub expires: Instant,
+    pub last_poll: Option<Instant>,
+}
+
+/// Everything the server remembers.
+pub struct State {
+    pub config: DevServerConfig,
+    pub issuer: String,
+    pub stats: Stats,
+    /// Keyed by the digest of the code.
+    pub codes: HashMap<String, CodeGrant>,
+    /// Keyed by the digest of the access token.
+    pub access: HashMap<String, Grant>,
+    /// Keyed by the digest of the refresh token.
+    pub refresh: HashMap<String, Grant>,
+    /// Keyed by the digest of the device code.
+    pub devices: HashMap<String, DeviceGrant>,
+}
+
+impl State {
+    /// An empty state for `config`, answering as `issuer`.
+    pub fn new(config: DevServerConfig, issuer: String) -> Self {
+        Self {
+            config,
+            issuer,
+            stats: Stats::default(),
+            codes: HashMap::new(),
+            access: HashMap::new(),
+            refresh: HashMap::new(),
+            devices: HashMap::new(),
+        }
+    }
+
+    /// The registered client with this id.
+    pub fn client(&self, client_id: &str) -> Option<&DevClient> {
+        self.config
+            .clients
+            .iter()
+            .find(|c| c.client_id == client_id)
+    }
+
+    /// Issues an access token (and a refresh token when configured) for `client_id`/`scope`.
+    pub fn issue(&mut self, client_id: &str, scope: &str) -> (String, Option<String>) {
+        let access = random_token();
+        self.access.insert(
+            digest(&access),
+            Grant {
+                client_id: client_id.to_owned(),
+                scope: scope.to_owned(),
+                expires: Some(Instant::now() + self.config.access_token_ttl),
+            },
+        );
+        let refresh = self.config.issue_refresh_tokens.then(|| {
+            let refresh = random_token();
+            self.refresh.insert(
+                digest(&refresh),
+                Grant {
+                    client_id: client_id.to_owned(),
+                    scope: scope.to_owned(),
+                    expires: None,
+                },
+            );
+            refresh
+        });
+        (access, refresh)
+    }
+
+    /// The grant behind a live access token.
+    pub fn live_access(&self, token: &str) -> Option<&Grant> {
+        self.access
+            .get(&digest(token))
+            .filter(|g| g.expires.is_none_or(|e| Instant::now() < e))
+    }
+
+    /// Approves or denies the pending device authorization with `user_code`.
+    pub fn decide_device(&mut self, user_code: &str, approve: bool) -> bool {
+        let wanted = user_code.trim().to_ascii_uppercase();
+        let Some(grant) = self
+            .devices
+            .values_mut()
+            .find(|d| d.user_code == wanted && d.status == DeviceStatus::Pending)
+        else {
+            return false;
+        };
+        grant.status = if approve {
+            DeviceStatus::Approved
+        } else {
+            DeviceStatus::Denied
+        };
+        true
+    }
+
+    /// Forgets every access and refresh token.
+    pub fn revoke_all(&mut self) {
+        self.access.clear();
+        self.refresh.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn user_code_has_the_abcd_efgh_shape() {
+        let code = random_user_code();
+        assert_eq!(code.len(), 9);
+        assert_eq!(&code[4..5], "-");
+        assert!(
+            code.chars()
+                .filter(|c| *c != '-')
+                .all(|c| c.is_ascii_uppercase())
+        );
+    }
+
+    #[test]
+    fn tokens_are_stored_as_digests_only() {
+        let mut state = State::new(DevServerConfig::default(), "http://x".into());
+        let (access, refresh) = state.issue("demo-public", "openid");
+        assert!(!state.access.contains_key(&access));
+        assert!(state.live_access(&access).is_some());
+        let refresh = refresh.unwrap();
+        assert!(state.refresh.contains_key(&digest(&refresh)));
+        state.revoke_all();
+        assert!(state.live_access(&access).is_none());
+    }
+
+    #[test]
+    fn expired_access_token_is_not_live() {
+        let config = DevServerConfig {
+            access_token_ttl: Duration::ZERO,
+            ..DevServerConfig::default()
+        };
+        let mut state = State::new(config, "http://x".into());
+        let (access, _) = state.issue("demo-public", "");
+        assert!(state.live_access(&access).is_none());
+    }
+}
