@@ -2,10 +2,11 @@
 //! account across processes, export, authenticated requests, the demo. `cli` and `ui` are thin
 //! faces on it.
 
-// pub mod demo;
+pub mod demo;
+pub mod driver;
 pub mod error;
 pub mod export;
-// pub mod login;
+pub mod login;
 pub mod mode;
 pub mod ops;
 pub mod refresh;

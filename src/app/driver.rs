@@ -1,0 +1,500 @@
+//! The dashboard's back end: answers [`UiCommand`]s and runs the refresh scheduler, reporting
+//! everything as [`AppEvent`]s on one channel. The UI never waits on it: both directions are
+//! unbounded channels, and network and disk work runs on tokio tasks.
+//!
+//! The scheduler wakes every second and compares *wall-clock* time with each account's due
+//! time, so after a suspend or a clock jump it notices within a second what fell due.
+
+use super::login::{LoginEvent, LoginInput};
+use super::refresh::Refreshed;
+use super::status::{Health, from_unix, health, unix};
+use super::view::{
+    AccountState, AccountView, AppEvent, LogEntry, LogKind, LoginMode as UiMode, LoginStep,
+    UiCommand,
+};
+use super::{App, AppError, export, mode::LoginMode, schedule};
+use crate::provider::{Provider, Source};
+use crate::secret::AccessToken;
+use crate::vault::{Record, Records};
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
+use tokio::sync::watch;
+
+/// How often the scheduler looks at the clock.
+const SCHEDULER_TICK: Duration = Duration::from_secs(1);
+/// How often the vault is re-read for changes made by other processes.
+const RELOAD_EVERY: Duration = Duration::from_secs(5);
+
+/// The view of one account for the dashboard (no secrets).
+pub fn account_view(p: &Provider, rec: Option<&Record>, now: SystemTime) -> AccountView {
+    let mut v = AccountView::new(
+        p.name.clone(),
+        p.template.clone().unwrap_or_else(|| p.name.clone()),
+    );
+    v.display_name = p.display_name.clone();
+    v.state = match health(rec, now) {
+        Health::Valid => AccountState::Valid,
+        Health::Expiring => AccountState::Expiring,
+        Health::Expired => AccountState::Expired,
+        Health::NeedsLogin => AccountState::NeedsLogin,
+        Health::Error => AccountState::Error,
+    };
+    v.provider_file = match &p.source {
+        Source::File(path) => Some(path.clone()),
+        Source::Bundled => None,
+    };
+    v.can_device = p.device_authorization_endpoint.is_some() || p.issuer.is_some();
+    v.export_var = Some(p.export_var_name());
+    if let Some(r) = rec {
+        v.expires_at = r.expires_at.map(from_unix);
+        v.obtained_at = r.obtained_at.map(from_unix);
+        v.identity = r.claims.email.clone().or_else(|| r.claims.subject.clone());
+        v.scopes = r.scopes.clone();
+        v.token_type = r.token_type.clone();
+        v.refresh_count = u32::try_from(r.refresh_count).unwrap_or(u32::MAX);
+        v.last_refresh = r.last_refresh.as_ref().map(|a| from_unix(a.at));
+        v.next_refresh = r
+            .obtained_at
+            .and_then(|o| schedule::due_at(from_unix(o), r.expires_at.map(from_unix)));
+        v.last_error = super::status::account_status(p, Some(r), now).error;
+        v.has_refresh_token = r.refresh_token.is_some();
+        let claims = [
+            ("sub", &r.claims.subject),
+            ("email", &r.claims.email),
+            ("name", &r.claims.name),
+        ];
+        v.claims = claims
+            .into_iter()
+            .filter_map(|(k, val)| val.clone().map(|val| (k.to_string(), val)))
+            .collect();
+    }
+    v
+}
+
+/// The views of every account.
+pub fn account_views(app: &App, records: &Records, now: SystemTime) -> Vec<AccountView> {
+    let mut views: Vec<AccountView> = app
+        .loaded()
+        .accounts
+        .iter()
+        .map(|p| account_view(p, records.get(&p.name), now))
+        .collect();
+    views.sort_by(|a, b| a.name.cmp(&b.name));
+    views
+}
+
+/// Shared state of the driver's tasks.
+struct Driver {
+    app: Arc<App>,
+    events: UnboundedSender<AppEvent>,
+    refreshing: Mutex<HashSet<String>>,
+    /// Accounts whose last scheduled refresh failed: when to try again, and the backoff.
+    retry_at: Mutex<HashMap<String, (SystemTime, Duration)>>,
+    logins: Mutex<HashMap<String, LoginHandle>>,
+}
+
+struct LoginHandle {
+    paste: UnboundedSender<String>,
+    cancel: watch::Sender<bool>,
+}
+
+impl Driver {
+    fn send(&self, ev: AppEvent) {
+        // The UI may be gone while a task finishes; nothing to do then.
+        let _ = self.events.send(ev);
+    }
+
+    fn log(&self, account: &str, kind: LogKind) {
+        self.send(AppEvent::Log(LogEntry {
+            at: SystemTime::now(),
+            account: account.to_string(),
+            kind,
+        }));
+    }
+
+    fn records(&self) -> Records {
+        self.app.vault().read().unwrap_or_default()
+    }
+
+    fn view_of(&self, name: &str) -> Option<AccountView> {
+        let p = self.app.account(name).ok()?;
+        let records = self.records();
+        Some(account_view(p, records.get(name), SystemTime::now()))
+    }
+
+    fn push_view(&self, name: &str) {
+        if let Some(v) = self.view_of(name) {
+            self.send(AppEvent::AccountUpdated(v));
+        }
+    }
+}
+
+/// Runs until `commands` closes or a `Quit` arrives.
+pub async fn serve(
+    app: Arc<App>,
+    mut commands: UnboundedReceiver<UiCommand>,
+    events: UnboundedSender<AppEvent>,
+) {
+    let driver = Arc::new(Driver {
+        app,
+        events,
+        refreshing: Mutex::new(HashSet::new()),
+        retry_at: Mutex::new(HashMap::new()),
+        logins: Mutex::new(HashMap::new()),
+    });
+    let records = driver.records();
+    driver.send(AppEvent::AccountsLoaded(account_views(
+        &driver.app,
+        &records,
+        SystemTime::now(),
+    )));
+    for p in &driver.app.loaded().problems {
+        driver.send(AppEvent::Notice {
+            error: p.is_error(),
+            message: p.to_string().lines().next().unwrap_or_default().to_string(),
+        });
+    }
+    let scheduler = tokio::spawn(scheduler(driver.clone()));
+    while let Some(cmd) = commands.recv().await {
+        if matches!(cmd, UiCommand::Quit) {
+            break;
+        }
+        handle(&driver, cmd);
+    }
+    scheduler.abort();
+    let logins: Vec<LoginHandle> = driver
+        .logins
+        .lock()
+        .map(|mut l| l.drain().map(|(_, h)| h).collect())
+        .unwrap_or_default();
+    for h in logins {
+        let _ = h.cancel.send(true);
+    }
+}
+
+fn handle(driver: &Arc<Driver>, cmd: UiCommand) {
+    match cmd {
+        UiCommand::Refresh(name) => spawn_refresh(driver, name, true),
+        UiCommand::RefreshAll => {
+            let records = driver.records();
+            for name in driver.app.account_names() {
+                if records.get(&name).is_some_and(|r| r.access_token.is_some()) {
+                    spawn_refresh(driver, name, true);
+                }
+            }
+        }
+        UiCommand::Login { account, mode } => spawn_login(driver, account, mode),
+        UiCommand::SubmitPaste { account, input } => {
+            let sender = driver
+                .logins
+                .lock()
+                .ok()
+                .and_then(|l| l.get(&account).map(|h| h.paste.clone()));
+            match sender {
+                Some(tx) => {
+                    let _ = tx.send(input.secret().to_string());
+                }
+                None => driver.send(AppEvent::Notice {
+                    error: true,
+                    message: format!("no login in progress for {account}"),
+                }),
+            }
+        }
+        UiCommand::CancelLogin { account } => {
+            if let Some(h) = driver.logins.lock().ok().and_then(|mut l| l.remove(&account)) {
+                let _ = h.cancel.send(true);
+            }
+        }
+        UiCommand::Revoke(name) => {
+            let d = driver.clone();
+            tokio::spawn(async move {
+                match d.app.revoke(&name).await {
+                    Ok(note) => {
+                        d.log(&name, LogKind::Revoked);
+                        d.send(AppEvent::Notice {
+                            error: false,
+                            message: format!("{name}: {note}"),
+                        });
+                    }
+                    Err(e) => d.send(AppEvent::Notice {
+                        error: true,
+                        message: e.to_string(),
+                    }),
+                }
+                d.push_view(&name);
+            });
+        }
+        UiCommand::Logout(name) => {
+            let d = driver.clone();
+            tokio::task::spawn_blocking(move || {
+                match d.app.logout(&name) {
+                    Ok(_) => d.log(&name, LogKind::LoggedOut),
+                    Err(e) => d.send(AppEvent::Notice {
+                        error: true,
+                        message: e.to_string(),
+                    }),
+                }
+                d.push_view(&name);
+            });
+        }
+        UiCommand::CopyExport(name) => {
+            let d = driver.clone();
+            tokio::spawn(async move {
+                let var = match d.app.account(&name) {
+                    Ok(p) => p.export_var_name(),
+                    Err(e) => {
+                        d.send(AppEvent::Notice {
+                            error: true,
+                            message: e.to_string(),
+                        });
+                        return;
+                    }
+                };
+                match d.app.fresh_token(&name, false).await {
+                    Ok((token, _)) => {
+                        match export::line(export::ExportFormat::Sh, &var, token.secret()) {
+                            Ok(line) => d.send(AppEvent::ExportLine {
+                                account: name,
+                                line: AccessToken::new(line),
+                            }),
+                            Err(e) => d.send(AppEvent::Notice {
+                                error: true,
+                                message: e.to_string(),
+                            }),
+                        }
+                    }
+                    Err(e) => d.send(AppEvent::Notice {
+                        error: true,
+                        message: e.to_string(),
+                    }),
+                }
+            });
+        }
+        // The vault is opened before the driver starts (see `cli`); nothing to do here.
+        UiCommand::SubmitPassphrase(_) => {}
+        UiCommand::Quit => {}
+    }
+}
+
+fn spawn_refresh(driver: &Arc<Driver>, name: String, force: bool) {
+    {
+        let Ok(mut busy) = driver.refreshing.lock() else {
+            return;
+        };
+        if !busy.insert(name.clone()) {
+            return;
+        }
+    }
+    if let Some(mut v) = driver.view_of(&name) {
+        v.state = AccountState::Refreshing;
+        driver.send(AppEvent::AccountUpdated(v));
+    }
+    let d = driver.clone();
+    tokio::spawn(async move {
+        let result = d.app.fresh_token(&name, force).await;
+        match result {
+            Ok((_, how)) => {
+                if let Ok(mut r) = d.retry_at.lock() {
+                    r.remove(&name);
+                }
+                match how {
+                    Refreshed::Done { expires_at, rotated } => {
+                        d.log(
+                            &name,
+                            LogKind::Refreshed {
+                                new_expiry: expires_at.map(from_unix),
+                            },
+                        );
+                        if rotated {
+                            d.log(&name, LogKind::Rotated);
+                        }
+                    }
+                    Refreshed::ByOther => d.log(
+                        &name,
+                        LogKind::Info("already refreshed by another process".into()),
+                    ),
+                    Refreshed::NotDue => {}
+                    Refreshed::NoRefreshToken => d.log(
+                        &name,
+                        LogKind::Info("no refresh token; token kept".into()),
+                    ),
+                    Refreshed::FailedButValid { reason } => {
+                        let next = backoff(&d, &name);
+                        d.log(
+                            &name,
+                            LogKind::Failed {
+                                reason,
+                                next_try: Some(next),
+                                transient: true,
+                            },
+                        );
+                    }
+                }
+            }
+            Err(e) => {
+                let transient = !e.needs_login() && !matches!(e, AppError::BadAccount { .. });
+                let next = transient.then(|| backoff(&d, &name));
+                d.log(
+                    &name,
+                    LogKind::Failed {
+                        reason: e.to_string(),
+                        next_try: next,
+                        transient,
+                    },
+                );
+            }
+        }
+        if let Ok(mut busy) = d.refreshing.lock() {
+            busy.remove(&name);
+        }
+        d.push_view(&name);
+    });
+}
+
+/// Exponential backoff for scheduled retries after a failure: 15 s, 30 s, … up to 5 min.
+fn backoff(d: &Driver, name: &str) -> SystemTime {
+    let Ok(mut map) = d.retry_at.lock() else {
+        return SystemTime::now() + Duration::from_secs(60);
+    };
+    let step = map
+        .get(name)
+        .map_or(Duration::from_secs(15), |(_, s)| (*s * 2).min(Duration::from_secs(300)));
+    let at = SystemTime::now() + step;
+    map.insert(name.to_string(), (at, step));
+    at
+}
+
+async fn scheduler(d: Arc<Driver>) {
+    let mut tick = tokio::time::interval(SCHEDULER_TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_reload = SystemTime::now();
+    let mut records = d.records();
+    loop {
+        tick.tick().await;
+        let now = SystemTime::now();
+        // Wall-clock time: a jump (suspend, NTP) shows up here at the next tick.
+        let reload_due = now
+            .duration_since(last_reload)
+            .map_or(true, |e| e >= RELOAD_EVERY);
+        if reload_due {
+            let d2 = d.clone();
+            if let Ok(fresh) = tokio::task::spawn_blocking(move || d2.records()).await {
+                if fresh != records {
+                    let views = account_views(&d.app, &fresh, now);
+                    for v in views {
+                        d.send(AppEvent::AccountUpdated(v));
+                    }
+                }
+                records = fresh;
+            }
+            last_reload = now;
+        }
+        for (name, rec) in &records {
+            if d.app.account(name).is_err() || rec.refresh_token.is_none() {
+                continue;
+            }
+            if health(Some(rec), now) == Health::NeedsLogin || !super::status::is_due(rec, now) {
+                continue;
+            }
+            let waiting = d
+                .retry_at
+                .lock()
+                .ok()
+                .and_then(|m| m.get(name).map(|(at, _)| *at > now))
+                .unwrap_or(false);
+            if !waiting {
+                spawn_refresh(&d, name.clone(), false);
+            }
+        }
+        // Records refreshed by our own tasks are re-read on the next reload.
+        if d.refreshing.lock().map(|b| !b.is_empty()).unwrap_or(false) {
+            last_reload = now - RELOAD_EVERY;
+        }
+        let _ = unix(now);
+    }
+}
+
+fn spawn_login(driver: &Arc<Driver>, account: String, mode: UiMode) {
+    let (paste_tx, paste_rx) = tokio::sync::mpsc::unbounded_channel();
+    let (cancel_tx, cancel_rx) = watch::channel(false);
+    if let Ok(mut logins) = driver.logins.lock() {
+        if let Some(old) = logins.insert(
+            account.clone(),
+            LoginHandle {
+                paste: paste_tx,
+                cancel: cancel_tx,
+            },
+        ) {
+            let _ = old.cancel.send(true);
+        }
+    }
+    let mode = match mode {
+        UiMode::Browser => LoginMode::Browser,
+        UiMode::Paste => LoginMode::Paste,
+        UiMode::Device => LoginMode::Device,
+    };
+    let d = driver.clone();
+    tokio::spawn(async move {
+        let timeout = d.app.settings().login_timeout;
+        let events = d.events.clone();
+        let name = account.clone();
+        let sink = move |ev: LoginEvent| {
+            let step = match ev {
+                LoginEvent::AuthorizationUrl { url, .. } => LoginStep::ShowUrl {
+                    url,
+                    expires_at: Some(SystemTime::now() + timeout),
+                },
+                LoginEvent::DeviceCode {
+                    user_code,
+                    verification_uri,
+                    verification_uri_complete,
+                    expires_in,
+                } => LoginStep::ShowDeviceCode {
+                    user_code,
+                    verification_uri,
+                    verification_uri_complete,
+                    expires_at: SystemTime::now() + Duration::from_secs(expires_in),
+                },
+                LoginEvent::PasteRejected(why) => {
+                    let _ = events.send(AppEvent::Notice {
+                        error: true,
+                        message: format!("not accepted: {why}"),
+                    });
+                    return;
+                }
+                LoginEvent::Exchanging => LoginStep::Waiting,
+            };
+            let _ = events.send(AppEvent::LoginProgress {
+                account: name.clone(),
+                step,
+            });
+        };
+        let input = LoginInput {
+            mode,
+            pasted: Some(paste_rx),
+            cancel: cancel_rx,
+            browser: std::env::var("BROWSER").ok(),
+            sink: &sink,
+        };
+        let result = d.app.login(&account, input).await;
+        if let Ok(mut logins) = d.logins.lock() {
+            logins.remove(&account);
+        }
+        match result {
+            Ok(_) => {
+                d.send(AppEvent::LoginProgress {
+                    account: account.clone(),
+                    step: LoginStep::Done,
+                });
+                d.log(&account, LogKind::LoggedIn);
+            }
+            Err(e) => d.send(AppEvent::LoginProgress {
+                account: account.clone(),
+                step: LoginStep::Failed(e.to_string()),
+            }),
+        }
+        d.push_view(&account);
+    });
+}
