@@ -53,7 +53,11 @@ fn measure(name: &str, iters: u32, mut f: impl FnMut()) -> (Duration, Duration) 
     }
     let wall = w0.elapsed() / iters;
     let cpu = (thread_cpu() - c0) / iters;
-    println!("| {name:<46} | {iters:>6} | {:>12.3} | {:>12.3} |", ms(wall), ms(cpu));
+    println!(
+        "| {name:<46} | {iters:>6} | {:>12.3} | {:>12.3} |",
+        ms(wall),
+        ms(cpu)
+    );
     (wall, cpu)
 }
 
@@ -80,8 +84,12 @@ fn key_file(dir: &Path) -> KeySource {
 
 fn main() {
     let dir = tempfile::tempdir().unwrap();
-    println!("| operation                                      |  iters |  wall ms/op  |  CPU ms/op   |");
-    println!("| ---------------------------------------------- | -----: | -----------: | -----------: |");
+    println!(
+        "| operation                                      |  iters |  wall ms/op  |  CPU ms/op   |"
+    );
+    println!(
+        "| ---------------------------------------------- | -----: | -----------: | -----------: |"
+    );
 
     // Key file: open (reads the key file, checks the header) + decrypt 50 records.
     let kf = key_file(dir.path());
@@ -91,7 +99,14 @@ fn main() {
         let v = Vault::open(&kf_path, kf.clone()).unwrap();
         assert_eq!(v.read().unwrap().len(), 50);
     });
-    println!("(target: key-file open + decrypt <= 1 ms CPU: {})", if cpu <= Duration::from_millis(1) { "met" } else { "MISSED" });
+    println!(
+        "(target: key-file open + decrypt <= 1 ms CPU: {})",
+        if cpu <= Duration::from_millis(1) {
+            "met"
+        } else {
+            "MISSED"
+        }
+    );
 
     let v = Vault::open(&kf_path, kf.clone()).unwrap();
     measure("read 50 records, open handle, key file", 2000, || {
@@ -101,7 +116,9 @@ fn main() {
     measure("save 50 records (lock, CAS, fsync x3)", 200, || {
         let lock = store.lock().unwrap();
         let snap = store.load().unwrap().unwrap();
-        store.save_if_generation(&lock, snap.generation, &snap.records).unwrap();
+        store
+            .save_if_generation(&lock, snap.generation, &snap.records)
+            .unwrap();
     });
     measure("update: lock + read + save 50 records", 200, || {
         v.update(|recs| {
@@ -117,21 +134,40 @@ fn main() {
     let pp_path = dir.path().join("pp.vault");
     let pass = KeySource::Passphrase(Passphrase::new("correct horse battery staple"));
     fill(&Vault::open(&pp_path, pass.clone()).unwrap());
-    measure("open + decrypt 50 records, passphrase (default)", 10, || {
-        let v = Vault::open(&pp_path, pass.clone()).unwrap();
-        assert_eq!(v.read().unwrap().len(), 50);
-    });
+    measure(
+        "open + decrypt 50 records, passphrase (default)",
+        10,
+        || {
+            let v = Vault::open(&pp_path, pass.clone()).unwrap();
+            assert_eq!(v.read().unwrap().len(), 50);
+        },
+    );
 
     // Candidate Argon2id parameter sets (one derivation each = one vault creation).
-    for (m, t, p) in [(19 * 1024, 2, 1), (46 * 1024, 1, 1), (64 * 1024, 1, 1), (64 * 1024, 2, 1), (64 * 1024, 3, 1), (64 * 1024, 3, 4)] {
-        let params = KdfParams { m_cost_kib: m, t_cost: t, p_cost: p };
+    for (m, t, p) in [
+        (19 * 1024, 2, 1),
+        (46 * 1024, 1, 1),
+        (64 * 1024, 1, 1),
+        (64 * 1024, 2, 1),
+        (64 * 1024, 3, 1),
+        (64 * 1024, 3, 4),
+    ] {
+        let params = KdfParams {
+            m_cost_kib: m,
+            t_cost: t,
+            p_cost: p,
+        };
         let path = dir.path().join(format!("kdf-{m}-{t}-{p}.vault"));
         let mut n = 0;
-        measure(&format!("Argon2id m={} MiB t={t} p={p} (create)", m / 1024), 5, || {
-            n += 1;
-            let path = path.with_extension(format!("{n}"));
-            let store = FileStore::new(&path, pass.clone()).with_kdf_params(params);
-            Vault::create_store(Box::new(store)).unwrap();
-        });
+        measure(
+            &format!("Argon2id m={} MiB t={t} p={p} (create)", m / 1024),
+            5,
+            || {
+                n += 1;
+                let path = path.with_extension(format!("{n}"));
+                let store = FileStore::new(&path, pass.clone()).with_kdf_params(params);
+                Vault::create_store(Box::new(store)).unwrap();
+            },
+        );
     }
 }

@@ -1,8 +1,8 @@
 //! `authdeck vault ...`: create the vault, change its key, show where it lives.
 
 use crate::vault::{
-    self, KeyEnv, KeySource, PromptPurpose, Vault, VaultError, generate_key_file,
-    prompt_terminal, read_passphrase_file,
+    self, KeyEnv, KeySource, PromptPurpose, Vault, VaultError, generate_key_file, prompt_terminal,
+    read_passphrase_file,
 };
 use clap::Subcommand;
 use std::path::{Path, PathBuf};
@@ -63,7 +63,10 @@ fn execute(vault_path: Option<PathBuf>, cmd: VaultCommand) -> Result<(), VaultEr
 fn key_file_source(path: PathBuf) -> Result<KeySource, VaultError> {
     if !path.exists() {
         generate_key_file(&path)?;
-        eprintln!("created key file {} (keep it safe: without it the vault cannot be opened)", path.display());
+        eprintln!(
+            "created key file {} (keep it safe: without it the vault cannot be opened)",
+            path.display()
+        );
     }
     Ok(KeySource::KeyFile(path))
 }
@@ -102,6 +105,9 @@ fn passwd(
     };
     let kind = new_key.kind();
     vault.rekey(new_key)?;
-    println!("re-encrypted vault {} (now unlocked with {kind})", path.display());
+    println!(
+        "re-encrypted vault {} (now unlocked with {kind})",
+        path.display()
+    );
     Ok(())
 }

@@ -143,7 +143,9 @@ pub enum VaultError {
     Serialize(String),
 
     /// No data directory could be determined for the default vault path.
-    #[error("cannot determine a data directory for the vault; pass --vault PATH or set AUTHDECK_VAULT")]
+    #[error(
+        "cannot determine a data directory for the vault; pass --vault PATH or set AUTHDECK_VAULT"
+    )]
     NoDataDir,
 
     /// An I/O error on a named file.
@@ -163,7 +165,11 @@ pub type Result<T, E = VaultError> = std::result::Result<T, E>;
 
 impl VaultError {
     /// Wraps an I/O error with the file it concerns.
-    pub(crate) fn io(action: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+    pub(crate) fn io(
+        action: &'static str,
+        path: impl Into<PathBuf>,
+        source: std::io::Error,
+    ) -> Self {
         Self::Io {
             action,
             path: path.into(),

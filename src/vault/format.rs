@@ -113,10 +113,7 @@ pub(crate) fn parse_header(bytes: &[u8], ctx: &Ctx<'_>) -> Result<Header> {
             path: ctx.path.to_path_buf(),
         });
     }
-    let version = u16::from_le_bytes([
-        *bytes.get(8).unwrap_or(&0),
-        *bytes.get(9).unwrap_or(&0),
-    ]);
+    let version = u16::from_le_bytes([*bytes.get(8).unwrap_or(&0), *bytes.get(9).unwrap_or(&0)]);
     if bytes.len() < HEADER_LEN {
         return Err(ctx.corrupt("truncated header"));
     }
@@ -143,8 +140,14 @@ pub(crate) fn parse_header(bytes: &[u8], ctx: &Ctx<'_>) -> Result<Header> {
     salt.copy_from_slice(&bytes[24..40]);
     let (kind, params) = match bytes[10] {
         KIND_PASSPHRASE => (KeyKind::Passphrase, Some(params)),
-        KIND_KEY_FILE if params == (KdfParams { m_cost_kib: 0, t_cost: 0, p_cost: 0 })
-            && salt == [0; 16] =>
+        KIND_KEY_FILE
+            if params
+                == (KdfParams {
+                    m_cost_kib: 0,
+                    t_cost: 0,
+                    p_cost: 0,
+                })
+                && salt == [0; 16] =>
         {
             (KeyKind::KeyFile, None)
         }
@@ -195,7 +198,9 @@ pub(crate) fn seal(key: &Unlocked, generation: u64, records: &Records) -> Result
         .map_err(|e| VaultError::Serialize(e.to_string()))?;
     let pt_len = counter.0;
     if pt_len > MAX_PLAINTEXT {
-        return Err(VaultError::Serialize("the records exceed 64 MiB".to_owned()));
+        return Err(VaultError::Serialize(
+            "the records exceed 64 MiB".to_owned(),
+        ));
     }
     let mut out = Zeroizing::new(Vec::with_capacity(HEADER_LEN + pt_len + TAG_LEN));
     out.extend_from_slice(MAGIC);
@@ -233,6 +238,14 @@ pub(crate) fn seal(key: &Unlocked, generation: u64, records: &Records) -> Result
     Ok(std::mem::take(&mut *out))
 }
 
+impl Header {
+    /// Whether `key` is the key this vault was written with (a wrong key is told apart from a
+    /// corrupt file, and a handle with a wrong key can never write).
+    pub fn key_matches(&self, key: &Key32) -> bool {
+        crate::secret::ct_eq(&key_check(key), &self.key_check)
+    }
+}
+
 /// Checks the key against the header and decrypts the records.
 pub(crate) fn open(
     bytes: &[u8],
@@ -247,7 +260,7 @@ pub(crate) fn open(
             given: key.kind,
         });
     }
-    if !crate::secret::ct_eq(&key_check(&key.key), &header.key_check) {
+    if !header.key_matches(&key.key) {
         return Err(VaultError::WrongKey {
             path: ctx.path.to_path_buf(),
         });

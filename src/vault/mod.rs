@@ -20,7 +20,9 @@ pub use key::{
     ENV_KEY_FILE, ENV_PASSPHRASE, ENV_PASSPHRASE_FILE, KdfParams, KeyEnv, KeyKind, KeySource,
     PromptPurpose, generate_key_file, prompt_terminal, read_key_file, read_passphrase_file,
 };
-pub use record::{AccountState, Claims, Record, Records, RefreshAttempt, RefreshOutcome, UnixSeconds};
+pub use record::{
+    AccountState, Claims, Record, Records, RefreshAttempt, RefreshOutcome, UnixSeconds,
+};
 pub use store::{FileStore, Snapshot, Store, StoreLock};
 
 use std::path::{Path, PathBuf};

@@ -3,8 +3,8 @@
 
 use authdeck::secret::{AccessToken, ClientSecret, Passphrase, RefreshToken};
 use authdeck::vault::{
-    AccountState, Claims, FileStore, KdfParams, KeyKind, KeySource, Record, Records, Store,
-    Vault, VaultError, generate_key_file,
+    AccountState, Claims, FileStore, KdfParams, KeyKind, KeySource, Record, Records, Store, Vault,
+    VaultError, generate_key_file,
 };
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -176,7 +176,10 @@ fn key_file_with_loose_mode_is_refused_vault_4() {
             Ok(())
         })
         .unwrap_err();
-    assert!(matches!(err, VaultError::KeyFileMode { mode: 0o644, .. }), "{err}");
+    assert!(
+        matches!(err, VaultError::KeyFileMode { mode: 0o644, .. }),
+        "{err}"
+    );
     assert!(err.to_string().contains("chmod 600"), "{err}");
     assert!(!dir.path().join("v").exists());
 }
@@ -206,7 +209,7 @@ fn default_argon2_params_are_read_back_from_the_header() {
     Vault::create(&path, pass("default params")).unwrap();
     let store = FileStore::new(&path, pass("default params"));
     assert_eq!(store.kdf_params().unwrap(), Some(KdfParams::DEFAULT));
-    assert!(KdfParams::DEFAULT.m_cost_kib >= 19 * 1024, "OWASP minimum");
+    const { assert!(KdfParams::DEFAULT.m_cost_kib >= 19 * 1024, "OWASP minimum") };
     // And the key derived from those header parameters opens it.
     assert_eq!(store.load().unwrap().unwrap().generation, 1);
 }
@@ -216,7 +219,11 @@ fn every_single_bit_flip_is_rejected_vault_2() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("v");
     let key = key_file(dir.path(), "key");
-    put(&Vault::open(&path, key.clone()).unwrap(), "a", Record::default());
+    put(
+        &Vault::open(&path, key.clone()).unwrap(),
+        "a",
+        Record::default(),
+    );
     let good = std::fs::read(&path).unwrap();
     let bad = dir.path().join("flipped");
     for bit in 0..good.len() * 8 {
@@ -225,7 +232,11 @@ fn every_single_bit_flip_is_rejected_vault_2() {
         std::fs::write(&bad, &b).unwrap();
         let r = Vault::open(&bad, key.clone());
         assert!(r.is_err(), "flip of bit {bit} was accepted");
-        assert_eq!(std::fs::read(&bad).unwrap(), b, "file touched after bit {bit}");
+        assert_eq!(
+            std::fs::read(&bad).unwrap(),
+            b,
+            "file touched after bit {bit}"
+        );
     }
     assert!(Vault::open(&path, key).is_ok());
 }
@@ -235,14 +246,21 @@ fn truncation_at_every_length_is_rejected() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("v");
     let key = key_file(dir.path(), "key");
-    put(&Vault::open(&path, key.clone()).unwrap(), "a", full_record());
+    put(
+        &Vault::open(&path, key.clone()).unwrap(),
+        "a",
+        full_record(),
+    );
     let good = std::fs::read(&path).unwrap();
     let bad = dir.path().join("short");
     for len in 0..good.len() {
         std::fs::write(&bad, &good[..len]).unwrap();
         let err = Vault::open(&bad, key.clone()).unwrap_err();
         assert!(
-            matches!(err, VaultError::Corrupt { .. } | VaultError::NotAVault { .. }),
+            matches!(
+                err,
+                VaultError::Corrupt { .. } | VaultError::NotAVault { .. }
+            ),
             "length {len}: {err}"
         );
     }
@@ -292,13 +310,26 @@ fn stale_writer_loses_compare_and_swap() {
     let key = key_file(dir.path(), "key");
     let store = FileStore::new(&path, key.clone());
     let lock = store.lock().unwrap();
-    assert_eq!(store.save_if_generation(&lock, 0, &Records::new()).unwrap(), 1);
-    assert_eq!(store.save_if_generation(&lock, 1, &Records::new()).unwrap(), 2);
+    assert_eq!(
+        store.save_if_generation(&lock, 0, &Records::new()).unwrap(),
+        1
+    );
+    assert_eq!(
+        store.save_if_generation(&lock, 1, &Records::new()).unwrap(),
+        2
+    );
     let err = store
         .save_if_generation(&lock, 1, &Records::new())
         .unwrap_err();
     assert!(
-        matches!(err, VaultError::Conflict { expected: 1, found: 2, .. }),
+        matches!(
+            err,
+            VaultError::Conflict {
+                expected: 1,
+                found: 2,
+                ..
+            }
+        ),
         "{err}"
     );
     // A second lock from another handle waits and then times out while the first is held.
@@ -361,10 +392,13 @@ fn child_entry() {
             for j in 0..50u64 {
                 vault
                     .update(|r| -> R {
-                        r.insert(format!("c{id}-{j}"), Record {
-                            refresh_count: j,
-                            ..Record::default()
-                        });
+                        r.insert(
+                            format!("c{id}-{j}"),
+                            Record {
+                                refresh_count: j,
+                                ..Record::default()
+                            },
+                        );
                         r.entry(format!("c{id}")).or_default().refresh_count += 1;
                         Ok(())
                     })
@@ -380,11 +414,14 @@ fn crash_step(r: &mut Records) -> R {
     let meta = r.entry("meta".into()).or_default();
     meta.refresh_count += 1;
     let n = meta.refresh_count;
-    r.insert(format!("k{}", n % 64), Record {
-        refresh_count: n,
-        access_token: Some(AccessToken::new(format!("at-{n}"))),
-        ..Record::default()
-    });
+    r.insert(
+        format!("k{}", n % 64),
+        Record {
+            refresh_count: n,
+            access_token: Some(AccessToken::new(format!("at-{n}"))),
+            ..Record::default()
+        },
+    );
     Ok(())
 }
 
@@ -407,9 +444,15 @@ fn check_complete_generation(vault: &Vault) -> u64 {
     let n = snap.records.get("meta").map_or(0, |m| m.refresh_count);
     assert_eq!(snap.generation, n + 1, "generation and counter disagree");
     for j in n.saturating_sub(63).max(1)..=n {
-        let rec = snap.records.get(&format!("k{}", j % 64)).expect("slot missing");
+        let rec = snap
+            .records
+            .get(&format!("k{}", j % 64))
+            .expect("slot missing");
         assert_eq!(rec.refresh_count, j, "slot {} lost update {j}", j % 64);
-        assert_eq!(rec.access_token.as_ref().unwrap().secret(), format!("at-{j}"));
+        assert_eq!(
+            rec.access_token.as_ref().unwrap().secret(),
+            format!("at-{j}")
+        );
     }
     n
 }
@@ -423,30 +466,47 @@ fn crash_test_sigkill_200_times_loses_nothing_vault_4() {
     };
     let vault = Vault::open(&path, KeySource::KeyFile(kf.clone())).unwrap();
     put(&vault, "meta", Record::default()); // generation 1, counter 0
+    let bak = Vault::open(dir.path().join("v.bak"), KeySource::KeyFile(kf.clone())).unwrap();
+    let store = FileStore::new(&path, KeySource::KeyFile(kf.clone()));
     let started = Instant::now();
+    // Four children save in a loop (taking turns on the lock); each round one of them is killed
+    // and replaced, so process start-up overlaps with the others' saves and the test stays fast.
+    let mut children: Vec<Child> = (0..4).map(|_| spawn_child("crash", &path, &kf)).collect();
     let mut last = 0;
     for round in 0..200u64 {
-        let mut child = spawn_child("crash", &path, &kf);
-        // Pseudo-random delay from the clock: kills land in start-up, mid-save and between saves.
-        let jitter = (started.elapsed().subsec_nanos() as u64 ^ round.wrapping_mul(2_654_435_761)) % 40;
-        std::thread::sleep(Duration::from_millis(5 + jitter));
-        child.kill().unwrap(); // SIGKILL
-        child.wait().unwrap();
-        let n = check_complete_generation(&vault);
-        assert!(n >= last, "round {round}: counter went back from {last} to {n}");
-        last = n;
-        let bak = dir.path().join("v.bak");
-        if bak.exists() {
-            let g = Vault::open(&bak, KeySource::KeyFile(kf.clone()))
-                .unwrap()
-                .snapshot()
-                .unwrap()
-                .generation;
-            assert!(g == n + 1 || g == n, "backup generation {g} vs current {}", n + 1);
+        // Wait for a save since the last kill, so every kill lands in a saving loop.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while store.generation().unwrap() <= last + 1 {
+            assert!(Instant::now() < deadline, "round {round}: no child saved");
+            std::thread::sleep(Duration::from_micros(200));
         }
+        // Pseudo-random delay from the clock (0-5 ms, a save or two).
+        let seed = started.elapsed().subsec_nanos() as u64 ^ round.wrapping_mul(2_654_435_761);
+        std::thread::sleep(Duration::from_micros(seed % 5000));
+        let victim = &mut children[(seed as usize / 5000) % 4];
+        victim.kill().unwrap(); // SIGKILL
+        victim.wait().unwrap();
+        let n = check_complete_generation(&vault);
+        assert!(
+            n >= last,
+            "round {round}: counter went back from {last} to {n}"
+        );
+        last = n;
+        // The backup is a complete, earlier-or-equal generation too.
+        let b = check_complete_generation(&bak);
+        assert!(b >= n.saturating_sub(1), "backup {b} too old for {n}");
+        *victim = spawn_child("crash", &path, &kf);
     }
-    assert!(last >= 50, "the children made too little progress ({last} saves)");
-    eprintln!("crash test: {last} saves, 200 kills, {:?}", started.elapsed());
+    for child in &mut children {
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+    let n = check_complete_generation(&vault);
+    assert!(
+        n >= 200,
+        "the children made too little progress ({n} saves)"
+    );
+    eprintln!("crash test: {n} saves, 200 kills, {:?}", started.elapsed());
 }
 
 #[test]
@@ -476,8 +536,15 @@ fn concurrency_test_8_processes_50_updates_each() {
             std::thread::sleep(Duration::from_millis(10));
         }
     }
-    let snap = Vault::open(&path, KeySource::KeyFile(kf)).unwrap().snapshot().unwrap();
-    assert_eq!(snap.generation, 1 + 8 * 50, "every update saved exactly once");
+    let snap = Vault::open(&path, KeySource::KeyFile(kf))
+        .unwrap()
+        .snapshot()
+        .unwrap();
+    assert_eq!(
+        snap.generation,
+        1 + 8 * 50,
+        "every update saved exactly once"
+    );
     for i in 0..8 {
         assert_eq!(snap.records[&format!("c{i}")].refresh_count, 50);
         for j in 0..50u64 {
@@ -509,13 +576,19 @@ fn cli_vault_path_init_and_passwd() {
     let path = dir.path().join("v");
     let out = authdeck(&path).args(["vault", "path"]).output().unwrap();
     assert!(out.status.success());
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), path.display().to_string());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        path.display().to_string()
+    );
     let env_path = Command::new(crate::support::bin())
         .args(["vault", "path"])
         .env("AUTHDECK_VAULT", &path)
         .output()
         .unwrap();
-    assert_eq!(String::from_utf8_lossy(&env_path.stdout).trim(), path.display().to_string());
+    assert_eq!(
+        String::from_utf8_lossy(&env_path.stdout).trim(),
+        path.display().to_string()
+    );
 
     let kf = dir.path().join("key");
     let out = authdeck(&path)
@@ -523,7 +596,11 @@ fn cli_vault_path_init_and_passwd() {
         .arg(&kf)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(mode(&kf), 0o600);
     assert_eq!(std::fs::metadata(&kf).unwrap().len(), 32);
     assert!(Vault::open(&path, KeySource::KeyFile(kf.clone())).is_ok());
@@ -540,7 +617,11 @@ fn cli_vault_path_init_and_passwd() {
         .env("AUTHDECK_KEY_FILE", &kf)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(Vault::open(&path, KeySource::KeyFile(kf.clone())).is_err());
     assert!(Vault::open(&path, pass("new passphrase")).is_ok());
 
