@@ -2,6 +2,7 @@
 
 pub mod providers;
 pub mod proxy;
+pub mod vault;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -29,6 +30,10 @@ pub struct Cli {
     #[arg(long, global = true, env = "AUTHDECK_CONFIG_DIR", value_name = "DIR")]
     pub config: Option<PathBuf>,
 
+    /// The token vault file (default: the vault in the data directory; see `vault path`).
+    #[arg(long, global = true, env = "AUTHDECK_VAULT", value_name = "PATH")]
+    pub vault: Option<PathBuf>,
+
     #[command(subcommand)]
     pub command: Option<Command>,
 }
@@ -42,6 +47,12 @@ pub enum Command {
     ///
     /// The global `--config` names the proxy's TOML file here.
     Proxy(proxy::ProxyArgs),
+    /// Manage the encrypted token vault.
+    Vault {
+        /// What to do.
+        #[command(subcommand)]
+        command: vault::VaultCommand,
+    },
 }
 
 /// Parses the arguments and runs the command; the single place that turns errors into messages.
@@ -57,5 +68,6 @@ pub fn main() -> ExitCode {
             ExitCode::from(providers::run(&args, cli.config.as_deref()))
         }
         Some(Command::Proxy(args)) => proxy::run(cli.config.as_deref(), &args),
+        Some(Command::Vault { command }) => vault::run(cli.vault, command),
     }
 }

@@ -1,1 +1,157 @@
-//! `vault`: see docs/architecture.md.
+//! The encrypted token vault: account records, AES-256-GCM under an Argon2id passphrase or a key
+//! file, atomic replace, advisory locking and compare-and-swap saves. See docs/vault-format.md.
+//!
+//! Callers use [`Vault`]: [`Vault::read`] needs no lock, [`Vault::update`] runs a closure inside
+//! lock → re-read → closure → compare-and-swap save → unlock, so concurrent processes (the
+//! dashboard, a background refresh, `--export` in another shell) never lose each other's work.
+//! A missing vault reads as empty and is created by the first update, never by a read.
+//!
+//! The vault knows an account only by its name and a provider only by its name.
+
+mod error;
+mod format;
+mod key;
+mod record;
+mod store;
+
+pub use error::{Result, VaultError};
+pub use format::{FORMAT_VERSION, HEADER_LEN, SCHEMA_VERSION};
+pub use key::{
+    ENV_KEY_FILE, ENV_PASSPHRASE, ENV_PASSPHRASE_FILE, KdfParams, KeyEnv, KeyKind, KeySource,
+    PromptPurpose, generate_key_file, prompt_terminal, read_key_file, read_passphrase_file,
+};
+pub use record::{
+    AccountState, Claims, Record, Records, RefreshAttempt, RefreshOutcome, UnixSeconds,
+};
+pub use store::{FileStore, Snapshot, Store, StoreLock};
+
+use std::path::{Path, PathBuf};
+
+/// Environment variable overriding the vault location (same as `--vault`).
+pub const ENV_VAULT: &str = "AUTHDECK_VAULT";
+
+/// The default vault path: `<data dir>/vault.bin` (e.g. `~/.local/share/authdeck/vault.bin`).
+pub fn default_path() -> Result<PathBuf> {
+    directories::ProjectDirs::from("", "", "authdeck")
+        .map(|d| d.data_dir().join("vault.bin"))
+        .ok_or(VaultError::NoDataDir)
+}
+
+/// The vault: a handle on a [`Store`] with the read and update operations callers need.
+pub struct Vault {
+    store: Box<dyn Store>,
+}
+
+impl std::fmt::Debug for Vault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Vault({})", self.store.location().display())
+    }
+}
+
+impl Vault {
+    /// Opens the vault file at `path`. An existing vault is decrypted once here, so a wrong key
+    /// fails now ([`VaultError::WrongKey`]); a missing one is fine and is created by the first
+    /// [`update`](Self::update).
+    pub fn open(path: impl Into<PathBuf>, key: KeySource) -> Result<Vault> {
+        Self::open_store(Box::new(FileStore::new(path, key)))
+    }
+
+    /// Opens any [`Store`] (a custom `FileStore`, or another backend); checks the key as `open`.
+    pub fn open_store(store: Box<dyn Store>) -> Result<Vault> {
+        store.load()?;
+        Ok(Vault { store })
+    }
+
+    /// Creates a new, empty vault at `path` (`authdeck vault init`); fails if one exists.
+    pub fn create(path: impl Into<PathBuf>, key: KeySource) -> Result<Vault> {
+        Self::create_store(Box::new(FileStore::new(path, key)))
+    }
+
+    /// Creates a new, empty vault in `store`; fails if one exists.
+    pub fn create_store(store: Box<dyn Store>) -> Result<Vault> {
+        let lock = store.lock()?;
+        if store.exists()? {
+            return Err(VaultError::AlreadyExists {
+                path: store.location().to_path_buf(),
+            });
+        }
+        store.save_if_generation(&lock, 0, &Records::new())?;
+        drop(lock);
+        Ok(Vault { store })
+    }
+
+    /// Opens the vault at `path` with the key named by the environment (`AUTHDECK_KEY_FILE`,
+    /// `AUTHDECK_PASSPHRASE`, `AUTHDECK_PASSPHRASE_FILE`), else asks on the terminal. The
+    /// header says which kind of key to ask for; a missing vault asks for a new passphrase.
+    pub fn open_from_env(path: impl Into<PathBuf>) -> Result<Vault> {
+        let path = path.into();
+        let expected = FileStore::new(&path, KeySource::KeyFile(PathBuf::new())).key_kind()?;
+        let purpose = if expected.is_some() {
+            PromptPurpose::Unlock
+        } else {
+            PromptPurpose::New
+        };
+        let key = KeyEnv::from_process().resolve(&path, expected, purpose, prompt_terminal)?;
+        Self::open(path, key)
+    }
+
+    /// The vault's location.
+    pub fn path(&self) -> &Path {
+        self.store.location()
+    }
+
+    /// Whether the vault exists yet.
+    pub fn exists(&self) -> Result<bool> {
+        self.store.exists()
+    }
+
+    /// The current records without taking the lock; empty when there is no vault yet.
+    pub fn read(&self) -> Result<Records> {
+        Ok(self.snapshot()?.records)
+    }
+
+    /// The current generation and records; generation 0 and no records when there is no vault.
+    pub fn snapshot(&self) -> Result<Snapshot> {
+        Ok(self.store.load()?.unwrap_or(Snapshot {
+            generation: 0,
+            records: Records::new(),
+        }))
+    }
+
+    /// One account's record, if present.
+    pub fn get(&self, name: &str) -> Result<Option<Record>> {
+        Ok(self.read()?.remove(name))
+    }
+
+    /// Read-modify-write under the lock: takes the lock, re-reads the newest generation, runs
+    /// `f`, saves with compare-and-swap if `f` changed anything, releases the lock. If `f` fails
+    /// nothing is written. Creates the vault if it is missing and `f` adds something.
+    pub fn update<T, E>(&self, f: impl FnOnce(&mut Records) -> Result<T, E>) -> Result<T, E>
+    where
+        E: From<VaultError>,
+    {
+        let lock = self.store.lock()?;
+        let snap = self.snapshot()?;
+        let mut records = snap.records.clone();
+        let out = f(&mut records)?;
+        if records != snap.records {
+            self.store
+                .save_if_generation(&lock, snap.generation, &records)?;
+        }
+        drop(lock);
+        Ok(out)
+    }
+
+    /// Re-encrypts the vault under a new key or passphrase, atomically (`vault passwd`).
+    pub fn rekey(&self, new_key: KeySource) -> Result<()> {
+        let lock = self.store.lock()?;
+        let Some(snap) = self.store.load()? else {
+            return Err(VaultError::NotFound {
+                path: self.path().to_path_buf(),
+            });
+        };
+        self.store
+            .rekey_if_generation(&lock, snap.generation, &snap.records, new_key)?;
+        Ok(())
+    }
+}
