@@ -113,7 +113,7 @@ fn main() {
         assert_eq!(v.read().unwrap().len(), 50);
     });
     let store = FileStore::new(&kf_path, kf.clone());
-    measure("save 50 records (lock, CAS, fsync x3)", 200, || {
+    measure("save 50 records (lock, CAS, 2 fsyncs)", 200, || {
         let lock = store.lock().unwrap();
         let snap = store.load().unwrap().unwrap();
         store

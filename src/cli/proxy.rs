@@ -42,7 +42,11 @@ fn run_inner(config: Option<&Path>, args: &ProxyArgs) -> Result<(), String> {
     // The global --config names the config directory elsewhere; a directory here means its
     // `proxy.toml` (so AUTHDECK_CONFIG_DIR works for the proxy too).
     let in_dir = given.join("proxy.toml");
-    let path = if given.is_dir() { in_dir.as_path() } else { given };
+    let path = if given.is_dir() {
+        in_dir.as_path()
+    } else {
+        given
+    };
     if given.is_dir() && !path.exists() {
         return Err(format!(
             "{} is a directory without proxy.toml; authdeck proxy needs --config naming its TOML file",

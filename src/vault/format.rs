@@ -238,6 +238,14 @@ pub(crate) fn seal(key: &Unlocked, generation: u64, records: &Records) -> Result
     Ok(std::mem::take(&mut *out))
 }
 
+impl Header {
+    /// Whether `key` is the key this vault was written with (a wrong key is told apart from a
+    /// corrupt file, and a handle with a wrong key can never write).
+    pub fn key_matches(&self, key: &Key32) -> bool {
+        crate::secret::ct_eq(&key_check(key), &self.key_check)
+    }
+}
+
 /// Checks the key against the header and decrypts the records.
 pub(crate) fn open(
     bytes: &[u8],
@@ -252,7 +260,7 @@ pub(crate) fn open(
             given: key.kind,
         });
     }
-    if !crate::secret::ct_eq(&key_check(&key.key), &header.key_check) {
+    if !header.key_matches(&key.key) {
         return Err(VaultError::WrongKey {
             path: ctx.path.to_path_buf(),
         });

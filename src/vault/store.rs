@@ -72,6 +72,10 @@ pub trait Store: Send + Sync {
     ) -> Result<u64>;
 }
 
+/// Longest sleep between attempts to take the lock: short, because a waiter that oversleeps
+/// delays every process queued behind it (`File::lock` itself cannot time out).
+const MAX_LOCK_PAUSE: Duration = Duration::from_millis(2);
+
 /// The default store: one encrypted file, a `.bak` of the previous generation, a `.lock` file.
 #[derive(Debug)]
 pub struct FileStore {
@@ -126,6 +130,12 @@ impl FileStore {
     /// The Argon2id parameters in the header (`None` for no vault or a key-file vault).
     pub fn kdf_params(&self) -> Result<Option<KdfParams>> {
         Ok(self.read_header()?.and_then(|(h, _)| h.params))
+    }
+
+    /// The generation in the header, without decrypting (0 when there is no vault): a cheap way
+    /// to notice that another process saved.
+    pub fn generation(&self) -> Result<u64> {
+        Ok(self.read_header()?.map_or(0, |(h, _)| h.generation))
     }
 
     fn ctx(&self) -> Ctx<'_> {
@@ -183,6 +193,11 @@ impl FileStore {
                 });
             }
         };
+        if !header.key_matches(&key) {
+            return Err(VaultError::WrongKey {
+                path: self.path.clone(),
+            });
+        }
         let unlocked = Unlocked {
             kind: header.kind,
             params: header.params,
@@ -270,13 +285,13 @@ impl Store for FileStore {
             .open(&lock_path)
             .map_err(|e| VaultError::io("cannot open lock file", &lock_path, e))?;
         let deadline = Instant::now() + self.lock_timeout;
-        let mut pause = Duration::from_millis(1);
+        let mut pause = Duration::from_micros(100);
         loop {
             match file.try_lock() {
                 Ok(()) => return Ok(StoreLock::new(Box::new(file))),
                 Err(fs::TryLockError::WouldBlock) if Instant::now() < deadline => {
                     std::thread::sleep(pause);
-                    pause = (pause * 2).min(Duration::from_millis(20));
+                    pause = (pause * 2).min(MAX_LOCK_PAUSE);
                 }
                 Err(fs::TryLockError::WouldBlock) => {
                     return Err(VaultError::LockTimeout {
