@@ -156,7 +156,7 @@ fn draw_body(state: &DashboardState, area: Rect, buf: &mut Buffer) {
     let show_log = area.height >= 16;
     let show_details = area.height >= 10;
     let log_h = if show_log {
-        (area.height / 3).clamp(5, 12)
+        (area.height / 4).clamp(5, 12)
     } else {
         0
     };
@@ -167,8 +167,11 @@ fn draw_body(state: &DashboardState, area: Rect, buf: &mut Buffer) {
         draw_list(state, list, buf);
         draw_details(state, details, buf);
     } else if show_details {
+        // The list takes the rows it needs, up to 60 %; the details get the rest.
+        let wanted = u16::try_from(state.visible().len() + 3).unwrap_or(u16::MAX);
+        let list_h = wanted.min(top.height * 3 / 5).max(4);
         let [list, details] =
-            Layout::vertical([Constraint::Percentage(55), Constraint::Percentage(45)]).areas(top);
+            Layout::vertical([Constraint::Length(list_h), Constraint::Min(1)]).areas(top);
         draw_list(state, list, buf);
         draw_details(state, details, buf);
     } else {
@@ -465,6 +468,17 @@ fn draw_status(state: &DashboardState, area: Rect, buf: &mut Buffer) {
         Span::styled(format!(" {}", f.text), style).render_ref(area, buf);
         return;
     }
+    if !matches!(state.overlay, Overlay::None) {
+        // The dialog shows its own keys; the list's keys would not work behind it.
+        Line::from(vec![
+            Span::styled(" Esc", t.key()),
+            Span::raw(" close or cancel  "),
+            Span::styled("Ctrl-C", t.key()),
+            Span::raw(" quit"),
+        ])
+        .render_ref(area, buf);
+        return;
+    }
     let keys: &[(&str, &str)] = if area.width >= 100 {
         &[
             ("↑↓", "move"),
@@ -482,7 +496,6 @@ fn draw_status(state: &DashboardState, area: Rect, buf: &mut Buffer) {
         &[
             ("l", "login"),
             ("r", "refresh"),
-            ("R", "all"),
             ("x", "revoke"),
             ("d", "logout"),
             ("e", "export"),
@@ -672,8 +685,9 @@ fn spinner(state: &DashboardState) -> &'static str {
 fn draw_login(state: &DashboardState, d: &LoginDialog, area: Rect, buf: &mut Buffer) {
     let t = state.theme;
     let title = format!("Log in: {} · {} mode", d.account, d.mode.word());
-    let dialog = centered(area, area.width.saturating_sub(2), area.height);
-    let inner = popup(dialog, buf, &title, t);
+    // The whole body: a login needs the room (URL, QR code) and half-covered panes behind a
+    // dialog only distract.
+    let inner = popup(area, buf, &title, t);
     // The QR code goes to the right when there is room beside ~40 columns of text.
     let qr =
         d.qr.as_ref()
@@ -816,4 +830,240 @@ fn login_lines<'a>(state: &DashboardState, d: &'a LoginDialog) -> Vec<Line<'a>> 
         }
     }
     lines
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::app::view::{AppEvent, LoginStep};
+    use crate::ui::keymap::Action;
+    use crate::ui::preview::{preview_now, preview_state};
+    use crate::ui::state::{Msg, update};
+    use ratatui::Terminal;
+    use ratatui::backend::TestBackend;
+    use std::time::Duration;
+
+    const SIZES: [(u16, u16); 2] = [(80, 24), (120, 40)];
+
+    fn render(state: &DashboardState, w: u16, h: u16) -> Terminal<TestBackend> {
+        let mut term = Terminal::new(TestBackend::new(w, h)).unwrap();
+        term.draw(|f| view(state, f)).unwrap();
+        term
+    }
+
+    /// Snapshots `state` at both sizes, named `{name}_{w}x{h}`.
+    #[track_caller]
+    fn snap(name: &str, state: &DashboardState) {
+        for (w, h) in SIZES {
+            let term = render(state, w, h);
+            insta::assert_snapshot!(format!("{name}_{w}x{h}"), term.backend());
+        }
+    }
+
+    fn act(s: &mut DashboardState, a: Action) {
+        update(s, Msg::Action(a));
+    }
+
+    fn login(s: &mut DashboardState, mode: LoginMode, step: LoginStep) {
+        act(s, Action::Login);
+        act(s, Action::Pick(mode));
+        update(
+            s,
+            AppEvent::LoginProgress {
+                account: "github".into(),
+                step,
+            }
+            .into(),
+        );
+    }
+
+    #[test]
+    fn snapshot_no_accounts() {
+        let s = DashboardState::new(Vec::new(), preview_now(), Theme { color: true });
+        snap("no_accounts", &s);
+    }
+
+    #[test]
+    fn snapshot_mixed_states() {
+        snap("mixed", &preview_state(preview_now()));
+    }
+
+    #[test]
+    fn snapshot_error_selected() {
+        let mut s = preview_state(preview_now());
+        s.selected = 4; // gitlab: error with last_error
+        snap("error", &s);
+    }
+
+    #[test]
+    fn snapshot_help_overlay() {
+        let mut s = preview_state(preview_now());
+        act(&mut s, Action::Help);
+        snap("help", &s);
+    }
+
+    #[test]
+    fn snapshot_vps_paste_login() {
+        let mut s = preview_state(preview_now());
+        let url = "http://127.0.0.1:41234/authorize?response_type=code&client_id=authdeck-demo\
+                   &redirect_uri=http%3A%2F%2F127.0.0.1%3A53117%2Fcallback&scope=openid%20email\
+                   &state=Zq3xT0p1cS4mPl3StAtE&code_challenge=E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM\
+                   &code_challenge_method=S256";
+        login(
+            &mut s,
+            LoginMode::Paste,
+            LoginStep::ShowUrl {
+                url: url.into(),
+                expires_at: Some(preview_now() + Duration::from_secs(272)),
+            },
+        );
+        s.ticks = 3;
+        snap("login_paste", &s);
+        // With something pasted into the focused field.
+        update(
+            &mut s,
+            Msg::Paste(zeroize::Zeroizing::new(
+                "http://127.0.0.1:53117/callback?code=abc".into(),
+            )),
+        );
+        snap("login_paste_typed", &s);
+    }
+
+    #[test]
+    fn snapshot_device_login() {
+        let mut s = preview_state(preview_now());
+        login(
+            &mut s,
+            LoginMode::Device,
+            LoginStep::ShowDeviceCode {
+                user_code: "WDJB-MJHT".into(),
+                verification_uri: "https://example.com/device".into(),
+                verification_uri_complete: Some(
+                    "https://example.com/device?user_code=WDJB-MJHT".into(),
+                ),
+                expires_at: preview_now() + Duration::from_secs(552),
+            },
+        );
+        snap("login_device", &s);
+    }
+
+    #[test]
+    fn snapshot_login_picker_and_failure() {
+        let mut s = preview_state(preview_now());
+        act(&mut s, Action::Login);
+        snap("login_picker", &s);
+        act(&mut s, Action::Pick(LoginMode::Browser));
+        update(
+            &mut s,
+            AppEvent::LoginProgress {
+                account: "github".into(),
+                step: LoginStep::Failed("denied by user (access_denied)".into()),
+            }
+            .into(),
+        );
+        snap("login_failed", &s);
+    }
+
+    #[test]
+    fn snapshot_passphrase_retry_and_confirm() {
+        let mut s = preview_state(preview_now());
+        update(&mut s, AppEvent::PassphraseNeeded { retry: true }.into());
+        for c in "secret".chars() {
+            act(&mut s, Action::Input(c));
+        }
+        let text = render(&s, 80, 24).backend().to_string();
+        assert!(!text.contains("secret"), "the passphrase is masked");
+        snap("passphrase_retry", &s);
+        let mut s = preview_state(preview_now());
+        act(&mut s, Action::Revoke);
+        snap("confirm_revoke", &s);
+    }
+
+    #[test]
+    fn snapshot_no_color() {
+        let mut s = preview_state(preview_now());
+        s.theme = Theme { color: false };
+        snap("no_color", &s);
+    }
+
+    #[test]
+    fn no_color_uses_no_colour_anywhere() {
+        let mut s = preview_state(preview_now());
+        s.theme = Theme { color: false };
+        login(
+            &mut s,
+            LoginMode::Paste,
+            LoginStep::ShowUrl {
+                url: "http://127.0.0.1:1/a".into(),
+                expires_at: None,
+            },
+        );
+        for state in [&s, &preview_state(preview_now())] {
+            let term = render(state, 120, 40);
+            let colored = term
+                .backend()
+                .buffer()
+                .content
+                .iter()
+                .filter(|c| c.fg != Color::Reset || c.bg != Color::Reset)
+                .count();
+            if state.theme.color {
+                assert!(colored > 0, "colour on paints something");
+            } else {
+                assert_eq!(colored, 0, "NO_COLOR: no cell has a colour");
+            }
+        }
+    }
+
+    #[test]
+    fn badges_read_without_colour() {
+        let mut s = preview_state(preview_now());
+        s.theme = Theme { color: false };
+        let text = render(&s, 120, 40).backend().to_string();
+        for st in AccountState::ALL {
+            assert!(
+                text.contains(&format!("{} {}", st.symbol(), st.word())),
+                "{st:?} badge missing"
+            );
+        }
+    }
+
+    #[test]
+    fn countdown_ticks_in_the_list() {
+        let mut s = preview_state(preview_now());
+        let before = render(&s, 120, 40).backend().to_string();
+        assert!(before.contains("4m 05s"));
+        update(&mut s, Msg::Tick(preview_now() + Duration::from_secs(1)));
+        let after = render(&s, 120, 40).backend().to_string();
+        assert!(after.contains("4m 04s"));
+        assert!(!after.contains("4m 05s"));
+    }
+
+    #[test]
+    fn selection_stays_visible_with_many_accounts() {
+        let now = preview_now();
+        let mut s = DashboardState::new(crate::ui::many_accounts(500, now), now, Theme { color: true });
+        s.selected = 499;
+        let text = render(&s, 80, 24).backend().to_string();
+        assert!(text.contains("0499"), "the last account is scrolled into view");
+    }
+
+    #[test]
+    fn tiny_and_narrow_terminals_do_not_panic() {
+        let mut s = preview_state(preview_now());
+        for (w, h) in [(1, 1), (10, 3), (20, 6), (40, 12), (60, 15), (79, 23), (200, 60)] {
+            render(&s, w, h);
+        }
+        login(
+            &mut s,
+            LoginMode::Paste,
+            LoginStep::ShowUrl {
+                url: "http://127.0.0.1:1/a".into(),
+                expires_at: None,
+            },
+        );
+        for (w, h) in [(1, 1), (20, 6), (40, 12), (60, 15)] {
+            render(&s, w, h);
+        }
+    }
 }

@@ -9,7 +9,7 @@ use crossterm::event::KeyEvent;
 use std::collections::VecDeque;
 use std::fmt;
 use std::time::{Duration, SystemTime};
-use zeroize::Zeroize;
+use zeroize::{Zeroize, Zeroizing};
 
 /// How many refresh-panel lines are kept.
 pub const LOG_CAP: usize = 500;
@@ -238,7 +238,7 @@ pub enum Msg {
     /// An already-mapped action (tests, scripted input).
     Action(Action),
     /// Bracketed paste: text for whichever field is open. Zeroized after use.
-    Paste(zeroize::Zeroizing<String>),
+    Paste(Zeroizing<String>),
     /// One second passed; the wall-clock time now.
     Tick(SystemTime),
     /// The terminal was resized (the view adapts; this only forces a redraw).
@@ -769,5 +769,429 @@ pub fn log_entry(at: SystemTime, account: &str, kind: LogKind) -> LogEntry {
         at,
         account: account.to_owned(),
         kind,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::app::view::AccountState;
+    use crate::ui::preview::{preview_now, preview_state};
+    use crossterm::event::{KeyCode, KeyModifiers};
+
+    fn press(s: &mut DashboardState, code: KeyCode) -> Vec<Effect> {
+        update(s, Msg::Key(KeyEvent::new(code, KeyModifiers::NONE)))
+    }
+
+    fn chars(s: &mut DashboardState, text: &str) {
+        for c in text.chars() {
+            press(s, KeyCode::Char(c));
+        }
+    }
+
+    fn sent(effects: &[Effect]) -> Vec<&UiCommand> {
+        effects
+            .iter()
+            .filter_map(|e| match e {
+                Effect::Send(c) => Some(c),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn selected(s: &DashboardState) -> String {
+        s.selected_account().map(|a| a.name.clone()).unwrap_or_default()
+    }
+
+    #[test]
+    fn selection_moves_and_stays_in_bounds() {
+        let mut s = preview_state(preview_now());
+        let n = s.accounts.len();
+        press(&mut s, KeyCode::Up);
+        assert_eq!(s.selected, 0);
+        press(&mut s, KeyCode::Char('j'));
+        press(&mut s, KeyCode::Down);
+        assert_eq!(s.selected, 2);
+        press(&mut s, KeyCode::Char('k'));
+        assert_eq!(s.selected, 1);
+        press(&mut s, KeyCode::Char('G'));
+        assert_eq!(s.selected, n - 1);
+        press(&mut s, KeyCode::Down);
+        assert_eq!(s.selected, n - 1);
+        press(&mut s, KeyCode::Char('g'));
+        assert_eq!(s.selected, 0);
+        press(&mut s, KeyCode::PageDown);
+        assert_eq!(s.selected, n - 1);
+    }
+
+    #[test]
+    fn movement_on_an_empty_list_is_harmless() {
+        let mut s = DashboardState::new(Vec::new(), preview_now(), Theme { color: false });
+        for k in [KeyCode::Down, KeyCode::Char('G'), KeyCode::Up, KeyCode::Char('r')] {
+            assert!(sent(&press(&mut s, k)).is_empty());
+        }
+        assert_eq!(s.selected, 0);
+        assert!(s.selected_account().is_none());
+        press(&mut s, KeyCode::Char('l'));
+        assert!(matches!(s.overlay, Overlay::None));
+    }
+
+    #[test]
+    fn filter_narrows_typed_letters_do_not_trigger_commands() {
+        let mut s = preview_state(preview_now());
+        press(&mut s, KeyCode::Char('G'));
+        press(&mut s, KeyCode::Char('/'));
+        assert_eq!(s.input_mode(), InputMode::Text);
+        // 'r' and 'q' are letters while typing, not refresh / quit.
+        let mut effects = press(&mut s, KeyCode::Char('q'));
+        effects.extend(press(&mut s, KeyCode::Char('r')));
+        assert_eq!(s.filter, "qr");
+        assert!(!s.quit);
+        press(&mut s, KeyCode::Backspace);
+        press(&mut s, KeyCode::Backspace);
+        for c in "gi".chars() {
+            effects.extend(press(&mut s, KeyCode::Char(c)));
+        }
+        assert!(effects.is_empty());
+        let names: Vec<_> = s.visible().iter().map(|&i| s.accounts[i].name.clone()).collect();
+        assert_eq!(names, ["github", "gitlab"]);
+        assert!(s.selected < names.len(), "selection clamped into the filtered list");
+        press(&mut s, KeyCode::Enter);
+        assert!(!s.filter_editing);
+        assert_eq!(s.filter, "gi");
+        // Identity matches too (case-insensitive).
+        press(&mut s, KeyCode::Char('/'));
+        press(&mut s, KeyCode::Backspace);
+        press(&mut s, KeyCode::Backspace);
+        chars(&mut s, "CONTOSO");
+        assert_eq!(s.visible().len(), 1);
+        press(&mut s, KeyCode::Esc);
+        assert!(s.filter.is_empty());
+        assert_eq!(s.visible().len(), s.accounts.len());
+    }
+
+    #[test]
+    fn refresh_and_refresh_all_send_commands() {
+        let mut s = preview_state(preview_now());
+        press(&mut s, KeyCode::Char('j'));
+        let e = press(&mut s, KeyCode::Char('r'));
+        assert_eq!(sent(&e), [&UiCommand::Refresh("google-work".into())]);
+        let e = press(&mut s, KeyCode::Char('R'));
+        assert_eq!(sent(&e), [&UiCommand::RefreshAll]);
+    }
+
+    #[test]
+    fn revoke_needs_yes() {
+        let mut s = preview_state(preview_now());
+        assert!(sent(&press(&mut s, KeyCode::Char('x'))).is_empty());
+        assert_eq!(s.overlay_confirm(), Some(&Confirm::Revoke("github".into())));
+        // Enter is "no" (the safe default).
+        assert!(sent(&press(&mut s, KeyCode::Enter)).is_empty());
+        assert!(matches!(s.overlay, Overlay::None));
+        press(&mut s, KeyCode::Char('x'));
+        let e = press(&mut s, KeyCode::Char('y'));
+        assert_eq!(sent(&e), [&UiCommand::Revoke("github".into())]);
+        assert!(matches!(s.overlay, Overlay::None));
+    }
+
+    #[test]
+    fn logout_confirm_and_cancel() {
+        let mut s = preview_state(preview_now());
+        press(&mut s, KeyCode::Char('d'));
+        assert_eq!(s.overlay_confirm(), Some(&Confirm::Logout("github".into())));
+        // Keys other than y/n do nothing and keep the question.
+        assert!(sent(&press(&mut s, KeyCode::Char('q'))).is_empty());
+        assert!(s.overlay_confirm().is_some());
+        assert!(sent(&press(&mut s, KeyCode::Esc)).is_empty());
+        press(&mut s, KeyCode::Char('d'));
+        let e = press(&mut s, KeyCode::Char('Y'));
+        assert_eq!(sent(&e), [&UiCommand::Logout("github".into())]);
+    }
+
+    #[test]
+    fn login_picker_sends_the_chosen_mode() {
+        let mut s = preview_state(preview_now());
+        press(&mut s, KeyCode::Char('l'));
+        assert_eq!(s.input_mode(), InputMode::Picker);
+        press(&mut s, KeyCode::Down);
+        let e = press(&mut s, KeyCode::Enter);
+        assert_eq!(
+            sent(&e),
+            [&UiCommand::Login {
+                account: "github".into(),
+                mode: LoginMode::Paste
+            }]
+        );
+        assert!(matches!(&s.overlay, Overlay::Login(d) if d.step == DialogStep::Starting));
+        // Esc cancels the login at the app too.
+        let e = press(&mut s, KeyCode::Esc);
+        assert_eq!(
+            sent(&e),
+            [&UiCommand::CancelLogin {
+                account: "github".into()
+            }]
+        );
+        // The shortcut letters pick directly.
+        press(&mut s, KeyCode::Char('l'));
+        let e = press(&mut s, KeyCode::Char('v'));
+        assert!(matches!(
+            sent(&e)[..],
+            [UiCommand::Login {
+                mode: LoginMode::Device,
+                ..
+            }]
+        ));
+    }
+
+    #[test]
+    fn device_mode_not_offered_without_endpoint() {
+        let mut s = preview_state(preview_now());
+        press(&mut s, KeyCode::Char('j'));
+        press(&mut s, KeyCode::Char('j')); // microsoft: can_device = false
+        press(&mut s, KeyCode::Char('l'));
+        assert!(sent(&press(&mut s, KeyCode::Char('v'))).is_empty());
+        press(&mut s, KeyCode::Down);
+        press(&mut s, KeyCode::Down);
+        press(&mut s, KeyCode::Down);
+        let e = press(&mut s, KeyCode::Enter);
+        assert!(matches!(
+            sent(&e)[..],
+            [UiCommand::Login {
+                mode: LoginMode::Paste,
+                ..
+            }]
+        ));
+    }
+
+    fn paste_dialog() -> DashboardState {
+        let mut s = preview_state(preview_now());
+        press(&mut s, KeyCode::Char('l'));
+        press(&mut s, KeyCode::Char('p'));
+        update(
+            &mut s,
+            AppEvent::LoginProgress {
+                account: "github".into(),
+                step: LoginStep::ShowUrl {
+                    url: "http://127.0.0.1:4455/authorize?client_id=demo&state=st".into(),
+                    expires_at: Some(preview_now() + Duration::from_secs(300)),
+                },
+            }
+            .into(),
+        );
+        s
+    }
+
+    #[test]
+    fn paste_submission_sends_the_typed_input() {
+        let mut s = paste_dialog();
+        assert_eq!(s.input_mode(), InputMode::LoginDialog);
+        // `c` copies the URL while the field does not have focus.
+        let e = press(&mut s, KeyCode::Char('c'));
+        assert!(matches!(&e[..], [Effect::Copy(Clipboard::Url(u))] if u.contains("authorize")));
+        // Enter with nothing typed does nothing.
+        press(&mut s, KeyCode::Tab);
+        assert_eq!(s.input_mode(), InputMode::Text);
+        assert!(press(&mut s, KeyCode::Enter).is_empty());
+        chars(&mut s, "c0dex");
+        press(&mut s, KeyCode::Backspace);
+        let e = press(&mut s, KeyCode::Enter);
+        assert_eq!(
+            sent(&e),
+            [&UiCommand::SubmitPaste {
+                account: "github".into(),
+                input: AuthCode::new("c0de")
+            }]
+        );
+        assert!(matches!(&s.overlay, Overlay::Login(d) if d.step == DialogStep::Waiting));
+    }
+
+    #[test]
+    fn bracketed_paste_fills_the_field_and_focuses_it() {
+        let mut s = paste_dialog();
+        update(
+            &mut s,
+            Msg::Paste(Zeroizing::new(
+                "http://127.0.0.1:4455/callback?code=abc&state=st\n".into(),
+            )),
+        );
+        assert_eq!(s.input_mode(), InputMode::Text);
+        let e = press(&mut s, KeyCode::Enter);
+        assert_eq!(
+            sent(&e),
+            [&UiCommand::SubmitPaste {
+                account: "github".into(),
+                input: AuthCode::new("http://127.0.0.1:4455/callback?code=abc&state=st")
+            }]
+        );
+    }
+
+    #[test]
+    fn login_progress_done_and_failed() {
+        let mut s = paste_dialog();
+        assert!(matches!(&s.overlay, Overlay::Login(d) if d.qr.is_some()));
+        // Progress for another account is ignored.
+        update(
+            &mut s,
+            AppEvent::LoginProgress {
+                account: "gitlab".into(),
+                step: LoginStep::Done,
+            }
+            .into(),
+        );
+        assert!(matches!(s.overlay, Overlay::Login(_)));
+        update(
+            &mut s,
+            AppEvent::LoginProgress {
+                account: "github".into(),
+                step: LoginStep::Failed("state mismatch".into()),
+            }
+            .into(),
+        );
+        assert!(
+            matches!(&s.overlay, Overlay::Login(d) if d.step == DialogStep::Failed("state mismatch".into()))
+        );
+        // Closing a failed dialog does not cancel anything.
+        assert!(press(&mut s, KeyCode::Esc).is_empty());
+        assert!(matches!(s.overlay, Overlay::None));
+
+        let mut s = paste_dialog();
+        update(
+            &mut s,
+            AppEvent::LoginProgress {
+                account: "github".into(),
+                step: LoginStep::Done,
+            }
+            .into(),
+        );
+        assert!(matches!(s.overlay, Overlay::None));
+        assert!(s.flash.as_ref().is_some_and(|f| f.text.contains("github")));
+    }
+
+    #[test]
+    fn passphrase_retry_asks_again() {
+        let mut s = preview_state(preview_now());
+        update(&mut s, AppEvent::PassphraseNeeded { retry: false }.into());
+        assert_eq!(s.input_mode(), InputMode::Text);
+        chars(&mut s, "wrong q");
+        let e = press(&mut s, KeyCode::Enter);
+        assert_eq!(
+            sent(&e),
+            [&UiCommand::SubmitPassphrase(Passphrase::new("wrong q"))]
+        );
+        assert!(matches!(s.overlay, Overlay::None));
+        update(&mut s, AppEvent::PassphraseNeeded { retry: true }.into());
+        assert!(matches!(&s.overlay, Overlay::Passphrase { retry: true, input } if input.is_empty()));
+        chars(&mut s, "right");
+        let e = press(&mut s, KeyCode::Enter);
+        assert_eq!(
+            sent(&e),
+            [&UiCommand::SubmitPassphrase(Passphrase::new("right"))]
+        );
+    }
+
+    #[test]
+    fn passphrase_esc_quits() {
+        let mut s = preview_state(preview_now());
+        update(&mut s, AppEvent::PassphraseNeeded { retry: false }.into());
+        let e = press(&mut s, KeyCode::Esc);
+        assert!(matches!(&e[..], [Effect::Send(UiCommand::Quit), Effect::Exit]));
+        assert!(s.quit);
+    }
+
+    #[test]
+    fn fields_do_not_leak_in_debug_log_1() {
+        let mut s = preview_state(preview_now());
+        update(&mut s, AppEvent::PassphraseNeeded { retry: false }.into());
+        chars(&mut s, "hunter2");
+        assert!(!format!("{s:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn log_panel_appends_and_caps() {
+        let mut s = DashboardState::new(Vec::new(), preview_now(), Theme { color: true });
+        for i in 0..LOG_CAP + 7 {
+            update(
+                &mut s,
+                AppEvent::Log(log_entry(preview_now(), &format!("a{i}"), LogKind::Rotated)).into(),
+            );
+        }
+        assert_eq!(s.log.len(), LOG_CAP);
+        assert_eq!(s.log.front().map(|e| e.account.as_str()), Some("a7"));
+        let last = format!("a{}", LOG_CAP + 6);
+        assert_eq!(s.log.back().map(|e| e.account.as_str()), Some(last.as_str()));
+    }
+
+    #[test]
+    fn account_updates_replace_by_name_and_keep_selection() {
+        let mut s = preview_state(preview_now());
+        press(&mut s, KeyCode::Char('j'));
+        let mut g = s.accounts[1].clone();
+        g.state = AccountState::Refreshing;
+        update(&mut s, AppEvent::AccountUpdated(g).into());
+        assert_eq!(s.accounts[1].state, AccountState::Refreshing);
+        update(&mut s, AppEvent::AccountUpdated(AccountView::new("new", "x")).into());
+        assert_eq!(s.accounts.last().map(|a| a.name.as_str()), Some("new"));
+        // A reload in another order keeps the same account selected.
+        let mut reversed = s.accounts.clone();
+        reversed.reverse();
+        update(&mut s, AppEvent::AccountsLoaded(reversed).into());
+        assert_eq!(selected(&s), "google-work");
+        update(&mut s, AppEvent::AccountsLoaded(Vec::new()).into());
+        assert_eq!(s.selected, 0);
+    }
+
+    #[test]
+    fn export_line_goes_to_clipboard_only() {
+        let mut s = preview_state(preview_now());
+        let e = press(&mut s, KeyCode::Char('e'));
+        assert_eq!(sent(&e), [&UiCommand::CopyExport("github".into())]);
+        let e = update(
+            &mut s,
+            AppEvent::ExportLine {
+                account: "github".into(),
+                line: AccessToken::new("export GITHUB_ACCESS_TOKEN='t0k'"),
+            }
+            .into(),
+        );
+        assert!(matches!(&e[..], [Effect::Copy(c)] if c.secret().contains("t0k")));
+        assert!(!format!("{e:?}").contains("t0k"));
+        assert!(s.flash.as_ref().is_some_and(|f| !f.text.contains("t0k")));
+    }
+
+    #[test]
+    fn ticks_advance_time_and_expire_flash() {
+        let mut s = preview_state(preview_now());
+        press(&mut s, KeyCode::Char('R'));
+        assert!(s.flash.is_some());
+        update(&mut s, Msg::Tick(preview_now() + Duration::from_secs(1)));
+        assert!(s.flash.is_some());
+        assert_eq!(s.ticks, 1);
+        update(&mut s, Msg::Tick(preview_now() + FLASH_FOR));
+        assert!(s.flash.is_none());
+        assert_eq!(s.now, preview_now() + FLASH_FOR);
+    }
+
+    #[test]
+    fn quit_help_and_signals() {
+        let mut s = preview_state(preview_now());
+        press(&mut s, KeyCode::Char('?'));
+        assert_eq!(s.input_mode(), InputMode::Help);
+        // `q` closes the help rather than quitting.
+        assert!(press(&mut s, KeyCode::Char('q')).is_empty());
+        assert!(!s.quit);
+        let e = press(&mut s, KeyCode::Char('q'));
+        assert!(matches!(&e[..], [Effect::Send(UiCommand::Quit), Effect::Exit]));
+        let mut s = preview_state(preview_now());
+        let e = update(&mut s, Msg::Signal);
+        assert!(matches!(&e[..], [Effect::Send(UiCommand::Quit), Effect::Exit]));
+    }
+
+    impl DashboardState {
+        fn overlay_confirm(&self) -> Option<&Confirm> {
+            match &self.overlay {
+                Overlay::Confirm(c) => Some(c),
+                _ => None,
+            }
+        }
     }
 }
