@@ -1042,16 +1042,31 @@ mod tests {
     #[test]
     fn selection_stays_visible_with_many_accounts() {
         let now = preview_now();
-        let mut s = DashboardState::new(crate::ui::many_accounts(500, now), now, Theme { color: true });
+        let mut s = DashboardState::new(
+            crate::ui::many_accounts(500, now),
+            now,
+            Theme { color: true },
+        );
         s.selected = 499;
         let text = render(&s, 80, 24).backend().to_string();
-        assert!(text.contains("0499"), "the last account is scrolled into view");
+        assert!(
+            text.contains("0499"),
+            "the last account is scrolled into view"
+        );
     }
 
     #[test]
     fn tiny_and_narrow_terminals_do_not_panic() {
         let mut s = preview_state(preview_now());
-        for (w, h) in [(1, 1), (10, 3), (20, 6), (40, 12), (60, 15), (79, 23), (200, 60)] {
+        for (w, h) in [
+            (1, 1),
+            (10, 3),
+            (20, 6),
+            (40, 12),
+            (60, 15),
+            (79, 23),
+            (200, 60),
+        ] {
             render(&s, w, h);
         }
         login(

@@ -800,7 +800,9 @@ mod tests {
     }
 
     fn selected(s: &DashboardState) -> String {
-        s.selected_account().map(|a| a.name.clone()).unwrap_or_default()
+        s.selected_account()
+            .map(|a| a.name.clone())
+            .unwrap_or_default()
     }
 
     #[test]
@@ -827,7 +829,12 @@ mod tests {
     #[test]
     fn movement_on_an_empty_list_is_harmless() {
         let mut s = DashboardState::new(Vec::new(), preview_now(), Theme { color: false });
-        for k in [KeyCode::Down, KeyCode::Char('G'), KeyCode::Up, KeyCode::Char('r')] {
+        for k in [
+            KeyCode::Down,
+            KeyCode::Char('G'),
+            KeyCode::Up,
+            KeyCode::Char('r'),
+        ] {
             assert!(sent(&press(&mut s, k)).is_empty());
         }
         assert_eq!(s.selected, 0);
@@ -853,9 +860,16 @@ mod tests {
             effects.extend(press(&mut s, KeyCode::Char(c)));
         }
         assert!(effects.is_empty());
-        let names: Vec<_> = s.visible().iter().map(|&i| s.accounts[i].name.clone()).collect();
+        let names: Vec<_> = s
+            .visible()
+            .iter()
+            .map(|&i| s.accounts[i].name.clone())
+            .collect();
         assert_eq!(names, ["github", "gitlab"]);
-        assert!(s.selected < names.len(), "selection clamped into the filtered list");
+        assert!(
+            s.selected < names.len(),
+            "selection clamped into the filtered list"
+        );
         press(&mut s, KeyCode::Enter);
         assert!(!s.filter_editing);
         assert_eq!(s.filter, "gi");
@@ -1080,7 +1094,9 @@ mod tests {
         );
         assert!(matches!(s.overlay, Overlay::None));
         update(&mut s, AppEvent::PassphraseNeeded { retry: true }.into());
-        assert!(matches!(&s.overlay, Overlay::Passphrase { retry: true, input } if input.is_empty()));
+        assert!(
+            matches!(&s.overlay, Overlay::Passphrase { retry: true, input } if input.is_empty())
+        );
         chars(&mut s, "right");
         let e = press(&mut s, KeyCode::Enter);
         assert_eq!(
@@ -1094,7 +1110,10 @@ mod tests {
         let mut s = preview_state(preview_now());
         update(&mut s, AppEvent::PassphraseNeeded { retry: false }.into());
         let e = press(&mut s, KeyCode::Esc);
-        assert!(matches!(&e[..], [Effect::Send(UiCommand::Quit), Effect::Exit]));
+        assert!(matches!(
+            &e[..],
+            [Effect::Send(UiCommand::Quit), Effect::Exit]
+        ));
         assert!(s.quit);
     }
 
@@ -1118,7 +1137,10 @@ mod tests {
         assert_eq!(s.log.len(), LOG_CAP);
         assert_eq!(s.log.front().map(|e| e.account.as_str()), Some("a7"));
         let last = format!("a{}", LOG_CAP + 6);
-        assert_eq!(s.log.back().map(|e| e.account.as_str()), Some(last.as_str()));
+        assert_eq!(
+            s.log.back().map(|e| e.account.as_str()),
+            Some(last.as_str())
+        );
     }
 
     #[test]
@@ -1129,7 +1151,10 @@ mod tests {
         g.state = AccountState::Refreshing;
         update(&mut s, AppEvent::AccountUpdated(g).into());
         assert_eq!(s.accounts[1].state, AccountState::Refreshing);
-        update(&mut s, AppEvent::AccountUpdated(AccountView::new("new", "x")).into());
+        update(
+            &mut s,
+            AppEvent::AccountUpdated(AccountView::new("new", "x")).into(),
+        );
         assert_eq!(s.accounts.last().map(|a| a.name.as_str()), Some("new"));
         // A reload in another order keeps the same account selected.
         let mut reversed = s.accounts.clone();
@@ -1180,10 +1205,16 @@ mod tests {
         assert!(press(&mut s, KeyCode::Char('q')).is_empty());
         assert!(!s.quit);
         let e = press(&mut s, KeyCode::Char('q'));
-        assert!(matches!(&e[..], [Effect::Send(UiCommand::Quit), Effect::Exit]));
+        assert!(matches!(
+            &e[..],
+            [Effect::Send(UiCommand::Quit), Effect::Exit]
+        ));
         let mut s = preview_state(preview_now());
         let e = update(&mut s, Msg::Signal);
-        assert!(matches!(&e[..], [Effect::Send(UiCommand::Quit), Effect::Exit]));
+        assert!(matches!(
+            &e[..],
+            [Effect::Send(UiCommand::Quit), Effect::Exit]
+        ));
     }
 
     impl DashboardState {
