@@ -1,1 +1,348 @@
 //! Plain data the dashboard shows and the commands it sends: the contract between `app` and `ui`.
+//!
+//! Everything here is data: no network, no disk, no clock. `app` builds [`AccountView`]s from
+//! vault records and provider files and reports what its background tasks do as [`AppEvent`]s;
+//! the dashboard answers with [`UiCommand`]s. Both travel over tokio unbounded channels, so
+//! neither side ever waits on the other.
+//!
+//! Secrets: an [`AccountView`] holds none. The only secrets that cross this boundary are the
+//! ones the user types or asks for, and each travels in a `crate::secret` type:
+//! - the passphrase ([`UiCommand::SubmitPassphrase`], a [`Passphrase`]);
+//! - the pasted redirect URL or bare code ([`UiCommand::SubmitPaste`], an [`AuthCode`]: `app`
+//!   parses it, checks `state` when it is a URL, and extracts the code);
+//! - the export line for `e` ([`AppEvent::ExportLine`], carried in an [`AccessToken`] because it
+//!   embeds the access token and is exactly as sensitive; the dashboard writes it to the
+//!   terminal's clipboard through OSC 52 and drops it).
+
+use crate::secret::{AccessToken, AuthCode, Passphrase};
+use std::path::PathBuf;
+use std::time::SystemTime;
+
+/// One account as the dashboard shows it. Holds no secret.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AccountView {
+    /// The account's name (its provider file's stem), unique.
+    pub name: String,
+    /// The provider template it uses, e.g. `github`.
+    pub provider: String,
+    /// The provider's human name, e.g. `GitHub`; may be empty.
+    pub display_name: String,
+    /// What the badge shows.
+    pub state: AccountState,
+    /// Absolute expiry of the access token; `None` when unknown or not logged in (EXP-3).
+    pub expires_at: Option<SystemTime>,
+    /// When the current access token was obtained.
+    pub obtained_at: Option<SystemTime>,
+    /// Email or subject from the id_token / userinfo.
+    pub identity: Option<String>,
+    /// Granted scopes (TOK-6).
+    pub scopes: Vec<String>,
+    /// `Bearer` usually.
+    pub token_type: Option<String>,
+    /// Refreshes since login.
+    pub refresh_count: u32,
+    /// When the last successful refresh happened.
+    pub last_refresh: Option<SystemTime>,
+    /// When the scheduler plans the next refresh (EXP-4), if it knows.
+    pub next_refresh: Option<SystemTime>,
+    /// The last error, one line, no secret in it.
+    pub last_error: Option<String>,
+    /// id_token claims as shown (unverified), `(name, value)`, no secret in them.
+    pub claims: Vec<(String, String)>,
+    /// Where the account's provider file lives.
+    pub provider_file: Option<PathBuf>,
+    /// Whether the provider has a device authorization endpoint.
+    pub can_device: bool,
+    /// Whether a refresh token is stored (no refresh token: re-login when it expires).
+    pub has_refresh_token: bool,
+    /// The variable name `--export` uses, e.g. `GITHUB_ACCESS_TOKEN`.
+    pub export_var: Option<String>,
+}
+
+impl AccountView {
+    /// A logged-out account with everything else empty: a convenient base for `app` and tests.
+    pub fn new(name: impl Into<String>, provider: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            provider: provider.into(),
+            display_name: String::new(),
+            state: AccountState::NeedsLogin,
+            expires_at: None,
+            obtained_at: None,
+            identity: None,
+            scopes: Vec::new(),
+            token_type: None,
+            refresh_count: 0,
+            last_refresh: None,
+            next_refresh: None,
+            last_error: None,
+            claims: Vec::new(),
+            provider_file: None,
+            can_device: false,
+            has_refresh_token: false,
+            export_var: None,
+        }
+    }
+}
+
+/// The state badge of an account. Each reads without colour: a symbol and a word.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum AccountState {
+    /// A token that is not yet due for refresh.
+    Valid,
+    /// Inside the refresh margin (EXP-4): a refresh is due or scheduled.
+    Expiring,
+    /// Past its expiry and not refreshed (no refresh token, or refreshing failed).
+    Expired,
+    /// No token, or the refresh token was refused (`invalid_grant`).
+    NeedsLogin,
+    /// The last operation failed (see `last_error`).
+    Error,
+    /// A refresh is in flight.
+    Refreshing,
+}
+
+impl AccountState {
+    /// Every state, in badge order.
+    pub const ALL: [AccountState; 6] = [
+        Self::Valid,
+        Self::Expiring,
+        Self::Expired,
+        Self::NeedsLogin,
+        Self::Error,
+        Self::Refreshing,
+    ];
+
+    /// A one-character symbol that tells the states apart without colour.
+    pub fn symbol(self) -> &'static str {
+        match self {
+            Self::Valid => "✓",
+            Self::Expiring => "◔",
+            Self::Expired => "✗",
+            Self::NeedsLogin => "○",
+            Self::Error => "!",
+            Self::Refreshing => "↻",
+        }
+    }
+
+    /// The word used by the dashboard and `status` alike.
+    pub fn word(self) -> &'static str {
+        match self {
+            Self::Valid => "valid",
+            Self::Expiring => "expiring",
+            Self::Expired => "expired",
+            Self::NeedsLogin => "needs login",
+            Self::Error => "error",
+            Self::Refreshing => "refreshing",
+        }
+    }
+
+    /// Whether the account holds a usable or recently usable token.
+    pub fn has_token(self) -> bool {
+        matches!(self, Self::Valid | Self::Expiring | Self::Refreshing)
+    }
+}
+
+/// How a login proceeds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum LoginMode {
+    /// Open a browser on this machine; the loopback listener gets the redirect.
+    Browser,
+    /// VPS / SSH: show the URL and a QR code, accept the pasted redirect URL or code (the
+    /// loopback listener keeps running too, for `ssh -L`).
+    Paste,
+    /// Device authorization grant (RFC 8628).
+    Device,
+}
+
+impl LoginMode {
+    /// Every mode, in picker order.
+    pub const ALL: [LoginMode; 3] = [Self::Browser, Self::Paste, Self::Device];
+
+    /// The name used by `login --mode`.
+    pub fn word(self) -> &'static str {
+        match self {
+            Self::Browser => "browser",
+            Self::Paste => "paste",
+            Self::Device => "device",
+        }
+    }
+}
+
+/// A line of the refresh panel: what the scheduler or a command did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LogEntry {
+    /// When it happened.
+    pub at: SystemTime,
+    /// The account it concerns (empty for general messages).
+    pub account: String,
+    /// What happened.
+    pub kind: LogKind,
+}
+
+/// What a [`LogEntry`] reports. No secret in any field.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LogKind {
+    /// A refresh succeeded.
+    Refreshed {
+        /// The new expiry, when known.
+        new_expiry: Option<SystemTime>,
+    },
+    /// A refresh failed.
+    Failed {
+        /// One line, user-facing.
+        reason: String,
+        /// When the scheduler will try again; `None` when it will not (needs login).
+        next_try: Option<SystemTime>,
+        /// Transient (network, 5xx: retried) or permanent (`invalid_grant`: needs login).
+        transient: bool,
+    },
+    /// The server rotated the refresh token (and the new one was saved first).
+    Rotated,
+    /// Revoked at the provider and deleted locally.
+    Revoked,
+    /// A login completed.
+    LoggedIn,
+    /// Deleted locally.
+    LoggedOut,
+    /// Anything else worth a line.
+    Info(String),
+}
+
+/// A step of a login started from the dashboard.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LoginStep {
+    /// Browser and paste modes: the authorization URL (the dashboard renders its QR code).
+    ShowUrl {
+        /// The authorization URL.
+        url: String,
+        /// When the flow times out (CB-12: 5 minutes), if known.
+        expires_at: Option<SystemTime>,
+    },
+    /// Device mode: what the user must enter where (DEV-3).
+    ShowDeviceCode {
+        /// The code to type.
+        user_code: String,
+        /// Where to type it.
+        verification_uri: String,
+        /// A URI with the code already in it, shown as a QR code when present.
+        verification_uri_complete: Option<String>,
+        /// When the device code expires (DEV-8).
+        expires_at: SystemTime,
+    },
+    /// The code arrived; tokens are being exchanged.
+    Waiting,
+    /// Logged in.
+    Done,
+    /// The login ended without tokens; one line, no secret.
+    Failed(String),
+}
+
+/// Everything the background reports to the dashboard.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AppEvent {
+    /// The full account list (at start, after unlocking the vault, after a reload).
+    AccountsLoaded(Vec<AccountView>),
+    /// One account changed (state, expiry, error, …); added if the name is new.
+    AccountUpdated(AccountView),
+    /// An account's provider file is gone.
+    AccountRemoved(String),
+    /// A line for the refresh panel.
+    Log(LogEntry),
+    /// Progress of a login the dashboard started.
+    LoginProgress {
+        /// The account logging in.
+        account: String,
+        /// Where it stands.
+        step: LoginStep,
+    },
+    /// The vault needs a passphrase; `retry` when the previous one was wrong.
+    PassphraseNeeded {
+        /// The previous passphrase was wrong.
+        retry: bool,
+    },
+    /// The answer to [`UiCommand::CopyExport`]: the account's export line, to be copied to the
+    /// clipboard through OSC 52 and dropped.
+    ExportLine {
+        /// The account.
+        account: String,
+        /// e.g. `export GITHUB_ACCESS_TOKEN='…'`, in the token's secret wrapper.
+        line: AccessToken,
+    },
+    /// A one-line message for the status bar (e.g. "cannot export: needs login").
+    Notice {
+        /// Shown as an error.
+        error: bool,
+        /// The message, no secret.
+        message: String,
+    },
+}
+
+/// Everything the dashboard asks the background to do.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum UiCommand {
+    /// Start a login in the given mode; progress comes back as [`AppEvent::LoginProgress`].
+    Login {
+        /// The account.
+        account: String,
+        /// Browser, paste or device.
+        mode: LoginMode,
+    },
+    /// The redirect URL the browser ended on, or the bare code, exactly as pasted or typed.
+    SubmitPaste {
+        /// The account logging in.
+        account: String,
+        /// What the user pasted (a URL with `code` and `state`, or a code).
+        input: AuthCode,
+    },
+    /// The user pressed Esc in a login dialog.
+    CancelLogin {
+        /// The account.
+        account: String,
+    },
+    /// Refresh one account now, due or not.
+    Refresh(String),
+    /// Refresh every logged-in account now.
+    RefreshAll,
+    /// Revoke at the provider, then delete locally (confirmed by the user).
+    Revoke(String),
+    /// Delete locally only (confirmed by the user).
+    Logout(String),
+    /// Send the account's export line back as [`AppEvent::ExportLine`].
+    CopyExport(String),
+    /// The passphrase typed into the prompt.
+    SubmitPassphrase(Passphrase),
+    /// The dashboard is closing.
+    Quit,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn badges_differ_without_colour() {
+        let symbols: std::collections::HashSet<_> =
+            AccountState::ALL.iter().map(|s| s.symbol()).collect();
+        let words: std::collections::HashSet<_> =
+            AccountState::ALL.iter().map(|s| s.word()).collect();
+        assert_eq!(symbols.len(), AccountState::ALL.len());
+        assert_eq!(words.len(), AccountState::ALL.len());
+    }
+
+    #[test]
+    fn secrets_in_commands_and_events_are_redacted_log_2() {
+        let cmd = UiCommand::SubmitPaste {
+            account: "demo".into(),
+            input: AuthCode::new("code-xyz-123"),
+        };
+        assert!(!format!("{cmd:?}").contains("code-xyz-123"));
+        let cmd = UiCommand::SubmitPassphrase(Passphrase::new("hunter2"));
+        assert!(!format!("{cmd:?}").contains("hunter2"));
+        let ev = AppEvent::ExportLine {
+            account: "demo".into(),
+            line: AccessToken::new("export X='tok-abc'"),
+        };
+        assert!(!format!("{ev:?}").contains("tok-abc"));
+    }
+}
