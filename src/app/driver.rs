@@ -7,7 +7,7 @@
 
 use super::login::{LoginEvent, LoginInput};
 use super::refresh::Refreshed;
-use super::status::{Health, from_unix, health, unix};
+use super::status::{Health, from_unix, health};
 use super::view::{
     AccountState, AccountView, AppEvent, LogEntry, LogKind, LoginMode as UiMode, LoginStep,
     UiCommand,
@@ -203,7 +203,12 @@ fn handle(driver: &Arc<Driver>, cmd: UiCommand) {
             }
         }
         UiCommand::CancelLogin { account } => {
-            if let Some(h) = driver.logins.lock().ok().and_then(|mut l| l.remove(&account)) {
+            if let Some(h) = driver
+                .logins
+                .lock()
+                .ok()
+                .and_then(|mut l| l.remove(&account))
+            {
                 let _ = h.cancel.send(true);
             }
         }
@@ -300,7 +305,10 @@ fn spawn_refresh(driver: &Arc<Driver>, name: String, force: bool) {
                     r.remove(&name);
                 }
                 match how {
-                    Refreshed::Done { expires_at, rotated } => {
+                    Refreshed::Done {
+                        expires_at,
+                        rotated,
+                    } => {
                         d.log(
                             &name,
                             LogKind::Refreshed {
@@ -316,10 +324,9 @@ fn spawn_refresh(driver: &Arc<Driver>, name: String, force: bool) {
                         LogKind::Info("already refreshed by another process".into()),
                     ),
                     Refreshed::NotDue => {}
-                    Refreshed::NoRefreshToken => d.log(
-                        &name,
-                        LogKind::Info("no refresh token; token kept".into()),
-                    ),
+                    Refreshed::NoRefreshToken => {
+                        d.log(&name, LogKind::Info("no refresh token; token kept".into()))
+                    }
                     Refreshed::FailedButValid { reason } => {
                         let next = backoff(&d, &name);
                         d.log(
@@ -358,9 +365,9 @@ fn backoff(d: &Driver, name: &str) -> SystemTime {
     let Ok(mut map) = d.retry_at.lock() else {
         return SystemTime::now() + Duration::from_secs(60);
     };
-    let step = map
-        .get(name)
-        .map_or(Duration::from_secs(15), |(_, s)| (*s * 2).min(Duration::from_secs(300)));
+    let step = map.get(name).map_or(Duration::from_secs(15), |(_, s)| {
+        (*s * 2).min(Duration::from_secs(300))
+    });
     let at = SystemTime::now() + step;
     map.insert(name.to_string(), (at, step));
     at
@@ -412,23 +419,22 @@ async fn scheduler(d: Arc<Driver>) {
         if d.refreshing.lock().map(|b| !b.is_empty()).unwrap_or(false) {
             last_reload = now - RELOAD_EVERY;
         }
-        let _ = unix(now);
     }
 }
 
 fn spawn_login(driver: &Arc<Driver>, account: String, mode: UiMode) {
     let (paste_tx, paste_rx) = tokio::sync::mpsc::unbounded_channel();
     let (cancel_tx, cancel_rx) = watch::channel(false);
-    if let Ok(mut logins) = driver.logins.lock() {
-        if let Some(old) = logins.insert(
+    if let Ok(mut logins) = driver.logins.lock()
+        && let Some(old) = logins.insert(
             account.clone(),
             LoginHandle {
                 paste: paste_tx,
                 cancel: cancel_tx,
             },
-        ) {
-            let _ = old.cancel.send(true);
-        }
+        )
+    {
+        let _ = old.cancel.send(true);
     }
     let mode = match mode {
         UiMode::Browser => LoginMode::Browser,

@@ -76,15 +76,24 @@ impl App {
         let account = self.account(name)?;
         let cfg = self.client_config(account).await?;
         let timeout = self.settings.login_timeout;
+        let LoginInput {
+            mode,
+            pasted,
+            cancel,
+            browser,
+            sink,
+        } = input;
         let login = async {
-            match input.mode {
-                LoginMode::Device => self.login_device(name, &cfg, &input).await,
+            match mode {
+                LoginMode::Device => self.login_device(name, &cfg, cancel.clone(), sink).await,
                 LoginMode::Browser | LoginMode::Paste => {
-                    self.login_code(name, account, &cfg, input.pasted, &input).await
+                    let opener = (mode == LoginMode::Browser).then_some(browser);
+                    self.login_code(name, account, &cfg, pasted, opener, sink)
+                        .await
                 }
             }
         };
-        let mut cancel = input.cancel.clone();
+        let mut cancel = cancel.clone();
         let tokens = tokio::select! {
             r = tokio::time::timeout(timeout, login) => r.map_err(|_| AppError::Login {
                 name: name.to_string(),
@@ -95,7 +104,7 @@ impl App {
                 reason: "cancelled".into(),
             }),
         };
-        input.sink.event(LoginEvent::Exchanging);
+        sink.event(LoginEvent::Exchanging);
         let record = self.vault.update(|records| {
             let mut rec = apply_tokens(records.get(name), account, &cfg, tokens);
             rec.last_refresh = None;
@@ -112,7 +121,8 @@ impl App {
         account: &Provider,
         cfg: &ClientConfig,
         mut pasted: Option<mpsc::UnboundedReceiver<String>>,
-        input: &LoginInput<'_>,
+        opener: Option<Option<String>>,
+        sink: &dyn LoginSink,
     ) -> Result<TokenSet> {
         let fail = |reason: String| AppError::Login {
             name: name.to_string(),
@@ -135,9 +145,10 @@ impl App {
         let pending = listener
             .register(request.state.clone(), cfg.issuer.clone())
             .map_err(|e| fail(e.to_string()))?;
-        let browser_opened = input.mode == LoginMode::Browser
-            && open_browser(input.browser.as_deref(), request.url.as_str());
-        input.sink.event(LoginEvent::AuthorizationUrl {
+        let browser_opened = opener
+            .as_ref()
+            .is_some_and(|b| open_browser(b.as_deref(), request.url.as_str()));
+        sink.event(LoginEvent::AuthorizationUrl {
             url: request.url.to_string(),
             redirect_uri: redirect_uri.clone(),
             browser_opened,
@@ -150,7 +161,7 @@ impl App {
             while let Some(line) = rx.recv().await {
                 match check_pasted(&line, &redirect_uri, &request.state, cfg.issuer.as_deref()) {
                     Ok(code) => return Ok(code),
-                    Err(Pasted::Rejected(why)) => input.sink.event(LoginEvent::PasteRejected(why)),
+                    Err(Pasted::Rejected(why)) => sink.event(LoginEvent::PasteRejected(why)),
                     Err(Pasted::Fatal(why)) => return Err(fail(why)),
                 }
             }
@@ -176,7 +187,9 @@ impl App {
         }
         .map_err(|e| AppError::oauth(name, e))?;
         if let Some(nonce) = &request.nonce {
-            tokens.check_nonce(nonce).map_err(|e| AppError::oauth(name, e))?;
+            tokens
+                .check_nonce(nonce)
+                .map_err(|e| AppError::oauth(name, e))?;
         }
         Ok(tokens)
     }
@@ -186,7 +199,8 @@ impl App {
         &self,
         name: &str,
         cfg: &ClientConfig,
-        input: &LoginInput<'_>,
+        cancel: watch::Receiver<bool>,
+        sink: &dyn LoginSink,
     ) -> Result<TokenSet> {
         if cfg.device_authorization_endpoint.is_none() {
             return Err(AppError::Unsupported {
@@ -200,14 +214,14 @@ impl App {
             .start_device(cfg)
             .await
             .map_err(|e| AppError::oauth(name, e))?;
-        input.sink.event(LoginEvent::DeviceCode {
+        sink.event(LoginEvent::DeviceCode {
             user_code: auth.user_code.clone(),
             verification_uri: auth.verification_uri.clone(),
             verification_uri_complete: auth.verification_uri_complete.clone(),
             expires_in: auth.expires_in.as_secs(),
         });
         self.oauth
-            .poll_device(cfg, &auth, input.cancel.clone())
+            .poll_device(cfg, &auth, cancel)
             .await
             .map_err(|e| AppError::oauth(name, e))
     }
@@ -284,16 +298,24 @@ pub fn check_pasted(
     }
     match got_state {
         Some(s) if state.ct_eq(&s) => {}
-        _ => return Err(Pasted::Rejected("state mismatch: this URL is not from this login".into())),
+        _ => {
+            return Err(Pasted::Rejected(
+                "state mismatch: this URL is not from this login".into(),
+            ));
+        }
     }
     if let (Some(iss), Some(expected)) = (&iss, issuer)
         && iss != expected
     {
-        return Err(Pasted::Fatal("the response came from another issuer (iss mismatch)".into()));
+        return Err(Pasted::Fatal(
+            "the response came from another issuer (iss mismatch)".into(),
+        ));
     }
     if let Some(error) = error {
         let text = sanitize(&error, 64);
-        let desc = description.map(|d| format!(": {}", sanitize(&d, 200))).unwrap_or_default();
+        let desc = description
+            .map(|d| format!(": {}", sanitize(&d, 200)))
+            .unwrap_or_default();
         return Err(Pasted::Fatal(if error == "access_denied" {
             format!("denied by user{desc}")
         } else {
@@ -302,16 +324,15 @@ pub fn check_pasted(
     }
     match code {
         Some(c) if !c.is_empty() => Ok(AuthCode::new(c)),
-        _ => Err(Pasted::Fatal("malformed response: neither code nor error".into())),
+        _ => Err(Pasted::Fatal(
+            "malformed response: neither code nor error".into(),
+        )),
     }
 }
 
 /// Printable, truncated server text (AUTHZ-7).
 fn sanitize(s: &str, max: usize) -> String {
-    s.chars()
-        .filter(|c| !c.is_control())
-        .take(max)
-        .collect()
+    s.chars().filter(|c| !c.is_control()).take(max).collect()
 }
 
 /// Opens `url` with `$BROWSER` (a command; `%s` replaced by the URL, else appended) or the
@@ -341,7 +362,11 @@ pub fn open_browser(browser: Option<&str>, url: &str) -> bool {
         }
         return spawn(program, args);
     }
-    let opener = if cfg!(target_os = "macos") { "open" } else { "xdg-open" };
+    let opener = if cfg!(target_os = "macos") {
+        "open"
+    } else {
+        "xdg-open"
+    };
     spawn(opener, vec![url.to_string()])
 }
 

@@ -96,7 +96,12 @@ pub fn login(loc: &Locations, args: &LoginArgs) -> u8 {
         let expires = rt.block_on(app.login(&args.name, input))?;
         let when = expires.map_or_else(
             || "does not say when it expires".to_string(),
-            |exp| format!("expires in {}", human_duration(exp - unix(SystemTime::now()))),
+            |exp| {
+                format!(
+                    "expires in {}",
+                    human_duration(exp - unix(SystemTime::now()))
+                )
+            },
         );
         eprintln!("Logged in to {}; the access token {when}.", args.name);
         Ok(exit::OK)
@@ -123,7 +128,9 @@ fn print_login_event(event: LoginEvent, mode: LoginMode, tty: bool) {
             println!("{url}");
             let _ = std::io::stdout().flush();
             if mode == LoginMode::Paste {
-                if tty && let Some(qr) = crate::ui::qr::QrArt::encode(&url).map(|q| q.lines.join("\n")) {
+                if tty
+                    && let Some(qr) = crate::ui::qr::QrArt::encode(&url).map(|q| q.lines.join("\n"))
+                {
                     eprintln!("{qr}");
                 }
                 eprintln!(
@@ -144,7 +151,10 @@ fn print_login_event(event: LoginEvent, mode: LoginMode, tty: bool) {
             println!("{user_code}");
             if let Some(complete) = verification_uri_complete {
                 eprintln!("(or open {complete})");
-                if tty && let Some(qr) = crate::ui::qr::QrArt::encode(&complete).map(|q| q.lines.join("\n")) {
+                if tty
+                    && let Some(qr) =
+                        crate::ui::qr::QrArt::encode(&complete).map(|q| q.lines.join("\n"))
+                {
                     eprintln!("{qr}");
                 }
             }
@@ -562,12 +572,71 @@ fn exit_status_code(status: std::process::ExitStatus) -> u8 {
     exit::ERROR
 }
 
-/// The dashboard (until it lands: `status`).
+/// The dashboard: `authdeck` with no command. Falls back to `status` when stdout is not a
+/// terminal (scripts, pipes).
 pub fn dashboard(loc: &Locations) -> u8 {
-    status(loc, false)
+    if !std::io::stdout().is_terminal() {
+        return status(loc, false);
+    }
+    run(|rt| {
+        // The key is resolved (and a passphrase asked for) before the terminal goes raw.
+        let app = open_app(loc, false)?;
+        rt.block_on(run_dashboard(std::sync::Arc::new(app)))
+    })
 }
 
-/// `authdeck demo`.
+/// Runs the dashboard on `app` until the user quits.
+async fn run_dashboard(app: std::sync::Arc<App>) -> Result<u8, AppError> {
+    use crate::app::driver;
+    let (cmd_tx, cmd_rx) = tokio::sync::mpsc::unbounded_channel();
+    let (ev_tx, ev_rx) = tokio::sync::mpsc::unbounded_channel();
+    let now = SystemTime::now();
+    let records = app.vault().read()?;
+    let mut state = crate::ui::DashboardState::new(
+        driver::account_views(&app, &records, now),
+        now,
+        crate::ui::Theme::from_env(),
+    );
+    state.preferred_login = match mode::detect() {
+        LoginMode::Browser => crate::app::view::LoginMode::Browser,
+        LoginMode::Paste => crate::app::view::LoginMode::Paste,
+        LoginMode::Device => crate::app::view::LoginMode::Device,
+    };
+    let backend = tokio::spawn(driver::serve(app, cmd_rx, ev_tx));
+    let result = crate::ui::run(state, cmd_tx, ev_rx).await;
+    backend.abort();
+    result.map_err(|e| AppError::Config(e.to_string()))?;
+    Ok(exit::OK)
+}
+
+/// `authdeck demo`: the embedded server, a throwaway vault, one account logged in, then the
+/// dashboard.
 pub fn demo() -> u8 {
-    exit::ERROR
+    run(|rt| {
+        eprintln!("authdeck demo: starting the embedded authorization server…");
+        let demo = rt.block_on(crate::app::demo::start(std::time::Duration::from_secs(30)))?;
+        eprintln!(
+            "authdeck demo: server {}; throwaway vault in {}",
+            demo.server.issuer(),
+            demo.dir().display()
+        );
+        let crate::app::demo::Demo { app, server, .. } = demo;
+        let app = std::sync::Arc::new(app);
+        let code = if std::io::stdout().is_terminal() {
+            rt.block_on(run_dashboard(app.clone()))?
+        } else {
+            // No terminal: show what the demo set up, as `status` would.
+            for s in app.statuses(SystemTime::now())? {
+                println!(
+                    "{}\t{}\t{}",
+                    s.account,
+                    s.state.as_str(),
+                    s.expires_in.map_or_else(|| "-".into(), human_duration)
+                );
+            }
+            exit::OK
+        };
+        drop(server);
+        Ok(code)
+    })
 }

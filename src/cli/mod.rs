@@ -41,7 +41,7 @@ pub struct Cli {
 
     /// Print `export NAME='token'` lines for every logged-in account (or those named),
     /// refreshing what is due: `eval "$(authdeck --export)"`.
-    #[arg(long, num_args = 0.., value_name = "NAME", conflicts_with = "command")]
+    #[arg(long, num_args = 0.., value_name = "NAME")]
     pub export: Option<Vec<String>>,
 
     /// Output format of --export.
@@ -114,6 +114,15 @@ pub fn main() -> ExitCode {
         config: cli.config.clone(),
         vault: cli.vault.clone(),
     };
+    if cli.export.is_some() && cli.command.is_some() {
+        use clap::CommandFactory;
+        Cli::command()
+            .error(
+                clap::error::ErrorKind::ArgumentConflict,
+                "--export cannot be combined with a command",
+            )
+            .exit();
+    }
     if let Some(names) = &cli.export {
         return ExitCode::from(accounts::export(&loc, names, cli.format));
     }
@@ -133,4 +142,25 @@ pub fn main() -> ExitCode {
         Some(Command::Proxy(args)) => return proxy::run(cli.config.as_deref(), &args),
     };
     ExitCode::from(code)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn clap_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn export_takes_names_and_a_format() {
+        let cli =
+            Cli::try_parse_from(["authdeck", "--export", "a", "b", "--format", "fish"]).unwrap();
+        assert_eq!(cli.export, Some(vec!["a".to_string(), "b".to_string()]));
+        assert_eq!(cli.format, ExportFormat::Fish);
+        let cli = Cli::try_parse_from(["authdeck", "--export"]).unwrap();
+        assert_eq!(cli.export, Some(vec![]));
+    }
 }

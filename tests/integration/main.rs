@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod callback;
+mod cli;
 mod devserver;
 mod engine_interop;
 mod interop;
