@@ -12,4 +12,5 @@ mod providers;
 mod proxy;
 mod pty;
 mod support;
+mod tui;
 mod vault;

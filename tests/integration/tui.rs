@@ -1,0 +1,121 @@
+//! The dashboard end to end: the real binary (`authdeck demo`) in a real pseudo-terminal, its
+//! screen parsed by vt100. Opens, logs in in paste mode, counts down, refreshes, quits cleanly.
+
+use crate::pty::PtySession;
+use base64::Engine;
+use std::time::{Duration, Instant};
+
+const WAIT: Duration = Duration::from_secs(20);
+
+/// The text copied through OSC 52 (`ESC ] 52 ; c ; BASE64 BEL`), the last one written.
+fn last_osc52(raw: &[u8]) -> Option<String> {
+    let text = String::from_utf8_lossy(raw);
+    let start = text.rfind("\x1b]52;c;")? + "\x1b]52;c;".len();
+    let rest = &text[start..];
+    let end = rest.find(['\x07', '\x1b'])?;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(&rest[..end])
+        .ok()?;
+    String::from_utf8(bytes).ok()
+}
+
+/// The seconds shown in the "Expires in" column of `account`'s row, e.g. `26s` → 26.
+fn countdown(screen: &str, account: &str) -> Option<u64> {
+    let row = screen
+        .lines()
+        .find(|l| l.split_whitespace().any(|w| w == account) && l.contains("valid"))?;
+    row.split_whitespace()
+        .find_map(|w| w.strip_suffix('s').and_then(|n| n.parse().ok()))
+}
+
+/// GETs the authorization URL like a browser and returns where the server redirects it.
+fn authorize_location(url: &str) -> String {
+    let client = reqwest::blocking::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .build()
+        .unwrap();
+    let resp = client.get(url).send().unwrap();
+    assert_eq!(resp.status().as_u16(), 302);
+    resp.headers()["location"].to_str().unwrap().to_string()
+}
+
+#[test]
+fn tui_demo_paste_login_countdown_refresh_and_clean_exit() {
+    let home = tempfile::tempdir().unwrap();
+    let home_s = home.path().to_str().unwrap();
+    let mut s = PtySession::spawn(
+        &crate::support::bin(),
+        &["demo"],
+        &[
+            ("HOME", home_s),
+            ("NO_PROXY", "127.0.0.1"),
+            ("TMPDIR", home_s),
+        ],
+        100,
+        30,
+    );
+    // The dashboard opens with the live demo account valid.
+    let screen = s.wait_for("the demo account valid", WAIT, |sc| {
+        sc.contains("demo-device") && countdown(sc, "demo").is_some()
+    });
+    assert!(
+        s.alternate_screen(),
+        "the dashboard uses the alternate screen"
+    );
+    let first = countdown(&screen, "demo").unwrap();
+
+    // Log the second account in with paste mode.
+    s.send("j");
+    s.wait_for_text("Demo, logged out", WAIT);
+    s.send("l");
+    s.wait_for_text("Paste", WAIT);
+    s.send("p");
+    s.wait_for_text("paste mode", WAIT);
+    s.send("c");
+    let deadline = Instant::now() + WAIT;
+    let url = loop {
+        if let Some(u) = last_osc52(&s.raw_output()) {
+            break u;
+        }
+        assert!(Instant::now() < deadline, "no OSC 52 copy of the URL");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(url.contains("/authorize?"), "copied URL: {url}");
+    let location = authorize_location(&url);
+    s.send("\t");
+    s.send(&location);
+    s.send("\r");
+    s.wait_for("the paste login to finish", WAIT, |sc| {
+        sc.contains("logged in") && countdown(sc, "demo-device").is_some()
+    });
+
+    // The countdown ticks down.
+    std::thread::sleep(Duration::from_millis(2200));
+    let later = countdown(&s.screen(), "demo").expect("demo countdown");
+    assert!(
+        later < first,
+        "countdown should decrease: {first} then {later}"
+    );
+
+    // A manual refresh of `demo` shows up in the refresh panel.
+    s.send("k");
+    s.send("r");
+    s.wait_for("a refresh in the panel", WAIT, |sc| {
+        sc.contains("refreshed")
+    });
+
+    // q quits and restores the terminal.
+    s.send("q");
+    let status = s.wait_exit(WAIT);
+    assert!(status.success(), "exit status {status:?}");
+    assert!(
+        !s.alternate_screen(),
+        "terminal restored to the main screen"
+    );
+    let main_screen = s.screen();
+    assert!(
+        !main_screen.contains("/authorize?"),
+        "nothing of the login is left on the main screen:\n{main_screen}"
+    );
+}
