@@ -573,16 +573,90 @@ fn exit_status_code(status: std::process::ExitStatus) -> u8 {
 }
 
 /// The dashboard: `authdeck` with no command. Falls back to `status` when stdout is not a
-/// terminal (scripts, pipes).
+/// terminal (scripts, pipes). A passphrase vault with no passphrase in the environment is
+/// unlocked inside the dashboard (a wrong passphrase asks again).
 pub fn dashboard(loc: &Locations) -> u8 {
     if !std::io::stdout().is_terminal() {
         return status(loc, false);
     }
     run(|rt| {
-        // The key is resolved (and a passphrase asked for) before the terminal goes raw.
+        let config_dir = provider::config_dir(loc.config.as_deref())
+            .map_err(|e| AppError::Config(e.to_string()))?;
+        let path = match &loc.vault {
+            Some(p) => p.clone(),
+            None => vault::default_path()?,
+        };
+        if needs_passphrase_prompt(&path)? {
+            return rt.block_on(run_locked_dashboard(config_dir, path));
+        }
         let app = open_app(loc, false)?;
         rt.block_on(run_dashboard(std::sync::Arc::new(app)))
     })
+}
+
+/// True when the vault exists, wants a passphrase, and the environment gives none.
+fn needs_passphrase_prompt(path: &std::path::Path) -> Result<bool, AppError> {
+    if !path.exists() {
+        return Ok(false);
+    }
+    let kind = vault::FileStore::new(path, KeySource::KeyFile(PathBuf::new())).key_kind()?;
+    let env = vault::KeyEnv::from_process();
+    Ok(kind == Some(vault::KeyKind::Passphrase)
+        && env.passphrase.is_none()
+        && env.passphrase_file.is_none())
+}
+
+/// The dashboard on a locked vault: it asks for the passphrase itself, then serves as usual.
+async fn run_locked_dashboard(config_dir: PathBuf, path: PathBuf) -> Result<u8, AppError> {
+    use crate::app::view::{AppEvent, UiCommand};
+    let (cmd_tx, mut cmd_rx) = tokio::sync::mpsc::unbounded_channel();
+    let (ev_tx, ev_rx) = tokio::sync::mpsc::unbounded_channel();
+    let state =
+        crate::ui::DashboardState::new(Vec::new(), SystemTime::now(), crate::ui::Theme::from_env());
+    let _ = ev_tx.send(AppEvent::PassphraseNeeded { retry: false });
+    let backend = tokio::spawn(async move {
+        while let Some(cmd) = cmd_rx.recv().await {
+            let pass = match cmd {
+                UiCommand::SubmitPassphrase(p) => p,
+                UiCommand::Quit => return,
+                _ => continue,
+            };
+            let p2 = path.clone();
+            let opened =
+                tokio::task::spawn_blocking(move || Vault::open(p2, KeySource::Passphrase(pass)))
+                    .await;
+            match opened {
+                Ok(Ok(vault)) => match App::new(config_dir.clone(), vault, Settings::default()) {
+                    Ok(app) => {
+                        crate::app::driver::serve(std::sync::Arc::new(app), cmd_rx, ev_tx).await;
+                        return;
+                    }
+                    Err(e) => {
+                        let _ = ev_tx.send(AppEvent::Notice {
+                            error: true,
+                            message: e.to_string(),
+                        });
+                        return;
+                    }
+                },
+                Ok(Err(vault::VaultError::WrongKey { .. })) => {
+                    let _ = ev_tx.send(AppEvent::PassphraseNeeded { retry: true });
+                }
+                Ok(Err(e)) => {
+                    let _ = ev_tx.send(AppEvent::Notice {
+                        error: true,
+                        message: e.to_string(),
+                    });
+                    let _ = ev_tx.send(AppEvent::PassphraseNeeded { retry: true });
+                }
+                Err(_) => return,
+            }
+        }
+    });
+    let result = crate::ui::run(state, cmd_tx, ev_rx).await;
+    backend.abort();
+    result.map_err(|e| AppError::Config(e.to_string()))?;
+    Ok(exit::OK)
 }
 
 /// Runs the dashboard on `app` until the user quits.

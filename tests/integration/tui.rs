@@ -119,3 +119,64 @@ fn tui_demo_paste_login_countdown_refresh_and_clean_exit() {
         "nothing of the login is left on the main screen:\n{main_screen}"
     );
 }
+
+#[test]
+fn tui_asks_for_the_passphrase_inside_the_dashboard_and_again_when_wrong() {
+    use authdeck::secret::{AccessToken, Passphrase};
+    use authdeck::vault::{AccountState, KeySource, Record, Vault};
+    let dir = tempfile::tempdir().unwrap();
+    let providers = dir.path().join("config/providers");
+    std::fs::create_dir_all(&providers).unwrap();
+    std::fs::write(
+        providers.join("work.toml"),
+        "extends = \"oidc\"\nissuer = \"https://as.example\"\nclient_id = \"x\"\n",
+    )
+    .unwrap();
+    let vault_path = dir.path().join("vault.bin");
+    let vault = Vault::create(
+        &vault_path,
+        KeySource::Passphrase(Passphrase::new("right one")),
+    )
+    .unwrap();
+    vault
+        .update(|r| {
+            r.insert(
+                "work".into(),
+                Record {
+                    access_token: Some(AccessToken::new("tok")),
+                    state: AccountState::Valid,
+                    ..Record::default()
+                },
+            );
+            Ok::<_, authdeck::vault::VaultError>(())
+        })
+        .unwrap();
+    let d = dir.path().to_str().unwrap();
+    let config = format!("{d}/config");
+    let mut s = PtySession::spawn(
+        &crate::support::bin(),
+        &[],
+        &[
+            ("HOME", d),
+            ("AUTHDECK_CONFIG_DIR", &config),
+            ("AUTHDECK_VAULT", vault_path.to_str().unwrap()),
+        ],
+        100,
+        30,
+    );
+    s.wait_for_text("Passphrase", WAIT);
+    s.send("wrong one\r");
+    s.wait_for_text("Wrong passphrase", WAIT);
+    s.send("right one\r");
+    s.wait_for("the unlocked account list", WAIT, |sc| {
+        sc.contains("work") && sc.contains("valid") && !sc.contains("Wrong passphrase")
+    });
+    let screen = s.screen();
+    assert!(
+        !screen.contains("right one"),
+        "the passphrase is never shown"
+    );
+    s.send("q");
+    assert!(s.wait_exit(WAIT).success());
+    assert!(!s.alternate_screen());
+}
