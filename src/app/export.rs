@@ -46,26 +46,6 @@ pub fn valid_var_name(name: &str) -> bool {
         && chars.all(|c| c == '_' || c.is_ascii_alphanumeric())
 }
 
-/// Maps an account name to its default variable: upper-cased, other characters to `_`, plus
-/// `_ACCESS_TOKEN`; a leading digit gets a `_` in front so the name stays valid.
-pub fn default_var_name(account: &str) -> String {
-    let mut out: String = account
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() {
-                c.to_ascii_uppercase()
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    if out.starts_with(|c: char| c.is_ascii_digit()) || out.is_empty() {
-        out.insert(0, '_');
-    }
-    out.push_str("_ACCESS_TOKEN");
-    out
-}
-
 /// Renders `vars` (name, value) in `format`. Values are secrets: the caller passes them
 /// straight from the secret wrapper and prints the result to stdout only.
 pub fn render(format: ExportFormat, vars: &[(String, &str)]) -> Result<String, ExportError> {
@@ -193,14 +173,6 @@ mod tests {
     use super::*;
 
     const HOSTILE: &str = "a'$(touch pwned)'b";
-
-    #[test]
-    fn default_var_name_maps_characters() {
-        assert_eq!(default_var_name("google"), "GOOGLE_ACCESS_TOKEN");
-        assert_eq!(default_var_name("work-gh.2"), "WORK_GH_2_ACCESS_TOKEN");
-        assert_eq!(default_var_name("9lives"), "_9LIVES_ACCESS_TOKEN");
-        assert!(valid_var_name(&default_var_name("ünï")));
-    }
 
     #[test]
     fn sh_quotes_hostile_value() {

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use url::{Host, Url};
+use url::Url;
 
 use super::error::{OAuthError, Result};
 use crate::provider::ClientAuth;
@@ -95,15 +95,8 @@ pub fn check_endpoint(url: &Url) -> Result<()> {
     }
 }
 
-/// True when the URL's host is a loopback address or `localhost`.
-pub fn is_loopback(url: &Url) -> bool {
-    match url.host() {
-        Some(Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(Host::Ipv6(ip)) => ip.is_loopback(),
-        Some(Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
-        None => false,
-    }
-}
+/// True when the URL's host is a loopback address or `localhost` (one rule for the whole crate).
+pub use crate::provider::is_loopback;
 
 #[cfg(test)]
 mod tests {

@@ -17,6 +17,7 @@ mod validate;
 pub use problem::{Position, Problem, Severity};
 pub use raw::FIELDS;
 pub use templates::TEMPLATE_NAMES;
+pub use validate::is_loopback;
 
 use crate::secret::ClientSecret;
 use raw::{Layer, parse_layer};
