@@ -519,9 +519,10 @@ fn interop_cli_request_and_exec() {
     assert_eq!(v["sub"], DEFAULT_LOGIN);
     assert_eq!(v["email"], login_email().as_str());
 
-    // A status the server refuses: no token to a wrong endpoint gives a failing exit code.
+    // The exit code reflects the HTTP status: a 404 is an error (1), named on stderr.
     let out = env.run(&["request", NAME, &op.url("/no-such-endpoint")]);
-    assert!(!out.ok(), "a 404 must not exit 0");
+    assert_eq!(out.code(), Some(1), "{}", out.stderr);
+    assert!(out.stderr.contains("HTTP 404"), "{}", out.stderr);
 
     let token = env.token();
     let out = env.run(&[
