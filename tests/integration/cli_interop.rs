@@ -223,6 +223,18 @@ impl Pipe {
         Pipe { lines, all }
     }
 
+    /// The first line (skipping others) that starts with `prefix`, within `timeout`.
+    fn line_starting(&self, prefix: &str, timeout: Duration) -> String {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = self.line(&format!("{prefix:?}"), left);
+            if line.starts_with(prefix) {
+                return line;
+            }
+        }
+    }
+
     /// The next line, or a panic naming `what` after `timeout`.
     fn line(&self, what: &str, timeout: Duration) -> String {
         self.lines
@@ -457,7 +469,7 @@ fn interop_cli_device_login() {
     // "(or open COMPLETE)" on stderr (DEV-3).
     let user_code = login.stdout_line(STEP_TIMEOUT).trim().to_owned();
     assert!(!user_code.is_empty());
-    let go_to = login.stderr.line("stderr", STEP_TIMEOUT);
+    let go_to = login.stderr.line_starting("Go to ", STEP_TIMEOUT);
     let uri = go_to
         .strip_prefix("Go to ")
         .and_then(|rest| rest.strip_suffix(" and enter the code:"))
