@@ -3,6 +3,7 @@
 
 mod callback;
 mod cli;
+mod cli_interop;
 mod devserver;
 mod engine_interop;
 mod interop;
