@@ -329,7 +329,7 @@ fn draw_details(state: &DashboardState, area: Rect, buf: &mut Buffer) {
     if let Some(o) = a.obtained_at {
         lines.push(kv(t, "Obtained", datetime(o)));
     }
-    lines.push(kv(t, "Token", token_summary(a, state.now)));
+    lines.push(kv(t, "Token", token_summary(a)));
     if let Some(next) = a.next_refresh {
         lines.push(kv(t, "Next", format!("refresh at {}", clock(next))));
     }
@@ -363,7 +363,7 @@ fn draw_details(state: &DashboardState, area: Rect, buf: &mut Buffer) {
         .render_ref(area, buf);
 }
 
-fn token_summary(a: &AccountView, _now: std::time::SystemTime) -> String {
+fn token_summary(a: &AccountView) -> String {
     let mut parts = vec![a.token_type.clone().unwrap_or_else(|| "none".to_owned())];
     if a.has_refresh_token {
         parts.push("refresh token stored".to_owned());
@@ -1053,6 +1053,21 @@ mod tests {
             text.contains("0499"),
             "the last account is scrolled into view"
         );
+    }
+
+    #[test]
+    fn narrow_terminals_drop_columns_and_panes() {
+        let s = preview_state(preview_now());
+        let text = render(&s, 60, 16).backend().to_string();
+        assert!(text.contains("Expires in"));
+        assert!(
+            !text.contains("Provider"),
+            "provider column hidden below 70 columns"
+        );
+        assert!(!text.contains("Refresh log"), "log hidden when short");
+        let text = render(&s, 100, 11).backend().to_string();
+        assert!(!text.contains("Obtained"), "details hidden when very short");
+        assert!(text.contains("github"));
     }
 
     #[test]
