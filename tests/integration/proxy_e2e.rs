@@ -85,6 +85,18 @@ async fn start_proxy(
     redirect: &str,
     timeout_secs: u64,
 ) -> Harness {
+    start_proxy_with(endpoint_line, client_id, secret, redirect, timeout_secs, "").await
+}
+
+/// As [`start_proxy`], with `extra` TOML appended (more `[clients.NAME]` tables).
+async fn start_proxy_with(
+    endpoint_line: &str,
+    client_id: &str,
+    secret: &str,
+    redirect: &str,
+    timeout_secs: u64,
+    extra: &str,
+) -> Harness {
     let text = format!(
         r#"upstream_timeout_secs = {timeout_secs}
 [clients.e2e]
@@ -92,7 +104,7 @@ async fn start_proxy(
 client_id = "{client_id}"
 client_secret_env = "{SECRET_ENV}"
 redirect_uris = ["{redirect}"]
-"#
+{extra}"#
     );
     let config = ProxyConfig::from_str(&text, "e2e.toml").unwrap();
     let log = Arc::new(CaptureSink::default());
@@ -606,5 +618,72 @@ async fn proxy_e2e_authdeck_account_logs_in_and_refreshes_through_the_proxy_secr
         record.access_token.as_ref().map(|t| t.secret()),
         Some(t2.as_str())
     );
+    h.stop().await;
+}
+
+/// With several proxy clients, `?client=NAME` on `exchange_proxy` selects one (issue 7 item 1
+/// and 6); a refresh the server refuses (`invalid_grant`, passed through) leaves the account
+/// needing a new login.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn proxy_e2e_authdeck_account_selects_the_proxy_client_by_query_proxy_5() {
+    let srv = devserver().await;
+    let redirect = format!("http://127.0.0.1:{}/callback", free_port());
+    // A second client, `a-decoy` (a client_id the devserver does not know): with two clients
+    // a request that names none is refused, so the login only works if `?client=e2e` is sent.
+    let decoy = format!(
+        "[clients.a-decoy]\ntoken_endpoint = \"{}\"\nclient_id = \"decoy\"\n\
+         client_secret_env = \"{SECRET_ENV}\"\nredirect_uris = [\"{redirect}\"]\n",
+        srv.url("/token")
+    );
+    let h = start_proxy_with(
+        &format!("token_endpoint = \"{}\"", srv.url("/token")),
+        DEV_CLIENT_ID,
+        DEV_SECRET,
+        &redirect,
+        10,
+        &decoy,
+    )
+    .await;
+    let account = Account::new(&format!(
+        "extends = \"oidc\"\nissuer = \"{}\"\nclient_id = \"{DEV_CLIENT_ID}\"\n\
+         scopes = [\"openid\", \"email\", \"offline_access\"]\n\
+         redirect_uri = \"{redirect}\"\nexchange_proxy = \"{}/?client=e2e\"\n",
+        srv.issuer(),
+        h.proxy.url(),
+    ));
+    let account = tokio::task::spawn_blocking(move || {
+        account.login_paste();
+        account
+    })
+    .await
+    .unwrap();
+    assert_eq!(srv.stats().code_exchanges, 1);
+    assert_eq!(srv.stats().last_client_auth.as_deref(), Some("basic"));
+
+    srv.revoke_all();
+    let (account, refused) = tokio::task::spawn_blocking(move || {
+        let out = account.run(&["refresh", "demo"]);
+        (account, out)
+    })
+    .await
+    .unwrap();
+    assert!(!refused.status.success(), "a revoked grant cannot refresh");
+    assert!(
+        stderr(&refused).contains("invalid_grant"),
+        "{}",
+        stderr(&refused)
+    );
+    assert_no_secret(&h.needles, "refresh stderr", &stderr(&refused));
+    let out = tokio::task::spawn_blocking(move || account.run(&["token", "demo"]))
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3), "needs login: {}", stderr(&out));
+    let lines = h.checked_log(&[]);
+    let clients: Vec<&str> = lines
+        .iter()
+        .filter(|l| l.starts_with("access "))
+        .filter_map(|l| l.split(' ').find(|w| w.starts_with("client=")))
+        .collect();
+    assert_eq!(clients, ["client=e2e", "client=e2e"], "{lines:?}");
     h.stop().await;
 }
