@@ -350,11 +350,9 @@ fn parse_endpoint(
                 .map_err(|m| err(url.span(), format!("token_endpoint {m}")))?;
             Ok(EndpointSource::TokenEndpoint(parsed))
         }
-        (None, Some(p), None) => Err(err(
-            p.span(),
-            "provider templates are not supported by the proxy yet: use token_endpoint or issuer"
-                .into(),
-        )),
+        (None, Some(p), None) => provider_endpoint(p.get_ref())
+            .map(EndpointSource::TokenEndpoint)
+            .map_err(|m| err(p.span(), m)),
         (None, None, Some(issuer)) => {
             upstream_url(issuer.get_ref())
                 .map_err(|m| err(issuer.span(), format!("issuer {m}")))?;
@@ -369,6 +367,37 @@ fn parse_endpoint(
             "set only one of token_endpoint, issuer or provider".into(),
         )),
     }
+}
+
+/// The token endpoint of a bundled provider template (`provider = "NAME"`).
+///
+/// Only templates whose token endpoint is one fixed URL qualify: one filled from `[vars]`
+/// (a tenant, a base URL) depends on the account, and `oidc` has none until discovery, so
+/// both are refused with the exact line to write instead.
+fn provider_endpoint(name: &str) -> Result<Url, String> {
+    if crate::provider::template_text(name).is_none() {
+        return Err(format!(
+            "unknown provider template '{name}' (known: {})",
+            crate::provider::TEMPLATE_NAMES.join(", ")
+        ));
+    }
+    let template = crate::provider::template(name).ok_or_else(|| {
+        format!("provider template '{name}' cannot be used as is: use token_endpoint or issuer")
+    })?;
+    let Some(endpoint) = template.token_endpoint else {
+        return Err(format!(
+            "provider template '{name}' has no fixed token endpoint (it is found by discovery): set issuer = \"https://…\" or token_endpoint instead"
+        ));
+    };
+    if !template.vars.is_empty() {
+        let vars: Vec<&str> = template.vars.keys().map(String::as_str).collect();
+        return Err(format!(
+            "provider template '{name}' builds its token endpoint from [vars] ({}), which the proxy does not take: set token_endpoint instead (with the defaults: \"{endpoint}\")",
+            vars.join(", ")
+        ));
+    }
+    upstream_url(endpoint.as_str())
+        .map_err(|m| format!("provider template '{name}': token endpoint {m}"))
 }
 
 fn parse_secret_source(
@@ -556,7 +585,50 @@ allowed_origins = ["http://localhost:3100"]
             "token_endpoint = \"https://auth.example.com/oauth/token\"",
             "provider = \"google\"",
         );
-        assert!(err(&provider).contains("not supported by the proxy yet"));
+        let c = ProxyConfig::from_str(&provider, "p").unwrap();
+        assert_eq!(
+            c.clients["dashboard"].endpoint,
+            EndpointSource::TokenEndpoint(
+                Url::parse("https://oauth2.googleapis.com/token").unwrap()
+            )
+        );
+    }
+
+    #[test]
+    fn provider_templates_resolve_or_explain() {
+        let with = |p: &str| {
+            GOOD.replace(
+                "token_endpoint = \"https://auth.example.com/oauth/token\"",
+                &format!("provider = \"{p}\""),
+            )
+        };
+        for (name, url) in [
+            ("github", "https://github.com/login/oauth/access_token"),
+            ("spotify", "https://accounts.spotify.com/api/token"),
+            ("openai", "https://auth.openai.com/oauth/token"),
+        ] {
+            let c = ProxyConfig::from_str(&with(name), "p").unwrap();
+            assert_eq!(
+                c.clients["dashboard"].endpoint,
+                EndpointSource::TokenEndpoint(Url::parse(url).unwrap()),
+                "{name}"
+            );
+        }
+        let e = err(&with("microsoft"));
+        assert!(
+            e.starts_with("proxy.toml:5:12: client 'dashboard': "),
+            "{e}"
+        );
+        assert!(e.contains("[vars] (tenant)"), "{e}");
+        assert!(
+            e.contains("https://login.microsoftonline.com/common/oauth2/v2.0/token"),
+            "{e}"
+        );
+        assert!(err(&with("dexcom")).contains("[vars] (base_url)"));
+        assert!(err(&with("oidc")).contains("no fixed token endpoint"));
+        let e = err(&with("nosuch"));
+        assert!(e.contains("unknown provider template 'nosuch'"), "{e}");
+        assert!(e.contains("google"), "{e}");
     }
 
     #[test]

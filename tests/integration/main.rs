@@ -11,6 +11,7 @@ mod oauth_engine;
 mod oidc_provider;
 mod providers;
 mod proxy;
+mod proxy_e2e;
 mod pty;
 mod support;
 mod tui;
