@@ -5,6 +5,7 @@ use portable_pty::{CommandBuilder, PtySize, native_pty_system};
 use std::io::{Read, Write};
 use std::num::NonZeroU16;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -12,6 +13,8 @@ use std::time::{Duration, Instant};
 pub struct PtySession {
     parser: Arc<Mutex<vt100::Parser>>,
     raw: Arc<Mutex<Vec<u8>>>,
+    /// Set when the reader saw the end of the output (the program and its children exited).
+    eof: Arc<AtomicBool>,
     writer: Box<dyn Write + Send>,
     child: Box<dyn portable_pty::Child + Send + Sync>,
     // Keeps the master side open for as long as the session lives.
@@ -54,12 +57,16 @@ impl PtySession {
             1000,
         )));
         let raw = Arc::new(Mutex::new(Vec::new()));
-        let (p, r) = (parser.clone(), raw.clone());
+        let eof = Arc::new(AtomicBool::new(false));
+        let (p, r, e) = (parser.clone(), raw.clone(), eof.clone());
         std::thread::spawn(move || {
             let mut buf = [0u8; 8192];
             loop {
                 match reader.read(&mut buf) {
-                    Ok(0) | Err(_) => break,
+                    Ok(0) | Err(_) => {
+                        e.store(true, Ordering::SeqCst);
+                        break;
+                    }
                     Ok(n) => {
                         p.lock().unwrap().process(&buf[..n]);
                         r.lock().unwrap().extend_from_slice(&buf[..n]);
@@ -70,6 +77,7 @@ impl PtySession {
         PtySession {
             parser,
             raw,
+            eof,
             writer,
             child,
             _master: pair.master,
@@ -127,6 +135,11 @@ impl PtySession {
         let deadline = Instant::now() + timeout;
         loop {
             if let Some(status) = self.child.try_wait().expect("try_wait") {
+                // Let the reader drain what the program wrote last (terminal restore).
+                let drained = Instant::now() + Duration::from_secs(3);
+                while !self.eof.load(Ordering::SeqCst) && Instant::now() < drained {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
                 return status;
             }
             if Instant::now() > deadline {
