@@ -189,9 +189,18 @@ async fn cli_paste_login_then_token_status_export_refresh_logout() {
         assert!(stderr(&out).contains("refreshed"), "{}", stderr(&out));
         let t2 = env.token();
         assert_ne!(t1, t2, "refresh must give a new access token");
+        // LOG-1: no token in anything the commands print besides `token` / `--export`.
+        for args in [&["status"][..], &["status", "--json"], &["refresh", "demo"]] {
+            let out = env.run(args);
+            let all = format!("{}{}", stdout(&out), stderr(&out));
+            let t3 = env.token();
+            for t in [&t1, &t2, &t3] {
+                assert!(!all.contains(t.as_str()), "`{args:?}` printed a token");
+            }
+        }
         let out = env.run(&["status", "--json"]);
         let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-        assert_eq!(v[0]["refresh_count"], 1);
+        assert_eq!(v[0]["refresh_count"], 2, "two refreshes so far");
         // logout: needs login afterwards (exit 3).
         let out = env.run(&["logout", "demo"]);
         assert!(out.status.success(), "{}", stderr(&out));
@@ -201,7 +210,7 @@ async fn cli_paste_login_then_token_status_export_refresh_logout() {
     })
     .await;
     drop(env);
-    assert_eq!(srv.stats().refreshes, 1);
+    assert_eq!(srv.stats().refreshes, 2);
 }
 
 /// Puts a record with `token` straight into the vault through the library.
