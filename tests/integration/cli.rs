@@ -2,6 +2,7 @@
 //! each mode, token, status, --export (eval'd by sh and fish), refresh, revoke, logout,
 //! request, exec, and single-flight refresh across ten processes.
 
+use crate::support::{authorize_location, stderr, stdout, wait_with_timeout};
 use authdeck::devserver::{DevServer, DevServerConfig};
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -100,41 +101,6 @@ impl Env {
         writeln!(stdin, "{location}").unwrap();
         let out = wait_with_timeout(child, Duration::from_secs(20));
         assert!(out.status.success(), "paste login failed: {}", stderr(&out));
-    }
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-fn stdout(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// GETs the authorization URL like a browser and returns the redirect it is sent to.
-fn authorize_location(url: &str) -> String {
-    let client = reqwest::blocking::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .no_proxy()
-        .build()
-        .unwrap();
-    let resp = client.get(url).send().unwrap();
-    assert_eq!(resp.status().as_u16(), 302, "authorize should redirect");
-    resp.headers()["location"].to_str().unwrap().to_string()
-}
-
-fn wait_with_timeout(mut child: std::process::Child, timeout: Duration) -> Output {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if child.try_wait().unwrap().is_some() {
-            return child.wait_with_output().unwrap();
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let out = child.wait_with_output().unwrap();
-            panic!("timed out; stderr: {}", stderr(&out));
-        }
-        std::thread::sleep(Duration::from_millis(20));
     }
 }
 

@@ -8,6 +8,7 @@ use crate::oidc_provider::{
     BASIC_CLIENT, BASIC_CLIENT_ID, BASIC_CLIENT_SECRET, OidcProvider, browse_authorization,
     redirect_uri,
 };
+use crate::support::{authorize_location, stderr, wait_with_timeout};
 use authdeck::devserver::{DevClient, DevServer, DevServerConfig, Endpoint, Fault};
 use authdeck::oauth::pkce::PkcePair;
 use authdeck::provider::ClientAuth;
@@ -503,38 +504,6 @@ impl Account {
         let out = wait_with_timeout(child, Duration::from_secs(15));
         assert!(out.status.success(), "paste login failed: {}", stderr(&out));
         out
-    }
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-/// GETs an authorization URL without following the redirect; returns its `Location`.
-fn authorize_location(url: &str) -> String {
-    let client = reqwest::blocking::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .no_proxy()
-        .timeout(Duration::from_secs(10))
-        .build()
-        .unwrap();
-    let resp = client.get(url).send().unwrap();
-    assert_eq!(resp.status().as_u16(), 302, "authorize should redirect");
-    resp.headers()["location"].to_str().unwrap().to_owned()
-}
-
-fn wait_with_timeout(mut child: std::process::Child, timeout: Duration) -> Output {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if child.try_wait().unwrap().is_some() {
-            return child.wait_with_output().unwrap();
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let out = child.wait_with_output().unwrap();
-            panic!("timed out; stderr: {}", stderr(&out));
-        }
-        std::thread::sleep(Duration::from_millis(20));
     }
 }
 

@@ -2,6 +2,7 @@
 //! screen parsed by vt100. Opens, logs in in paste mode, counts down, refreshes, quits cleanly.
 
 use crate::pty::PtySession;
+use crate::support::authorize_location;
 use base64::Engine;
 use std::time::{Duration, Instant};
 
@@ -26,18 +27,6 @@ fn countdown(screen: &str, account: &str) -> Option<u64> {
         .find(|l| l.split_whitespace().any(|w| w == account) && l.contains("valid"))?;
     row.split_whitespace()
         .find_map(|w| w.strip_suffix('s').and_then(|n| n.parse().ok()))
-}
-
-/// GETs the authorization URL like a browser and returns where the server redirects it.
-fn authorize_location(url: &str) -> String {
-    let client = reqwest::blocking::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .no_proxy()
-        .build()
-        .unwrap();
-    let resp = client.get(url).send().unwrap();
-    assert_eq!(resp.status().as_u16(), 302);
-    resp.headers()["location"].to_str().unwrap().to_string()
 }
 
 #[test]
