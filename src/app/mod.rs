@@ -21,10 +21,10 @@ pub use status::{AccountStatus, Health};
 use crate::oauth::{ClientConfig, ClientSettings, OAuthClient, TokenSet};
 use crate::provider::{self, Loaded, Provider};
 use crate::secret::ClientSecret;
-use crate::vault::{AccountState, Claims, Record, Vault};
+use crate::vault::{AccountState, Claims, Record, Snapshot, Vault};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, SystemTime};
 
 /// Settings of an [`App`] that callers may change (tests shrink timeouts).
@@ -54,8 +54,13 @@ pub struct App {
     config_dir: PathBuf,
     loaded: Loaded,
     vault: Vault,
-    oauth: OAuthClient,
+    /// Built on first use: commands that make no request (`--export` of valid tokens, `status`)
+    /// never pay for the TLS configuration.
+    oauth: OnceLock<OAuthClient>,
     settings: Settings,
+    /// The last decrypted vault, reused while the header's generation is unchanged, so that
+    /// asking for many accounts' tokens decrypts the vault once, not once per account.
+    snapshot: Mutex<Option<Arc<Snapshot>>>,
     /// Discovery results per issuer, so one process asks each issuer once.
     discovered: Mutex<HashMap<String, crate::oauth::ProviderMetadata>>,
 }
@@ -64,14 +69,13 @@ impl App {
     /// Builds the app from a config dir and an opened vault.
     pub fn new(config_dir: PathBuf, vault: Vault, settings: Settings) -> Result<App> {
         let loaded = provider::load_accounts(&config_dir);
-        let oauth = OAuthClient::with_settings(settings.http.clone())
-            .map_err(|e| AppError::Config(e.to_string()))?;
         Ok(App {
             config_dir,
             loaded,
             vault,
-            oauth,
+            oauth: OnceLock::new(),
             settings,
+            snapshot: Mutex::new(None),
             discovered: Mutex::new(HashMap::new()),
         })
     }
@@ -91,9 +95,45 @@ impl App {
         &self.vault
     }
 
-    /// The OAuth client.
-    pub fn oauth(&self) -> &OAuthClient {
-        &self.oauth
+    /// The OAuth client, built on first use.
+    pub fn oauth(&self) -> Result<&OAuthClient> {
+        if let Some(client) = self.oauth.get() {
+            return Ok(client);
+        }
+        let client = OAuthClient::with_settings(self.settings.http.clone())
+            .map_err(|e| AppError::Config(e.to_string()))?;
+        // Two tasks may race to build it; either client is fine.
+        Ok(self.oauth.get_or_init(|| client))
+    }
+
+    /// The vault as it is now: the cached snapshot while the vault's generation (read from
+    /// the header, no decryption) is unchanged, else a fresh decryption.
+    pub fn current(&self) -> Result<Arc<Snapshot>> {
+        let generation = self.vault.generation()?;
+        if let Some(snap) = self.cached_snapshot()
+            && snap.generation == generation
+        {
+            return Ok(snap);
+        }
+        let snap = Arc::new(self.vault.snapshot()?);
+        self.remember(snap.clone());
+        Ok(snap)
+    }
+
+    /// The cached snapshot, if any (possibly stale: compare its generation).
+    fn cached_snapshot(&self) -> Option<Arc<Snapshot>> {
+        self.snapshot.lock().ok().and_then(|s| s.clone())
+    }
+
+    /// Caches `snap` unless a newer one is cached already.
+    fn remember(&self, snap: Arc<Snapshot>) {
+        if let Ok(mut cached) = self.snapshot.lock()
+            && cached
+                .as_ref()
+                .is_none_or(|c| c.generation <= snap.generation)
+        {
+            *cached = Some(snap);
+        }
     }
 
     /// The settings.
@@ -137,7 +177,8 @@ impl App {
 
     /// The status of every account at `now`.
     pub fn statuses(&self, now: SystemTime) -> Result<Vec<AccountStatus>> {
-        let records = self.vault.read()?;
+        let snap = self.current()?;
+        let records = &snap.records;
         let mut out: Vec<AccountStatus> = self
             .loaded
             .accounts
@@ -154,8 +195,9 @@ impl App {
         let stored_secret = match &account.client_secret {
             Some(_) => None,
             None => self
-                .vault
-                .get(&account.name)?
+                .current()?
+                .records
+                .get(&account.name)
                 .and_then(|r| r.client_secret.clone()),
         };
         let mut cfg = base_config(account, stored_secret);
@@ -178,7 +220,7 @@ impl App {
             return Ok(meta);
         }
         let meta = self
-            .oauth
+            .oauth()?
             .discover(issuer)
             .await
             .map_err(|e| AppError::oauth(name, e))?;

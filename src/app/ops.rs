@@ -33,7 +33,7 @@ impl App {
         };
         let cfg = self.client_config(account).await?;
         let remote = self
-            .oauth
+            .oauth()?
             .revoke(
                 &cfg,
                 record.access_token.as_ref(),

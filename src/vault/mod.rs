@@ -118,6 +118,12 @@ impl Vault {
         }))
     }
 
+    /// The current generation (0: no vault) from the header alone, without decrypting: a cheap
+    /// test of whether a [`Snapshot`] taken earlier is still current.
+    pub fn generation(&self) -> Result<u64> {
+        self.store.generation()
+    }
+
     /// One account's record, if present.
     pub fn get(&self, name: &str) -> Result<Option<Record>> {
         Ok(self.read()?.remove(name))
@@ -140,6 +146,35 @@ impl Vault {
         }
         drop(lock);
         Ok(out)
+    }
+
+    /// Like [`update`](Self::update), and also returns the vault as it is afterwards (the
+    /// generation just saved and its records), so a caller caching snapshots needs no re-read.
+    pub fn update_snapshot<T, E>(
+        &self,
+        f: impl FnOnce(&mut Records) -> Result<T, E>,
+    ) -> Result<(T, Snapshot), E>
+    where
+        E: From<VaultError>,
+    {
+        let lock = self.store.lock()?;
+        let snap = self.snapshot()?;
+        let mut records = snap.records.clone();
+        let out = f(&mut records)?;
+        let generation = if records == snap.records {
+            snap.generation
+        } else {
+            self.store
+                .save_if_generation(&lock, snap.generation, &records)?
+        };
+        drop(lock);
+        Ok((
+            out,
+            Snapshot {
+                generation,
+                records,
+            },
+        ))
     }
 
     /// Re-encrypts the vault under a new key or passphrase, atomically (`vault passwd`).

@@ -70,6 +70,12 @@ pub trait Store: Send + Sync {
         records: &Records,
         new_key: KeySource,
     ) -> Result<u64>;
+
+    /// The current generation (0: no vault), as cheaply as the backend allows, so callers can
+    /// tell whether a snapshot they hold is still current without decrypting again.
+    fn generation(&self) -> Result<u64> {
+        Ok(self.load()?.map_or(0, |s| s.generation))
+    }
 }
 
 /// Longest sleep between attempts to take the lock: short, because a waiter that oversleeps
@@ -253,6 +259,11 @@ impl FileStore {
 impl Store for FileStore {
     fn location(&self) -> &Path {
         &self.path
+    }
+
+    fn generation(&self) -> Result<u64> {
+        // The header alone, no decryption.
+        FileStore::generation(self)
     }
 
     fn exists(&self) -> Result<bool> {
