@@ -63,7 +63,11 @@ impl Setup {
              token_endpoint = \"{issuer}/token\"\nclient_id = \"{client_id}\"\n\
              scopes = [\"api\"]\n"
         );
-        std::fs::write(self.config.join("providers").join(format!("{name}.toml")), text).unwrap();
+        std::fs::write(
+            self.config.join("providers").join(format!("{name}.toml")),
+            text,
+        )
+        .unwrap();
     }
 
     fn insert(&self, records: Vec<(String, Record)>) {
@@ -141,7 +145,11 @@ fn bench_export() {
     );
     // Check once that it works and prints every token.
     let out = s.command(&["--export"]).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let lines = String::from_utf8_lossy(&out.stdout).lines().count();
     assert_eq!(lines, ACCOUNTS, "--export printed {lines} lines");
 
@@ -161,12 +169,18 @@ fn bench_export() {
     let rss = children_maxrss_kib();
     let (em, e9) = stats(&mut export);
     let (cm, c9) = stats(&mut cat);
-    println!("## export ({ACCOUNTS} accounts, {RUNS} runs; load {})", load_average());
+    println!(
+        "## export ({ACCOUNTS} accounts, {RUNS} runs; load {})",
+        load_average()
+    );
     println!("| command                     | median ms | p90 ms |");
     println!("| --------------------------- | --------: | -----: |");
     println!("| authdeck --export           | {em:>9.2} | {e9:>6.2} |");
     println!("| cat vault.bin               | {cm:>9.2} | {c9:>6.2} |");
-    println!("peak RSS of any child so far: {:.1} MB", rss as f64 / 1024.0);
+    println!(
+        "peak RSS of any child so far: {:.1} MB",
+        rss as f64 / 1024.0
+    );
 }
 
 /// Logs in `n` times through the device grant (auto-approved), returning the refresh tokens.
@@ -252,7 +266,10 @@ fn bench_refresh() {
     let rss = children_maxrss_kib();
     let refreshed = server.stats().refreshes - before;
     let stderr = String::from_utf8_lossy(&out.stderr);
-    let errors = stderr.lines().filter(|l| l.starts_with("authdeck:")).count();
+    let errors = stderr
+        .lines()
+        .filter(|l| l.starts_with("authdeck:"))
+        .count();
     if !out.status.success() {
         eprintln!("{}", stderr.lines().take(5).collect::<Vec<_>>().join("\n"));
     }
@@ -365,7 +382,10 @@ fn bench_idle() {
     child.kill().ok();
     child.wait().ok();
     let cpu_s = (c1 - c0) as f64 / tick;
-    println!("## dashboard idle ({ACCOUNTS} accounts, {SECONDS} s; load {})", load_average());
+    println!(
+        "## dashboard idle ({ACCOUNTS} accounts, {SECONDS} s; load {})",
+        load_average()
+    );
     println!("| CPU s used | CPU % | bytes drawn | peak RSS MB (VmHWM) | RSS MB |");
     println!("| ---------: | ----: | ----------: | ------------------: | -----: |");
     println!(

@@ -200,6 +200,15 @@ impl App {
                 .get(&account.name)
                 .and_then(|r| r.client_secret.clone()),
         };
+        self.client_config_with(account, stored_secret).await
+    }
+
+    /// [`client_config`](Self::client_config) with the vault's client secret already looked up.
+    pub(crate) async fn client_config_with(
+        &self,
+        account: &Provider,
+        stored_secret: Option<ClientSecret>,
+    ) -> Result<ClientConfig> {
         let mut cfg = base_config(account, stored_secret);
         if account.needs_discovery()
             && let Some(issuer) = cfg.issuer.clone()

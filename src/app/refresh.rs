@@ -228,7 +228,7 @@ pub(super) fn token_of(name: &str, record: &Record) -> Result<AccessToken> {
         .ok_or_else(|| AppError::NeedsLogin(name.to_string()))
 }
 
-fn expired(record: &Record) -> bool {
+pub(super) fn expired(record: &Record) -> bool {
     record
         .expires_at
         .is_some_and(|exp| unix(SystemTime::now()) >= exp)
