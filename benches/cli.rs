@@ -167,6 +167,12 @@ fn bench_export() {
         cat.push(run(&mut c));
     }
     let rss = children_maxrss_kib();
+    if std::env::var_os("CLI_BENCH_KEEP").is_some() {
+        // For profiling by hand: keep the fixture and say how to run it.
+        let dir = s._dir.path().to_path_buf();
+        std::mem::forget(s);
+        println!("kept: {}", dir.display());
+    }
     let (em, e9) = stats(&mut export);
     let (cm, c9) = stats(&mut cat);
     println!(

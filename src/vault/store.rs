@@ -273,7 +273,15 @@ impl Store for FileStore {
         file.take(format::HEADER_LEN as u64)
             .read_to_end(&mut head)
             .map_err(|e| VaultError::io("cannot read vault", &self.path, e))?;
-        Ok(format::parse_header(&head, &self.ctx())?.generation)
+        // No backup lookup on the fast path; a bad header goes the slow way for its message.
+        let ctx = Ctx {
+            path: &self.path,
+            backup: None,
+        };
+        match format::parse_header(&head, &ctx) {
+            Ok(header) => Ok(header.generation),
+            Err(_) => FileStore::generation(self),
+        }
     }
 
     fn exists(&self) -> Result<bool> {
