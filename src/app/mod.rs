@@ -69,13 +69,14 @@ impl App {
     /// Builds the app from a config dir and an opened vault.
     pub fn new(config_dir: PathBuf, vault: Vault, settings: Settings) -> Result<App> {
         let loaded = provider::load_accounts(&config_dir);
+        let opened = vault.take_opened().map(Arc::new);
         Ok(App {
             config_dir,
             loaded,
             vault,
             oauth: OnceLock::new(),
             settings,
-            snapshot: Mutex::new(None),
+            snapshot: Mutex::new(opened),
             discovered: Mutex::new(HashMap::new()),
         })
     }

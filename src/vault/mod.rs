@@ -40,6 +40,8 @@ pub fn default_path() -> Result<PathBuf> {
 /// The vault: a handle on a [`Store`] with the read and update operations callers need.
 pub struct Vault {
     store: Box<dyn Store>,
+    /// The snapshot decrypted by `open` (to check the key), until a caller takes it.
+    opened: std::sync::Mutex<Option<Snapshot>>,
 }
 
 impl std::fmt::Debug for Vault {
@@ -58,8 +60,17 @@ impl Vault {
 
     /// Opens any [`Store`] (a custom `FileStore`, or another backend); checks the key as `open`.
     pub fn open_store(store: Box<dyn Store>) -> Result<Vault> {
-        store.load()?;
-        Ok(Vault { store })
+        let opened = store.load()?;
+        Ok(Vault {
+            store,
+            opened: std::sync::Mutex::new(opened),
+        })
+    }
+
+    /// The snapshot `open` decrypted, once (later calls get `None`), so a caller that caches
+    /// snapshots by generation does not decrypt the same vault twice at start-up.
+    pub fn take_opened(&self) -> Option<Snapshot> {
+        self.opened.lock().ok().and_then(|mut s| s.take())
     }
 
     /// Creates a new, empty vault at `path` (`authdeck vault init`); fails if one exists.
@@ -77,7 +88,10 @@ impl Vault {
         }
         store.save_if_generation(&lock, 0, &Records::new())?;
         drop(lock);
-        Ok(Vault { store })
+        Ok(Vault {
+            store,
+            opened: std::sync::Mutex::new(None),
+        })
     }
 
     /// Opens the vault at `path` with the key named by the environment (`AUTHDECK_KEY_FILE`,
