@@ -319,3 +319,51 @@ pub fn apply_tokens(
     rec.state = AccountState::Valid;
     rec
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::vault::{KeySource, VaultError, generate_key_file};
+
+    #[test]
+    fn current_reuses_the_snapshot_until_the_generation_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = dir.path().join("vault.key");
+        generate_key_file(&key).unwrap();
+        let path = dir.path().join("vault.bin");
+        let vault = Vault::create(&path, KeySource::KeyFile(key.clone())).unwrap();
+        let app = App::new(dir.path().join("config"), vault, Settings::default()).unwrap();
+        let first = app.current().unwrap();
+        assert!(
+            Arc::ptr_eq(&first, &app.current().unwrap()),
+            "unchanged: no re-read"
+        );
+        // Another process saves: the next call sees it.
+        let other = Vault::open(&path, KeySource::KeyFile(key)).unwrap();
+        other
+            .update(|r| {
+                r.insert("a".into(), Record::default());
+                Ok::<_, VaultError>(())
+            })
+            .unwrap();
+        let second = app.current().unwrap();
+        assert_eq!(second.generation, first.generation + 1);
+        assert!(second.records.contains_key("a"));
+        assert!(Arc::ptr_eq(&second, &app.current().unwrap()));
+    }
+
+    #[test]
+    fn the_oauth_client_is_built_on_first_use_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let vault = Vault::open(
+            dir.path().join("vault.bin"),
+            KeySource::KeyFile(PathBuf::new()),
+        )
+        .unwrap();
+        let app = App::new(dir.path().join("config"), vault, Settings::default()).unwrap();
+        assert!(app.oauth.get().is_none());
+        let a: *const OAuthClient = app.oauth().unwrap();
+        let b: *const OAuthClient = app.oauth().unwrap();
+        assert_eq!(a, b, "built once");
+    }
+}

@@ -204,3 +204,72 @@ impl Vault {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key_vault(dir: &Path) -> (PathBuf, KeySource) {
+        let key = dir.join("vault.key");
+        generate_key_file(&key).unwrap();
+        (dir.join("vault.bin"), KeySource::KeyFile(key))
+    }
+
+    fn add(vault: &Vault, name: &str) -> (usize, Snapshot) {
+        vault
+            .update_snapshot(|r| {
+                r.insert(name.to_string(), Record::default());
+                Ok::<_, VaultError>(r.len())
+            })
+            .unwrap()
+    }
+
+    #[test]
+    fn generation_is_read_from_the_header_and_update_snapshot_returns_the_saved_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, key) = key_vault(dir.path());
+        let missing = Vault::open(&path, key.clone()).unwrap();
+        assert_eq!(missing.generation().unwrap(), 0, "no vault yet");
+        let vault = Vault::create(&path, key.clone()).unwrap();
+        assert_eq!(vault.generation().unwrap(), 1);
+        let (len, snap) = add(&vault, "a");
+        assert_eq!(len, 1);
+        assert_eq!(snap.generation, 2);
+        assert_eq!(vault.generation().unwrap(), 2);
+        assert_eq!(
+            snap,
+            vault.snapshot().unwrap(),
+            "the returned snapshot is what was saved"
+        );
+        // Another handle's save shows up in the header.
+        let other = Vault::open(&path, key).unwrap();
+        add(&other, "b");
+        assert_eq!(vault.generation().unwrap(), 3);
+        // No change, no save: the generation stays.
+        let (_, same) = vault.update_snapshot(|_| Ok::<_, VaultError>(())).unwrap();
+        assert_eq!(same.generation, 3);
+    }
+
+    #[test]
+    fn generation_of_a_file_that_is_not_a_vault_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, key) = key_vault(dir.path());
+        let vault = Vault::create(&path, key).unwrap();
+        std::fs::write(&path, b"not a vault at all").unwrap();
+        assert!(vault.generation().is_err());
+    }
+
+    #[test]
+    fn take_opened_gives_the_snapshot_decrypted_at_open_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, key) = key_vault(dir.path());
+        let created = Vault::create(&path, key.clone()).unwrap();
+        assert!(created.take_opened().is_none(), "create decrypts nothing");
+        add(&created, "a");
+        let vault = Vault::open(&path, key).unwrap();
+        let opened = vault.take_opened().unwrap();
+        assert_eq!(opened.generation, 2);
+        assert!(opened.records.contains_key("a"));
+        assert!(vault.take_opened().is_none());
+    }
+}

@@ -11,6 +11,7 @@ mod oidc_provider;
 mod providers;
 mod proxy;
 mod pty;
+mod refresh_batch;
 mod support;
 mod tui;
 mod vault;
