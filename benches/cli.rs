@@ -262,6 +262,10 @@ fn bench_refresh() {
     }
     s.insert(records);
     let before = server.stats().refreshes;
+    let gen_before = Vault::open(&s.vault, KeySource::KeyFile(s.key.clone()))
+        .unwrap()
+        .generation()
+        .unwrap();
     let t = Instant::now();
     let out = s
         .command(&["refresh", "--all"])
@@ -281,6 +285,7 @@ fn bench_refresh() {
     }
     // Every record must now hold a fresh, future expiry.
     let vault = Vault::open(&s.vault, KeySource::KeyFile(s.key.clone())).unwrap();
+    let saves = vault.generation().unwrap() - gen_before;
     let fresh = vault
         .read()
         .unwrap()
@@ -292,10 +297,14 @@ fn bench_refresh() {
         load_average(),
         ms(login_time)
     );
-    println!("| wall s | peak RSS MB | server refreshes | fresh records | errors | exit |");
-    println!("| -----: | ----------: | ---------------: | ------------: | -----: | ---: |");
     println!(
-        "| {:>6.2} | {:>11.1} | {refreshed:>16} | {fresh:>13} | {errors:>6} | {:>4} |",
+        "| wall s | peak RSS MB | server refreshes | fresh records | vault saves | errors | exit |"
+    );
+    println!(
+        "| -----: | ----------: | ---------------: | ------------: | ----------: | -----: | ---: |"
+    );
+    println!(
+        "| {:>6.2} | {:>11.1} | {refreshed:>16} | {fresh:>13} | {saves:>11} | {errors:>6} | {:>4} |",
         wall.as_secs_f64(),
         rss as f64 / 1024.0,
         out.status.code().unwrap_or(-1)
