@@ -115,7 +115,11 @@ impl Driver {
     }
 
     fn records(&self) -> Records {
-        self.app.vault().read().unwrap_or_default()
+        // Decrypts only when the vault's generation changed (a cheap header read).
+        self.app
+            .current()
+            .map(|s| s.records.clone())
+            .unwrap_or_default()
     }
 
     fn view_of(&self, name: &str) -> Option<AccountView> {

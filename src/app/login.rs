@@ -175,12 +175,12 @@ impl App {
         drop(listener);
         let tokens = match &account.exchange_proxy {
             Some(proxy) => {
-                self.oauth
+                self.oauth()?
                     .exchange_via_proxy(proxy, cfg, &code, request.verifier, &redirect_uri)
                     .await
             }
             None => {
-                self.oauth
+                self.oauth()?
                     .exchange_code(cfg, &code, request.verifier, &redirect_uri)
                     .await
             }
@@ -210,7 +210,7 @@ impl App {
             });
         }
         let auth = self
-            .oauth
+            .oauth()?
             .start_device(cfg)
             .await
             .map_err(|e| AppError::oauth(name, e))?;
@@ -220,7 +220,7 @@ impl App {
             verification_uri_complete: auth.verification_uri_complete.clone(),
             expires_in: auth.expires_in.as_secs(),
         });
-        self.oauth
+        self.oauth()?
             .poll_device(cfg, &auth, cancel)
             .await
             .map_err(|e| AppError::oauth(name, e))

@@ -21,10 +21,10 @@ pub use status::{AccountStatus, Health};
 use crate::oauth::{ClientConfig, ClientSettings, OAuthClient, TokenSet};
 use crate::provider::{self, Loaded, Provider};
 use crate::secret::ClientSecret;
-use crate::vault::{AccountState, Claims, Record, Vault};
+use crate::vault::{AccountState, Claims, Record, Snapshot, Vault};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, SystemTime};
 
 /// Settings of an [`App`] that callers may change (tests shrink timeouts).
@@ -54,8 +54,13 @@ pub struct App {
     config_dir: PathBuf,
     loaded: Loaded,
     vault: Vault,
-    oauth: OAuthClient,
+    /// Built on first use: commands that make no request (`--export` of valid tokens, `status`)
+    /// never pay for the TLS configuration.
+    oauth: OnceLock<OAuthClient>,
     settings: Settings,
+    /// The last decrypted vault, reused while the header's generation is unchanged, so that
+    /// asking for many accounts' tokens decrypts the vault once, not once per account.
+    snapshot: Mutex<Option<Arc<Snapshot>>>,
     /// Discovery results per issuer, so one process asks each issuer once.
     discovered: Mutex<HashMap<String, crate::oauth::ProviderMetadata>>,
 }
@@ -64,14 +69,14 @@ impl App {
     /// Builds the app from a config dir and an opened vault.
     pub fn new(config_dir: PathBuf, vault: Vault, settings: Settings) -> Result<App> {
         let loaded = provider::load_accounts(&config_dir);
-        let oauth = OAuthClient::with_settings(settings.http.clone())
-            .map_err(|e| AppError::Config(e.to_string()))?;
+        let opened = vault.take_opened().map(Arc::new);
         Ok(App {
             config_dir,
             loaded,
             vault,
-            oauth,
+            oauth: OnceLock::new(),
             settings,
+            snapshot: Mutex::new(opened),
             discovered: Mutex::new(HashMap::new()),
         })
     }
@@ -91,9 +96,45 @@ impl App {
         &self.vault
     }
 
-    /// The OAuth client.
-    pub fn oauth(&self) -> &OAuthClient {
-        &self.oauth
+    /// The OAuth client, built on first use.
+    pub fn oauth(&self) -> Result<&OAuthClient> {
+        if let Some(client) = self.oauth.get() {
+            return Ok(client);
+        }
+        let client = OAuthClient::with_settings(self.settings.http.clone())
+            .map_err(|e| AppError::Config(e.to_string()))?;
+        // Two tasks may race to build it; either client is fine.
+        Ok(self.oauth.get_or_init(|| client))
+    }
+
+    /// The vault as it is now: the cached snapshot while the vault's generation (read from
+    /// the header, no decryption) is unchanged, else a fresh decryption.
+    pub fn current(&self) -> Result<Arc<Snapshot>> {
+        let generation = self.vault.generation()?;
+        if let Some(snap) = self.cached_snapshot()
+            && snap.generation == generation
+        {
+            return Ok(snap);
+        }
+        let snap = Arc::new(self.vault.snapshot()?);
+        self.remember(snap.clone());
+        Ok(snap)
+    }
+
+    /// The cached snapshot, if any (possibly stale: compare its generation).
+    fn cached_snapshot(&self) -> Option<Arc<Snapshot>> {
+        self.snapshot.lock().ok().and_then(|s| s.clone())
+    }
+
+    /// Caches `snap` unless a newer one is cached already.
+    fn remember(&self, snap: Arc<Snapshot>) {
+        if let Ok(mut cached) = self.snapshot.lock()
+            && cached
+                .as_ref()
+                .is_none_or(|c| c.generation <= snap.generation)
+        {
+            *cached = Some(snap);
+        }
     }
 
     /// The settings.
@@ -137,7 +178,8 @@ impl App {
 
     /// The status of every account at `now`.
     pub fn statuses(&self, now: SystemTime) -> Result<Vec<AccountStatus>> {
-        let records = self.vault.read()?;
+        let snap = self.current()?;
+        let records = &snap.records;
         let mut out: Vec<AccountStatus> = self
             .loaded
             .accounts
@@ -154,10 +196,20 @@ impl App {
         let stored_secret = match &account.client_secret {
             Some(_) => None,
             None => self
-                .vault
-                .get(&account.name)?
+                .current()?
+                .records
+                .get(&account.name)
                 .and_then(|r| r.client_secret.clone()),
         };
+        self.client_config_with(account, stored_secret).await
+    }
+
+    /// [`client_config`](Self::client_config) with the vault's client secret already looked up.
+    pub(crate) async fn client_config_with(
+        &self,
+        account: &Provider,
+        stored_secret: Option<ClientSecret>,
+    ) -> Result<ClientConfig> {
         let mut cfg = base_config(account, stored_secret);
         if account.needs_discovery()
             && let Some(issuer) = cfg.issuer.clone()
@@ -178,7 +230,7 @@ impl App {
             return Ok(meta);
         }
         let meta = self
-            .oauth
+            .oauth()?
             .discover(issuer)
             .await
             .map_err(|e| AppError::oauth(name, e))?;
@@ -266,4 +318,52 @@ pub fn apply_tokens(
     }
     rec.state = AccountState::Valid;
     rec
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::vault::{KeySource, VaultError, generate_key_file};
+
+    #[test]
+    fn current_reuses_the_snapshot_until_the_generation_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = dir.path().join("vault.key");
+        generate_key_file(&key).unwrap();
+        let path = dir.path().join("vault.bin");
+        let vault = Vault::create(&path, KeySource::KeyFile(key.clone())).unwrap();
+        let app = App::new(dir.path().join("config"), vault, Settings::default()).unwrap();
+        let first = app.current().unwrap();
+        assert!(
+            Arc::ptr_eq(&first, &app.current().unwrap()),
+            "unchanged: no re-read"
+        );
+        // Another process saves: the next call sees it.
+        let other = Vault::open(&path, KeySource::KeyFile(key)).unwrap();
+        other
+            .update(|r| {
+                r.insert("a".into(), Record::default());
+                Ok::<_, VaultError>(())
+            })
+            .unwrap();
+        let second = app.current().unwrap();
+        assert_eq!(second.generation, first.generation + 1);
+        assert!(second.records.contains_key("a"));
+        assert!(Arc::ptr_eq(&second, &app.current().unwrap()));
+    }
+
+    #[test]
+    fn the_oauth_client_is_built_on_first_use_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let vault = Vault::open(
+            dir.path().join("vault.bin"),
+            KeySource::KeyFile(PathBuf::new()),
+        )
+        .unwrap();
+        let app = App::new(dir.path().join("config"), vault, Settings::default()).unwrap();
+        assert!(app.oauth.get().is_none());
+        let a: *const OAuthClient = app.oauth().unwrap();
+        let b: *const OAuthClient = app.oauth().unwrap();
+        assert_eq!(a, b, "built once");
+    }
 }

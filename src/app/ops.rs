@@ -1,27 +1,172 @@
 //! Account operations beyond login and refresh: refreshing many, revoking, logging out.
 
-use super::refresh::Refreshed;
+use super::refresh::{Refreshed, expired, failure_result, record_failure, record_success, usable};
 use super::{App, AppError, Result};
-use crate::oauth::{OAuthError, Revocation};
-use crate::vault::AccountState;
+use crate::oauth::{ClientConfig, OAuthError, Revocation, TokenSet};
+use crate::provider::Provider;
+use crate::vault::{AccountState, Record};
 use futures::StreamExt;
+use std::sync::Arc;
+use tokio::sync::{mpsc, oneshot};
+
+/// A refresh whose network part is done, waiting for the committer to save it.
+struct Pending<'a> {
+    name: &'a str,
+    account: &'a Provider,
+    cfg: ClientConfig,
+    /// The record as it was under the account lock, before the request.
+    current: Record,
+    outcome: std::result::Result<TokenSet, OAuthError>,
+    /// Told the final outcome once it is durable (or that saving failed).
+    done: oneshot::Sender<Result<Refreshed>>,
+}
 
 impl App {
     /// Refreshes `names` now, due or not, at most `settings.refresh_concurrency` at a time.
     /// Results come back in the order of `names`.
+    ///
+    /// Same guarantees as [`fresh_token`](Self::fresh_token) (REF-2: one request in flight per
+    /// account across processes, under its lock file, skipped when another process refreshed
+    /// since our snapshot; REF-3: the result is durable before the lock is released), but the
+    /// vault is written by one committer that saves every result that arrived meanwhile in a
+    /// single update (group commit), instead of one decrypt-encrypt-fsync per account.
     pub async fn refresh_many(&self, names: &[String]) -> Vec<(String, Result<Refreshed>)> {
+        let start = match self.current() {
+            Ok(s) => s,
+            Err(e) => {
+                let msg = e.to_string();
+                return names
+                    .iter()
+                    .map(|n| (n.clone(), Err(AppError::Config(msg.clone()))))
+                    .collect();
+            }
+        };
         let limit = self.settings.refresh_concurrency.max(1);
-        let mut results: Vec<(usize, String, Result<Refreshed>)> =
+        let (tx, rx) = mpsc::unbounded_channel::<Pending<'_>>();
+        let start = &start;
+        let work = async move {
+            let tx = &tx;
             futures::stream::iter(names.iter().enumerate())
                 .map(|(i, name)| async move {
-                    let r = self.fresh_token(name, true).await.map(|(_, how)| how);
-                    (i, name.clone(), r)
+                    let before = start.records.get(name).cloned();
+                    (i, name.clone(), self.refresh_one(name, before, tx).await)
                 })
                 .buffer_unordered(limit)
-                .collect()
-                .await;
+                .collect::<Vec<_>>()
+                .await
+            // `tx` drops here, which ends the committer.
+        };
+        let (mut results, ()) = futures::join!(work, self.committer(rx));
         results.sort_by_key(|(i, _, _)| *i);
         results.into_iter().map(|(_, n, r)| (n, r)).collect()
+    }
+
+    /// One account of [`refresh_many`](Self::refresh_many): lock, re-check, request, hand the
+    /// outcome to the committer and wait until it is durable, unlock.
+    async fn refresh_one<'a>(
+        &'a self,
+        name: &'a str,
+        before: Option<Record>,
+        tx: &mpsc::UnboundedSender<Pending<'a>>,
+    ) -> Result<Refreshed> {
+        let account = self.account(name)?;
+        let before = usable(name, before)?;
+        let _lock = self.lock_account(name).await?;
+        // Under the lock: a cheap generation check, a decryption only if someone else saved.
+        let current = usable(name, self.current()?.records.get(name).cloned())?;
+        if current.obtained_at != before.obtained_at {
+            return Ok(Refreshed::ByOther);
+        }
+        let Some(refresh_token) = current.refresh_token.clone() else {
+            return if expired(&current) {
+                Err(AppError::NeedsLogin(name.to_string()))
+            } else {
+                Ok(Refreshed::NoRefreshToken)
+            };
+        };
+        let stored_secret = match &account.client_secret {
+            Some(_) => None,
+            None => current.client_secret.clone(),
+        };
+        let cfg = self.client_config_with(account, stored_secret).await?;
+        let oauth = self.oauth()?;
+        let outcome = match &account.exchange_proxy {
+            Some(proxy) => oauth.refresh_via_proxy(proxy, &cfg, &refresh_token).await,
+            None => oauth.refresh(&cfg, &refresh_token).await,
+        };
+        let (done, durable) = oneshot::channel();
+        let pending = Pending {
+            name,
+            account,
+            cfg,
+            current,
+            outcome,
+            done,
+        };
+        tx.send(pending)
+            .map_err(|_| AppError::Config("the vault writer stopped".into()))?;
+        // REF-3: the lock is held until the new tokens are saved.
+        durable
+            .await
+            .map_err(|_| AppError::Config("the vault writer stopped".into()))?
+    }
+
+    /// Saves refresh outcomes as they arrive: everything queued while the previous save ran
+    /// goes into the next single `vault.update`.
+    async fn committer(&self, mut rx: mpsc::UnboundedReceiver<Pending<'_>>) {
+        while let Some(first) = rx.recv().await {
+            let mut batch = vec![first];
+            while let Ok(more) = rx.try_recv() {
+                batch.push(more);
+            }
+            self.commit(batch);
+        }
+    }
+
+    /// Applies `batch` in one update, then tells each task its outcome (and that it is durable).
+    fn commit(&self, batch: Vec<Pending<'_>>) {
+        let mut replies = Vec::with_capacity(batch.len());
+        let mut changes = Vec::with_capacity(batch.len());
+        for p in batch {
+            let rotated = p.outcome.as_ref().is_ok_and(|t| t.refresh_token.is_some());
+            replies.push((p.name, p.current, rotated, p.done));
+            changes.push((p.name, p.account, p.cfg, p.outcome));
+        }
+        let saved = self.vault.update_snapshot(|records| {
+            let outs: Vec<std::result::Result<Record, OAuthError>> = changes
+                .into_iter()
+                .map(|(name, account, cfg, outcome)| match outcome {
+                    Ok(tokens) => Ok(record_success(records, name, account, &cfg, tokens)),
+                    Err(err) => {
+                        record_failure(records, name, &err);
+                        Err(err)
+                    }
+                })
+                .collect();
+            Ok::<_, AppError>(outs)
+        });
+        match saved {
+            Ok((outs, snap)) => {
+                self.remember(Arc::new(snap));
+                for ((name, current, rotated, done), out) in replies.into_iter().zip(outs) {
+                    let reply = match out {
+                        Ok(rec) => Ok(Refreshed::Done {
+                            expires_at: rec.expires_at,
+                            rotated,
+                        }),
+                        Err(err) => failure_result(name, &current, err).map(|(_, how)| how),
+                    };
+                    // The task may have been dropped (caller gave up): nothing to tell then.
+                    let _ = done.send(reply);
+                }
+            }
+            Err(e) => {
+                let msg = format!("cannot save the refreshed tokens: {e}");
+                for (_, _, _, done) in replies {
+                    let _ = done.send(Err(AppError::Config(msg.clone())));
+                }
+            }
+        }
     }
 
     /// Revokes `name`'s tokens at the provider (RFC 7009), then deletes them locally whatever
@@ -33,7 +178,7 @@ impl App {
         };
         let cfg = self.client_config(account).await?;
         let remote = self
-            .oauth
+            .oauth()?
             .revoke(
                 &cfg,
                 record.access_token.as_ref(),

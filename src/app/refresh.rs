@@ -5,9 +5,10 @@
 
 use super::status::{self, unix};
 use super::{App, AppError, Result, apply_tokens};
-use crate::oauth::OAuthError;
+use crate::oauth::{ClientConfig, OAuthError, TokenSet};
+use crate::provider::Provider;
 use crate::secret::AccessToken;
-use crate::vault::{AccountState, Record, RefreshAttempt, RefreshOutcome};
+use crate::vault::{AccountState, Record, Records, RefreshAttempt, RefreshOutcome};
 use std::fs::File;
 use std::path::PathBuf;
 use std::time::SystemTime;
@@ -39,14 +40,14 @@ impl App {
     /// A usable access token for `name`, refreshed first when due (or when `force`).
     pub async fn fresh_token(&self, name: &str, force: bool) -> Result<(AccessToken, Refreshed)> {
         let account = self.account(name)?;
-        let before = self.vault.get(name)?;
+        let before = self.current()?.records.get(name).cloned();
         let before = usable(name, before)?;
         if !force && !status::is_due(&before, SystemTime::now()) {
             return Ok((token_of(name, &before)?, Refreshed::NotDue));
         }
         let _lock = self.lock_account(name).await?;
         // Re-read under the lock: another process may have refreshed meanwhile (REF-2).
-        let current = usable(name, self.vault.get(name)?)?;
+        let current = usable(name, self.current()?.records.get(name).cloned())?;
         if current.obtained_at != before.obtained_at
             || (!force && !status::is_due(&current, SystemTime::now()))
         {
@@ -62,25 +63,19 @@ impl App {
         let cfg = self.client_config(account).await?;
         let result = match &account.exchange_proxy {
             Some(proxy) => {
-                self.oauth
+                self.oauth()?
                     .refresh_via_proxy(proxy, &cfg, &refresh_token)
                     .await
             }
-            None => self.oauth.refresh(&cfg, &refresh_token).await,
+            None => self.oauth()?.refresh(&cfg, &refresh_token).await,
         };
         match result {
             Ok(tokens) => {
                 let rotated = tokens.refresh_token.is_some();
-                let record = self.vault.update(|records| {
-                    let mut rec = apply_tokens(records.get(name), account, &cfg, tokens);
-                    rec.refresh_count += 1;
-                    rec.last_refresh = Some(RefreshAttempt {
-                        at: unix(SystemTime::now()),
-                        outcome: RefreshOutcome::Ok,
-                    });
-                    records.insert(name.to_string(), rec.clone());
-                    Ok::<_, AppError>(rec)
+                let (record, snap) = self.vault.update_snapshot(|records| {
+                    Ok::<_, AppError>(record_success(records, name, account, &cfg, tokens))
                 })?;
+                self.remember(std::sync::Arc::new(snap));
                 let token = token_of(name, &record)?;
                 Ok((
                     token,
@@ -101,44 +96,11 @@ impl App {
         current: &Record,
         err: OAuthError,
     ) -> Result<(AccessToken, Refreshed)> {
-        let reason = err.to_string();
-        let permanent = err.is_invalid_grant();
-        let config = err.is_config_error();
         self.vault.update(|records| {
-            if let Some(rec) = records.get_mut(name) {
-                rec.last_refresh = Some(RefreshAttempt {
-                    at: unix(SystemTime::now()),
-                    outcome: RefreshOutcome::Failed {
-                        message: reason.clone(),
-                    },
-                });
-                if permanent {
-                    // REF-6: the refresh token is dead; keep the rest of the record.
-                    rec.refresh_token = None;
-                    rec.state = AccountState::NeedsLogin;
-                } else if config {
-                    rec.state = AccountState::Error {
-                        message: reason.clone(),
-                    };
-                }
-            }
+            record_failure(records, name, &err);
             Ok::<_, AppError>(())
         })?;
-        if permanent {
-            return Err(AppError::RefreshRefused {
-                name: name.to_string(),
-                reason: err
-                    .code()
-                    .map_or_else(|| reason.clone(), ToString::to_string),
-            });
-        }
-        if err.is_transient() && !expired(current) {
-            return Ok((
-                token_of(name, current)?,
-                Refreshed::FailedButValid { reason },
-            ));
-        }
-        Err(AppError::oauth(name, err))
+        failure_result(name, current, err)
     }
 
     /// The path of `name`'s refresh lock file, beside the vault.
@@ -163,7 +125,7 @@ impl App {
 
     /// Takes `name`'s refresh lock (blocks other processes and other tasks of this one: flock
     /// locks belong to the open file, so each call opens its own).
-    async fn lock_account(&self, name: &str) -> Result<File> {
+    pub(super) async fn lock_account(&self, name: &str) -> Result<File> {
         let path = self.lock_path(name);
         tokio::task::spawn_blocking(move || -> std::io::Result<File> {
             if let Some(dir) = path.parent() {
@@ -186,22 +148,87 @@ impl App {
     }
 }
 
+/// Notes a failed refresh in `name`'s record: REF-6 for a dead refresh token, an error state
+/// for a configuration problem, the attempt itself always.
+pub(super) fn record_failure(records: &mut Records, name: &str, err: &OAuthError) {
+    let Some(rec) = records.get_mut(name) else {
+        return;
+    };
+    let reason = err.to_string();
+    rec.last_refresh = Some(RefreshAttempt {
+        at: unix(SystemTime::now()),
+        outcome: RefreshOutcome::Failed {
+            message: reason.clone(),
+        },
+    });
+    if err.is_invalid_grant() {
+        // REF-6: the refresh token is dead; keep the rest of the record.
+        rec.refresh_token = None;
+        rec.state = AccountState::NeedsLogin;
+    } else if err.is_config_error() {
+        rec.state = AccountState::Error { message: reason };
+    }
+}
+
+/// What the caller of a failed refresh gets: the stored token while it is still valid and the
+/// failure transient, else an error.
+pub(super) fn failure_result(
+    name: &str,
+    current: &Record,
+    err: OAuthError,
+) -> Result<(AccessToken, Refreshed)> {
+    let reason = err.to_string();
+    if err.is_invalid_grant() {
+        return Err(AppError::RefreshRefused {
+            name: name.to_string(),
+            reason: err
+                .code()
+                .map_or_else(|| reason.clone(), ToString::to_string),
+        });
+    }
+    if err.is_transient() && !expired(current) {
+        return Ok((
+            token_of(name, current)?,
+            Refreshed::FailedButValid { reason },
+        ));
+    }
+    Err(AppError::oauth(name, err))
+}
+
+/// Applies a successful refresh to `name`'s record (REF-4 via `apply_tokens`); returns it.
+pub(super) fn record_success(
+    records: &mut Records,
+    name: &str,
+    account: &Provider,
+    cfg: &ClientConfig,
+    tokens: TokenSet,
+) -> Record {
+    let mut rec = apply_tokens(records.get(name), account, cfg, tokens);
+    rec.refresh_count += 1;
+    rec.last_refresh = Some(RefreshAttempt {
+        at: unix(SystemTime::now()),
+        outcome: RefreshOutcome::Ok,
+    });
+    records.insert(name.to_string(), rec.clone());
+    rec
+}
+
 /// The record if it can give a token at all.
-fn usable(name: &str, record: Option<Record>) -> Result<Record> {
+pub(super) fn usable(name: &str, record: Option<Record>) -> Result<Record> {
     match record {
         Some(r) if r.access_token.is_some() && r.state != AccountState::NeedsLogin => Ok(r),
         _ => Err(AppError::NeedsLogin(name.to_string())),
     }
 }
 
-fn token_of(name: &str, record: &Record) -> Result<AccessToken> {
+pub(super) fn token_of(name: &str, record: &Record) -> Result<AccessToken> {
     record
         .access_token
         .clone()
         .ok_or_else(|| AppError::NeedsLogin(name.to_string()))
 }
 
-fn expired(record: &Record) -> bool {
+pub(super) fn expired(record: &Record) -> bool {
     record
         .expires_at
         .is_some_and(|exp| unix(SystemTime::now()) >= exp)

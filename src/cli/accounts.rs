@@ -67,6 +67,22 @@ fn run(f: impl FnOnce(&tokio::runtime::Runtime) -> Result<u8, AppError>) -> u8 {
     }
 }
 
+/// Like [`run`] on a current-thread runtime: enough for `token` and `--export`, which make at
+/// most a few sequential requests, and it starts no worker threads (issue 5: export time).
+fn run_light(f: impl FnOnce(&tokio::runtime::Runtime) -> Result<u8, AppError>) -> u8 {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|source| AppError::Io {
+            what: "cannot start the async runtime".into(),
+            source,
+        });
+    match rt.and_then(|rt| f(&rt)) {
+        Ok(code) => code,
+        Err(e) => report(&e),
+    }
+}
+
 /// `authdeck login NAME [--mode browser|paste|device]`.
 #[derive(Debug, Args)]
 pub struct LoginArgs {
@@ -185,7 +201,7 @@ fn stdin_lines() -> tokio::sync::mpsc::UnboundedReceiver<String> {
 
 /// `authdeck token NAME`.
 pub fn token(loc: &Locations, name: &str) -> u8 {
-    run(|rt| {
+    run_light(|rt| {
         let app = open_app(loc, false)?;
         let (token, how) = rt.block_on(app.fresh_token(name, false))?;
         if let Refreshed::FailedButValid { reason } = how {
@@ -201,7 +217,7 @@ pub fn token(loc: &Locations, name: &str) -> u8 {
 
 /// `authdeck --export [NAME...] [--format ...]`.
 pub fn export(loc: &Locations, names: &[String], format: ExportFormat) -> u8 {
-    run(|rt| {
+    run_light(|rt| {
         let app = open_app(loc, false)?;
         let names: Vec<String> = if names.is_empty() {
             logged_in(&app)?
@@ -254,7 +270,9 @@ pub fn export(loc: &Locations, names: &[String], format: ExportFormat) -> u8 {
 
 /// Accounts with tokens in the vault.
 fn logged_in(app: &App) -> Result<Vec<String>, AppError> {
-    let records = app.vault().read()?;
+    // The app's cached snapshot: the per-account token lookups that follow reuse it.
+    let snap = app.current()?;
+    let records = &snap.records;
     Ok(app
         .account_names()
         .into_iter()

@@ -40,6 +40,8 @@ pub fn default_path() -> Result<PathBuf> {
 /// The vault: a handle on a [`Store`] with the read and update operations callers need.
 pub struct Vault {
     store: Box<dyn Store>,
+    /// The snapshot decrypted by `open` (to check the key), until a caller takes it.
+    opened: std::sync::Mutex<Option<Snapshot>>,
 }
 
 impl std::fmt::Debug for Vault {
@@ -58,8 +60,17 @@ impl Vault {
 
     /// Opens any [`Store`] (a custom `FileStore`, or another backend); checks the key as `open`.
     pub fn open_store(store: Box<dyn Store>) -> Result<Vault> {
-        store.load()?;
-        Ok(Vault { store })
+        let opened = store.load()?;
+        Ok(Vault {
+            store,
+            opened: std::sync::Mutex::new(opened),
+        })
+    }
+
+    /// The snapshot `open` decrypted, once (later calls get `None`), so a caller that caches
+    /// snapshots by generation does not decrypt the same vault twice at start-up.
+    pub fn take_opened(&self) -> Option<Snapshot> {
+        self.opened.lock().ok().and_then(|mut s| s.take())
     }
 
     /// Creates a new, empty vault at `path` (`authdeck vault init`); fails if one exists.
@@ -77,7 +88,10 @@ impl Vault {
         }
         store.save_if_generation(&lock, 0, &Records::new())?;
         drop(lock);
-        Ok(Vault { store })
+        Ok(Vault {
+            store,
+            opened: std::sync::Mutex::new(None),
+        })
     }
 
     /// Opens the vault at `path` with the key named by the environment (`AUTHDECK_KEY_FILE`,
@@ -118,6 +132,12 @@ impl Vault {
         }))
     }
 
+    /// The current generation (0: no vault) from the header alone, without decrypting: a cheap
+    /// test of whether a [`Snapshot`] taken earlier is still current.
+    pub fn generation(&self) -> Result<u64> {
+        self.store.generation()
+    }
+
     /// One account's record, if present.
     pub fn get(&self, name: &str) -> Result<Option<Record>> {
         Ok(self.read()?.remove(name))
@@ -142,6 +162,35 @@ impl Vault {
         Ok(out)
     }
 
+    /// Like [`update`](Self::update), and also returns the vault as it is afterwards (the
+    /// generation just saved and its records), so a caller caching snapshots needs no re-read.
+    pub fn update_snapshot<T, E>(
+        &self,
+        f: impl FnOnce(&mut Records) -> Result<T, E>,
+    ) -> Result<(T, Snapshot), E>
+    where
+        E: From<VaultError>,
+    {
+        let lock = self.store.lock()?;
+        let snap = self.snapshot()?;
+        let mut records = snap.records.clone();
+        let out = f(&mut records)?;
+        let generation = if records == snap.records {
+            snap.generation
+        } else {
+            self.store
+                .save_if_generation(&lock, snap.generation, &records)?
+        };
+        drop(lock);
+        Ok((
+            out,
+            Snapshot {
+                generation,
+                records,
+            },
+        ))
+    }
+
     /// Re-encrypts the vault under a new key or passphrase, atomically (`vault passwd`).
     pub fn rekey(&self, new_key: KeySource) -> Result<()> {
         let lock = self.store.lock()?;
@@ -153,5 +202,74 @@ impl Vault {
         self.store
             .rekey_if_generation(&lock, snap.generation, &snap.records, new_key)?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key_vault(dir: &Path) -> (PathBuf, KeySource) {
+        let key = dir.join("vault.key");
+        generate_key_file(&key).unwrap();
+        (dir.join("vault.bin"), KeySource::KeyFile(key))
+    }
+
+    fn add(vault: &Vault, name: &str) -> (usize, Snapshot) {
+        vault
+            .update_snapshot(|r| {
+                r.insert(name.to_string(), Record::default());
+                Ok::<_, VaultError>(r.len())
+            })
+            .unwrap()
+    }
+
+    #[test]
+    fn generation_is_read_from_the_header_and_update_snapshot_returns_the_saved_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, key) = key_vault(dir.path());
+        let missing = Vault::open(&path, key.clone()).unwrap();
+        assert_eq!(missing.generation().unwrap(), 0, "no vault yet");
+        let vault = Vault::create(&path, key.clone()).unwrap();
+        assert_eq!(vault.generation().unwrap(), 1);
+        let (len, snap) = add(&vault, "a");
+        assert_eq!(len, 1);
+        assert_eq!(snap.generation, 2);
+        assert_eq!(vault.generation().unwrap(), 2);
+        assert_eq!(
+            snap,
+            vault.snapshot().unwrap(),
+            "the returned snapshot is what was saved"
+        );
+        // Another handle's save shows up in the header.
+        let other = Vault::open(&path, key).unwrap();
+        add(&other, "b");
+        assert_eq!(vault.generation().unwrap(), 3);
+        // No change, no save: the generation stays.
+        let (_, same) = vault.update_snapshot(|_| Ok::<_, VaultError>(())).unwrap();
+        assert_eq!(same.generation, 3);
+    }
+
+    #[test]
+    fn generation_of_a_file_that_is_not_a_vault_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, key) = key_vault(dir.path());
+        let vault = Vault::create(&path, key).unwrap();
+        std::fs::write(&path, b"not a vault at all").unwrap();
+        assert!(vault.generation().is_err());
+    }
+
+    #[test]
+    fn take_opened_gives_the_snapshot_decrypted_at_open_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, key) = key_vault(dir.path());
+        let created = Vault::create(&path, key.clone()).unwrap();
+        assert!(created.take_opened().is_none(), "create decrypts nothing");
+        add(&created, "a");
+        let vault = Vault::open(&path, key).unwrap();
+        let opened = vault.take_opened().unwrap();
+        assert_eq!(opened.generation, 2);
+        assert!(opened.records.contains_key("a"));
+        assert!(vault.take_opened().is_none());
     }
 }

@@ -70,6 +70,12 @@ pub trait Store: Send + Sync {
         records: &Records,
         new_key: KeySource,
     ) -> Result<u64>;
+
+    /// The current generation (0: no vault), as cheaply as the backend allows, so callers can
+    /// tell whether a snapshot they hold is still current without decrypting again.
+    fn generation(&self) -> Result<u64> {
+        Ok(self.load()?.map_or(0, |s| s.generation))
+    }
 }
 
 /// Longest sleep between attempts to take the lock: short, because a waiter that oversleeps
@@ -253,6 +259,29 @@ impl FileStore {
 impl Store for FileStore {
     fn location(&self) -> &Path {
         &self.path
+    }
+
+    fn generation(&self) -> Result<u64> {
+        // The header's bytes alone: no decryption, and no read of the (possibly large) body.
+        use std::io::Read;
+        let file = match fs::File::open(&self.path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(0),
+            Err(e) => return Err(VaultError::io("cannot read vault", &self.path, e)),
+        };
+        let mut head = Vec::with_capacity(format::HEADER_LEN);
+        file.take(format::HEADER_LEN as u64)
+            .read_to_end(&mut head)
+            .map_err(|e| VaultError::io("cannot read vault", &self.path, e))?;
+        // No backup lookup on the fast path; a bad header goes the slow way for its message.
+        let ctx = Ctx {
+            path: &self.path,
+            backup: None,
+        };
+        match format::parse_header(&head, &ctx) {
+            Ok(header) => Ok(header.generation),
+            Err(_) => FileStore::generation(self),
+        }
     }
 
     fn exists(&self) -> Result<bool> {

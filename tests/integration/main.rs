@@ -13,6 +13,7 @@ mod providers;
 mod proxy;
 mod proxy_e2e;
 mod pty;
+mod refresh_batch;
 mod support;
 mod tui;
 mod vault;

@@ -1,0 +1,431 @@
+//! Command-line and dashboard benchmarks (issues 5 and 6), run against the built binary:
+//! 1. `authdeck --export` of 50 valid accounts (key-file vault), beside `cat` of the vault;
+//! 2. `authdeck refresh --all` of 1,000 due accounts against the in-process devserver;
+//! 3. the dashboard idle for 10 s with 100 accounts in a pseudo-terminal (CPU %, peak RSS).
+//!
+//! Run: `cargo bench --bench cli [export] [refresh] [idle]` (no name: all three). Figures go in
+//! docs/benchmarks.md.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use authdeck::devserver::{DevServer, DevServerConfig};
+use authdeck::secret::{AccessToken, RefreshToken};
+use authdeck::vault::{AccountState, KeySource, Record, Vault, generate_key_file};
+use futures::StreamExt;
+use portable_pty::{CommandBuilder, PtySize, native_pty_system};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+const BIN: &str = env!("CARGO_BIN_EXE_authdeck");
+
+fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+/// A config dir, a key file and a vault path inside one temp dir.
+struct Setup {
+    _dir: tempfile::TempDir,
+    config: PathBuf,
+    key: PathBuf,
+    vault: PathBuf,
+}
+
+impl Setup {
+    fn new() -> Setup {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("config");
+        std::fs::create_dir_all(config.join("providers")).unwrap();
+        let key = dir.path().join("vault.key");
+        generate_key_file(&key).unwrap();
+        let vault = dir.path().join("vault.bin");
+        Vault::create(&vault, KeySource::KeyFile(key.clone())).unwrap();
+        Setup {
+            _dir: dir,
+            config,
+            key,
+            vault,
+        }
+    }
+
+    /// Writes `providers/NAME.toml` for an OIDC account whose endpoints are all explicit.
+    fn account(&self, name: &str, issuer: &str, client_id: &str) {
+        let text = format!(
+            "extends = \"oidc\"\nissuer = \"{issuer}\"\n\
+             authorization_endpoint = \"{issuer}/authorize\"\n\
+             token_endpoint = \"{issuer}/token\"\nclient_id = \"{client_id}\"\n\
+             scopes = [\"api\"]\n"
+        );
+        std::fs::write(
+            self.config.join("providers").join(format!("{name}.toml")),
+            text,
+        )
+        .unwrap();
+    }
+
+    fn insert(&self, records: Vec<(String, Record)>) {
+        let vault = Vault::open(&self.vault, KeySource::KeyFile(self.key.clone())).unwrap();
+        vault
+            .update(|r| {
+                r.extend(records);
+                Ok::<_, authdeck::vault::VaultError>(())
+            })
+            .unwrap();
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(BIN);
+        cmd.args(args)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("AUTHDECK_CONFIG_DIR", &self.config)
+            .env("AUTHDECK_VAULT", &self.vault)
+            .env("AUTHDECK_KEY_FILE", &self.key);
+        cmd
+    }
+}
+
+fn valid_record(i: usize, issuer: &str, expires_at: i64) -> Record {
+    Record {
+        provider: "oidc".into(),
+        issuer: Some(issuer.into()),
+        client_id: Some("x".into()),
+        access_token: Some(AccessToken::new(format!("at_{i:0>40}"))),
+        token_type: Some("Bearer".into()),
+        obtained_at: Some(now()),
+        expires_at: Some(expires_at),
+        state: AccountState::Valid,
+        ..Record::default()
+    }
+}
+
+/// Median and 90th percentile of `samples` (sorted in place).
+fn stats(samples: &mut [Duration]) -> (f64, f64) {
+    samples.sort();
+    let at = |q: f64| ms(samples[((samples.len() - 1) as f64 * q).round() as usize]);
+    (at(0.5), at(0.9))
+}
+
+/// Peak RSS (KiB) of every child waited for so far.
+fn children_maxrss_kib() -> i64 {
+    // SAFETY: `ru` is a plain C struct the kernel fills in; zeroed is a valid value.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: valid pointer to a rusage; RUSAGE_CHILDREN is a constant the kernel knows.
+    let rc = unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut ru) };
+    assert_eq!(rc, 0);
+    ru.ru_maxrss
+}
+
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
+}
+
+fn bench_export() {
+    const ACCOUNTS: usize = 50;
+    const RUNS: usize = 200;
+    let s = Setup::new();
+    let issuer = "https://as.example";
+    let exp = now() + 3600;
+    for i in 0..ACCOUNTS {
+        s.account(&format!("acc{i}"), issuer, "x");
+    }
+    s.insert(
+        (0..ACCOUNTS)
+            .map(|i| (format!("acc{i}"), valid_record(i, issuer, exp)))
+            .collect(),
+    );
+    // Check once that it works and prints every token.
+    let out = s.command(&["--export"]).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines = String::from_utf8_lossy(&out.stdout).lines().count();
+    assert_eq!(lines, ACCOUNTS, "--export printed {lines} lines");
+
+    let run = |cmd: &mut Command| {
+        let t = Instant::now();
+        let st = cmd.stdout(Stdio::null()).status().unwrap();
+        assert!(st.success());
+        t.elapsed()
+    };
+    let (mut export, mut cat) = (Vec::new(), Vec::new());
+    for _ in 0..RUNS {
+        export.push(run(&mut s.command(&["--export"])));
+        let mut c = Command::new("cat");
+        c.arg(&s.vault);
+        cat.push(run(&mut c));
+    }
+    let rss = children_maxrss_kib();
+    if std::env::var_os("CLI_BENCH_KEEP").is_some() {
+        // For profiling by hand: keep the fixture and say how to run it.
+        let dir = s._dir.path().to_path_buf();
+        std::mem::forget(s);
+        println!("kept: {}", dir.display());
+    }
+    let (em, e9) = stats(&mut export);
+    let (cm, c9) = stats(&mut cat);
+    println!(
+        "## export ({ACCOUNTS} accounts, {RUNS} runs; load {})",
+        load_average()
+    );
+    println!("| command                     | median ms | p90 ms |");
+    println!("| --------------------------- | --------: | -----: |");
+    println!("| authdeck --export           | {em:>9.2} | {e9:>6.2} |");
+    println!("| cat vault.bin               | {cm:>9.2} | {c9:>6.2} |");
+    println!(
+        "peak RSS of any child so far: {:.1} MB",
+        rss as f64 / 1024.0
+    );
+}
+
+/// Logs in `n` times through the device grant (auto-approved), returning the refresh tokens.
+async fn device_logins(server: &DevServer, n: usize) -> Vec<String> {
+    let http = reqwest::Client::new();
+    let (dev_url, tok_url) = (server.url("/device_authorization"), server.url("/token"));
+    futures::stream::iter(0..n)
+        .map(|_| {
+            let (http, dev_url, tok_url) = (http.clone(), dev_url.clone(), tok_url.clone());
+            async move {
+                let dev: serde_json::Value = http
+                    .post(&dev_url)
+                    .form(&[("client_id", "demo-public"), ("scope", "api")])
+                    .send()
+                    .await
+                    .unwrap()
+                    .json()
+                    .await
+                    .unwrap();
+                let code = dev["device_code"].as_str().unwrap().to_string();
+                let tok: serde_json::Value = http
+                    .post(&tok_url)
+                    .form(&[
+                        ("client_id", "demo-public"),
+                        ("grant_type", "urn:ietf:params:oauth:grant-type:device_code"),
+                        ("device_code", code.as_str()),
+                    ])
+                    .send()
+                    .await
+                    .unwrap()
+                    .json()
+                    .await
+                    .unwrap();
+                tok["refresh_token"]
+                    .as_str()
+                    .unwrap_or_else(|| panic!("no refresh token: {tok}"))
+                    .to_string()
+            }
+        })
+        .buffer_unordered(32)
+        .collect()
+        .await
+}
+
+fn bench_refresh() {
+    const ACCOUNTS: usize = 1000;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let server = rt
+        .block_on(DevServer::start(DevServerConfig {
+            auto_approve_device: true,
+            ..DevServerConfig::default()
+        }))
+        .unwrap();
+    let issuer = server.issuer();
+    let t = Instant::now();
+    let tokens = rt.block_on(device_logins(&server, ACCOUNTS));
+    let login_time = t.elapsed();
+    let s = Setup::new();
+    let due = now() - 10;
+    let mut records = Vec::new();
+    for (i, rt_token) in tokens.into_iter().enumerate() {
+        let name = format!("acc{i:04}");
+        s.account(&name, &issuer, "demo-public");
+        let mut rec = valid_record(i, &issuer, due);
+        rec.client_id = Some("demo-public".into());
+        rec.obtained_at = Some(due - 3600);
+        rec.refresh_token = Some(RefreshToken::new(rt_token));
+        records.push((name, rec));
+    }
+    s.insert(records);
+    let before = server.stats().refreshes;
+    let gen_before = Vault::open(&s.vault, KeySource::KeyFile(s.key.clone()))
+        .unwrap()
+        .generation()
+        .unwrap();
+    let t = Instant::now();
+    let out = s
+        .command(&["refresh", "--all"])
+        .stdout(Stdio::null())
+        .output()
+        .unwrap();
+    let wall = t.elapsed();
+    let rss = children_maxrss_kib();
+    let refreshed = server.stats().refreshes - before;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let errors = stderr
+        .lines()
+        .filter(|l| l.starts_with("authdeck:"))
+        .count();
+    if !out.status.success() {
+        eprintln!("{}", stderr.lines().take(5).collect::<Vec<_>>().join("\n"));
+    }
+    // Every record must now hold a fresh, future expiry.
+    let vault = Vault::open(&s.vault, KeySource::KeyFile(s.key.clone())).unwrap();
+    let saves = vault.generation().unwrap() - gen_before;
+    let fresh = vault
+        .read()
+        .unwrap()
+        .values()
+        .filter(|r| r.expires_at.is_some_and(|e| e > now()))
+        .count();
+    println!(
+        "## refresh --all ({ACCOUNTS} due accounts; load {}; {ACCOUNTS} device logins took {:.0} ms)",
+        load_average(),
+        ms(login_time)
+    );
+    println!(
+        "| wall s | peak RSS MB | server refreshes | fresh records | vault saves | errors | exit |"
+    );
+    println!(
+        "| -----: | ----------: | ---------------: | ------------: | ----------: | -----: | ---: |"
+    );
+    println!(
+        "| {:>6.2} | {:>11.1} | {refreshed:>16} | {fresh:>13} | {saves:>11} | {errors:>6} | {:>4} |",
+        wall.as_secs_f64(),
+        rss as f64 / 1024.0,
+        out.status.code().unwrap_or(-1)
+    );
+    drop(rt);
+}
+
+/// utime + stime of `pid` in clock ticks.
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // Fields after the command name (which is in parentheses and may hold spaces).
+    let rest = &stat[stat.rfind(')').unwrap() + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    // rest[0] is field 3 (state); utime is field 14, stime 15.
+    f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap()
+}
+
+fn status_kib(pid: u32, key: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find(|l| l.starts_with(key))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+fn bench_idle() {
+    const ACCOUNTS: usize = 100;
+    const SECONDS: u64 = 10;
+    let s = Setup::new();
+    let issuer = "https://as.example";
+    let exp = now() + 3600;
+    for i in 0..ACCOUNTS {
+        s.account(&format!("acc{i:03}"), issuer, "x");
+    }
+    s.insert(
+        (0..ACCOUNTS)
+            .map(|i| (format!("acc{i:03}"), valid_record(i, issuer, exp)))
+            .collect(),
+    );
+    let pair = native_pty_system()
+        .openpty(PtySize {
+            rows: 40,
+            cols: 120,
+            pixel_width: 0,
+            pixel_height: 0,
+        })
+        .unwrap();
+    let mut cmd = CommandBuilder::new(BIN);
+    cmd.env_clear();
+    cmd.env("PATH", std::env::var("PATH").unwrap_or_default());
+    cmd.env("TERM", "xterm-256color");
+    cmd.env("AUTHDECK_CONFIG_DIR", &s.config);
+    cmd.env("AUTHDECK_VAULT", &s.vault);
+    cmd.env("AUTHDECK_KEY_FILE", &s.key);
+    let mut child = pair.slave.spawn_command(cmd).unwrap();
+    drop(pair.slave);
+    let pid = child.process_id().unwrap();
+    let mut reader = pair.master.try_clone_reader().unwrap();
+    let seen = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let seen2 = seen.clone();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 8192];
+        while let Ok(n @ 1..) = reader.read(&mut buf) {
+            seen2.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+        }
+    });
+    // Wait for the first frame (a screenful of output), then let it settle.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while seen.load(std::sync::atomic::Ordering::Relaxed) < 2000 {
+        assert!(Instant::now() < deadline, "the dashboard drew nothing");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_secs(1));
+    let tick = 100.0; // USER_HZ on Linux
+    let (c0, b0, t0) = (
+        cpu_ticks(pid),
+        seen.load(std::sync::atomic::Ordering::Relaxed),
+        Instant::now(),
+    );
+    std::thread::sleep(Duration::from_secs(SECONDS));
+    let (c1, b1, el) = (
+        cpu_ticks(pid),
+        seen.load(std::sync::atomic::Ordering::Relaxed),
+        t0.elapsed(),
+    );
+    let hwm = status_kib(pid, "VmHWM:");
+    let rss = status_kib(pid, "VmRSS:");
+    child.kill().ok();
+    child.wait().ok();
+    let cpu_s = (c1 - c0) as f64 / tick;
+    println!(
+        "## dashboard idle ({ACCOUNTS} accounts, {SECONDS} s; load {})",
+        load_average()
+    );
+    println!("| CPU s used | CPU % | bytes drawn | peak RSS MB (VmHWM) | RSS MB |");
+    println!("| ---------: | ----: | ----------: | ------------------: | -----: |");
+    println!(
+        "| {cpu_s:>10.2} | {:>5.2} | {:>11} | {:>19.1} | {:>6.1} |",
+        100.0 * cpu_s / el.as_secs_f64(),
+        b1 - b0,
+        hwm as f64 / 1024.0,
+        rss as f64 / 1024.0
+    );
+}
+
+fn main() {
+    let wanted: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    let want = |n: &str| wanted.is_empty() || wanted.iter().any(|w| w == n);
+    println!("binary: {}", Path::new(BIN).display());
+    if want("export") {
+        bench_export();
+    }
+    if want("refresh") {
+        bench_refresh();
+    }
+    if want("idle") {
+        bench_idle();
+    }
+}
