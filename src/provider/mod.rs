@@ -423,11 +423,8 @@ fn resolve_chain(
                     )]);
                 }
             }
-        } else if let Some(text) = templates::text(target) {
-            (
-                parse_layer(target, &templates::label(target), text)?,
-                Kind::Template,
-            )
+        } else if templates::text(target).is_some() {
+            (template_layer(target)?, Kind::Template)
         } else {
             return Err(vec![ext.origin.error(
                 format!("unknown template `{target}` in extends"),
@@ -458,6 +455,25 @@ fn resolve_chain(
     let mut layers = chain.into_iter().rev();
     let root = layers.next().ok_or_else(Vec::new)?;
     Ok((layers.fold(root, Layer::merged_with), template))
+}
+
+/// A bundled template parsed once per process: `--export` of many accounts that extend the
+/// same template would otherwise parse its text again for each of them.
+fn template_layer(name: &str) -> Result<Layer, Vec<Problem>> {
+    use std::collections::HashMap;
+    use std::sync::{Mutex, OnceLock};
+    type Cache = Mutex<HashMap<String, Result<Layer, Vec<Problem>>>>;
+    static CACHE: OnceLock<Cache> = OnceLock::new();
+    let cache = CACHE.get_or_init(|| Mutex::new(HashMap::new()));
+    if let Some(hit) = cache.lock().ok().and_then(|c| c.get(name).cloned()) {
+        return hit;
+    }
+    let text = templates::text(name).unwrap_or_default();
+    let parsed = parse_layer(name, &templates::label(name), text);
+    if let Ok(mut c) = cache.lock() {
+        c.insert(name.to_string(), parsed.clone());
+    }
+    parsed
 }
 
 fn unknown_template_hint(target: &str, siblings: &BTreeMap<String, PathBuf>) -> String {
