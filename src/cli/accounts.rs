@@ -607,7 +607,10 @@ pub fn dashboard(loc: &Locations) -> u8 {
         if needs_passphrase_prompt(&path)? {
             return rt.block_on(run_locked_dashboard(config_dir, path));
         }
-        let app = open_app(loc, false)?;
+        // With accounts but no vault yet, a login from the dashboard will create the vault, so
+        // its key is settled now (environment, or a new passphrase asked before raw mode).
+        let create = !path.exists() && !provider::load_accounts(&config_dir).accounts.is_empty();
+        let app = open_app(loc, create)?;
         rt.block_on(run_dashboard(std::sync::Arc::new(app)))
     })
 }

@@ -169,3 +169,68 @@ fn tui_asks_for_the_passphrase_inside_the_dashboard_and_again_when_wrong() {
     assert!(s.wait_exit(WAIT).success());
     assert!(!s.alternate_screen());
 }
+
+/// A first login from the dashboard on a fresh machine creates the vault with the configured
+/// key (regression: the dashboard used to open a missing vault without a key source).
+#[test]
+fn tui_first_login_from_the_dashboard_creates_the_vault() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let srv = rt
+        .block_on(authdeck::devserver::DevServer::start(
+            authdeck::devserver::DevServerConfig::default(),
+        ))
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let providers = dir.path().join("config/providers");
+    std::fs::create_dir_all(&providers).unwrap();
+    std::fs::write(
+        providers.join("work.toml"),
+        format!(
+            "extends = \"oidc\"\nissuer = \"{}\"\nclient_id = \"demo-public\"\nscopes = [\"openid\", \"email\"]\n",
+            srv.issuer()
+        ),
+    )
+    .unwrap();
+    let key = dir.path().join("vault.key");
+    authdeck::vault::generate_key_file(&key).unwrap();
+    let vault = dir.path().join("vault.bin");
+    let d = dir.path().to_str().unwrap();
+    let config = format!("{d}/config");
+    let mut s = PtySession::spawn(
+        &crate::support::bin(),
+        &[],
+        &[
+            ("HOME", d),
+            ("AUTHDECK_CONFIG_DIR", &config),
+            ("AUTHDECK_VAULT", vault.to_str().unwrap()),
+            ("AUTHDECK_KEY_FILE", key.to_str().unwrap()),
+            ("NO_PROXY", "127.0.0.1"),
+        ],
+        100,
+        30,
+    );
+    s.wait_for_text("needs login", WAIT);
+    s.send("l");
+    s.wait_for_text("Paste", WAIT);
+    s.send("p");
+    s.wait_for_text("paste mode", WAIT);
+    s.send("c");
+    let deadline = Instant::now() + WAIT;
+    let url = loop {
+        if let Some(u) = last_osc52(&s.raw_output()) {
+            break u;
+        }
+        assert!(Instant::now() < deadline, "no OSC 52 copy of the URL");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    s.send("\t");
+    s.send(&authorize_location(&url));
+    s.send("\r");
+    s.wait_for("the login to finish", WAIT, |sc| {
+        sc.contains("logged in") && countdown(sc, "work").is_some()
+    });
+    s.send("q");
+    assert!(s.wait_exit(WAIT).success());
+    assert!(vault.exists(), "the first login created the vault");
+    drop(srv);
+}
