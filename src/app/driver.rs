@@ -58,7 +58,7 @@ pub fn account_view(p: &Provider, rec: Option<&Record>, now: SystemTime) -> Acco
         v.next_refresh = r
             .obtained_at
             .and_then(|o| schedule::due_at(from_unix(o), r.expires_at.map(from_unix)));
-        v.last_error = super::status::account_status(p, Some(r), now).error;
+        v.last_error = super::status::last_error(r);
         v.has_refresh_token = r.refresh_token.is_some();
         let claims = [
             ("sub", &r.claims.subject),

@@ -110,6 +110,18 @@ pub fn health(record: Option<&Record>, now: SystemTime) -> Health {
     }
 }
 
+/// The account's last error, one line: its error state, else a failed last refresh.
+pub fn last_error(record: &Record) -> Option<String> {
+    match (&record.state, &record.last_refresh) {
+        (AccountState::Error { message }, _) => Some(message.clone()),
+        (_, Some(attempt)) => match &attempt.outcome {
+            RefreshOutcome::Failed { message } => Some(message.clone()),
+            RefreshOutcome::Ok => None,
+        },
+        _ => None,
+    }
+}
+
 /// Builds the status of `provider`'s account from its record.
 pub fn account_status(
     provider: &Provider,
@@ -118,14 +130,7 @@ pub fn account_status(
 ) -> AccountStatus {
     let state = health(record, now);
     let identity = record.and_then(|r| r.claims.email.clone().or_else(|| r.claims.subject.clone()));
-    let error = record.and_then(|r| match (&r.state, &r.last_refresh) {
-        (AccountState::Error { message }, _) => Some(message.clone()),
-        (_, Some(attempt)) => match &attempt.outcome {
-            RefreshOutcome::Failed { message } => Some(message.clone()),
-            RefreshOutcome::Ok => None,
-        },
-        _ => None,
-    });
+    let error = record.and_then(last_error);
     AccountStatus {
         account: provider.name.clone(),
         provider: provider

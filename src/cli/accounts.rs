@@ -609,9 +609,19 @@ pub fn dashboard(loc: &Locations) -> u8 {
         }
         // With accounts but no vault yet, a login from the dashboard will create the vault, so
         // its key is settled now (environment, or a new passphrase asked before raw mode).
-        let create = !path.exists() && !provider::load_accounts(&config_dir).accounts.is_empty();
+        let create = !path.exists() && has_account_files(&config_dir);
         let app = open_app(loc, create)?;
         rt.block_on(run_dashboard(std::sync::Arc::new(app)))
+    })
+}
+
+/// True when the config directory holds at least one account file (a directory listing only:
+/// `App::new` loads and validates them right after).
+fn has_account_files(config_dir: &std::path::Path) -> bool {
+    std::fs::read_dir(provider::accounts_dir(config_dir)).is_ok_and(|entries| {
+        entries
+            .flatten()
+            .any(|e| e.path().extension().is_some_and(|x| x == "toml"))
     })
 }
 

@@ -4,7 +4,6 @@
 
 use crate::support::{authorize_location, stderr, stdout, wait_with_timeout};
 use authdeck::devserver::{DevServer, DevServerConfig};
-use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -82,25 +81,7 @@ impl Env {
 
     /// `login demo --mode paste`, answering with the redirect URL the server sends us to.
     fn login_paste(&self) {
-        let mut child = self
-            .cmd(&["login", "demo", "--mode", "paste"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut stdout = BufReader::new(child.stdout.take().unwrap());
-        let mut url = String::new();
-        stdout.read_line(&mut url).unwrap();
-        assert!(
-            url.starts_with("http://127.0.0.1:"),
-            "first stdout line: {url}"
-        );
-        let location = authorize_location(url.trim());
-        let mut stdin = child.stdin.take().unwrap();
-        writeln!(stdin, "{location}").unwrap();
-        let out = wait_with_timeout(child, Duration::from_secs(20));
-        assert!(out.status.success(), "paste login failed: {}", stderr(&out));
+        crate::support::paste_login(self.cmd(&["login", "demo", "--mode", "paste"]));
     }
 }
 

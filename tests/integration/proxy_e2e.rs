@@ -8,13 +8,12 @@ use crate::oidc_provider::{
     BASIC_CLIENT, BASIC_CLIENT_ID, BASIC_CLIENT_SECRET, OidcProvider, browse_authorization,
     redirect_uri,
 };
-use crate::support::{authorize_location, stderr, wait_with_timeout};
+use crate::support::{stderr, wait_with_timeout};
 use authdeck::devserver::{DevClient, DevServer, DevServerConfig, Endpoint, Fault};
 use authdeck::oauth::pkce::PkcePair;
 use authdeck::provider::ClientAuth;
 use authdeck::proxy::{CaptureSink, Proxy, ProxyConfig, ProxyHandle};
 use base64::Engine;
-use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::Arc;
@@ -485,25 +484,7 @@ impl Account {
 
     /// `login demo --mode paste`, answering with the redirect the devserver sends us to.
     fn login_paste(&self) -> Output {
-        let mut child = self
-            .cmd(&["login", "demo", "--mode", "paste"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut stdout = BufReader::new(child.stdout.take().unwrap());
-        let mut url = String::new();
-        stdout.read_line(&mut url).unwrap();
-        assert!(
-            url.starts_with("http://127.0.0.1:"),
-            "first stdout line: {url}"
-        );
-        let location = authorize_location(url.trim());
-        writeln!(child.stdin.take().unwrap(), "{location}").unwrap();
-        let out = wait_with_timeout(child, Duration::from_secs(15));
-        assert!(out.status.success(), "paste login failed: {}", stderr(&out));
-        out
+        crate::support::paste_login(self.cmd(&["login", "demo", "--mode", "paste"]))
     }
 }
 

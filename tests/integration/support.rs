@@ -1,8 +1,9 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
+use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
-use std::process::Output;
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 /// Path of the `authdeck` binary built for this test run.
@@ -49,4 +50,33 @@ pub fn wait_with_timeout(mut child: std::process::Child, timeout: Duration) -> O
         }
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// Runs `login NAME --mode paste` (`cmd` already holds its arguments and environment) like a
+/// user on a VPS: reads the URL from stdout's first line, opens it at an authorization server
+/// that approves at once, and pastes the redirect back on stdin. Panics unless the login succeeds.
+#[track_caller]
+pub fn paste_login(mut cmd: Command) -> Output {
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut url = String::new();
+    out.read_line(&mut url).unwrap();
+    assert!(
+        url.starts_with("http://127.0.0.1:"),
+        "first stdout line: {url}"
+    );
+    let location = authorize_location(url.trim());
+    writeln!(child.stdin.take().unwrap(), "{location}").unwrap();
+    let done = wait_with_timeout(child, Duration::from_secs(20));
+    assert!(
+        done.status.success(),
+        "paste login failed: {}",
+        stderr(&done)
+    );
+    done
 }

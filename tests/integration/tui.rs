@@ -29,6 +29,27 @@ fn countdown(screen: &str, account: &str) -> Option<u64> {
         .find_map(|w| w.strip_suffix('s').and_then(|n| n.parse().ok()))
 }
 
+/// In an open login picker: chooses paste mode, copies the URL through OSC 52 (`c`), has the
+/// authorization server approve it, and pastes the redirect into the dialog.
+fn dashboard_paste_login(s: &mut PtySession) {
+    s.wait_for_text("Paste", WAIT);
+    s.send("p");
+    s.wait_for_text("paste mode", WAIT);
+    s.send("c");
+    let deadline = Instant::now() + WAIT;
+    let url = loop {
+        if let Some(u) = last_osc52(&s.raw_output()) {
+            break u;
+        }
+        assert!(Instant::now() < deadline, "no OSC 52 copy of the URL");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(url.contains("/authorize?"), "copied URL: {url}");
+    s.send("\t");
+    s.send(&authorize_location(&url));
+    s.send("\r");
+}
+
 #[test]
 fn tui_demo_paste_login_countdown_refresh_and_clean_exit() {
     let home = tempfile::tempdir().unwrap();
@@ -58,23 +79,7 @@ fn tui_demo_paste_login_countdown_refresh_and_clean_exit() {
     s.send("j");
     s.wait_for_text("Demo, logged out", WAIT);
     s.send("l");
-    s.wait_for_text("Paste", WAIT);
-    s.send("p");
-    s.wait_for_text("paste mode", WAIT);
-    s.send("c");
-    let deadline = Instant::now() + WAIT;
-    let url = loop {
-        if let Some(u) = last_osc52(&s.raw_output()) {
-            break u;
-        }
-        assert!(Instant::now() < deadline, "no OSC 52 copy of the URL");
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    assert!(url.contains("/authorize?"), "copied URL: {url}");
-    let location = authorize_location(&url);
-    s.send("\t");
-    s.send(&location);
-    s.send("\r");
+    dashboard_paste_login(&mut s);
     s.wait_for("the paste login to finish", WAIT, |sc| {
         sc.contains("logged in") && countdown(sc, "demo-device").is_some()
     });
@@ -211,21 +216,7 @@ fn tui_first_login_from_the_dashboard_creates_the_vault() {
     );
     s.wait_for_text("needs login", WAIT);
     s.send("l");
-    s.wait_for_text("Paste", WAIT);
-    s.send("p");
-    s.wait_for_text("paste mode", WAIT);
-    s.send("c");
-    let deadline = Instant::now() + WAIT;
-    let url = loop {
-        if let Some(u) = last_osc52(&s.raw_output()) {
-            break u;
-        }
-        assert!(Instant::now() < deadline, "no OSC 52 copy of the URL");
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    s.send("\t");
-    s.send(&authorize_location(&url));
-    s.send("\r");
+    dashboard_paste_login(&mut s);
     s.wait_for("the login to finish", WAIT, |sc| {
         sc.contains("logged in") && countdown(sc, "work").is_some()
     });
