@@ -69,6 +69,16 @@ impl App {
     /// Builds the app from a config dir and an opened vault.
     pub fn new(config_dir: PathBuf, vault: Vault, settings: Settings) -> Result<App> {
         let loaded = provider::load_accounts(&config_dir);
+        App::with_accounts(config_dir, loaded, vault, settings)
+    }
+
+    /// Builds the app from accounts the caller loaded from `config_dir` and an opened vault.
+    pub fn with_accounts(
+        config_dir: PathBuf,
+        loaded: Loaded,
+        vault: Vault,
+        settings: Settings,
+    ) -> Result<App> {
         let opened = vault.take_opened().map(Arc::new);
         Ok(App {
             config_dir,

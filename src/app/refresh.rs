@@ -36,6 +36,22 @@ pub enum Refreshed {
     },
 }
 
+/// `name`'s stored access token when it is not due for a refresh: `None` when it is due (ask
+/// [`App::fresh_token`]), an error when there is none to give. No lock, no request, no runtime:
+/// this is what lets `--export` of valid tokens cost one decryption for any number of accounts.
+pub fn token_if_not_due(
+    name: &str,
+    record: Option<&Record>,
+    now: SystemTime,
+) -> Option<Result<AccessToken>> {
+    match record {
+        Some(r) if r.access_token.is_some() && r.state != AccountState::NeedsLogin => {
+            (!status::is_due(r, now)).then(|| token_of(name, r))
+        }
+        _ => Some(Err(AppError::NeedsLogin(name.to_string()))),
+    }
+}
+
 impl App {
     /// A usable access token for `name`, refreshed first when due (or when `force`).
     pub async fn fresh_token(&self, name: &str, force: bool) -> Result<(AccessToken, Refreshed)> {

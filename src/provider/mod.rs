@@ -24,6 +24,7 @@ use raw::{Layer, parse_layer};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use url::Url;
 use validate::{Meta, Mode};
 
@@ -291,7 +292,7 @@ fn load_with_siblings(
     path: &Path,
     siblings: &BTreeMap<String, PathBuf>,
 ) -> Result<Provider, Vec<Problem>> {
-    let text = std::fs::read_to_string(path).map_err(|e| vec![io_problem(path, &e)])?;
+    let text = read_account_file(path).map_err(|e| vec![io_problem(path, &e)])?;
     let name = stem(path);
     account_from_text(
         &name,
@@ -357,23 +358,56 @@ fn stem(path: &Path) -> String {
         .unwrap_or_default()
 }
 
-/// `*.toml` files of `dir` by account name.
+/// `*.toml` files of `dir` by account name (symbolic links to files count).
 fn list_toml(dir: &Path) -> std::io::Result<BTreeMap<String, PathBuf>> {
     let mut out = BTreeMap::new();
     for entry in std::fs::read_dir(dir)? {
-        let path = entry?.path();
-        if path.extension().is_some_and(|e| e == "toml") && path.is_file() {
+        let entry = entry?;
+        let path = entry.path();
+        if path.extension().is_none_or(|e| e != "toml") {
+            continue;
+        }
+        // The directory entry knows its type: a `stat` per file only for links (and for file
+        // systems that do not say), which matters when a command loads 50 accounts.
+        let is_file = match entry.file_type() {
+            Ok(t) if t.is_file() => true,
+            Ok(t) if t.is_dir() => false,
+            _ => path.is_file(),
+        };
+        if is_file {
             out.insert(stem(&path), path);
         }
     }
     Ok(out)
 }
 
+/// Largest account file read: far above any real one, and it stops a link to a device or a
+/// huge file from eating memory.
+const MAX_ACCOUNT_FILE: u64 = 1 << 20;
+
+/// Reads an account file: `open`, `read` until the end, `close`, and no `stat` (small files
+/// need no size hint). Not UTF-8 is `InvalidData`; too large is `FileTooLarge`.
+fn read_account_file(path: &Path) -> std::io::Result<String> {
+    use std::io::Read;
+    let file = std::fs::File::open(path)?;
+    let mut bytes = Vec::with_capacity(2048);
+    file.take(MAX_ACCOUNT_FILE + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > MAX_ACCOUNT_FILE {
+        return Err(std::io::Error::from(std::io::ErrorKind::FileTooLarge));
+    }
+    String::from_utf8(bytes).map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidData))
+}
+
 fn io_problem(path: &Path, e: &std::io::Error) -> Problem {
-    let message = if e.kind() == std::io::ErrorKind::InvalidData {
-        "cannot read file: it is not valid UTF-8".to_owned()
-    } else {
-        format!("cannot read: {e}")
+    let message = match e.kind() {
+        std::io::ErrorKind::InvalidData => "cannot read file: it is not valid UTF-8".to_owned(),
+        std::io::ErrorKind::FileTooLarge => {
+            format!(
+                "cannot read file: larger than {} KiB",
+                MAX_ACCOUNT_FILE / 1024
+            )
+        }
+        _ => format!("cannot read: {e}"),
     };
     Problem {
         file: path.display().to_string(),
@@ -402,7 +436,7 @@ fn resolve_chain(
 ) -> Result<(Layer, Option<String>), Vec<Problem>> {
     let first_extends = first.extends.clone();
     let mut seen = vec![(first_kind, first.name.clone())];
-    let mut chain = vec![first];
+    let mut chain = vec![Arc::new(first)];
     let mut kind = first_kind;
     let mut template = None;
     while let Some(ext) = chain.last().and_then(|l| l.extends.clone()) {
@@ -412,10 +446,10 @@ fn resolve_chain(
             .get(target)
             .filter(|_| kind == Kind::User && target != current);
         let (parent, parent_kind) = if let Some(path) = sibling {
-            let text = std::fs::read_to_string(path).ok();
+            let text = read_account_file(path).ok();
             let label = path.display().to_string();
             match text.map(|t| parse_layer(target, &label, &t)) {
-                Some(Ok(l)) => (l, Kind::User),
+                Some(Ok(l)) => (Arc::new(l), Kind::User),
                 _ => {
                     return Err(vec![ext.origin.error(
                         format!("`extends = \"{target}\"` names an account file that has errors"),
@@ -452,28 +486,30 @@ fn resolve_chain(
         chain.push(parent);
         kind = parent_kind;
     }
+    // Root first; a shared (template) layer is cloned only for the fields a child leaves unset.
     let mut layers = chain.into_iter().rev();
     let root = layers.next().ok_or_else(Vec::new)?;
-    Ok((layers.fold(root, Layer::merged_with), template))
+    let merged = layers.fold(root, |base, over| {
+        Arc::new(base.merged_over(Arc::unwrap_or_clone(over)))
+    });
+    Ok((Arc::unwrap_or_clone(merged), template))
 }
 
 /// A bundled template parsed once per process: `--export` of many accounts that extend the
 /// same template would otherwise parse its text again for each of them.
-fn template_layer(name: &str) -> Result<Layer, Vec<Problem>> {
-    use std::collections::HashMap;
-    use std::sync::{Mutex, OnceLock};
-    type Cache = Mutex<HashMap<String, Result<Layer, Vec<Problem>>>>;
-    static CACHE: OnceLock<Cache> = OnceLock::new();
-    let cache = CACHE.get_or_init(|| Mutex::new(HashMap::new()));
-    if let Some(hit) = cache.lock().ok().and_then(|c| c.get(name).cloned()) {
-        return hit;
+fn template_layer(name: &str) -> Result<Arc<Layer>, Vec<Problem>> {
+    use std::sync::OnceLock;
+    type Parsed = Result<Arc<Layer>, Vec<Problem>>;
+    static CACHE: [OnceLock<Parsed>; TEMPLATE_NAMES.len()] =
+        [const { OnceLock::new() }; TEMPLATE_NAMES.len()];
+    let parse = || {
+        let text = templates::text(name).unwrap_or_default();
+        parse_layer(name, &templates::label(name), text).map(Arc::new)
+    };
+    match TEMPLATE_NAMES.iter().position(|n| *n == name) {
+        Some(i) => CACHE[i].get_or_init(parse).clone(),
+        None => parse(),
     }
-    let text = templates::text(name).unwrap_or_default();
-    let parsed = parse_layer(name, &templates::label(name), text);
-    if let Ok(mut c) = cache.lock() {
-        c.insert(name.to_string(), parsed.clone());
-    }
-    parsed
 }
 
 fn unknown_template_hint(target: &str, siblings: &BTreeMap<String, PathBuf>) -> String {

@@ -7,6 +7,7 @@ use crate::secret::ClientSecret;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::Arc;
 use toml::Spanned;
 
 /// Every field a provider file may contain, in schema order.
@@ -95,24 +96,41 @@ impl<'de> Deserialize<'de> for ParamValue {
     }
 }
 
-/// Where a value came from: the file label and the 1-based position of the key or value.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Origin {
+/// A parsed file's label and text, shared by the [`Origin`] of every value in it.
+#[derive(Debug)]
+struct SourceFile {
     /// The file label (path as given, or `<bundled>/NAME.toml`).
-    pub file: String,
-    /// The position of the value in that file.
-    pub position: Position,
+    label: String,
+    text: Box<str>,
+}
+
+/// Where a value came from: its file and byte offset. The line and column are worked out only
+/// when a problem is reported: loading many valid files (`--export`) never pays for them.
+#[derive(Debug, Clone)]
+pub struct Origin {
+    source: Arc<SourceFile>,
+    offset: usize,
 }
 
 impl Origin {
+    /// The file label (path as given, or `<bundled>/NAME.toml`).
+    pub fn file(&self) -> &str {
+        &self.source.label
+    }
+
+    /// The 1-based position of the value in its file.
+    pub fn position(&self) -> Position {
+        Position::of_offset(&self.source.text, self.offset)
+    }
+
     /// An error at this origin.
     pub fn error(&self, message: impl Into<String>, hint: impl Into<String>) -> Problem {
-        Problem::error(self.file.clone(), self.position, message, hint)
+        Problem::error(self.file(), self.position(), message, hint)
     }
 
     /// A warning at this origin.
     pub fn warning(&self, message: impl Into<String>, hint: impl Into<String>) -> Problem {
-        Problem::warning(self.file.clone(), self.position, message, hint)
+        Problem::warning(self.file(), self.position(), message, hint)
     }
 }
 
@@ -133,8 +151,8 @@ pub type AtTable = BTreeMap<String, At<String>>;
 pub struct Layer {
     /// The account or template name (the file stem).
     pub name: String,
-    /// The file label, for problems about the file as a whole.
-    pub file: String,
+    /// The file, for problems about the file as a whole.
+    source: Arc<SourceFile>,
     pub extends: Option<At<String>>,
     pub display_name: Option<At<String>>,
     pub issuer: Option<At<String>>,
@@ -165,51 +183,71 @@ impl Layer {
     /// The origin of the file as a whole (line 1, column 1).
     pub fn start(&self) -> Origin {
         Origin {
-            file: self.file.clone(),
-            position: Position::START,
+            source: self.source.clone(),
+            offset: 0,
         }
     }
 
-    /// Applies `over` on top of `self` (the base): scalars override, tables merge key by key,
+    /// Applies `over` on top of `self` (the base, shared: a cached template is cloned only for
+    /// the fields `over` leaves unset): scalars override, tables merge key by key,
     /// lists replace. Setting either secret source in `over` drops both of the base's, so a
     /// child can switch from an inline secret to an environment variable or back.
-    pub fn merged_with(self, over: Layer) -> Layer {
+    pub fn merged_over(&self, over: Layer) -> Layer {
         let base = self;
         let (client_secret, client_secret_env) =
             if over.client_secret.is_some() || over.client_secret_env.is_some() {
                 (over.client_secret, over.client_secret_env)
             } else {
-                (base.client_secret, base.client_secret_env)
+                (base.client_secret.clone(), base.client_secret_env.clone())
             };
+        let table = |b: &AtTable, o: AtTable| {
+            if b.is_empty() {
+                o
+            } else {
+                merge_tables(b.clone(), o)
+            }
+        };
         Layer {
             name: over.name,
-            file: over.file,
+            source: over.source,
             extends: over.extends,
-            display_name: over.display_name.or(base.display_name),
-            issuer: over.issuer.or(base.issuer),
-            authorization_endpoint: over.authorization_endpoint.or(base.authorization_endpoint),
-            token_endpoint: over.token_endpoint.or(base.token_endpoint),
-            revocation_endpoint: over.revocation_endpoint.or(base.revocation_endpoint),
+            display_name: over.display_name.or_else(|| base.display_name.clone()),
+            issuer: over.issuer.or_else(|| base.issuer.clone()),
+            authorization_endpoint: over
+                .authorization_endpoint
+                .or_else(|| base.authorization_endpoint.clone()),
+            token_endpoint: over.token_endpoint.or_else(|| base.token_endpoint.clone()),
+            revocation_endpoint: over
+                .revocation_endpoint
+                .or_else(|| base.revocation_endpoint.clone()),
             device_authorization_endpoint: over
                 .device_authorization_endpoint
-                .or(base.device_authorization_endpoint),
-            userinfo_endpoint: over.userinfo_endpoint.or(base.userinfo_endpoint),
-            scopes: over.scopes.or(base.scopes),
-            client_id: over.client_id.or(base.client_id),
+                .or_else(|| base.device_authorization_endpoint.clone()),
+            userinfo_endpoint: over
+                .userinfo_endpoint
+                .or_else(|| base.userinfo_endpoint.clone()),
+            scopes: over.scopes.or_else(|| base.scopes.clone()),
+            client_id: over.client_id.or_else(|| base.client_id.clone()),
             client_secret,
             client_secret_env,
-            client_auth: over.client_auth.or(base.client_auth),
-            redirect_uri: over.redirect_uri.or(base.redirect_uri),
-            auth_params: merge_tables(base.auth_params, over.auth_params),
-            token_params: merge_tables(base.token_params, over.token_params),
-            export_var: over.export_var.or(base.export_var),
-            exchange_proxy: over.exchange_proxy.or(base.exchange_proxy),
-            token_response: over.token_response.or(base.token_response),
-            refresh_token_rotates: over.refresh_token_rotates.or(base.refresh_token_rotates),
-            send_scope_on_refresh: over.send_scope_on_refresh.or(base.send_scope_on_refresh),
-            default_lifetime_secs: over.default_lifetime_secs.or(base.default_lifetime_secs),
-            pkce: over.pkce.or(base.pkce),
-            vars: merge_tables(base.vars, over.vars),
+            client_auth: over.client_auth.or_else(|| base.client_auth.clone()),
+            redirect_uri: over.redirect_uri.or_else(|| base.redirect_uri.clone()),
+            auth_params: table(&base.auth_params, over.auth_params),
+            token_params: table(&base.token_params, over.token_params),
+            export_var: over.export_var.or_else(|| base.export_var.clone()),
+            exchange_proxy: over.exchange_proxy.or_else(|| base.exchange_proxy.clone()),
+            token_response: over.token_response.or_else(|| base.token_response.clone()),
+            refresh_token_rotates: over
+                .refresh_token_rotates
+                .or_else(|| base.refresh_token_rotates.clone()),
+            send_scope_on_refresh: over
+                .send_scope_on_refresh
+                .or_else(|| base.send_scope_on_refresh.clone()),
+            default_lifetime_secs: over
+                .default_lifetime_secs
+                .or_else(|| base.default_lifetime_secs.clone()),
+            pkce: over.pkce.or_else(|| base.pkce.clone()),
+            vars: table(&base.vars, over.vars),
         }
     }
 }
@@ -224,9 +262,13 @@ fn merge_tables(mut base: AtTable, over: AtTable) -> AtTable {
 /// Reports every TOML syntax error, then every unknown top-level field, then the first type
 /// error serde finds; each at its position.
 pub fn parse_layer(name: &str, file: &str, text: &str) -> Result<Layer, Vec<Problem>> {
+    let source = Arc::new(SourceFile {
+        label: file.to_owned(),
+        text: text.into(),
+    });
     let at = |offset: usize| Origin {
-        file: file.to_owned(),
-        position: Position::of_offset(text, offset),
+        source: source.clone(),
+        offset,
     };
     let (table, errors) = toml::de::DeTable::parse_recoverable(text);
     if !errors.is_empty() {
@@ -257,7 +299,7 @@ pub fn parse_layer(name: &str, file: &str, text: &str) -> Result<Layer, Vec<Prob
     let raw = RawFile::deserialize(toml::de::Deserializer::from(table)).map_err(|e| {
         vec![at(e.span().map_or(0, |s| s.start)).error(type_message(&e), type_hint(&e))]
     })?;
-    Ok(raw.into_layer(name, file, text))
+    Ok(raw.into_layer(name, source))
 }
 
 fn unknown_field_hint(key: &str) -> String {
@@ -284,10 +326,10 @@ fn type_hint(e: &toml::de::Error) -> String {
 }
 
 impl RawFile {
-    fn into_layer(self, name: &str, file: &str, text: &str) -> Layer {
-        let at = |start: usize| Origin {
-            file: file.to_owned(),
-            position: Position::of_offset(text, start),
+    fn into_layer(self, name: &str, source: Arc<SourceFile>) -> Layer {
+        let at = |offset: usize| Origin {
+            source: source.clone(),
+            offset,
         };
         fn one<T>(s: Spanned<T>, at: &impl Fn(usize) -> Origin) -> At<T> {
             let origin = at(s.span().start);
@@ -314,7 +356,7 @@ impl RawFile {
         };
         Layer {
             name: name.to_owned(),
-            file: file.to_owned(),
+            source: source.clone(),
             extends: opt(self.extends),
             display_name: opt(self.display_name),
             issuer: opt(self.issuer),

@@ -330,12 +330,12 @@ impl Validator {
                     "set client_auth = \"basic\" or \"post\", or remove the secret",
                 ));
             }
-            if meta.check_permissions && world_readable(&inline.origin.file) {
+            if meta.check_permissions && world_readable(inline.origin.file()) {
                 self.problems.push(inline.origin.warning(
                     "client_secret is stored inline in a world-readable file",
                     format!(
                         "run `chmod 600 {}` or move the secret to client_secret_env",
-                        inline.origin.file
+                        inline.origin.file()
                     ),
                 ));
             }

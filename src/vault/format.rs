@@ -67,7 +67,9 @@ struct PayloadIn {
 /// Names the file and its backup in integrity errors.
 pub(crate) struct Ctx<'a> {
     pub path: &'a Path,
-    pub backup: Option<PathBuf>,
+    /// Where a backup would be: named in an error only if it exists, and looked up only then,
+    /// so that the happy path costs no `stat`.
+    pub backup: PathBuf,
 }
 
 impl Ctx<'_> {
@@ -75,7 +77,7 @@ impl Ctx<'_> {
         VaultError::Corrupt {
             path: self.path.to_path_buf(),
             reason,
-            backup: self.backup.clone(),
+            backup: self.backup.exists().then(|| self.backup.clone()),
         }
     }
 }
@@ -311,7 +313,7 @@ mod tests {
     fn ctx() -> Ctx<'static> {
         Ctx {
             path: Path::new("v"),
-            backup: None,
+            backup: PathBuf::from("v.bak-that-does-not-exist"),
         }
     }
 

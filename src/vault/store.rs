@@ -130,25 +130,40 @@ impl FileStore {
 
     /// Reads only the header: which key the vault expects (`None` when there is no vault).
     pub fn key_kind(&self) -> Result<Option<KeyKind>> {
-        Ok(self.read_header()?.map(|(h, _)| h.kind))
+        Ok(self.header_only()?.map(|h| h.kind))
     }
 
     /// The Argon2id parameters in the header (`None` for no vault or a key-file vault).
     pub fn kdf_params(&self) -> Result<Option<KdfParams>> {
-        Ok(self.read_header()?.and_then(|(h, _)| h.params))
+        Ok(self.header_only()?.and_then(|h| h.params))
     }
 
     /// The generation in the header, without decrypting (0 when there is no vault): a cheap way
     /// to notice that another process saved.
     pub fn generation(&self) -> Result<u64> {
-        Ok(self.read_header()?.map_or(0, |(h, _)| h.generation))
+        Ok(self.header_only()?.map_or(0, |h| h.generation))
+    }
+
+    /// The header alone: reads its bytes only, not the (possibly large) body. `parse_header`
+    /// looks at nothing past the header, so the answer is the one the whole file would give.
+    fn header_only(&self) -> Result<Option<Header>> {
+        use std::io::Read;
+        let file = match fs::File::open(&self.path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(VaultError::io("cannot read vault", &self.path, e)),
+        };
+        let mut head = Vec::with_capacity(format::HEADER_LEN);
+        file.take(format::HEADER_LEN as u64)
+            .read_to_end(&mut head)
+            .map_err(|e| VaultError::io("cannot read vault", &self.path, e))?;
+        format::parse_header(&head, &self.ctx()).map(Some)
     }
 
     fn ctx(&self) -> Ctx<'_> {
-        let backup = self.backup_path();
         Ctx {
             path: &self.path,
-            backup: backup.exists().then_some(backup),
+            backup: self.backup_path(),
         }
     }
 
@@ -262,26 +277,7 @@ impl Store for FileStore {
     }
 
     fn generation(&self) -> Result<u64> {
-        // The header's bytes alone: no decryption, and no read of the (possibly large) body.
-        use std::io::Read;
-        let file = match fs::File::open(&self.path) {
-            Ok(f) => f,
-            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(0),
-            Err(e) => return Err(VaultError::io("cannot read vault", &self.path, e)),
-        };
-        let mut head = Vec::with_capacity(format::HEADER_LEN);
-        file.take(format::HEADER_LEN as u64)
-            .read_to_end(&mut head)
-            .map_err(|e| VaultError::io("cannot read vault", &self.path, e))?;
-        // No backup lookup on the fast path; a bad header goes the slow way for its message.
-        let ctx = Ctx {
-            path: &self.path,
-            backup: None,
-        };
-        match format::parse_header(&head, &ctx) {
-            Ok(header) => Ok(header.generation),
-            Err(_) => FileStore::generation(self),
-        }
+        FileStore::generation(self)
     }
 
     fn exists(&self) -> Result<bool> {

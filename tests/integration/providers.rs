@@ -432,3 +432,32 @@ fn providers_check_without_files_is_a_usage_error() {
     let out = authdeck(home.path(), &["providers", "check"]);
     assert_eq!(out.status.code(), Some(2));
 }
+
+#[cfg(unix)]
+#[test]
+fn linked_files_count_directories_and_huge_files_do_not() {
+    let config = tempfile::tempdir().unwrap();
+    let dir = config.path().join("providers");
+    std::fs::create_dir(&dir).unwrap();
+    // A symbolic link to an account kept elsewhere (dotfile managers do this).
+    let elsewhere = config.path().join("kept-elsewhere.toml");
+    std::fs::copy(valid("google-work.toml"), &elsewhere).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, dir.join("linked.toml")).unwrap();
+    // A directory that happens to end in .toml is not an account.
+    std::fs::create_dir(dir.join("folder.toml")).unwrap();
+    // A file far larger than any account is refused without being read whole.
+    let huge = format!("display_name = \"{}\"\n", "x".repeat(1 << 20));
+    std::fs::write(dir.join("huge.toml"), huge).unwrap();
+    let loaded = provider::load_accounts(config.path());
+    let names: Vec<&str> = loaded.accounts.iter().map(|a| a.name.as_str()).collect();
+    assert_eq!(names, ["linked"]);
+    let errors: Vec<String> = loaded
+        .problems
+        .iter()
+        .filter(|p| p.is_error())
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(errors[0].contains("huge.toml"), "{}", errors[0]);
+    assert!(errors[0].contains("larger than 1024 KiB"), "{}", errors[0]);
+}
