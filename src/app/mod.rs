@@ -69,18 +69,19 @@ impl App {
     /// Builds the app from a config dir and an opened vault.
     pub fn new(config_dir: PathBuf, vault: Vault, settings: Settings) -> Result<App> {
         let loaded = provider::load_accounts(&config_dir);
-        App::with_accounts(config_dir, loaded, vault, settings)
+        let opened = vault.take_opened().map(Arc::new);
+        Ok(App::assemble(config_dir, loaded, vault, opened, settings))
     }
 
-    /// Builds the app from accounts the caller loaded from `config_dir` and an opened vault.
-    pub fn with_accounts(
+    /// The app from its parts; `opened` is a snapshot of `vault` already decrypted.
+    fn assemble(
         config_dir: PathBuf,
         loaded: Loaded,
         vault: Vault,
+        opened: Option<Arc<Snapshot>>,
         settings: Settings,
-    ) -> Result<App> {
-        let opened = vault.take_opened().map(Arc::new);
-        Ok(App {
+    ) -> App {
+        App {
             config_dir,
             loaded,
             vault,
@@ -88,7 +89,7 @@ impl App {
             settings,
             snapshot: Mutex::new(opened),
             discovered: Mutex::new(HashMap::new()),
-        })
+        }
     }
 
     /// The configuration directory.

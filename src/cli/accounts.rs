@@ -2,7 +2,7 @@
 //! exec. Each parses nothing itself (clap did), calls `app`, prints, and returns an exit code.
 
 use super::exit;
-use crate::app::export::{self, ExportFormat};
+use crate::app::export::{self, ExportFormat, Source};
 use crate::app::login::{LoginEvent, LoginInput};
 use crate::app::mode::{self, LoginMode};
 use crate::app::refresh::{Refreshed, token_if_not_due};
@@ -29,6 +29,12 @@ pub struct Locations {
 
 /// Opens the app. A missing vault is not created (and no key is asked for) unless `create`.
 pub fn open_app(loc: &Locations, create: bool) -> Result<App, AppError> {
+    let (config_dir, vault) = open_parts(loc, create)?;
+    App::new(config_dir, vault, Settings::default())
+}
+
+/// The configuration directory and the opened vault (see [`open_app`]).
+fn open_parts(loc: &Locations, create: bool) -> Result<(PathBuf, Vault), AppError> {
     let config_dir =
         provider::config_dir(loc.config.as_deref()).map_err(|e| AppError::Config(e.to_string()))?;
     let path = match &loc.vault {
@@ -41,7 +47,7 @@ pub fn open_app(loc: &Locations, create: bool) -> Result<App, AppError> {
         // Nothing to decrypt yet: reads see an empty vault and no key is asked for.
         Vault::open(path, KeySource::KeyFile(PathBuf::new()))?
     };
-    App::new(config_dir, vault, Settings::default())
+    Ok((config_dir, vault))
 }
 
 /// Prints `err` as one message and returns its exit code: the single place errors become text.
@@ -68,15 +74,8 @@ fn run(f: impl FnOnce(&tokio::runtime::Runtime) -> Result<u8, AppError>) -> u8 {
     }
 }
 
-/// Like [`run`] on a current-thread runtime: enough for `token` and `--export`, which make at
-/// most a few sequential requests, and it starts no worker threads (issue 5: export time).
-fn run_light(f: impl FnOnce(&tokio::runtime::Runtime) -> Result<u8, AppError>) -> u8 {
-    match light_runtime().and_then(|rt| f(&rt)) {
-        Ok(code) => code,
-        Err(e) => report(&e),
-    }
-}
-
+/// A current-thread runtime: enough for `token` and `--export`, which make at most a few
+/// sequential requests, and it starts no worker threads (issue 5: export time).
 fn light_runtime() -> Result<tokio::runtime::Runtime, AppError> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -205,18 +204,32 @@ fn stdin_lines() -> tokio::sync::mpsc::UnboundedReceiver<String> {
 
 /// `authdeck token NAME`.
 pub fn token(loc: &Locations, name: &str) -> u8 {
-    run_light(|rt| {
-        let app = open_app(loc, false)?;
-        let (token, how) = rt.block_on(app.fresh_token(name, false))?;
-        if let Refreshed::FailedButValid { reason } = how {
-            eprintln!(
-                "authdeck: warning: refresh failed ({reason}); the current token is still valid"
-            );
+    match print_token(loc, name) {
+        Ok(code) => code,
+        Err(e) => report(&e),
+    }
+}
+
+fn print_token(loc: &Locations, name: &str) -> Result<u8, AppError> {
+    let (config_dir, vault) = open_parts(loc, false)?;
+    let names = [name.to_owned()];
+    let token = match App::for_export(config_dir, vault, &names, Settings::default())? {
+        Source::Indexed(mut vars) => match vars.pop() {
+            Some((_, token)) => token,
+            None => return Err(AppError::UnknownAccount(name.to_owned())),
+        },
+        Source::Loaded(app) => {
+            let (token, how) = light_runtime()?.block_on(app.fresh_token(name, false))?;
+            if let Refreshed::FailedButValid { reason } = how {
+                eprintln!(
+                    "authdeck: warning: refresh failed ({reason}); the current token is still valid"
+                );
+            }
+            token
         }
-        let mut out = std::io::stdout().lock();
-        let _ = writeln!(out, "{}", token.secret());
-        Ok(exit::OK)
-    })
+    };
+    let _ = writeln!(std::io::stdout().lock(), "{}", token.secret());
+    Ok(exit::OK)
 }
 
 /// `authdeck --export [NAME...] [--format ...]`.
@@ -231,41 +244,15 @@ pub fn export(loc: &Locations, names: &[String], format: ExportFormat) -> u8 {
 }
 
 fn export_tokens(loc: &Locations, names: &[String], format: ExportFormat) -> Result<u8, AppError> {
-    let app = open_app(loc, false)?;
-    let snap = app.current()?;
-    let names: Vec<String> = if names.is_empty() {
-        logged_in(&app, &snap)
-    } else {
-        names.to_vec()
+    let (config_dir, vault) = open_parts(loc, false)?;
+    let slots = match App::for_export(config_dir, vault, names, Settings::default())? {
+        Source::Indexed(vars) => vars.into_iter().map(Ok).collect(),
+        Source::Loaded(app) => loaded_tokens(&app, names)?,
     };
-    let now = SystemTime::now();
-    // One slot per name, in order; a due account is filled in by the refresh pass below.
-    let mut slots: Vec<Option<Result<(String, AccessToken), AppError>>> = names
-        .iter()
-        .map(
-            |name| match app.account(name).map(|p| p.export_var_name()) {
-                Ok(var) => token_if_not_due(name, snap.records.get(name), now)
-                    .map(|token| token.map(|t| (var, t))),
-                Err(e) => Some(Err(e)),
-            },
-        )
-        .collect();
-    if slots.iter().any(Option::is_none) {
-        let rt = light_runtime()?;
-        for (name, slot) in names.iter().zip(slots.iter_mut()) {
-            if slot.is_none() {
-                let var = app.account(name).map(|p| p.export_var_name());
-                *slot = Some(var.and_then(|var| {
-                    rt.block_on(app.fresh_token(name, false))
-                        .map(|(token, _)| (var, token))
-                }));
-            }
-        }
-    }
     let mut vars: Vec<(String, AccessToken)> = Vec::new();
     let mut failed = 0usize;
     let mut needs_login = 0usize;
-    for slot in slots.into_iter().flatten() {
+    for slot in slots {
         match slot {
             Ok(pair) => vars.push(pair),
             Err(e) => {
@@ -302,15 +289,54 @@ fn export_tokens(loc: &Locations, names: &[String], format: ExportFormat) -> Res
     })
 }
 
-/// Accounts with tokens in `snap`, in name order.
+/// Each account's (variable, token), or why it has none; what is due is refreshed first, on a
+/// runtime started only then.
+fn loaded_tokens(app: &App, names: &[String]) -> Result<Vec<ExportSlot>, AppError> {
+    let snap = app.current()?;
+    let names: Vec<String> = if names.is_empty() {
+        logged_in(app, &snap)
+    } else {
+        names.to_vec()
+    };
+    let now = SystemTime::now();
+    // One slot per name, in order; a due account is filled in by the refresh pass below.
+    let mut slots: Vec<Option<ExportSlot>> = names
+        .iter()
+        .map(
+            |name| match app.account(name).map(|p| p.export_var_name()) {
+                Ok(var) => token_if_not_due(name, snap.records.get(name), now)
+                    .map(|token| token.map(|t| (var, t))),
+                Err(e) => Some(Err(e)),
+            },
+        )
+        .collect();
+    if slots.iter().any(Option::is_none) {
+        let rt = light_runtime()?;
+        for (name, slot) in names.iter().zip(slots.iter_mut()) {
+            if slot.is_none() {
+                let var = app.account(name).map(|p| p.export_var_name());
+                *slot = Some(var.and_then(|var| {
+                    rt.block_on(app.fresh_token(name, false))
+                        .map(|(token, _)| (var, token))
+                }));
+            }
+        }
+    }
+    Ok(slots.into_iter().flatten().collect())
+}
+
+type ExportSlot = Result<(String, AccessToken), AppError>;
+
+/// Accounts with tokens in `snap` and a file, valid or not (a broken one is then named with
+/// its problem rather than skipped without a word), in name order.
 fn logged_in(app: &App, snap: &Snapshot) -> Vec<String> {
-    app.account_names()
-        .into_iter()
-        .filter(|n| {
-            snap.records
-                .get(n)
-                .is_some_and(|r| r.access_token.is_some())
+    snap.records
+        .iter()
+        .filter(|(name, r)| {
+            r.access_token.is_some()
+                && !matches!(app.account(name), Err(AppError::UnknownAccount(_)))
         })
+        .map(|(name, _)| name.clone())
         .collect()
 }
 

@@ -9,11 +9,13 @@
 //! Everything here parses from `&str` ([`parse_str`]); [`load_file`] and [`load_accounts`] wrap
 //! the file system around it. One bad file never hides the good ones.
 
+pub mod index;
 mod problem;
 mod raw;
 mod templates;
 mod validate;
 
+pub use index::{Index, Stamps};
 pub use problem::{Position, Problem, Severity};
 pub use raw::FIELDS;
 pub use templates::TEMPLATE_NAMES;

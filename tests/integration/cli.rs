@@ -227,6 +227,47 @@ fn cli_export_names_a_failing_account_and_exits_partial() {
     assert!(stderr(&out).contains("other"));
 }
 
+#[test]
+fn cli_export_and_token_from_the_account_index_see_every_edit() {
+    let env = Env::new("https://as.example");
+    seed(&env, "demo", "tok-demo");
+    let index = authdeck::app::export::index_path(&env.path("vault.bin"));
+    let loaded = env.run(&["--export"]);
+    assert!(loaded.status.success(), "{}", stderr(&loaded));
+    // Once the files are older than the racy window, the next run writes the index and the
+    // runs after it answer from it: the same lines, the same token.
+    std::thread::sleep(authdeck::provider::index::RACY + Duration::from_millis(300));
+    assert_eq!(stdout(&env.run(&["--export"])), stdout(&loaded));
+    assert!(index.exists(), "no index at {}", index.display());
+    assert_eq!(
+        stdout(&env.run(&["--export"])),
+        "export DEMO_ACCESS_TOKEN='tok-demo'\n"
+    );
+    assert_eq!(env.token(), "tok-demo");
+    // An edit shows at once.
+    let file = env.path("config/providers/demo.toml");
+    let text = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(&file, format!("{text}export_var = \"RENAMED\"\n")).unwrap();
+    assert_eq!(
+        stdout(&env.run(&["--export"])),
+        "export RENAMED='tok-demo'\n"
+    );
+    // A broken file is named, not hidden behind an old index.
+    std::fs::write(&file, format!("{text}client_idd = \"typo\"\n")).unwrap();
+    let out = env.run(&["--export"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "");
+    assert!(stderr(&out).contains("client_idd"), "{}", stderr(&out));
+    let out = env.run(&["token", "demo"]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("client_idd"), "{}", stderr(&out));
+    // A removed account is no longer exported, whatever the vault still holds.
+    std::fs::remove_file(&file).unwrap();
+    let out = env.run(&["--export"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cli_request_exec_and_revoke() {
     let srv = server(DevServerConfig::default()).await;
