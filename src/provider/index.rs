@@ -11,6 +11,9 @@
 //! that no longer matches. Like git's index, stamps of a change younger than [`RACY`] are not
 //! trusted (a file system clock may not tick between two writes): such an index is not
 //! written. The index holds no secret: only names, variable names and file metadata.
+//!
+//! It relies on an account's validity depending on its files alone (the environment only
+//! ever adds warnings, see `validate.rs`), so stamps are all it needs to check.
 
 use super::{Loaded, list_toml};
 use serde::{Deserialize, Serialize};

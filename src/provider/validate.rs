@@ -355,6 +355,9 @@ impl Validator {
         match std::env::var(&env.value) {
             Ok(value) if !value.is_empty() => Some(ClientSecret::new(value)),
             _ => {
+                // A warning, never an error: whether an account is valid must not depend on
+                // the environment, because the account index (index.rs) remembers validity
+                // between runs with nothing but file stamps.
                 if client_auth != ClientAuth::None {
                     self.problems.push(env.origin.warning(
                         format!("environment variable {} is not set", env.value),
