@@ -207,48 +207,26 @@ impl Layer {
                 merge_tables(b.clone(), o)
             }
         };
-        Layer {
+        // Every plain field: the child's value if it set one, else the base's.
+        macro_rules! child_else_base {
+            ($($field:ident),* ; $($rest:tt)*) => {
+                Layer { $($field: over.$field.or_else(|| base.$field.clone()),)* $($rest)* }
+            };
+        }
+        child_else_base!(
+            display_name, issuer, authorization_endpoint, token_endpoint, revocation_endpoint,
+            device_authorization_endpoint, userinfo_endpoint, scopes, client_id, client_auth,
+            redirect_uri, export_var, exchange_proxy, token_response, refresh_token_rotates,
+            send_scope_on_refresh, default_lifetime_secs, pkce;
             name: over.name,
             source: over.source,
             extends: over.extends,
-            display_name: over.display_name.or_else(|| base.display_name.clone()),
-            issuer: over.issuer.or_else(|| base.issuer.clone()),
-            authorization_endpoint: over
-                .authorization_endpoint
-                .or_else(|| base.authorization_endpoint.clone()),
-            token_endpoint: over.token_endpoint.or_else(|| base.token_endpoint.clone()),
-            revocation_endpoint: over
-                .revocation_endpoint
-                .or_else(|| base.revocation_endpoint.clone()),
-            device_authorization_endpoint: over
-                .device_authorization_endpoint
-                .or_else(|| base.device_authorization_endpoint.clone()),
-            userinfo_endpoint: over
-                .userinfo_endpoint
-                .or_else(|| base.userinfo_endpoint.clone()),
-            scopes: over.scopes.or_else(|| base.scopes.clone()),
-            client_id: over.client_id.or_else(|| base.client_id.clone()),
             client_secret,
             client_secret_env,
-            client_auth: over.client_auth.or_else(|| base.client_auth.clone()),
-            redirect_uri: over.redirect_uri.or_else(|| base.redirect_uri.clone()),
             auth_params: table(&base.auth_params, over.auth_params),
             token_params: table(&base.token_params, over.token_params),
-            export_var: over.export_var.or_else(|| base.export_var.clone()),
-            exchange_proxy: over.exchange_proxy.or_else(|| base.exchange_proxy.clone()),
-            token_response: over.token_response.or_else(|| base.token_response.clone()),
-            refresh_token_rotates: over
-                .refresh_token_rotates
-                .or_else(|| base.refresh_token_rotates.clone()),
-            send_scope_on_refresh: over
-                .send_scope_on_refresh
-                .or_else(|| base.send_scope_on_refresh.clone()),
-            default_lifetime_secs: over
-                .default_lifetime_secs
-                .or_else(|| base.default_lifetime_secs.clone()),
-            pkce: over.pkce.or_else(|| base.pkce.clone()),
             vars: table(&base.vars, over.vars),
-        }
+        )
     }
 }
 
