@@ -363,7 +363,9 @@ mod tests {
                     (*name).to_owned(),
                     Record {
                         access_token: Some(AccessToken::new(*token)),
-                        obtained_at: Some(crate::app::status::unix(SystemTime::now())),
+                        // Obtained an hour ago: a token expiring within the refresh margin
+                        // (10 % of its lifetime, at least 60 s) is due.
+                        obtained_at: Some(crate::app::status::unix(SystemTime::now()) - 3600),
                         expires_at: *expires_at,
                         state: AccountState::Valid,
                         ..Record::default()
@@ -431,7 +433,7 @@ mod tests {
     fn a_due_or_missing_token_is_not_answered_from_the_index() {
         let index = Index::read(Path::new("/nonexistent/index"), Path::new("/x"));
         assert!(index.is_none());
-        let soon = crate::app::status::unix(SystemTime::now()) + 5;
+        let soon = crate::app::status::unix(SystemTime::now()) + 30;
         let (_dir, config, key) = fixture(&[("due", "tok", Some(soon))]);
         std::thread::sleep(crate::provider::index::RACY + std::time::Duration::from_millis(300));
         assert!(
