@@ -90,6 +90,11 @@ secret_string!(
     DeviceCode, Clone, PartialEq, Eq
 );
 secret_string!(
+    /// A token sent for revocation (RFC 7009 §2.1 `token`): an access or a refresh token whose
+    /// kind the sender only hints at, as the exchange proxy receives it.
+    AnyToken, Clone, PartialEq, Eq
+);
+secret_string!(
     /// An OAuth client secret.
     ClientSecret, Clone, PartialEq, Eq
 );

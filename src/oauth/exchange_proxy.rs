@@ -8,8 +8,9 @@
 use super::client::{OAuthClient, Replay};
 use super::config::{ClientConfig, check_endpoint};
 use super::error::{OAuthError, Result};
+use super::revoke::{RevokeOutcome, Via};
 use super::token::TokenSet;
-use crate::secret::{AuthCode, PkceVerifier, RefreshToken};
+use crate::secret::{AccessToken, AuthCode, PkceVerifier, RefreshToken};
 use url::Url;
 
 impl OAuthClient {
@@ -62,6 +63,33 @@ impl OAuthClient {
             "refresh_token (proxy)",
         )
         .await
+    }
+
+    /// Revokes through the proxy's `POST /api/auth/revoke`, which adds the client credentials
+    /// the account does not hold (RFC 7009 §2.1): the refresh token first, then the access
+    /// token, each with its `token_type_hint` (REV-1..3, as [`revoke`](Self::revoke)). A proxy
+    /// without a revocation endpoint for the client (501 `unsupported_operation`) gives
+    /// [`OAuthError::NoRevocationEndpoint`].
+    pub async fn revoke_via_proxy(
+        &self,
+        proxy: &Url,
+        access: Option<&AccessToken>,
+        refresh: Option<&RefreshToken>,
+    ) -> Result<RevokeOutcome> {
+        check_endpoint(proxy)?;
+        self.revoke_pair(Via::Proxy(proxy), access, refresh).await
+    }
+
+    /// One `POST /api/auth/revoke` request: `{token, token_type_hint[, client]}`.
+    pub(super) fn proxy_revoke_request(
+        &self,
+        proxy: &Url,
+        token: &str,
+        hint: &str,
+    ) -> Result<reqwest::Request> {
+        let mut body = serde_json::json!({ "token": token, "token_type_hint": hint });
+        add_client(proxy, &mut body);
+        self.proxy_request(proxy, "api/auth/revoke", &body)
     }
 
     fn proxy_request(

@@ -4,7 +4,7 @@
 use super::log::log_word;
 use super::upstream::{self, Reply, error_body};
 use super::{ResolvedClient, Shared};
-use crate::secret::{AuthCode, PkceVerifier, RefreshToken};
+use crate::secret::{AnyToken, AuthCode, PkceVerifier, RefreshToken};
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
@@ -14,6 +14,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tracing::Level;
+use url::Url;
 
 /// The response body type.
 pub(crate) type Body = Full<Bytes>;
@@ -30,6 +31,7 @@ const PREFLIGHT_MAX_AGE: &str = "600";
 enum Route {
     Exchange,
     Refresh,
+    Revoke,
     Healthz,
     Other,
 }
@@ -39,6 +41,7 @@ impl Route {
         match path {
             "/api/auth/exchange" => Self::Exchange,
             "/api/auth/refresh" => Self::Refresh,
+            "/api/auth/revoke" => Self::Revoke,
             "/healthz" => Self::Healthz,
             _ => Self::Other,
         }
@@ -49,6 +52,7 @@ impl Route {
         match self {
             Self::Exchange => "/api/auth/exchange",
             Self::Refresh => "/api/auth/refresh",
+            Self::Revoke => "/api/auth/revoke",
             Self::Healthz => "/healthz",
             Self::Other => "(other)",
         }
@@ -201,13 +205,13 @@ where
                 .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
             r
         }
-        Route::Exchange | Route::Refresh if method == Method::OPTIONS => {
+        Route::Exchange | Route::Refresh | Route::Revoke if method == Method::OPTIONS => {
             preflight(shared, req.headers(), note)
         }
-        Route::Exchange | Route::Refresh if method == Method::POST => {
+        Route::Exchange | Route::Refresh | Route::Revoke if method == Method::POST => {
             token_route(shared, peer, route, req, note).await
         }
-        Route::Exchange | Route::Refresh => {
+        Route::Exchange | Route::Refresh | Route::Revoke => {
             let mut r = plain_error(
                 StatusCode::METHOD_NOT_ALLOWED,
                 "invalid_request",
@@ -330,6 +334,7 @@ where
     let body = read_json_body(headers, body).await.map_err(|r| (r, None))?;
     let result = match route {
         Route::Refresh => refresh(shared, &body, origin, note).await,
+        Route::Revoke => revoke(shared, &body, origin, note).await,
         _ => exchange(shared, &body, origin, note).await,
     };
     result.map_err(|r| (r, None))
@@ -393,6 +398,14 @@ struct ExchangeBody {
 struct RefreshBody {
     refresh_token: Option<RefreshToken>,
     scope: Option<String>,
+    client: Option<String>,
+}
+
+/// `POST /api/auth/revoke` body (RFC 7009 §2.1 parameters, plus the client selection).
+#[derive(Debug, Deserialize)]
+struct RevokeBody {
+    token: Option<AnyToken>,
+    token_type_hint: Option<String>,
     client: Option<String>,
 }
 
@@ -491,7 +504,9 @@ async fn exchange<'a>(
         .append_pair("redirect_uri", &redirect_uri)
         .append_pair("code_verifier", verifier.secret())
         .finish();
-    Ok((call_upstream(shared, client, form).await, origin))
+    let endpoint = &client.token_endpoint;
+    let reply = call_upstream(shared, client, endpoint, form, upstream::map_response).await;
+    Ok((reply, origin))
 }
 
 async fn refresh<'a>(
@@ -519,10 +534,79 @@ async fn refresh<'a>(
         }
         form.finish()
     };
-    Ok((call_upstream(shared, client, form).await, origin))
+    let endpoint = &client.token_endpoint;
+    let reply = call_upstream(shared, client, endpoint, form, upstream::map_response).await;
+    Ok((reply, origin))
 }
 
-async fn call_upstream(shared: &Shared, client: &ResolvedClient, form: String) -> Reply {
+/// The hints RFC 7009 §2.1 defines. Others are refused rather than forwarded: the proxy only
+/// passes on values it understands.
+const TOKEN_TYPE_HINTS: [&str; 2] = ["refresh_token", "access_token"];
+
+/// The longest token accepted for revocation; real tokens, JWTs included, are far shorter.
+const MAX_TOKEN_LEN: usize = 8 * 1024;
+
+/// RFC 6749 Appendix A.12 / A.17: an access or refresh token is `1*VSCHAR` (`%x20-7E`).
+fn token_syntax_ok(token: &str) -> bool {
+    (1..=MAX_TOKEN_LEN).contains(&token.len()) && token.bytes().all(|b| (0x20..=0x7E).contains(&b))
+}
+
+async fn revoke<'a>(
+    shared: &Shared,
+    body: &[u8],
+    origin: Origin<'a>,
+    note: &mut Note,
+) -> Result<(Reply, Origin<'a>), Reject> {
+    let req: RevokeBody = parse(body)?;
+    let client = select_client(shared, req.client.as_deref(), note)?;
+    let origin = origin.for_client(client)?;
+    let token = required(req.token, AnyToken::is_empty, "token")?;
+    if !token_syntax_ok(token.secret()) {
+        return Err(Reject::bad_request(format!(
+            "token must be at most {MAX_TOKEN_LEN} printable ASCII characters (RFC 6749 appendix A.12)"
+        )));
+    }
+    let hint = req.token_type_hint.as_deref();
+    if hint.is_some_and(|h| !TOKEN_TYPE_HINTS.contains(&h)) {
+        return Err(Reject::bad_request(
+            "token_type_hint must be 'refresh_token' or 'access_token' (RFC 7009 section 2.1)",
+        ));
+    }
+    let Some(endpoint) = &client.revocation_endpoint else {
+        return Err(Reject {
+            status: StatusCode::NOT_IMPLEMENTED,
+            code: "unsupported_operation",
+            description: "this client has no revocation_endpoint configured at the proxy".into(),
+        });
+    };
+    let form = {
+        let mut form = form_urlencoded::Serializer::new(String::new());
+        form.append_pair("token", token.secret());
+        if let Some(hint) = hint {
+            form.append_pair("token_type_hint", hint);
+        }
+        form.finish()
+    };
+    let reply = call_upstream(
+        shared,
+        client,
+        endpoint,
+        form,
+        upstream::map_revocation_response,
+    )
+    .await;
+    Ok((reply, origin))
+}
+
+/// Sends `form` to `endpoint` with the client's credentials as HTTP Basic (PROXY-3) and maps
+/// the answer with `map`; alerts on `invalid_client` (PROXY-5).
+async fn call_upstream(
+    shared: &Shared,
+    client: &ResolvedClient,
+    endpoint: &Url,
+    form: String,
+    map: upstream::MapFn,
+) -> Reply {
     let Some(auth) = upstream::basic_auth(&client.client_id, &client.secret) else {
         return upstream::proxy_error(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -530,7 +614,7 @@ async fn call_upstream(shared: &Shared, client: &ResolvedClient, form: String) -
             "the proxy's client credentials cannot be encoded",
         );
     };
-    let reply = upstream::token_request(&shared.http, &client.token_endpoint, auth, form).await;
+    let reply = upstream::post_form(&shared.http, endpoint, auth, form, map).await;
     if reply.from_upstream && reply.error.as_deref() == Some("invalid_client") {
         // PROXY-5: the proxy's own credentials were refused; an operator must act.
         shared.log.write(
