@@ -153,4 +153,136 @@ mod tests {
         add_client(&u("https://p.example/?client=dash"), &mut body);
         assert_eq!(body["client"], "dash");
     }
+
+    // --- revoke_via_proxy (REV-1..3 through the proxy's /api/auth/revoke). ---
+
+    use crate::oauth::revoke::{Revocation, RevokeOutcome};
+    use crate::oauth::testutil::{Reply, Stub, fast_client};
+
+    fn json_of(body: &str) -> serde_json::Value {
+        serde_json::from_str(body).unwrap()
+    }
+
+    #[tokio::test]
+    async fn rev1_rev2_via_proxy_refresh_then_access_with_hints_and_client() {
+        let stub = Stub::start(vec![Reply::json(200, "{}")]).await;
+        let proxy = stub.url("/base?client=dash");
+        let out = fast_client()
+            .revoke_via_proxy(
+                &proxy,
+                Some(&AccessToken::new("at")),
+                Some(&RefreshToken::new("rt")),
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            out,
+            RevokeOutcome {
+                refresh: Revocation::Revoked,
+                access: Revocation::Revoked
+            }
+        );
+        let reqs = stub.requests();
+        assert_eq!(reqs.len(), 2);
+        for r in &reqs {
+            assert_eq!(
+                (r.method.as_str(), r.path.as_str()),
+                ("POST", "/base/api/auth/revoke")
+            );
+            assert_eq!(
+                r.header("content-type").as_deref(),
+                Some("application/json")
+            );
+            assert_eq!(
+                r.header("authorization"),
+                None,
+                "the account holds no secret"
+            );
+        }
+        assert_eq!(
+            json_of(&reqs[0].body),
+            serde_json::json!({"token": "rt", "token_type_hint": "refresh_token", "client": "dash"})
+        );
+        assert_eq!(
+            json_of(&reqs[1].body),
+            serde_json::json!({"token": "at", "token_type_hint": "access_token", "client": "dash"})
+        );
+    }
+
+    #[tokio::test]
+    async fn rev3_via_proxy_unsupported_token_type_tries_the_other() {
+        let stub = Stub::start(vec![
+            Reply::json(400, r#"{"error":"unsupported_token_type"}"#),
+            Reply::json(200, "{}"),
+        ])
+        .await;
+        let out = fast_client()
+            .revoke_via_proxy(
+                &stub.url("/"),
+                Some(&AccessToken::new("at")),
+                Some(&RefreshToken::new("rt")),
+            )
+            .await
+            .unwrap();
+        assert_eq!(out.refresh, Revocation::Unsupported);
+        assert_eq!(out.access, Revocation::Revoked);
+    }
+
+    #[tokio::test]
+    async fn rev3_via_proxy_502_retried_per_net2_then_reported() {
+        let busy =
+            r#"{"error":"server_error","error_description":"the authorization server failed"}"#;
+        let stub = Stub::start(vec![Reply::json(502, busy), Reply::json(200, "{}")]).await;
+        let out = fast_client()
+            .revoke_via_proxy(&stub.url("/"), None, Some(&RefreshToken::new("rt")))
+            .await
+            .unwrap();
+        assert_eq!(out.refresh, Revocation::Revoked);
+        assert_eq!(
+            stub.requests().len(),
+            2,
+            "revocation is idempotent: retried"
+        );
+
+        let stub = Stub::start(vec![Reply::json(502, busy)]).await;
+        let e = fast_client()
+            .revoke_via_proxy(&stub.url("/"), None, Some(&RefreshToken::new("rt")))
+            .await
+            .unwrap_err();
+        assert!(e.is_transient(), "{e}");
+    }
+
+    #[tokio::test]
+    async fn via_proxy_501_unsupported_operation_is_no_revocation_endpoint() {
+        let stub = Stub::start(vec![Reply::json(
+            501,
+            r#"{"error":"unsupported_operation","error_description":"none"}"#,
+        )])
+        .await;
+        let e = fast_client()
+            .revoke_via_proxy(
+                &stub.url("/"),
+                Some(&AccessToken::new("at")),
+                Some(&RefreshToken::new("rt")),
+            )
+            .await
+            .unwrap_err();
+        assert!(matches!(e, OAuthError::NoRevocationEndpoint), "{e}");
+        assert_eq!(
+            stub.requests().len(),
+            1,
+            "no second attempt for the access token"
+        );
+    }
+
+    #[tokio::test]
+    async fn via_proxy_invalid_client_is_returned() {
+        let stub = Stub::start(vec![Reply::json(401, r#"{"error":"invalid_client"}"#)]).await;
+        let e = fast_client()
+            .revoke_via_proxy(&stub.url("/"), None, Some(&RefreshToken::new("rt")))
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), Some("invalid_client"));
+        assert_eq!(stub.requests().len(), 1);
+    }
 }

@@ -687,4 +687,42 @@ allowed_origins = ["http://localhost:3100"]
                 .contains("redirect_uris")
         );
     }
+
+    #[test]
+    fn revocation_endpoint_configured_from_template_or_none() {
+        let c = ProxyConfig::from_str(GOOD, "p").unwrap();
+        assert_eq!(c.clients["dashboard"].revocation_endpoint, None);
+        let explicit = GOOD.replace(
+            "client_id =",
+            "revocation_endpoint = \"https://auth.example.com/oauth/revoke\"\nclient_id =",
+        );
+        let c = ProxyConfig::from_str(&explicit, "p").unwrap();
+        assert_eq!(
+            c.clients["dashboard"].revocation_endpoint,
+            Some(Url::parse("https://auth.example.com/oauth/revoke").unwrap())
+        );
+        let google = GOOD.replace(
+            "token_endpoint = \"https://auth.example.com/oauth/token\"",
+            "provider = \"google\"",
+        );
+        let c = ProxyConfig::from_str(&google, "p").unwrap();
+        assert_eq!(
+            c.clients["dashboard"].revocation_endpoint,
+            Some(Url::parse("https://oauth2.googleapis.com/revoke").unwrap()),
+            "a template's revocation endpoint is used"
+        );
+        let github = google.replace("\"google\"", "\"github\"");
+        let c = ProxyConfig::from_str(&github, "p").unwrap();
+        assert_eq!(c.clients["dashboard"].revocation_endpoint, None);
+        let e = err(&explicit.replace(
+            "https://auth.example.com/oauth/revoke",
+            "http://a.example/r",
+        ));
+        assert!(
+            e.starts_with(
+                "proxy.toml:6:23: client 'dashboard': revocation_endpoint must use https"
+            ),
+            "{e}"
+        );
+    }
 }

@@ -710,5 +710,352 @@ mod tests {
             Route::of("/api/auth/exchange").log_path(),
             "/api/auth/exchange"
         );
+        assert_eq!(Route::of("/api/auth/revoke").log_path(), "/api/auth/revoke");
+    }
+
+    // --- POST /api/auth/revoke, driven through `handle` against a scripted upstream. ---
+
+    use crate::oauth::testutil::{Reply as Up, Stub, closed_port, form_of};
+    use crate::proxy::log::{CaptureSink, LogSink};
+    use crate::proxy::ratelimit::RateLimiter;
+    use crate::secret::ClientSecret;
+    use base64::Engine;
+    use std::collections::BTreeMap;
+
+    const ID: &str = "dash:1";
+    const SECRET: &str = "pr0xy/Secret:value";
+    const TOKEN: &str = "RT-revoke-me-4711";
+    const ORIGIN: &str = "https://app.example";
+
+    struct Rig {
+        shared: Arc<Shared>,
+        log: Arc<CaptureSink>,
+    }
+
+    fn rig_with(revocation: Option<Url>, timeout: Duration, per_minute: u32) -> Rig {
+        let log = Arc::new(CaptureSink::default());
+        let client = ResolvedClient {
+            name: "dash".into(),
+            token_endpoint: Url::parse("http://127.0.0.1:9/token").unwrap(),
+            revocation_endpoint: revocation,
+            client_id: ID.into(),
+            secret: ClientSecret::new(SECRET),
+            redirect_uris: vec!["http://127.0.0.1:8765/callback".into()],
+            allowed_origins: vec![ORIGIN.into()],
+        };
+        let shared = Shared {
+            clients: BTreeMap::from([("dash".to_owned(), Arc::new(client))]),
+            all_origins: vec![ORIGIN.into()],
+            http: upstream::build_client(timeout).unwrap(),
+            limiter: RateLimiter::new(per_minute),
+            log: Arc::clone(&log) as Arc<dyn LogSink>,
+        };
+        Rig {
+            shared: Arc::new(shared),
+            log,
+        }
+    }
+
+    fn rig(stub: &Stub) -> Rig {
+        rig_with(Some(stub.url("/revoke")), Duration::from_secs(5), 0)
+    }
+
+    struct Answer {
+        status: u16,
+        headers: HeaderMap,
+        json: serde_json::Value,
+    }
+
+    impl Rig {
+        async fn send(&self, req: Request<Full<Bytes>>) -> Answer {
+            let peer: IpAddr = "127.0.0.1".parse().unwrap();
+            let resp = handle(Arc::clone(&self.shared), peer, req).await;
+            let status = resp.status().as_u16();
+            let headers = resp.headers().clone();
+            let body = resp.into_body().collect().await.unwrap().to_bytes();
+            let text = String::from_utf8(body.to_vec()).unwrap();
+            assert!(!text.contains(SECRET) && !text.contains(TOKEN), "{text}");
+            let json = serde_json::from_str(&text).unwrap_or(serde_json::Value::Null);
+            Answer {
+                status,
+                headers,
+                json,
+            }
+        }
+
+        async fn revoke(&self, body: &str) -> Answer {
+            self.send(post(body, None)).await
+        }
+
+        /// Every log line, checked: no token, no secret, no Basic credentials (LOG-1).
+        fn lines(&self) -> Vec<String> {
+            let b64 =
+                base64::engine::general_purpose::STANDARD.encode("dash%3A1:pr0xy%2FSecret%3Avalue");
+            let lines: Vec<String> = self.log.lines().into_iter().map(|(_, l)| l).collect();
+            for l in &lines {
+                for needle in [SECRET, TOKEN, b64.as_str(), "Basic"] {
+                    assert!(!l.contains(needle), "log leaks {needle}: {l}");
+                }
+            }
+            lines
+        }
+    }
+
+    fn post(body: &str, origin: Option<&str>) -> Request<Full<Bytes>> {
+        let mut b = Request::builder()
+            .method(Method::POST)
+            .uri("/api/auth/revoke")
+            .header(header::CONTENT_TYPE, "application/json");
+        if let Some(o) = origin {
+            b = b.header(header::ORIGIN, o);
+        }
+        b.body(Full::new(Bytes::from(body.to_owned()))).unwrap()
+    }
+
+    fn revoke_json(hint: Option<&str>) -> String {
+        let mut v = serde_json::json!({ "token": TOKEN });
+        if let Some(h) = hint {
+            v["token_type_hint"] = serde_json::Value::from(h);
+        }
+        v.to_string()
+    }
+
+    #[tokio::test]
+    async fn revoke_adds_basic_and_forwards_form_rev1_rev2_proxy_3() {
+        // REV-2: a 200 means revoked whatever its body; the proxy answers exactly `{}`.
+        let stub = Stub::start(vec![Up::text(200, "not json at all")]).await;
+        let r = rig(&stub);
+        let a = r.revoke(&revoke_json(Some("refresh_token"))).await;
+        assert_eq!(a.status, 200);
+        assert_eq!(a.json, serde_json::json!({}));
+        assert_eq!(a.headers[header::CACHE_CONTROL], "no-store", "PROXY-4");
+        let seen = stub.requests();
+        assert_eq!(seen.len(), 1);
+        assert_eq!(
+            (seen[0].method.as_str(), seen[0].path.as_str()),
+            ("POST", "/revoke")
+        );
+        assert_eq!(
+            seen[0].header("content-type").as_deref(),
+            Some("application/x-www-form-urlencoded")
+        );
+        let form = form_of(&seen[0].body);
+        assert_eq!(form.len(), 2, "only token and hint: {form:?}");
+        assert_eq!(form["token"], TOKEN);
+        assert_eq!(form["token_type_hint"], "refresh_token");
+        let basic = seen[0].header("authorization").unwrap();
+        let raw = base64::engine::general_purpose::STANDARD
+            .decode(basic.strip_prefix("Basic ").unwrap())
+            .unwrap();
+        assert_eq!(
+            String::from_utf8(raw).unwrap(),
+            "dash%3A1:pr0xy%2FSecret%3Avalue"
+        );
+        assert!(
+            !seen[0].body.contains("pr0xy"),
+            "the secret only in the header"
+        );
+        let lines = r.lines();
+        assert!(
+            lines.iter().any(|l| l
+                .starts_with("access method=POST path=/api/auth/revoke status=200")
+                && l.ends_with("client=dash")),
+            "{lines:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn revoke_without_hint_sends_no_hint_rev1() {
+        let stub = Stub::start(vec![Up::text(200, "")]).await;
+        let a = rig(&stub).revoke(&revoke_json(None)).await;
+        assert_eq!(a.status, 200);
+        let form = form_of(&stub.requests()[0].body);
+        assert_eq!(form.get("token").map(String::as_str), Some(TOKEN));
+        assert!(!form.contains_key("token_type_hint"), "{form:?}");
+    }
+
+    #[tokio::test]
+    async fn revoke_errors_forwarded_with_status_rev3_proxy_5() {
+        let stub = Stub::start(vec![
+            Up::json(
+                400,
+                r#"{"error":"unsupported_token_type","error_description":"no","extra":1}"#,
+            ),
+            Up::json(401, r#"{"error":"invalid_client"}"#)
+                .header("WWW-Authenticate", "Basic realm=\"as\""),
+        ])
+        .await;
+        let r = rig(&stub);
+        let a = r.revoke(&revoke_json(Some("access_token"))).await;
+        assert_eq!(a.status, 400);
+        assert_eq!(
+            a.json,
+            serde_json::json!({"error":"unsupported_token_type","error_description":"no"})
+        );
+        let b = r.revoke(&revoke_json(Some("refresh_token"))).await;
+        assert_eq!(b.status, 401);
+        assert_eq!(b.json["error"], "invalid_client");
+        assert!(!b.headers.contains_key(header::WWW_AUTHENTICATE));
+        let lines = r.lines();
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.contains("upstream_error=unsupported_token_type"))
+        );
+        assert!(
+            lines.iter().any(|l| l.starts_with("ALERT client=dash")),
+            "PROXY-5: invalid_client alerts: {lines:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn revoke_upstream_failures_are_502_and_504_proxy_6() {
+        let stub = Stub::start(vec![
+            Up::text(503, "busy"),
+            Up::text(200, "").delay(Duration::from_secs(3)),
+        ])
+        .await;
+        let r = rig_with(Some(stub.url("/revoke")), Duration::from_millis(500), 0);
+        let a = r.revoke(&revoke_json(None)).await;
+        assert_eq!(a.status, 502);
+        assert_eq!(a.json["error"], "server_error");
+        let started = Instant::now();
+        let b = r.revoke(&revoke_json(None)).await;
+        assert_eq!(b.status, 504);
+        assert_eq!(b.json["error"], "temporarily_unavailable");
+        assert!(started.elapsed() < Duration::from_secs(2));
+
+        let port = closed_port().await;
+        let gone = Url::parse(&format!("http://127.0.0.1:{port}/revoke")).unwrap();
+        let r = rig_with(Some(gone), Duration::from_secs(2), 0);
+        let c = r.revoke(&revoke_json(None)).await;
+        assert_eq!(c.status, 502);
+        assert_eq!(c.json["error"], "temporarily_unavailable");
+    }
+
+    #[tokio::test]
+    async fn revoke_bad_input_is_400_and_never_forwarded_proxy_2() {
+        let stub = Stub::start(vec![Up::text(200, "")]).await;
+        let r = rig(&stub);
+        let long = "a".repeat(MAX_TOKEN_LEN + 1);
+        for (body, want) in [
+            (r#"{}"#.to_owned(), "missing or empty field 'token'"),
+            (
+                r#"{"token":""}"#.to_owned(),
+                "missing or empty field 'token'",
+            ),
+            (r#"{"token":42}"#.to_owned(), "JSON strings"),
+            (format!(r#"{{"token":"{TOKEN}\n"}}"#), "printable ASCII"),
+            (format!(r#"{{"token":"{TOKEN}\u00e9"}}"#), "printable ASCII"),
+            (format!(r#"{{"token":"{long}"}}"#), "printable ASCII"),
+            (
+                format!(r#"{{"token":"{TOKEN}","token_type_hint":"id_token"}}"#),
+                "token_type_hint",
+            ),
+            (
+                format!(r#"{{"token":"{TOKEN}","client":"other"}}"#),
+                "unknown client",
+            ),
+            (format!(r#"{{"token":"{TOKEN}""#), "malformed JSON"),
+        ] {
+            let a = r.revoke(&body).await;
+            assert_eq!(a.status, 400, "{body}: {}", a.json);
+            assert_eq!(a.json["error"], "invalid_request");
+            let d = a.json["error_description"].as_str().unwrap();
+            assert!(d.contains(want), "{body}: {d}");
+        }
+        let wrong_type = Request::builder()
+            .method(Method::POST)
+            .uri("/api/auth/revoke")
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(Full::new(Bytes::from(format!("token={TOKEN}"))))
+            .unwrap();
+        assert_eq!(r.send(wrong_type).await.status, 415);
+        let huge = format!(r#"{{"token":"{}"}}"#, "a".repeat(MAX_BODY));
+        assert_eq!(r.revoke(&huge).await.status, 413);
+        assert!(stub.requests().is_empty(), "PROXY-2: nothing forwarded");
+        r.lines();
+    }
+
+    #[tokio::test]
+    async fn revoke_without_endpoint_is_501_unsupported_operation() {
+        let r = rig_with(None, Duration::from_secs(1), 0);
+        let a = r.revoke(&revoke_json(Some("refresh_token"))).await;
+        assert_eq!(a.status, 501);
+        assert_eq!(a.json["error"], "unsupported_operation");
+        assert!(
+            r.lines()
+                .iter()
+                .any(|l| l.contains("error=unsupported_operation"))
+        );
+    }
+
+    #[tokio::test]
+    async fn revoke_cors_preflight_and_origin_check_proxy_7_8() {
+        let stub = Stub::start(vec![Up::text(200, "")]).await;
+        let r = rig(&stub);
+        let preflight = |origin: &str| {
+            Request::builder()
+                .method(Method::OPTIONS)
+                .uri("/api/auth/revoke")
+                .header(header::ORIGIN, origin)
+                .header(header::ACCESS_CONTROL_REQUEST_METHOD, "POST")
+                .body(Full::new(Bytes::new()))
+                .unwrap()
+        };
+        let ok = r.send(preflight(ORIGIN)).await;
+        assert_eq!(ok.status, 204);
+        assert_eq!(ok.headers[header::ACCESS_CONTROL_ALLOW_ORIGIN], ORIGIN);
+        assert_eq!(ok.headers[header::ACCESS_CONTROL_ALLOW_METHODS], "POST");
+        let refused = r.send(preflight("https://evil.example")).await;
+        assert_eq!(refused.status, 403);
+        assert!(
+            !refused
+                .headers
+                .contains_key(header::ACCESS_CONTROL_ALLOW_ORIGIN)
+        );
+
+        let a = r.send(post(&revoke_json(None), Some(ORIGIN))).await;
+        assert_eq!(a.status, 200);
+        assert_eq!(a.headers[header::ACCESS_CONTROL_ALLOW_ORIGIN], ORIGIN);
+        let b = r
+            .send(post(&revoke_json(None), Some("https://evil.example")))
+            .await;
+        assert_eq!(b.status, 403);
+        assert!(!b.headers.contains_key(header::ACCESS_CONTROL_ALLOW_ORIGIN));
+        assert_eq!(
+            stub.requests().len(),
+            1,
+            "the refused origin was not forwarded"
+        );
+    }
+
+    #[tokio::test]
+    async fn revoke_is_rate_limited_and_post_only_proxy_1_10() {
+        let stub = Stub::start(vec![Up::text(200, "")]).await;
+        let r = rig_with(Some(stub.url("/revoke")), Duration::from_secs(5), 1);
+        assert_eq!(r.revoke(&revoke_json(None)).await.status, 200);
+        let limited = r.revoke(&revoke_json(None)).await;
+        assert_eq!(limited.status, 429);
+        assert!(limited.headers.contains_key(header::RETRY_AFTER));
+        let get = Request::builder()
+            .method(Method::GET)
+            .uri("/api/auth/revoke")
+            .body(Full::new(Bytes::new()))
+            .unwrap();
+        let a = r.send(get).await;
+        assert_eq!(a.status, 405);
+        assert_eq!(a.headers[header::ALLOW], "POST, OPTIONS");
+        assert_eq!(stub.requests().len(), 1);
+    }
+
+    #[test]
+    fn token_syntax_is_vschar_rfc6749_a_12() {
+        assert!(token_syntax_ok("abc.DEF-_~+/= x"));
+        assert!(!token_syntax_ok(""));
+        assert!(!token_syntax_ok("tab\there"));
+        assert!(!token_syntax_ok("caf\u{e9}"));
+        assert!(token_syntax_ok(&"a".repeat(MAX_TOKEN_LEN)));
+        assert!(!token_syntax_ok(&"a".repeat(MAX_TOKEN_LEN + 1)));
     }
 }

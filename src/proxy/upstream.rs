@@ -340,4 +340,29 @@ mod tests {
         let reply = map_response(302, Bytes::new());
         assert_eq!(reply.status, StatusCode::BAD_GATEWAY);
     }
+
+    #[test]
+    fn revocation_200_is_empty_object_whatever_the_body_rev2() {
+        for body in [&b""[..], b"<html>", br#"{"error":"x"}"#] {
+            let reply = map_revocation_response(200, Bytes::copy_from_slice(body));
+            assert_eq!(reply.status, StatusCode::OK);
+            assert_eq!(text(&reply), "{}");
+            assert_eq!(reply.error, None);
+        }
+    }
+
+    #[test]
+    fn revocation_errors_map_like_token_errors_rev3_proxy_5_6() {
+        let reply = map_revocation_response(
+            400,
+            Bytes::from_static(br#"{"error":"unsupported_token_type","x":1}"#),
+        );
+        assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+        assert_eq!(text(&reply), r#"{"error":"unsupported_token_type"}"#);
+        assert!(reply.from_upstream);
+        let reply = map_revocation_response(503, Bytes::from_static(b"busy"));
+        assert_eq!(reply.status, StatusCode::BAD_GATEWAY);
+        let reply = map_revocation_response(400, Bytes::from_static(b"bad"));
+        assert_eq!(reply.status, StatusCode::BAD_GATEWAY);
+    }
 }
