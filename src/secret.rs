@@ -167,6 +167,8 @@ mod tests {
         assert_eq!(format!("{t:?}"), "AccessToken([redacted])");
         let s = ClientSecret::new("gX1fBat3bV");
         assert!(!format!("{s:?}").contains("gX1fBat3bV"));
+        let any = AnyToken::new("rt-or-at-fx-2");
+        assert_eq!(format!("{any:?}"), "AnyToken([redacted])");
         let k = Key32::from_bytes([7; 32]);
         assert_eq!(format!("{k:?}"), "Key32([redacted])");
     }
