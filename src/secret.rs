@@ -90,6 +90,11 @@ secret_string!(
     DeviceCode, Clone, PartialEq, Eq
 );
 secret_string!(
+    /// A token sent for revocation (RFC 7009 §2.1 `token`): an access or a refresh token whose
+    /// kind the sender only hints at, as the exchange proxy receives it.
+    AnyToken, Clone, PartialEq, Eq
+);
+secret_string!(
     /// An OAuth client secret.
     ClientSecret, Clone, PartialEq, Eq
 );
@@ -162,6 +167,8 @@ mod tests {
         assert_eq!(format!("{t:?}"), "AccessToken([redacted])");
         let s = ClientSecret::new("gX1fBat3bV");
         assert!(!format!("{s:?}").contains("gX1fBat3bV"));
+        let any = AnyToken::new("rt-or-at-fx-2");
+        assert_eq!(format!("{any:?}"), "AnyToken([redacted])");
         let k = Key32::from_bytes([7; 32]);
         assert_eq!(format!("{k:?}"), "Key32([redacted])");
     }

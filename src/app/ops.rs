@@ -169,22 +169,25 @@ impl App {
         }
     }
 
-    /// Revokes `name`'s tokens at the provider (RFC 7009), then deletes them locally whatever
-    /// the remote outcome (REV-4). Returns a one-line note for the user.
+    /// Revokes `name`'s tokens at the provider (RFC 7009), through the exchange proxy for an
+    /// `exchange_proxy` account, then deletes them locally whatever the remote outcome (REV-4).
+    /// Returns a one-line note for the user.
     pub async fn revoke(&self, name: &str) -> Result<String> {
         let account = self.account(name)?;
         let Some(record) = self.vault.get(name)? else {
             return Err(AppError::NeedsLogin(name.to_string()));
         };
-        let cfg = self.client_config(account).await?;
-        let remote = self
-            .oauth()?
-            .revoke(
-                &cfg,
-                record.access_token.as_ref(),
-                record.refresh_token.as_ref(),
-            )
-            .await;
+        let (access, refresh) = (record.access_token.as_ref(), record.refresh_token.as_ref());
+        // An `exchange_proxy` account holds no client secret: the proxy authenticates the
+        // client at the revocation endpoint (RFC 7009 §2.1), so no local client config (and
+        // no discovery) is needed.
+        let remote = match &account.exchange_proxy {
+            Some(proxy) => self.oauth()?.revoke_via_proxy(proxy, access, refresh).await,
+            None => {
+                let cfg = self.client_config(account).await?;
+                self.oauth()?.revoke(&cfg, access, refresh).await
+            }
+        };
         self.forget(name)?;
         Ok(match remote {
             Ok(outcome) if outcome.any_revoked() => {
@@ -198,6 +201,9 @@ impl App {
             Ok(_) => {
                 "the provider cannot revoke these tokens (unsupported_token_type); removed locally"
                     .into()
+            }
+            Err(OAuthError::NoRevocationEndpoint) if account.exchange_proxy.is_some() => {
+                "the exchange proxy has no revocation endpoint for this client; tokens removed locally only".into()
             }
             Err(OAuthError::NoRevocationEndpoint) => {
                 "the provider has no revocation endpoint; tokens removed locally only".into()

@@ -8,8 +8,9 @@
 use super::client::{OAuthClient, Replay};
 use super::config::{ClientConfig, check_endpoint};
 use super::error::{OAuthError, Result};
+use super::revoke::{RevokeOutcome, Via};
 use super::token::TokenSet;
-use crate::secret::{AuthCode, PkceVerifier, RefreshToken};
+use crate::secret::{AccessToken, AuthCode, PkceVerifier, RefreshToken};
 use url::Url;
 
 impl OAuthClient {
@@ -62,6 +63,33 @@ impl OAuthClient {
             "refresh_token (proxy)",
         )
         .await
+    }
+
+    /// Revokes through the proxy's `POST /api/auth/revoke`, which adds the client credentials
+    /// the account does not hold (RFC 7009 §2.1): the refresh token first, then the access
+    /// token, each with its `token_type_hint` (REV-1..3, as [`revoke`](Self::revoke)). A proxy
+    /// without a revocation endpoint for the client (501 `unsupported_operation`) gives
+    /// [`OAuthError::NoRevocationEndpoint`].
+    pub async fn revoke_via_proxy(
+        &self,
+        proxy: &Url,
+        access: Option<&AccessToken>,
+        refresh: Option<&RefreshToken>,
+    ) -> Result<RevokeOutcome> {
+        check_endpoint(proxy)?;
+        self.revoke_pair(Via::Proxy(proxy), access, refresh).await
+    }
+
+    /// One `POST /api/auth/revoke` request: `{token, token_type_hint[, client]}`.
+    pub(super) fn proxy_revoke_request(
+        &self,
+        proxy: &Url,
+        token: &str,
+        hint: &str,
+    ) -> Result<reqwest::Request> {
+        let mut body = serde_json::json!({ "token": token, "token_type_hint": hint });
+        add_client(proxy, &mut body);
+        self.proxy_request(proxy, "api/auth/revoke", &body)
     }
 
     fn proxy_request(
@@ -124,5 +152,137 @@ mod tests {
         let mut body = serde_json::json!({});
         add_client(&u("https://p.example/?client=dash"), &mut body);
         assert_eq!(body["client"], "dash");
+    }
+
+    // --- revoke_via_proxy (REV-1..3 through the proxy's /api/auth/revoke). ---
+
+    use crate::oauth::revoke::{Revocation, RevokeOutcome};
+    use crate::oauth::testutil::{Reply, Stub, fast_client};
+
+    fn json_of(body: &str) -> serde_json::Value {
+        serde_json::from_str(body).unwrap()
+    }
+
+    #[tokio::test]
+    async fn rev1_rev2_via_proxy_refresh_then_access_with_hints_and_client() {
+        let stub = Stub::start(vec![Reply::json(200, "{}")]).await;
+        let proxy = stub.url("/base?client=dash");
+        let out = fast_client()
+            .revoke_via_proxy(
+                &proxy,
+                Some(&AccessToken::new("at")),
+                Some(&RefreshToken::new("rt")),
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            out,
+            RevokeOutcome {
+                refresh: Revocation::Revoked,
+                access: Revocation::Revoked
+            }
+        );
+        let reqs = stub.requests();
+        assert_eq!(reqs.len(), 2);
+        for r in &reqs {
+            assert_eq!(
+                (r.method.as_str(), r.path.as_str()),
+                ("POST", "/base/api/auth/revoke")
+            );
+            assert_eq!(
+                r.header("content-type").as_deref(),
+                Some("application/json")
+            );
+            assert_eq!(
+                r.header("authorization"),
+                None,
+                "the account holds no secret"
+            );
+        }
+        assert_eq!(
+            json_of(&reqs[0].body),
+            serde_json::json!({"token": "rt", "token_type_hint": "refresh_token", "client": "dash"})
+        );
+        assert_eq!(
+            json_of(&reqs[1].body),
+            serde_json::json!({"token": "at", "token_type_hint": "access_token", "client": "dash"})
+        );
+    }
+
+    #[tokio::test]
+    async fn rev3_via_proxy_unsupported_token_type_tries_the_other() {
+        let stub = Stub::start(vec![
+            Reply::json(400, r#"{"error":"unsupported_token_type"}"#),
+            Reply::json(200, "{}"),
+        ])
+        .await;
+        let out = fast_client()
+            .revoke_via_proxy(
+                &stub.url("/"),
+                Some(&AccessToken::new("at")),
+                Some(&RefreshToken::new("rt")),
+            )
+            .await
+            .unwrap();
+        assert_eq!(out.refresh, Revocation::Unsupported);
+        assert_eq!(out.access, Revocation::Revoked);
+    }
+
+    #[tokio::test]
+    async fn rev3_via_proxy_502_retried_per_net2_then_reported() {
+        let busy =
+            r#"{"error":"server_error","error_description":"the authorization server failed"}"#;
+        let stub = Stub::start(vec![Reply::json(502, busy), Reply::json(200, "{}")]).await;
+        let out = fast_client()
+            .revoke_via_proxy(&stub.url("/"), None, Some(&RefreshToken::new("rt")))
+            .await
+            .unwrap();
+        assert_eq!(out.refresh, Revocation::Revoked);
+        assert_eq!(
+            stub.requests().len(),
+            2,
+            "revocation is idempotent: retried"
+        );
+
+        let stub = Stub::start(vec![Reply::json(502, busy)]).await;
+        let e = fast_client()
+            .revoke_via_proxy(&stub.url("/"), None, Some(&RefreshToken::new("rt")))
+            .await
+            .unwrap_err();
+        assert!(e.is_transient(), "{e}");
+    }
+
+    #[tokio::test]
+    async fn via_proxy_501_unsupported_operation_is_no_revocation_endpoint() {
+        let stub = Stub::start(vec![Reply::json(
+            501,
+            r#"{"error":"unsupported_operation","error_description":"none"}"#,
+        )])
+        .await;
+        let e = fast_client()
+            .revoke_via_proxy(
+                &stub.url("/"),
+                Some(&AccessToken::new("at")),
+                Some(&RefreshToken::new("rt")),
+            )
+            .await
+            .unwrap_err();
+        assert!(matches!(e, OAuthError::NoRevocationEndpoint), "{e}");
+        assert_eq!(
+            stub.requests().len(),
+            1,
+            "no second attempt for the access token"
+        );
+    }
+
+    #[tokio::test]
+    async fn via_proxy_invalid_client_is_returned() {
+        let stub = Stub::start(vec![Reply::json(401, r#"{"error":"invalid_client"}"#)]).await;
+        let e = fast_client()
+            .revoke_via_proxy(&stub.url("/"), None, Some(&RefreshToken::new("rt")))
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), Some("invalid_client"));
+        assert_eq!(stub.requests().len(), 1);
     }
 }

@@ -52,38 +52,39 @@ impl OAuthClient {
             .as_ref()
             .ok_or(OAuthError::NoRevocationEndpoint)?;
         check_endpoint(url)?;
+        self.revoke_pair(Via::Endpoint { config, url }, access, refresh)
+            .await
+    }
+
+    /// REV-1..3 over `via`: the refresh token first, then the access token; an
+    /// `unsupported_token_type` for one does not stop the other, any other error does.
+    pub(crate) async fn revoke_pair(
+        &self,
+        via: Via<'_>,
+        access: Option<&AccessToken>,
+        refresh: Option<&RefreshToken>,
+    ) -> Result<RevokeOutcome> {
         let refresh = match refresh {
-            Some(t) => {
-                self.revoke_one(config, url, t.secret(), "refresh_token")
-                    .await?
-            }
+            Some(t) => self.revoke_one(via, t.secret(), "refresh_token").await?,
             None => Revocation::NotAttempted,
         };
         let access = match access {
-            Some(t) => {
-                self.revoke_one(config, url, t.secret(), "access_token")
-                    .await?
-            }
+            Some(t) => self.revoke_one(via, t.secret(), "access_token").await?,
             None => Revocation::NotAttempted,
         };
-        tracing::debug!(
-            host = url.host_str().unwrap_or("?"),
-            ?refresh,
-            ?access,
-            "revocation done"
-        );
+        tracing::debug!(host = %via.host(), ?refresh, ?access, "revocation done");
         Ok(RevokeOutcome { refresh, access })
     }
 
-    async fn revoke_one(
-        &self,
-        config: &ClientConfig,
-        url: &Url,
-        token: &str,
-        hint: &str,
-    ) -> Result<Revocation> {
-        let params = [("token", token), ("token_type_hint", hint)];
-        let request = self.token_request(config, url, &params)?;
+    async fn revoke_one(&self, via: Via<'_>, token: &str, hint: &str) -> Result<Revocation> {
+        let request = match via {
+            Via::Endpoint { config, url } => {
+                let params = [("token", token), ("token_type_hint", hint)];
+                self.token_request(config, url, &params)?
+            }
+            Via::Proxy(proxy) => self.proxy_revoke_request(proxy, token, hint)?,
+        };
+        // Revocation is idempotent: NET-2 in full, 503 included (REV-3).
         let resp = self.send(request, Replay::Always).await?;
         if resp.status == 200 {
             return Ok(Revocation::Revoked);
@@ -93,10 +94,38 @@ impl OAuthClient {
             .and_then(|f| error_in(resp.status, &f));
         match error {
             Some(e) if e.code() == Some("unsupported_token_type") => Ok(Revocation::Unsupported),
+            // The exchange proxy has no revocation endpoint for this client.
+            Some(e)
+                if matches!(via, Via::Proxy(_))
+                    && resp.status == 501
+                    && e.code() == Some("unsupported_operation") =>
+            {
+                Err(OAuthError::NoRevocationEndpoint)
+            }
             Some(e) => Err(e),
             None => Err(OAuthError::Http {
                 status: resp.status,
             }),
+        }
+    }
+}
+
+/// Where a revocation request goes.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Via<'a> {
+    /// The provider's revocation endpoint, with the client authentication `config` names.
+    Endpoint {
+        config: &'a ClientConfig,
+        url: &'a Url,
+    },
+    /// An exchange proxy's `POST /api/auth/revoke`, which adds the client credentials.
+    Proxy(&'a Url),
+}
+
+impl Via<'_> {
+    fn host(&self) -> &str {
+        match self {
+            Self::Endpoint { url, .. } | Self::Proxy(url) => url.host_str().unwrap_or("?"),
         }
     }
 }

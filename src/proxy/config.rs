@@ -71,6 +71,10 @@ pub struct ProxyConfig {
 pub struct ClientConfig {
     /// Where the token endpoint comes from.
     pub endpoint: EndpointSource,
+    /// The RFC 7009 revocation endpoint for `POST /api/auth/revoke`: `revocation_endpoint`, else
+    /// the `provider` template's. `None` with `issuer`: taken from discovery at startup, if the
+    /// document names one. `None` otherwise: the revoke route answers 501.
+    pub revocation_endpoint: Option<Url>,
     /// The OAuth `client_id`.
     pub client_id: String,
     /// Where the client secret comes from.
@@ -163,6 +167,7 @@ struct RawClient {
     token_endpoint: Option<Spanned<String>>,
     provider: Option<Spanned<String>>,
     issuer: Option<Spanned<String>>,
+    revocation_endpoint: Option<Spanned<String>>,
     client_id: Option<Spanned<String>>,
     client_secret_env: Option<Spanned<String>>,
     client_secret_file: Option<Spanned<String>>,
@@ -290,6 +295,7 @@ fn parse_client(
         ));
     }
     let endpoint = parse_endpoint(raw, &|s, m| err(s, m), span.clone())?;
+    let revocation_endpoint = parse_revocation_endpoint(raw, &|s, m| err(s, m))?;
     let client_id = match &raw.client_id {
         Some(id) if !id.get_ref().is_empty() => id.get_ref().clone(),
         Some(id) => return Err(err(id.span(), "client_id must not be empty".into())),
@@ -321,6 +327,7 @@ fn parse_client(
     }
     Ok(ClientConfig {
         endpoint,
+        revocation_endpoint,
         client_id,
         secret,
         redirect_uris: raw
@@ -398,6 +405,29 @@ fn provider_endpoint(name: &str) -> Result<Url, String> {
     }
     upstream_url(endpoint.as_str())
         .map_err(|m| format!("provider template '{name}': token endpoint {m}"))
+}
+
+/// `revocation_endpoint = "…"` as written, else the `provider` template's fixed one (if any).
+fn parse_revocation_endpoint(raw: &RawClient, err: &ErrFn<'_>) -> Result<Option<Url>, ConfigError> {
+    if let Some(url) = &raw.revocation_endpoint {
+        let parsed = upstream_url(url.get_ref())
+            .map_err(|m| err(url.span(), format!("revocation_endpoint {m}")))?;
+        return Ok(Some(parsed));
+    }
+    let Some(name) = &raw.provider else {
+        return Ok(None);
+    };
+    // `parse_endpoint` has already accepted the template; one with [vars] never gets here.
+    let endpoint = crate::provider::template(name.get_ref()).and_then(|t| t.revocation_endpoint);
+    match endpoint {
+        Some(url) => upstream_url(url.as_str()).map(Some).map_err(|m| {
+            err(
+                name.span(),
+                format!("provider template's revocation endpoint {m}"),
+            )
+        }),
+        None => Ok(None),
+    }
 }
 
 fn parse_secret_source(
@@ -655,6 +685,44 @@ allowed_origins = ["http://localhost:3100"]
         assert!(
             err(&GOOD.replace("[\"http://localhost:3100/auth/callback\"]", "[]"))
                 .contains("redirect_uris")
+        );
+    }
+
+    #[test]
+    fn revocation_endpoint_configured_from_template_or_none() {
+        let c = ProxyConfig::from_str(GOOD, "p").unwrap();
+        assert_eq!(c.clients["dashboard"].revocation_endpoint, None);
+        let explicit = GOOD.replace(
+            "client_id =",
+            "revocation_endpoint = \"https://auth.example.com/oauth/revoke\"\nclient_id =",
+        );
+        let c = ProxyConfig::from_str(&explicit, "p").unwrap();
+        assert_eq!(
+            c.clients["dashboard"].revocation_endpoint,
+            Some(Url::parse("https://auth.example.com/oauth/revoke").unwrap())
+        );
+        let google = GOOD.replace(
+            "token_endpoint = \"https://auth.example.com/oauth/token\"",
+            "provider = \"google\"",
+        );
+        let c = ProxyConfig::from_str(&google, "p").unwrap();
+        assert_eq!(
+            c.clients["dashboard"].revocation_endpoint,
+            Some(Url::parse("https://oauth2.googleapis.com/revoke").unwrap()),
+            "a template's revocation endpoint is used"
+        );
+        let github = google.replace("\"google\"", "\"github\"");
+        let c = ProxyConfig::from_str(&github, "p").unwrap();
+        assert_eq!(c.clients["dashboard"].revocation_endpoint, None);
+        let e = err(&explicit.replace(
+            "https://auth.example.com/oauth/revoke",
+            "http://a.example/r",
+        ));
+        assert!(
+            e.starts_with(
+                "proxy.toml:6:23: client 'dashboard': revocation_endpoint must use https"
+            ),
+            "{e}"
         );
     }
 }

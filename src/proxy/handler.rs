@@ -4,7 +4,7 @@
 use super::log::log_word;
 use super::upstream::{self, Reply, error_body};
 use super::{ResolvedClient, Shared};
-use crate::secret::{AuthCode, PkceVerifier, RefreshToken};
+use crate::secret::{AnyToken, AuthCode, PkceVerifier, RefreshToken};
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
@@ -14,6 +14,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tracing::Level;
+use url::Url;
 
 /// The response body type.
 pub(crate) type Body = Full<Bytes>;
@@ -30,6 +31,7 @@ const PREFLIGHT_MAX_AGE: &str = "600";
 enum Route {
     Exchange,
     Refresh,
+    Revoke,
     Healthz,
     Other,
 }
@@ -39,6 +41,7 @@ impl Route {
         match path {
             "/api/auth/exchange" => Self::Exchange,
             "/api/auth/refresh" => Self::Refresh,
+            "/api/auth/revoke" => Self::Revoke,
             "/healthz" => Self::Healthz,
             _ => Self::Other,
         }
@@ -49,6 +52,7 @@ impl Route {
         match self {
             Self::Exchange => "/api/auth/exchange",
             Self::Refresh => "/api/auth/refresh",
+            Self::Revoke => "/api/auth/revoke",
             Self::Healthz => "/healthz",
             Self::Other => "(other)",
         }
@@ -201,13 +205,13 @@ where
                 .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
             r
         }
-        Route::Exchange | Route::Refresh if method == Method::OPTIONS => {
+        Route::Exchange | Route::Refresh | Route::Revoke if method == Method::OPTIONS => {
             preflight(shared, req.headers(), note)
         }
-        Route::Exchange | Route::Refresh if method == Method::POST => {
+        Route::Exchange | Route::Refresh | Route::Revoke if method == Method::POST => {
             token_route(shared, peer, route, req, note).await
         }
-        Route::Exchange | Route::Refresh => {
+        Route::Exchange | Route::Refresh | Route::Revoke => {
             let mut r = plain_error(
                 StatusCode::METHOD_NOT_ALLOWED,
                 "invalid_request",
@@ -330,6 +334,7 @@ where
     let body = read_json_body(headers, body).await.map_err(|r| (r, None))?;
     let result = match route {
         Route::Refresh => refresh(shared, &body, origin, note).await,
+        Route::Revoke => revoke(shared, &body, origin, note).await,
         _ => exchange(shared, &body, origin, note).await,
     };
     result.map_err(|r| (r, None))
@@ -393,6 +398,14 @@ struct ExchangeBody {
 struct RefreshBody {
     refresh_token: Option<RefreshToken>,
     scope: Option<String>,
+    client: Option<String>,
+}
+
+/// `POST /api/auth/revoke` body (RFC 7009 §2.1 parameters, plus the client selection).
+#[derive(Debug, Deserialize)]
+struct RevokeBody {
+    token: Option<AnyToken>,
+    token_type_hint: Option<String>,
     client: Option<String>,
 }
 
@@ -491,7 +504,9 @@ async fn exchange<'a>(
         .append_pair("redirect_uri", &redirect_uri)
         .append_pair("code_verifier", verifier.secret())
         .finish();
-    Ok((call_upstream(shared, client, form).await, origin))
+    let endpoint = &client.token_endpoint;
+    let reply = call_upstream(shared, client, endpoint, form, upstream::map_response).await;
+    Ok((reply, origin))
 }
 
 async fn refresh<'a>(
@@ -519,10 +534,79 @@ async fn refresh<'a>(
         }
         form.finish()
     };
-    Ok((call_upstream(shared, client, form).await, origin))
+    let endpoint = &client.token_endpoint;
+    let reply = call_upstream(shared, client, endpoint, form, upstream::map_response).await;
+    Ok((reply, origin))
 }
 
-async fn call_upstream(shared: &Shared, client: &ResolvedClient, form: String) -> Reply {
+/// The hints RFC 7009 §2.1 defines. Others are refused rather than forwarded: the proxy only
+/// passes on values it understands.
+const TOKEN_TYPE_HINTS: [&str; 2] = ["refresh_token", "access_token"];
+
+/// The longest token accepted for revocation; real tokens, JWTs included, are far shorter.
+const MAX_TOKEN_LEN: usize = 8 * 1024;
+
+/// RFC 6749 Appendix A.12 / A.17: an access or refresh token is `1*VSCHAR` (`%x20-7E`).
+fn token_syntax_ok(token: &str) -> bool {
+    (1..=MAX_TOKEN_LEN).contains(&token.len()) && token.bytes().all(|b| (0x20..=0x7E).contains(&b))
+}
+
+async fn revoke<'a>(
+    shared: &Shared,
+    body: &[u8],
+    origin: Origin<'a>,
+    note: &mut Note,
+) -> Result<(Reply, Origin<'a>), Reject> {
+    let req: RevokeBody = parse(body)?;
+    let client = select_client(shared, req.client.as_deref(), note)?;
+    let origin = origin.for_client(client)?;
+    let token = required(req.token, AnyToken::is_empty, "token")?;
+    if !token_syntax_ok(token.secret()) {
+        return Err(Reject::bad_request(format!(
+            "token must be at most {MAX_TOKEN_LEN} printable ASCII characters (RFC 6749 appendix A.12)"
+        )));
+    }
+    let hint = req.token_type_hint.as_deref();
+    if hint.is_some_and(|h| !TOKEN_TYPE_HINTS.contains(&h)) {
+        return Err(Reject::bad_request(
+            "token_type_hint must be 'refresh_token' or 'access_token' (RFC 7009 section 2.1)",
+        ));
+    }
+    let Some(endpoint) = &client.revocation_endpoint else {
+        return Err(Reject {
+            status: StatusCode::NOT_IMPLEMENTED,
+            code: "unsupported_operation",
+            description: "this client has no revocation_endpoint configured at the proxy".into(),
+        });
+    };
+    let form = {
+        let mut form = form_urlencoded::Serializer::new(String::new());
+        form.append_pair("token", token.secret());
+        if let Some(hint) = hint {
+            form.append_pair("token_type_hint", hint);
+        }
+        form.finish()
+    };
+    let reply = call_upstream(
+        shared,
+        client,
+        endpoint,
+        form,
+        upstream::map_revocation_response,
+    )
+    .await;
+    Ok((reply, origin))
+}
+
+/// Sends `form` to `endpoint` with the client's credentials as HTTP Basic (PROXY-3) and maps
+/// the answer with `map`; alerts on `invalid_client` (PROXY-5).
+async fn call_upstream(
+    shared: &Shared,
+    client: &ResolvedClient,
+    endpoint: &Url,
+    form: String,
+    map: upstream::MapFn,
+) -> Reply {
     let Some(auth) = upstream::basic_auth(&client.client_id, &client.secret) else {
         return upstream::proxy_error(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -530,7 +614,7 @@ async fn call_upstream(shared: &Shared, client: &ResolvedClient, form: String) -
             "the proxy's client credentials cannot be encoded",
         );
     };
-    let reply = upstream::token_request(&shared.http, &client.token_endpoint, auth, form).await;
+    let reply = upstream::post_form(&shared.http, endpoint, auth, form, map).await;
     if reply.from_upstream && reply.error.as_deref() == Some("invalid_client") {
         // PROXY-5: the proxy's own credentials were refused; an operator must act.
         shared.log.write(
@@ -626,5 +710,352 @@ mod tests {
             Route::of("/api/auth/exchange").log_path(),
             "/api/auth/exchange"
         );
+        assert_eq!(Route::of("/api/auth/revoke").log_path(), "/api/auth/revoke");
+    }
+
+    // --- POST /api/auth/revoke, driven through `handle` against a scripted upstream. ---
+
+    use crate::oauth::testutil::{Reply as Up, Stub, closed_port, form_of};
+    use crate::proxy::log::{CaptureSink, LogSink};
+    use crate::proxy::ratelimit::RateLimiter;
+    use crate::secret::ClientSecret;
+    use base64::Engine;
+    use std::collections::BTreeMap;
+
+    const ID: &str = "dash:1";
+    const SECRET: &str = "pr0xy/Secret:value";
+    const TOKEN: &str = "RT-revoke-me-4711";
+    const ORIGIN: &str = "https://app.example";
+
+    struct Rig {
+        shared: Arc<Shared>,
+        log: Arc<CaptureSink>,
+    }
+
+    fn rig_with(revocation: Option<Url>, timeout: Duration, per_minute: u32) -> Rig {
+        let log = Arc::new(CaptureSink::default());
+        let client = ResolvedClient {
+            name: "dash".into(),
+            token_endpoint: Url::parse("http://127.0.0.1:9/token").unwrap(),
+            revocation_endpoint: revocation,
+            client_id: ID.into(),
+            secret: ClientSecret::new(SECRET),
+            redirect_uris: vec!["http://127.0.0.1:8765/callback".into()],
+            allowed_origins: vec![ORIGIN.into()],
+        };
+        let shared = Shared {
+            clients: BTreeMap::from([("dash".to_owned(), Arc::new(client))]),
+            all_origins: vec![ORIGIN.into()],
+            http: upstream::build_client(timeout).unwrap(),
+            limiter: RateLimiter::new(per_minute),
+            log: Arc::clone(&log) as Arc<dyn LogSink>,
+        };
+        Rig {
+            shared: Arc::new(shared),
+            log,
+        }
+    }
+
+    fn rig(stub: &Stub) -> Rig {
+        rig_with(Some(stub.url("/revoke")), Duration::from_secs(5), 0)
+    }
+
+    struct Answer {
+        status: u16,
+        headers: HeaderMap,
+        json: serde_json::Value,
+    }
+
+    impl Rig {
+        async fn send(&self, req: Request<Full<Bytes>>) -> Answer {
+            let peer: IpAddr = "127.0.0.1".parse().unwrap();
+            let resp = handle(Arc::clone(&self.shared), peer, req).await;
+            let status = resp.status().as_u16();
+            let headers = resp.headers().clone();
+            let body = resp.into_body().collect().await.unwrap().to_bytes();
+            let text = String::from_utf8(body.to_vec()).unwrap();
+            assert!(!text.contains(SECRET) && !text.contains(TOKEN), "{text}");
+            let json = serde_json::from_str(&text).unwrap_or(serde_json::Value::Null);
+            Answer {
+                status,
+                headers,
+                json,
+            }
+        }
+
+        async fn revoke(&self, body: &str) -> Answer {
+            self.send(post(body, None)).await
+        }
+
+        /// Every log line, checked: no token, no secret, no Basic credentials (LOG-1).
+        fn lines(&self) -> Vec<String> {
+            let b64 =
+                base64::engine::general_purpose::STANDARD.encode("dash%3A1:pr0xy%2FSecret%3Avalue");
+            let lines: Vec<String> = self.log.lines().into_iter().map(|(_, l)| l).collect();
+            for l in &lines {
+                for needle in [SECRET, TOKEN, b64.as_str(), "Basic"] {
+                    assert!(!l.contains(needle), "log leaks {needle}: {l}");
+                }
+            }
+            lines
+        }
+    }
+
+    fn post(body: &str, origin: Option<&str>) -> Request<Full<Bytes>> {
+        let mut b = Request::builder()
+            .method(Method::POST)
+            .uri("/api/auth/revoke")
+            .header(header::CONTENT_TYPE, "application/json");
+        if let Some(o) = origin {
+            b = b.header(header::ORIGIN, o);
+        }
+        b.body(Full::new(Bytes::from(body.to_owned()))).unwrap()
+    }
+
+    fn revoke_json(hint: Option<&str>) -> String {
+        let mut v = serde_json::json!({ "token": TOKEN });
+        if let Some(h) = hint {
+            v["token_type_hint"] = serde_json::Value::from(h);
+        }
+        v.to_string()
+    }
+
+    #[tokio::test]
+    async fn revoke_adds_basic_and_forwards_form_rev1_rev2_proxy_3() {
+        // REV-2: a 200 means revoked whatever its body; the proxy answers exactly `{}`.
+        let stub = Stub::start(vec![Up::text(200, "not json at all")]).await;
+        let r = rig(&stub);
+        let a = r.revoke(&revoke_json(Some("refresh_token"))).await;
+        assert_eq!(a.status, 200);
+        assert_eq!(a.json, serde_json::json!({}));
+        assert_eq!(a.headers[header::CACHE_CONTROL], "no-store", "PROXY-4");
+        let seen = stub.requests();
+        assert_eq!(seen.len(), 1);
+        assert_eq!(
+            (seen[0].method.as_str(), seen[0].path.as_str()),
+            ("POST", "/revoke")
+        );
+        assert_eq!(
+            seen[0].header("content-type").as_deref(),
+            Some("application/x-www-form-urlencoded")
+        );
+        let form = form_of(&seen[0].body);
+        assert_eq!(form.len(), 2, "only token and hint: {form:?}");
+        assert_eq!(form["token"], TOKEN);
+        assert_eq!(form["token_type_hint"], "refresh_token");
+        let basic = seen[0].header("authorization").unwrap();
+        let raw = base64::engine::general_purpose::STANDARD
+            .decode(basic.strip_prefix("Basic ").unwrap())
+            .unwrap();
+        assert_eq!(
+            String::from_utf8(raw).unwrap(),
+            "dash%3A1:pr0xy%2FSecret%3Avalue"
+        );
+        assert!(
+            !seen[0].body.contains("pr0xy"),
+            "the secret only in the header"
+        );
+        let lines = r.lines();
+        assert!(
+            lines.iter().any(|l| l
+                .starts_with("access method=POST path=/api/auth/revoke status=200")
+                && l.ends_with("client=dash")),
+            "{lines:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn revoke_without_hint_sends_no_hint_rev1() {
+        let stub = Stub::start(vec![Up::text(200, "")]).await;
+        let a = rig(&stub).revoke(&revoke_json(None)).await;
+        assert_eq!(a.status, 200);
+        let form = form_of(&stub.requests()[0].body);
+        assert_eq!(form.get("token").map(String::as_str), Some(TOKEN));
+        assert!(!form.contains_key("token_type_hint"), "{form:?}");
+    }
+
+    #[tokio::test]
+    async fn revoke_errors_forwarded_with_status_rev3_proxy_5() {
+        let stub = Stub::start(vec![
+            Up::json(
+                400,
+                r#"{"error":"unsupported_token_type","error_description":"no","extra":1}"#,
+            ),
+            Up::json(401, r#"{"error":"invalid_client"}"#)
+                .header("WWW-Authenticate", "Basic realm=\"as\""),
+        ])
+        .await;
+        let r = rig(&stub);
+        let a = r.revoke(&revoke_json(Some("access_token"))).await;
+        assert_eq!(a.status, 400);
+        assert_eq!(
+            a.json,
+            serde_json::json!({"error":"unsupported_token_type","error_description":"no"})
+        );
+        let b = r.revoke(&revoke_json(Some("refresh_token"))).await;
+        assert_eq!(b.status, 401);
+        assert_eq!(b.json["error"], "invalid_client");
+        assert!(!b.headers.contains_key(header::WWW_AUTHENTICATE));
+        let lines = r.lines();
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.contains("upstream_error=unsupported_token_type"))
+        );
+        assert!(
+            lines.iter().any(|l| l.starts_with("ALERT client=dash")),
+            "PROXY-5: invalid_client alerts: {lines:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn revoke_upstream_failures_are_502_and_504_proxy_6() {
+        let stub = Stub::start(vec![
+            Up::text(503, "busy"),
+            Up::text(200, "").delay(Duration::from_secs(3)),
+        ])
+        .await;
+        let r = rig_with(Some(stub.url("/revoke")), Duration::from_millis(500), 0);
+        let a = r.revoke(&revoke_json(None)).await;
+        assert_eq!(a.status, 502);
+        assert_eq!(a.json["error"], "server_error");
+        let started = Instant::now();
+        let b = r.revoke(&revoke_json(None)).await;
+        assert_eq!(b.status, 504);
+        assert_eq!(b.json["error"], "temporarily_unavailable");
+        assert!(started.elapsed() < Duration::from_secs(2));
+
+        let port = closed_port().await;
+        let gone = Url::parse(&format!("http://127.0.0.1:{port}/revoke")).unwrap();
+        let r = rig_with(Some(gone), Duration::from_secs(2), 0);
+        let c = r.revoke(&revoke_json(None)).await;
+        assert_eq!(c.status, 502);
+        assert_eq!(c.json["error"], "temporarily_unavailable");
+    }
+
+    #[tokio::test]
+    async fn revoke_bad_input_is_400_and_never_forwarded_proxy_2() {
+        let stub = Stub::start(vec![Up::text(200, "")]).await;
+        let r = rig(&stub);
+        let long = "a".repeat(MAX_TOKEN_LEN + 1);
+        for (body, want) in [
+            (r#"{}"#.to_owned(), "missing or empty field 'token'"),
+            (
+                r#"{"token":""}"#.to_owned(),
+                "missing or empty field 'token'",
+            ),
+            (r#"{"token":42}"#.to_owned(), "JSON strings"),
+            (format!(r#"{{"token":"{TOKEN}\n"}}"#), "printable ASCII"),
+            (format!(r#"{{"token":"{TOKEN}\u00e9"}}"#), "printable ASCII"),
+            (format!(r#"{{"token":"{long}"}}"#), "printable ASCII"),
+            (
+                format!(r#"{{"token":"{TOKEN}","token_type_hint":"id_token"}}"#),
+                "token_type_hint",
+            ),
+            (
+                format!(r#"{{"token":"{TOKEN}","client":"other"}}"#),
+                "unknown client",
+            ),
+            (format!(r#"{{"token":"{TOKEN}""#), "malformed JSON"),
+        ] {
+            let a = r.revoke(&body).await;
+            assert_eq!(a.status, 400, "{body}: {}", a.json);
+            assert_eq!(a.json["error"], "invalid_request");
+            let d = a.json["error_description"].as_str().unwrap();
+            assert!(d.contains(want), "{body}: {d}");
+        }
+        let wrong_type = Request::builder()
+            .method(Method::POST)
+            .uri("/api/auth/revoke")
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(Full::new(Bytes::from(format!("token={TOKEN}"))))
+            .unwrap();
+        assert_eq!(r.send(wrong_type).await.status, 415);
+        let huge = format!(r#"{{"token":"{}"}}"#, "a".repeat(MAX_BODY));
+        assert_eq!(r.revoke(&huge).await.status, 413);
+        assert!(stub.requests().is_empty(), "PROXY-2: nothing forwarded");
+        r.lines();
+    }
+
+    #[tokio::test]
+    async fn revoke_without_endpoint_is_501_unsupported_operation() {
+        let r = rig_with(None, Duration::from_secs(1), 0);
+        let a = r.revoke(&revoke_json(Some("refresh_token"))).await;
+        assert_eq!(a.status, 501);
+        assert_eq!(a.json["error"], "unsupported_operation");
+        assert!(
+            r.lines()
+                .iter()
+                .any(|l| l.contains("error=unsupported_operation"))
+        );
+    }
+
+    #[tokio::test]
+    async fn revoke_cors_preflight_and_origin_check_proxy_7_8() {
+        let stub = Stub::start(vec![Up::text(200, "")]).await;
+        let r = rig(&stub);
+        let preflight = |origin: &str| {
+            Request::builder()
+                .method(Method::OPTIONS)
+                .uri("/api/auth/revoke")
+                .header(header::ORIGIN, origin)
+                .header(header::ACCESS_CONTROL_REQUEST_METHOD, "POST")
+                .body(Full::new(Bytes::new()))
+                .unwrap()
+        };
+        let ok = r.send(preflight(ORIGIN)).await;
+        assert_eq!(ok.status, 204);
+        assert_eq!(ok.headers[header::ACCESS_CONTROL_ALLOW_ORIGIN], ORIGIN);
+        assert_eq!(ok.headers[header::ACCESS_CONTROL_ALLOW_METHODS], "POST");
+        let refused = r.send(preflight("https://evil.example")).await;
+        assert_eq!(refused.status, 403);
+        assert!(
+            !refused
+                .headers
+                .contains_key(header::ACCESS_CONTROL_ALLOW_ORIGIN)
+        );
+
+        let a = r.send(post(&revoke_json(None), Some(ORIGIN))).await;
+        assert_eq!(a.status, 200);
+        assert_eq!(a.headers[header::ACCESS_CONTROL_ALLOW_ORIGIN], ORIGIN);
+        let b = r
+            .send(post(&revoke_json(None), Some("https://evil.example")))
+            .await;
+        assert_eq!(b.status, 403);
+        assert!(!b.headers.contains_key(header::ACCESS_CONTROL_ALLOW_ORIGIN));
+        assert_eq!(
+            stub.requests().len(),
+            1,
+            "the refused origin was not forwarded"
+        );
+    }
+
+    #[tokio::test]
+    async fn revoke_is_rate_limited_and_post_only_proxy_1_10() {
+        let stub = Stub::start(vec![Up::text(200, "")]).await;
+        let r = rig_with(Some(stub.url("/revoke")), Duration::from_secs(5), 1);
+        assert_eq!(r.revoke(&revoke_json(None)).await.status, 200);
+        let limited = r.revoke(&revoke_json(None)).await;
+        assert_eq!(limited.status, 429);
+        assert!(limited.headers.contains_key(header::RETRY_AFTER));
+        let get = Request::builder()
+            .method(Method::GET)
+            .uri("/api/auth/revoke")
+            .body(Full::new(Bytes::new()))
+            .unwrap();
+        let a = r.send(get).await;
+        assert_eq!(a.status, 405);
+        assert_eq!(a.headers[header::ALLOW], "POST, OPTIONS");
+        assert_eq!(stub.requests().len(), 1);
+    }
+
+    #[test]
+    fn token_syntax_is_vschar_rfc6749_a_12() {
+        assert!(token_syntax_ok("abc.DEF-_~+/= x"));
+        assert!(!token_syntax_ok(""));
+        assert!(!token_syntax_ok("tab\there"));
+        assert!(!token_syntax_ok("caf\u{e9}"));
+        assert!(token_syntax_ok(&"a".repeat(MAX_TOKEN_LEN)));
+        assert!(!token_syntax_ok(&"a".repeat(MAX_TOKEN_LEN + 1)));
     }
 }

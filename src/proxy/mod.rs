@@ -69,6 +69,8 @@ pub enum ProxyError {
 pub(crate) struct ResolvedClient {
     pub(crate) name: String,
     pub(crate) token_endpoint: Url,
+    /// `None`: the client cannot revoke through the proxy (501).
+    pub(crate) revocation_endpoint: Option<Url>,
     pub(crate) client_id: String,
     pub(crate) secret: ClientSecret,
     pub(crate) redirect_uris: Vec<String>,
@@ -113,20 +115,16 @@ impl Proxy {
         let mut all_origins: Vec<String> = Vec::new();
         for (name, client) in &config.clients {
             let secret = client.secret.load(name, env)?;
-            let token_endpoint =
-                match &client.endpoint {
-                    EndpointSource::TokenEndpoint(url) => url.clone(),
-                    EndpointSource::Issuer(issuer) => upstream::discover(&http, issuer)
-                        .await
-                        .map_err(|message| ProxyError::Discovery {
-                            location: client.location.clone(),
-                            client: name.clone(),
-                            message,
-                        })?,
-                };
+            let (token_endpoint, revocation_endpoint) =
+                resolve_endpoints(&http, name, client).await?;
             log.write(
                 Level::INFO,
-                &format!("client {name}: token endpoint {token_endpoint}"),
+                &format!(
+                    "client {name}: token endpoint {token_endpoint}, revocation endpoint {}",
+                    revocation_endpoint
+                        .as_ref()
+                        .map_or("(none: /api/auth/revoke answers 501)", Url::as_str)
+                ),
             );
             for origin in &client.allowed_origins {
                 if !all_origins.contains(origin) {
@@ -138,6 +136,7 @@ impl Proxy {
                 Arc::new(ResolvedClient {
                     name: name.clone(),
                     token_endpoint,
+                    revocation_endpoint,
                     client_id: client.client_id.clone(),
                     secret,
                     redirect_uris: client.redirect_uris.clone(),
@@ -221,6 +220,36 @@ impl Proxy {
             stop: Some(tx),
             task,
         })
+    }
+}
+
+/// The client's token and revocation endpoints: as configured, or discovered from `issuer`
+/// (a configured `revocation_endpoint` wins over the discovered one).
+async fn resolve_endpoints(
+    http: &reqwest::Client,
+    name: &str,
+    client: &ClientConfig,
+) -> Result<(Url, Option<Url>), ProxyError> {
+    match &client.endpoint {
+        EndpointSource::TokenEndpoint(url) => Ok((url.clone(), client.revocation_endpoint.clone())),
+        EndpointSource::Issuer(issuer) => {
+            let fail = |message: String| ProxyError::Discovery {
+                location: client.location.clone(),
+                client: name.to_owned(),
+                message,
+            };
+            let found = upstream::discover(http, issuer).await.map_err(fail)?;
+            let revocation = match (&client.revocation_endpoint, &found.revocation_endpoint) {
+                (Some(configured), _) => Some(configured.clone()),
+                (None, Some(discovered)) => Some(config::upstream_url(discovered).map_err(|m| {
+                    fail(format!(
+                        "the discovered revocation_endpoint {m} (set revocation_endpoint to override it)"
+                    ))
+                })?),
+                (None, None) => None,
+            };
+            Ok((found.token_endpoint, revocation))
+        }
     }
 }
 

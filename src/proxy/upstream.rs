@@ -58,12 +58,18 @@ pub(crate) fn basic_auth(client_id: &str, secret: &ClientSecret) -> Option<Heade
     Some(value)
 }
 
-/// POSTs `form` to the token endpoint once (a code is single-use: never retried, PROXY-6).
-pub(crate) async fn token_request(
+/// How an upstream status and body become the proxy's reply: [`map_response`] for the token
+/// endpoint, [`map_revocation_response`] for the revocation endpoint.
+pub(crate) type MapFn = fn(u16, Bytes) -> Reply;
+
+/// POSTs `form` to `endpoint` once (a code is single-use: never retried, PROXY-6) and maps the
+/// answer with `map`.
+pub(crate) async fn post_form(
     http: &reqwest::Client,
     endpoint: &Url,
     auth: HeaderValue,
     form: String,
+    map: MapFn,
 ) -> Reply {
     let sent = http
         .post(endpoint.clone())
@@ -100,7 +106,7 @@ pub(crate) async fn token_request(
             Err(e) => return transport_failure(&e),
         }
     }
-    map_response(status, Bytes::from(body))
+    map(status, Bytes::from(body))
 }
 
 fn transport_failure(e: &reqwest::Error) -> Reply {
@@ -168,8 +174,29 @@ pub(crate) fn map_response(status: u16, body: Bytes) -> Reply {
             _ => bad_gateway("the authorization server sent an invalid token response"),
         };
     }
+    map_error(status, &body)
+}
+
+/// Maps a revocation endpoint's answer (RFC 7009 §2.2): 200 → 200 `{}` whatever the body (the
+/// server also says 200 for a token that was already invalid, REV-2); anything else as
+/// [`map_response`] maps a non-200.
+pub(crate) fn map_revocation_response(status: u16, body: Bytes) -> Reply {
+    if status == 200 {
+        return Reply {
+            status: StatusCode::OK,
+            body: Bytes::from_static(b"{}"),
+            error: None,
+            from_upstream: false,
+        };
+    }
+    map_error(status, &body)
+}
+
+/// A non-200 answer: 4xx with a JSON `error` → that status with only `error`,
+/// `error_description`, `error_uri` (PROXY-5); anything else → 502 (PROXY-6).
+fn map_error(status: u16, body: &[u8]) -> Reply {
     if (400..500).contains(&status) {
-        let fields = serde_json::from_slice::<Map<String, Value>>(&body).ok();
+        let fields = serde_json::from_slice::<Map<String, Value>>(body).ok();
         if let Some(fields) = fields
             && let Some(Value::String(code)) = fields.get("error")
             && let Ok(status) = StatusCode::from_u16(status)
@@ -195,9 +222,18 @@ pub(crate) fn map_response(status: u16, body: Bytes) -> Reply {
     bad_gateway("the authorization server sent an unexpected response")
 }
 
-/// Finds the token endpoint of `issuer` (OpenID Connect Discovery 1.0 §4); the document's
-/// `issuer` must equal the configured one exactly (§4.3).
-pub(crate) async fn discover(http: &reqwest::Client, issuer: &str) -> Result<Url, String> {
+/// What the proxy takes from a discovery document.
+#[derive(Debug)]
+pub(crate) struct Discovered {
+    /// The token endpoint, validated.
+    pub token_endpoint: Url,
+    /// `revocation_endpoint` as written (RFC 8414 §2), validated only if it is used.
+    pub revocation_endpoint: Option<String>,
+}
+
+/// Finds the token and revocation endpoints of `issuer` (OpenID Connect Discovery 1.0 §4,
+/// RFC 8414 §2); the document's `issuer` must equal the configured one exactly (§4.3).
+pub(crate) async fn discover(http: &reqwest::Client, issuer: &str) -> Result<Discovered, String> {
     let url = format!(
         "{}/.well-known/openid-configuration",
         issuer.trim_end_matches('/')
@@ -218,6 +254,7 @@ pub(crate) async fn discover(http: &reqwest::Client, issuer: &str) -> Result<Url
     struct Discovery {
         issuer: String,
         token_endpoint: String,
+        revocation_endpoint: Option<String>,
     }
     let doc: Discovery = response
         .json()
@@ -229,8 +266,12 @@ pub(crate) async fn discover(http: &reqwest::Client, issuer: &str) -> Result<Url
             doc.issuer
         ));
     }
-    super::config::upstream_url(&doc.token_endpoint)
-        .map_err(|m| format!("the discovered token_endpoint {m}"))
+    let token_endpoint = super::config::upstream_url(&doc.token_endpoint)
+        .map_err(|m| format!("the discovered token_endpoint {m}"))?;
+    Ok(Discovered {
+        token_endpoint,
+        revocation_endpoint: doc.revocation_endpoint,
+    })
 }
 
 #[cfg(test)]
@@ -297,6 +338,31 @@ mod tests {
         let reply = map_response(401, Bytes::from_static(b"Unauthorized"));
         assert_eq!(reply.status, StatusCode::BAD_GATEWAY);
         let reply = map_response(302, Bytes::new());
+        assert_eq!(reply.status, StatusCode::BAD_GATEWAY);
+    }
+
+    #[test]
+    fn revocation_200_is_empty_object_whatever_the_body_rev2() {
+        for body in [&b""[..], b"<html>", br#"{"error":"x"}"#] {
+            let reply = map_revocation_response(200, Bytes::copy_from_slice(body));
+            assert_eq!(reply.status, StatusCode::OK);
+            assert_eq!(text(&reply), "{}");
+            assert_eq!(reply.error, None);
+        }
+    }
+
+    #[test]
+    fn revocation_errors_map_like_token_errors_rev3_proxy_5_6() {
+        let reply = map_revocation_response(
+            400,
+            Bytes::from_static(br#"{"error":"unsupported_token_type","x":1}"#),
+        );
+        assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+        assert_eq!(text(&reply), r#"{"error":"unsupported_token_type"}"#);
+        assert!(reply.from_upstream);
+        let reply = map_revocation_response(503, Bytes::from_static(b"busy"));
+        assert_eq!(reply.status, StatusCode::BAD_GATEWAY);
+        let reply = map_revocation_response(400, Bytes::from_static(b"bad"));
         assert_eq!(reply.status, StatusCode::BAD_GATEWAY);
     }
 }

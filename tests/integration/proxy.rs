@@ -76,7 +76,7 @@ async fn upstream(behavior: Behavior) -> Upstream {
                         let body = body.collect().await.unwrap().to_bytes();
                         if parts.uri.path() == "/.well-known/openid-configuration" {
                             let doc = format!(
-                                r#"{{"issuer":"{url}","token_endpoint":"{url}/discovered-token"}}"#
+                                r#"{{"issuer":"{url}","token_endpoint":"{url}/discovered-token","revocation_endpoint":"{url}/discovered-revoke"}}"#
                             );
                             return Ok::<_, Infallible>(hyper::Response::new(Full::new(
                                 Bytes::from(doc),
@@ -947,4 +947,164 @@ fn binary_refuses_to_start_without_secret_proxy_9() {
         stderr.contains("client 'dashboard': environment variable DASH_SECRET is not set"),
         "{stderr}"
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// POST /api/auth/revoke (RFC 7009 through the proxy; REV-1..3 on the client side).
+// ---------------------------------------------------------------------------------------------
+
+fn revoke_body(token: &str, hint: &str) -> serde_json::Value {
+    serde_json::json!({"token": token, "token_type_hint": hint})
+}
+
+#[tokio::test]
+async fn revoke_uses_the_discovered_revocation_endpoint_with_basic_rev1_rev2_proxy_3() {
+    // REV-2: the upstream's 200 body is ignored; the proxy answers `{}`.
+    let up = upstream(Behavior::Reply(200, "ignored", vec![])).await;
+    let h = start_with(&config_text(&format!("issuer = \"{}\"", up.url), "")).await;
+    let a = h
+        .post("/api/auth/revoke", &revoke_body(REFRESH, "refresh_token"))
+        .await;
+    assert_eq!(a.status, 200, "{}", a.body);
+    assert_eq!(a.body, "{}");
+    assert_eq!(a.header("cache-control"), Some("no-store"));
+    let seen = up.seen();
+    assert_eq!(seen.len(), 1);
+    assert_eq!(
+        (seen[0].method.as_str(), seen[0].path.as_str()),
+        ("POST", "/discovered-revoke")
+    );
+    let expected = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(ENCODED_PAIR)
+    );
+    assert_eq!(seen[0].authorization.as_deref(), Some(expected.as_str()));
+    assert_eq!(
+        form(&seen[0].body),
+        vec![
+            ("token".into(), REFRESH.into()),
+            ("token_type_hint".into(), "refresh_token".into()),
+        ],
+        "RFC 7009 §2.1: token and hint, no secret in the body"
+    );
+    let access = h.access_lines();
+    assert_eq!(access.len(), 1, "{access:?}");
+    assert!(
+        access[0].contains("method=POST path=/api/auth/revoke status=200")
+            && access[0].contains("client=dashboard"),
+        "{}",
+        access[0]
+    );
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn revoke_configured_endpoint_wins_and_errors_pass_through_rev3_proxy_5() {
+    let body = r#"{"error":"unsupported_token_type","error_description":"access tokens are JWTs","internal":"x"}"#;
+    let up = upstream(Behavior::Reply(400, body, vec![])).await;
+    let line = format!(
+        "issuer = \"{0}\"\nrevocation_endpoint = \"{0}/configured-revoke\"",
+        up.url
+    );
+    let h = start_with(&config_text(&line, "")).await;
+    let a = h
+        .post("/api/auth/revoke", &revoke_body(ACCESS, "access_token"))
+        .await;
+    assert_eq!(a.status, 400, "{}", a.body);
+    assert_eq!(
+        a.json(),
+        serde_json::json!({"error":"unsupported_token_type","error_description":"access tokens are JWTs"})
+    );
+    assert_eq!(up.seen()[0].path, "/configured-revoke");
+    let access = h.access_lines();
+    assert!(
+        access[0].contains("status=400")
+            && access[0].contains("upstream_error=unsupported_token_type"),
+        "{access:?}"
+    );
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn revoke_without_revocation_endpoint_is_501_and_never_forwarded() {
+    let up = upstream(Behavior::Reply(200, "", vec![])).await;
+    let h = start(&up).await; // token_endpoint only: no revocation endpoint
+    let a = h
+        .post("/api/auth/revoke", &revoke_body(REFRESH, "refresh_token"))
+        .await;
+    assert_eq!(a.status, 501, "{}", a.body);
+    assert_eq!(a.json()["error"], "unsupported_operation");
+    assert!(up.seen().is_empty());
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn revoke_upstream_slow_is_504_and_unreachable_502_proxy_6() {
+    let up = upstream(Behavior::Slow(Duration::from_secs(4))).await;
+    let line = format!(
+        "token_endpoint = \"{0}/token\"\nrevocation_endpoint = \"{0}/revoke\"",
+        up.url
+    );
+    let h = start_with(&config_text(&line, "upstream_timeout_secs = 1")).await;
+    let started = Instant::now();
+    let a = h
+        .post("/api/auth/revoke", &revoke_body(REFRESH, "refresh_token"))
+        .await;
+    assert_eq!(a.status, 504, "{}", a.body);
+    assert_eq!(a.json()["error"], "temporarily_unavailable");
+    assert!(started.elapsed() < Duration::from_secs(3));
+    h.stop().await;
+
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let line = format!(
+        "token_endpoint = \"http://127.0.0.1:{port}/token\"\nrevocation_endpoint = \"http://127.0.0.1:{port}/revoke\""
+    );
+    let h = start_with(&config_text(&line, "")).await;
+    let b = h
+        .post("/api/auth/revoke", &revoke_body(REFRESH, "refresh_token"))
+        .await;
+    assert_eq!(b.status, 502, "{}", b.body);
+    assert_eq!(b.json()["error"], "temporarily_unavailable");
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn revoke_with_several_clients_needs_the_client_field() {
+    let up = upstream(Behavior::Reply(200, "", vec![])).await;
+    let line = format!(
+        "token_endpoint = \"{0}/token\"\nrevocation_endpoint = \"{0}/revoke\"",
+        up.url
+    );
+    let other = format!(
+        "[clients.other]\ntoken_endpoint = \"{0}/token\"\nrevocation_endpoint = \"{0}/other-revoke\"\nclient_id = \"other\"\nclient_secret_env = \"OTHER_SECRET\"\nredirect_uris = [\"{REDIRECT}\"]\n",
+        up.url
+    );
+    let h = start_with(&format!("{}{other}", config_text(&line, ""))).await;
+    let a = h
+        .post("/api/auth/revoke", &revoke_body(REFRESH, "refresh_token"))
+        .await;
+    assert_eq!(a.status, 400, "{}", a.body);
+    assert!(
+        a.json()["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("'client'")
+    );
+    let mut body = revoke_body(REFRESH, "refresh_token");
+    body["client"] = "other".into();
+    let b = h.post("/api/auth/revoke", &body).await;
+    assert_eq!(b.status, 200, "{}", b.body);
+    let seen = up.seen();
+    assert_eq!(seen.len(), 1);
+    assert_eq!(seen[0].path, "/other-revoke");
+    let expected = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode("other:other-secret-value")
+    );
+    assert_eq!(seen[0].authorization.as_deref(), Some(expected.as_str()));
+    h.stop().await;
 }

@@ -637,3 +637,259 @@ async fn proxy_e2e_authdeck_account_selects_the_proxy_client_by_query_proxy_5() 
     assert_eq!(clients, ["client=e2e", "client=e2e"], "{lines:?}");
     h.stop().await;
 }
+
+// ---------------------------------------------------------------------------------------------
+// Revocation through the proxy (POST /api/auth/revoke; REV-1..4, RFC 7009).
+// ---------------------------------------------------------------------------------------------
+
+/// A proxy in front of the devserver that also knows its revocation endpoint.
+async fn devserver_revoking_proxy(srv: &DevServer, redirect: &str, timeout_secs: u64) -> Harness {
+    start_proxy(
+        &format!(
+            "token_endpoint = \"{}\"\nrevocation_endpoint = \"{}\"",
+            srv.url("/token"),
+            srv.url("/revoke")
+        ),
+        DEV_CLIENT_ID,
+        DEV_SECRET,
+        redirect,
+        timeout_secs,
+    )
+    .await
+}
+
+fn revoke_body(token: &str, hint: &str) -> serde_json::Value {
+    serde_json::json!({"token": token, "token_type_hint": hint})
+}
+
+#[tokio::test]
+async fn proxy_e2e_devserver_revoke_then_refresh_is_invalid_grant_rev1_rev2_proxy_6() {
+    let srv = devserver().await;
+    let redirect = format!("http://127.0.0.1:{}/callback", free_port());
+    let h = devserver_revoking_proxy(&srv, &redirect, 1).await;
+    let (code, verifier) = devserver_code(&srv, &redirect).await;
+    let body =
+        serde_json::json!({"code": code, "code_verifier": verifier, "redirect_uri": redirect});
+    let a = h.post("/api/auth/exchange", &body).await;
+    assert_eq!(a.status, 200, "{}", a.json);
+    let access = a.str("access_token").to_owned();
+    let refresh = a.str("refresh_token").to_owned();
+
+    // The devserver authenticates the confidential client at /revoke: only the proxy can.
+    let r = h
+        .post("/api/auth/revoke", &revoke_body(&refresh, "refresh_token"))
+        .await;
+    assert_eq!((r.status, &r.json), (200, &serde_json::json!({})));
+    assert_eq!(r.header("cache-control"), Some("no-store"));
+    let stats = srv.stats();
+    assert_eq!(stats.revocations, 1);
+    assert_eq!(stats.last_client_auth.as_deref(), Some("basic"));
+
+    // The provider now refuses the revoked refresh token.
+    let refused = h
+        .post(
+            "/api/auth/refresh",
+            &serde_json::json!({"refresh_token": refresh}),
+        )
+        .await;
+    assert_eq!(refused.status, 400, "{}", refused.json);
+    assert_eq!(refused.str("error"), "invalid_grant");
+    assert_eq!(srv.stats().refreshes, 0);
+
+    // RFC 7009 §2.2: an already invalid token is still a 200.
+    let again = h
+        .post("/api/auth/revoke", &revoke_body(&refresh, "refresh_token"))
+        .await;
+    assert_eq!(again.status, 200, "{}", again.json);
+
+    // PROXY-6 on the revoke route: upstream 500 → 502, slower than the 1 s timeout → 504.
+    srv.inject(Fault::Status(500), 1, Endpoint::Revoke);
+    let b = h
+        .post("/api/auth/revoke", &revoke_body(&access, "access_token"))
+        .await;
+    assert_eq!(b.status, 502, "{}", b.json);
+    srv.inject(Fault::Slow(Duration::from_secs(4)), 1, Endpoint::Revoke);
+    let started = Instant::now();
+    let c = h
+        .post("/api/auth/revoke", &revoke_body(&access, "access_token"))
+        .await;
+    assert_eq!(c.status, 504, "{}", c.json);
+    assert!(started.elapsed() < Duration::from_secs(3));
+
+    let lines = h.checked_log(&[&code, &verifier, &access, &refresh]);
+    let revokes: Vec<&str> = lines
+        .iter()
+        .filter(|l| l.starts_with("access ") && l.contains("path=/api/auth/revoke"))
+        .filter_map(|l| l.split(' ').find(|w| w.starts_with("status=")))
+        .collect();
+    assert_eq!(
+        revokes,
+        ["status=200", "status=200", "status=502", "status=504"],
+        "{lines:?}"
+    );
+    h.stop().await;
+}
+
+/// The refresh token the vault holds for `demo`.
+fn stored_refresh_token(account: &Account) -> String {
+    let vault = authdeck::vault::Vault::open(
+        account.path("vault.bin"),
+        authdeck::vault::KeySource::KeyFile(account.path("vault.key")),
+    )
+    .unwrap();
+    let record = vault.get("demo").unwrap().expect("a vault record for demo");
+    record
+        .refresh_token
+        .expect("the login stored a refresh token")
+        .secret()
+        .to_owned()
+}
+
+fn proxy_account(srv: &DevServer, redirect: &str, h: &Harness) -> Account {
+    // The account names no secret: only the proxy can authenticate the client, also at the
+    // revocation endpoint (RFC 7009 §2.1).
+    Account::new(&format!(
+        "extends = \"oidc\"\nissuer = \"{}\"\nclient_id = \"{DEV_CLIENT_ID}\"\n\
+         client_auth = \"none\"\nscopes = [\"openid\", \"email\", \"offline_access\"]\n\
+         redirect_uri = \"{redirect}\"\nexchange_proxy = \"{}\"\n",
+        srv.issuer(),
+        h.proxy.url(),
+    ))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn proxy_e2e_authdeck_revoke_goes_through_the_proxy_rev1_rev2_rev4() {
+    let srv = devserver().await;
+    let redirect = format!("http://127.0.0.1:{}/callback", free_port());
+    let h = devserver_revoking_proxy(&srv, &redirect, 10).await;
+    let account = proxy_account(&srv, &redirect, &h);
+    let needles = h.needles.clone();
+    let (refresh, revoke, token) = tokio::task::spawn_blocking(move || {
+        let login = account.login_paste();
+        assert_no_secret(&needles, "login stderr", &stderr(&login));
+        let refresh = stored_refresh_token(&account);
+        let revoke = account.run(&["revoke", "demo"]);
+        let token = account.run(&["token", "demo"]);
+        (refresh, revoke, token)
+    })
+    .await
+    .unwrap();
+    let err = stderr(&revoke);
+    assert_eq!(revoke.status.code(), Some(0), "revoke: {err}");
+    assert!(
+        err.contains(
+            "revoked the refresh and access tokens at the provider and removed them locally"
+        ),
+        "{err}"
+    );
+    assert_no_secret(&h.needles, "revoke stderr", &err);
+    assert_eq!(
+        token.status.code(),
+        Some(3),
+        "REV-4: removed locally: {}",
+        stderr(&token)
+    );
+
+    // REV-1: refresh token first, then the access token, both through the proxy with Basic.
+    let stats = srv.stats();
+    assert_eq!(stats.revocations, 2);
+    assert_eq!(stats.last_client_auth.as_deref(), Some("basic"));
+    let lines = h.checked_log(&[&refresh]);
+    let revokes = lines
+        .iter()
+        .filter(|l| l.starts_with("access ") && l.contains("path=/api/auth/revoke status=200"))
+        .count();
+    assert_eq!(revokes, 2, "{lines:?}");
+
+    // The provider refuses the revoked refresh token.
+    let refused = h
+        .post(
+            "/api/auth/refresh",
+            &serde_json::json!({"refresh_token": refresh}),
+        )
+        .await;
+    assert_eq!(refused.status, 400, "{}", refused.json);
+    assert_eq!(refused.str("error"), "invalid_grant");
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn proxy_e2e_authdeck_revoke_without_proxy_revocation_endpoint_removes_locally_rev4() {
+    let srv = devserver().await;
+    let redirect = format!("http://127.0.0.1:{}/callback", free_port());
+    let h = devserver_proxy(&srv, &redirect, 10).await; // no revocation_endpoint
+    let account = proxy_account(&srv, &redirect, &h);
+    let (revoke, token) = tokio::task::spawn_blocking(move || {
+        account.login_paste();
+        (
+            account.run(&["revoke", "demo"]),
+            account.run(&["token", "demo"]),
+        )
+    })
+    .await
+    .unwrap();
+    let err = stderr(&revoke);
+    assert_eq!(revoke.status.code(), Some(0), "revoke: {err}");
+    assert!(
+        err.contains("the exchange proxy has no revocation endpoint for this client; tokens removed locally only"),
+        "{err}"
+    );
+    assert_eq!(token.status.code(), Some(3), "{}", stderr(&token));
+    assert_eq!(srv.stats().revocations, 0);
+    let lines = h.checked_log(&[]);
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("path=/api/auth/revoke status=501")),
+        "{lines:?}"
+    );
+    h.stop().await;
+}
+
+/// oidc-provider's `client_secret_basic` client: the revocation endpoint is discovered from
+/// `issuer`; revoking through the proxy makes the refresh token `invalid_grant`.
+#[tokio::test]
+async fn proxy_e2e_oidc_provider_revoke_through_the_proxy_rev1_rev2() {
+    let op = OidcProvider::shared().unwrap();
+    let redirect = redirect_uri(free_port());
+    let h = oidc_proxy(op, &redirect).await;
+    let (code, verifier) = oidc_code(op, &redirect).await;
+    let body =
+        serde_json::json!({"code": code, "code_verifier": verifier, "redirect_uri": redirect});
+    let a = h.post("/api/auth/exchange", &body).await;
+    assert_eq!(a.status, 200, "{}; server: {}", a.json, op.stderr());
+    let access = a.str("access_token").to_owned();
+    let refresh = a.str("refresh_token").to_owned();
+
+    let r = h
+        .post("/api/auth/revoke", &revoke_body(&refresh, "refresh_token"))
+        .await;
+    assert_eq!(
+        (r.status, &r.json),
+        (200, &serde_json::json!({})),
+        "{}",
+        op.stderr()
+    );
+    let t = h
+        .post("/api/auth/revoke", &revoke_body(&access, "access_token"))
+        .await;
+    assert_eq!(t.status, 200, "{}", t.json);
+    let unknown = h
+        .post(
+            "/api/auth/revoke",
+            &revoke_body("never-issued-token", "refresh_token"),
+        )
+        .await;
+    assert_eq!(unknown.status, 200, "RFC 7009 §2.2: {}", unknown.json);
+
+    let refused = h
+        .post(
+            "/api/auth/refresh",
+            &serde_json::json!({"refresh_token": refresh}),
+        )
+        .await;
+    assert_eq!(refused.status, 400, "{}", refused.json);
+    assert_eq!(refused.str("error"), "invalid_grant");
+    h.checked_log(&[&code, &verifier, &access, &refresh]);
+    h.stop().await;
+}
