@@ -164,8 +164,11 @@ impl Driver {
 
     fn view_of(&self, name: &str) -> Option<AccountView> {
         let p = self.app.account(name).ok()?;
-        let records = self.records();
-        Some(account_view(p, records.get(name), self.now()))
+        // The shared snapshot, not a copy of every record: this runs once per account when
+        // many refreshes start or end at once.
+        let snap = self.app.current().ok();
+        let rec = snap.as_ref().and_then(|s| s.records.get(name));
+        Some(account_view(p, rec, self.now()))
     }
 
     fn push_view(&self, name: &str) {
