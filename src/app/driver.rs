@@ -27,6 +27,40 @@ const SCHEDULER_TICK: Duration = Duration::from_secs(1);
 /// How often the vault is re-read for changes made by other processes.
 const RELOAD_EVERY: Duration = Duration::from_secs(5);
 
+/// The wall clock the scheduler reads (`SystemTime::now` in production; tests jump it).
+pub type Clock = Arc<dyn Fn() -> SystemTime + Send + Sync>;
+
+/// How the driver keeps time. The default is what the dashboard uses; tests inject a clock
+/// that jumps and a shorter tick.
+#[derive(Clone)]
+pub struct DriverSettings {
+    /// The wall clock compared with each account's due time.
+    pub clock: Clock,
+    /// How often the scheduler looks at the clock (1 s).
+    pub tick: Duration,
+    /// How often (by `clock`) the vault is re-read for other processes' changes (5 s).
+    pub reload_every: Duration,
+}
+
+impl Default for DriverSettings {
+    fn default() -> Self {
+        DriverSettings {
+            clock: Arc::new(SystemTime::now),
+            tick: SCHEDULER_TICK,
+            reload_every: RELOAD_EVERY,
+        }
+    }
+}
+
+impl std::fmt::Debug for DriverSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DriverSettings")
+            .field("tick", &self.tick)
+            .field("reload_every", &self.reload_every)
+            .finish_non_exhaustive()
+    }
+}
+
 /// The view of one account for the dashboard (no secrets).
 pub fn account_view(p: &Provider, rec: Option<&Record>, now: SystemTime) -> AccountView {
     let mut v = AccountView::new(
@@ -93,6 +127,7 @@ struct Driver {
     /// Accounts whose last scheduled refresh failed: when to try again, and the backoff.
     retry_at: Mutex<HashMap<String, (SystemTime, Duration)>>,
     logins: Mutex<HashMap<String, LoginHandle>>,
+    settings: DriverSettings,
 }
 
 struct LoginHandle {
@@ -106,9 +141,14 @@ impl Driver {
         let _ = self.events.send(ev);
     }
 
+    /// The driver's wall clock.
+    fn now(&self) -> SystemTime {
+        (self.settings.clock)()
+    }
+
     fn log(&self, account: &str, kind: LogKind) {
         self.send(AppEvent::Log(LogEntry {
-            at: SystemTime::now(),
+            at: self.now(),
             account: account.to_string(),
             kind,
         }));
@@ -124,8 +164,11 @@ impl Driver {
 
     fn view_of(&self, name: &str) -> Option<AccountView> {
         let p = self.app.account(name).ok()?;
-        let records = self.records();
-        Some(account_view(p, records.get(name), SystemTime::now()))
+        // The shared snapshot, not a copy of every record: this runs once per account when
+        // many refreshes start or end at once.
+        let snap = self.app.current().ok();
+        let rec = snap.as_ref().and_then(|s| s.records.get(name));
+        Some(account_view(p, rec, self.now()))
     }
 
     fn push_view(&self, name: &str) {
@@ -138,8 +181,18 @@ impl Driver {
 /// Runs until `commands` closes or a `Quit` arrives.
 pub async fn serve(
     app: Arc<App>,
+    commands: UnboundedReceiver<UiCommand>,
+    events: UnboundedSender<AppEvent>,
+) {
+    serve_with(app, commands, events, DriverSettings::default()).await;
+}
+
+/// [`serve`] with an explicit clock and tick (tests).
+pub async fn serve_with(
+    app: Arc<App>,
     mut commands: UnboundedReceiver<UiCommand>,
     events: UnboundedSender<AppEvent>,
+    settings: DriverSettings,
 ) {
     let driver = Arc::new(Driver {
         app,
@@ -147,12 +200,13 @@ pub async fn serve(
         refreshing: Mutex::new(HashSet::new()),
         retry_at: Mutex::new(HashMap::new()),
         logins: Mutex::new(HashMap::new()),
+        settings,
     });
     let records = driver.records();
     driver.send(AppEvent::AccountsLoaded(account_views(
         &driver.app,
         &records,
-        SystemTime::now(),
+        driver.now(),
     )));
     for p in &driver.app.loaded().problems {
         driver.send(AppEvent::Notice {
@@ -322,6 +376,7 @@ fn spawn_refresh(driver: &Arc<Driver>, name: String, force: bool) {
                         if rotated {
                             d.log(&name, LogKind::Rotated);
                         }
+                        warn_unknown_expiry(&d, &name, expires_at);
                     }
                     Refreshed::ByOther => d.log(
                         &name,
@@ -364,31 +419,41 @@ fn spawn_refresh(driver: &Arc<Driver>, name: String, force: bool) {
     });
 }
 
+/// EXP-3: one refresh-panel line per login or refresh that got a token of unknown lifetime.
+fn warn_unknown_expiry(d: &Driver, name: &str, expires_at: Option<i64>) {
+    if let Some(w) = super::unknown_expiry_warning(name, expires_at) {
+        d.log(name, LogKind::Info(format!("warning: {w}")));
+    }
+}
+
 /// Exponential backoff for scheduled retries after a failure: 15 s, 30 s, … up to 5 min.
 fn backoff(d: &Driver, name: &str) -> SystemTime {
+    let now = d.now();
     let Ok(mut map) = d.retry_at.lock() else {
-        return SystemTime::now() + Duration::from_secs(60);
+        return now + Duration::from_secs(60);
     };
     let step = map.get(name).map_or(Duration::from_secs(15), |(_, s)| {
         (*s * 2).min(Duration::from_secs(300))
     });
-    let at = SystemTime::now() + step;
+    let at = now + step;
     map.insert(name.to_string(), (at, step));
     at
 }
 
 async fn scheduler(d: Arc<Driver>) {
-    let mut tick = tokio::time::interval(SCHEDULER_TICK);
+    let mut tick = tokio::time::interval(d.settings.tick);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut last_reload = SystemTime::now();
+    let reload_every = d.settings.reload_every;
+    let mut last_reload = d.now();
     let mut records = d.records();
     loop {
         tick.tick().await;
-        let now = SystemTime::now();
-        // Wall-clock time: a jump (suspend, NTP) shows up here at the next tick.
+        let now = d.now();
+        // Wall-clock time: a jump (suspend, NTP) shows up here at the next tick. A backward
+        // jump (`duration_since` fails) reloads once, then the clock runs on from there.
         let reload_due = now
             .duration_since(last_reload)
-            .map_or(true, |e| e >= RELOAD_EVERY);
+            .map_or(true, |e| e >= reload_every);
         if reload_due {
             let d2 = d.clone();
             if let Ok(fresh) = tokio::task::spawn_blocking(move || d2.records()).await {
@@ -402,28 +467,40 @@ async fn scheduler(d: Arc<Driver>) {
             }
             last_reload = now;
         }
-        for (name, rec) in &records {
-            if d.app.account(name).is_err() || rec.refresh_token.is_none() {
-                continue;
-            }
-            if health(Some(rec), now) == Health::NeedsLogin || !super::status::is_due(rec, now) {
-                continue;
-            }
-            let waiting = d
-                .retry_at
-                .lock()
-                .ok()
-                .and_then(|m| m.get(name).map(|(at, _)| *at > now))
-                .unwrap_or(false);
-            if !waiting {
-                spawn_refresh(&d, name.clone(), false);
-            }
+        for name in d.due_now(&records, now) {
+            spawn_refresh(&d, name, false);
         }
         // Records refreshed by our own tasks are re-read on the next reload.
         if d.refreshing.lock().map(|b| !b.is_empty()).unwrap_or(false) {
-            last_reload = now - RELOAD_EVERY;
+            last_reload = now.checked_sub(reload_every).unwrap_or(now);
         }
     }
+}
+
+impl Driver {
+    /// The accounts the scheduler should refresh at `now`: logged in with a refresh token, due
+    /// by EXP-4 (never when the expiry is unknown, EXP-3), and not waiting out a backoff.
+    fn due_now(&self, records: &Records, now: SystemTime) -> Vec<String> {
+        let retry_at = self.retry_at.lock().map(|m| m.clone()).unwrap_or_default();
+        records
+            .iter()
+            .filter(|(name, rec)| {
+                self.app.account(name).is_ok()
+                    && rec.refresh_token.is_some()
+                    && health(Some(rec), now) != Health::NeedsLogin
+                    && super::status::is_due(rec, now)
+                    && !retry_at.get(*name).is_some_and(|r| waiting(*r, now))
+            })
+            .map(|(name, _)| name.clone())
+            .collect()
+    }
+}
+
+/// True while a backoff `(at, step)` is still running at `now`. A retry time further away than
+/// the step itself means the clock went backwards: retry now rather than wait out the jump.
+fn waiting((at, step): (SystemTime, Duration), now: SystemTime) -> bool {
+    at.duration_since(now)
+        .is_ok_and(|left| !left.is_zero() && left <= step)
 }
 
 fn spawn_login(driver: &Arc<Driver>, account: String, mode: UiMode) {
@@ -493,12 +570,13 @@ fn spawn_login(driver: &Arc<Driver>, account: String, mode: UiMode) {
             logins.remove(&account);
         }
         match result {
-            Ok(_) => {
+            Ok(expires_at) => {
                 d.send(AppEvent::LoginProgress {
                     account: account.clone(),
                     step: LoginStep::Done,
                 });
                 d.log(&account, LogKind::LoggedIn);
+                warn_unknown_expiry(&d, &account, expires_at);
             }
             Err(e) => d.send(AppEvent::LoginProgress {
                 account: account.clone(),
@@ -507,4 +585,31 @@ fn spawn_login(driver: &Arc<Driver>, account: String, mode: UiMode) {
         }
         d.push_view(&account);
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_waits_its_step_and_a_backward_clock_jump_does_not_stall_it() {
+        let t = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
+        let step = Duration::from_secs(15);
+        let at = t + step;
+        assert!(waiting((at, step), t));
+        assert!(waiting((at, step), t + Duration::from_secs(14)));
+        assert!(!waiting((at, step), at), "due at the retry time");
+        assert!(!waiting((at, step), at + Duration::from_secs(1)));
+        // The clock went back an hour: retry now instead of an hour and 15 s from now.
+        assert!(!waiting((at, step), t - Duration::from_secs(3600)));
+    }
+
+    #[test]
+    fn default_settings_are_the_production_clock_and_tick() {
+        let s = DriverSettings::default();
+        assert_eq!((s.tick, s.reload_every), (SCHEDULER_TICK, RELOAD_EVERY));
+        let before = SystemTime::now();
+        let read = (s.clock)();
+        assert!(read >= before && read <= SystemTime::now());
+    }
 }

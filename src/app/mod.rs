@@ -297,6 +297,19 @@ pub fn base_config(p: &Provider, stored_secret: Option<ClientSecret>) -> ClientC
     }
 }
 
+/// EXP-3: the one-line, secret-free warning for a login or refresh that produced a token of
+/// unknown lifetime (`expires_at` is `None`), or `None` when the expiry is known. Shown once per
+/// token acquisition (by `login`, `refresh` and the dashboard), never by `token`/`--export`.
+pub fn unknown_expiry_warning(account: &str, expires_at: Option<i64>) -> Option<String> {
+    expires_at.is_none().then(|| {
+        format!(
+            "{account}: the provider did not say when the token expires; authdeck will refresh \
+             it only when a request gets a 401 (set default_lifetime_secs in the account file \
+             to refresh on a timer)"
+        )
+    })
+}
+
 /// A fresh record (or an updated one) from a token response. Keeps the old refresh token when
 /// the response carries none (REF-4) and the stored client secret.
 pub fn apply_tokens(
@@ -361,6 +374,80 @@ mod tests {
         assert_eq!(second.generation, first.generation + 1);
         assert!(second.records.contains_key("a"));
         assert!(Arc::ptr_eq(&second, &app.current().unwrap()));
+    }
+
+    #[test]
+    fn exp3_warning_only_for_an_unknown_expiry() {
+        let w = unknown_expiry_warning("demo", None).unwrap();
+        assert!(w.starts_with("demo: "), "{w}");
+        assert!(w.contains("did not say when the token expires"), "{w}");
+        assert!(w.contains("401"), "{w}");
+        assert!(!w.contains('\n'), "one line: {w}");
+        assert_eq!(unknown_expiry_warning("demo", Some(1_700_000_000)), None);
+    }
+
+    /// EXP-3 end to end through `apply_tokens`: an unusable `expires_in` with no profile default
+    /// stores an unknown expiry (never due, USE-2 applies); with `default_lifetime_secs` the
+    /// default is stored; a usable value wins over the default.
+    #[test]
+    fn exp3_apply_tokens_stores_default_or_unknown_expiry() {
+        use crate::oauth::token::parse_token_response;
+        let sent = std::time::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        let mut p = test_provider();
+        for (expires_in, default, want) in [
+            ("", None, None),
+            (r#","expires_in":0"#, None, None),
+            (r#","expires_in":-5"#, None, None),
+            (r#","expires_in":"abc""#, None, None),
+            ("", Some(600), Some(600)),
+            (r#","expires_in":0"#, Some(600), Some(600)),
+            (r#","expires_in":-5"#, Some(600), Some(600)),
+            (r#","expires_in":"abc""#, Some(600), Some(600)),
+            (r#","expires_in":"3600""#, Some(600), Some(3600)),
+            (r#","expires_in":3600"#, None, Some(3600)),
+        ] {
+            p.default_lifetime_secs = default;
+            let cfg = base_config(&p, None);
+            let body = format!(r#"{{"access_token":"at","token_type":"Bearer"{expires_in}}}"#);
+            let tokens =
+                parse_token_response(200, None, body.as_bytes(), &[], cfg.default_lifetime, sent)
+                    .unwrap();
+            let rec = apply_tokens(None, &p, &cfg, tokens);
+            assert_eq!(rec.obtained_at, Some(1_700_000_000));
+            assert_eq!(
+                rec.expires_at,
+                want.map(|w| 1_700_000_000 + w),
+                "{expires_in} default {default:?}"
+            );
+            let far_future = status::from_unix(1_700_000_000 + 10 * 365 * 86_400);
+            assert_eq!(
+                status::is_due(&rec, far_future),
+                want.is_some(),
+                "unknown: never due on a timer"
+            );
+            assert_eq!(
+                unknown_expiry_warning("x", rec.expires_at).is_some(),
+                want.is_none()
+            );
+        }
+    }
+
+    fn test_provider() -> Provider {
+        let dir = tempfile::tempdir().unwrap();
+        let providers = dir.path().join("providers");
+        std::fs::create_dir_all(&providers).unwrap();
+        std::fs::write(
+            providers.join("demo.toml"),
+            "extends = \"oidc\"\nissuer = \"http://127.0.0.1:9\"\nclient_id = \"c\"\n",
+        )
+        .unwrap();
+        let loaded = provider::load_accounts(dir.path());
+        assert!(
+            loaded.problems.iter().all(|p| !p.is_error()),
+            "{:?}",
+            loaded.problems
+        );
+        loaded.accounts.into_iter().next().unwrap()
     }
 
     #[test]

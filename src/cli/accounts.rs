@@ -123,6 +123,7 @@ pub fn login(loc: &Locations, args: &LoginArgs) -> u8 {
             },
         );
         eprintln!("Logged in to {}; the access token {when}.", args.name);
+        warn_unknown_expiry(&args.name, expires);
         Ok(exit::OK)
     })
 }
@@ -462,6 +463,9 @@ pub fn refresh(loc: &Locations, args: &RefreshArgs) -> u8 {
                 Ok(how) => {
                     ok += 1;
                     eprintln!("{name}: {}", describe(&how));
+                    if let Refreshed::Done { expires_at, .. } = how {
+                        warn_unknown_expiry(&name, expires_at);
+                    }
                 }
                 Err(e) => {
                     failed += 1;
@@ -477,6 +481,13 @@ pub fn refresh(loc: &Locations, args: &RefreshArgs) -> u8 {
             _ => exit::ERROR,
         })
     })
+}
+
+/// EXP-3: once per login or refresh that got a token of unknown lifetime (never on `token`).
+fn warn_unknown_expiry(name: &str, expires_at: Option<i64>) {
+    if let Some(w) = crate::app::unknown_expiry_warning(name, expires_at) {
+        eprintln!("authdeck: warning: {w}");
+    }
 }
 
 fn describe(how: &Refreshed) -> String {

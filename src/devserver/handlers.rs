@@ -495,7 +495,9 @@ fn token_reply(
         ("token_type", Value::from("Bearer")),
     ];
     if !config.omit_expires_in {
-        let ttl = if config.expires_in_as_string {
+        let ttl = if let Some(v) = &config.expires_in_value {
+            v.clone()
+        } else if config.expires_in_as_string {
             Value::from(ttl.to_string())
         } else {
             Value::from(ttl)

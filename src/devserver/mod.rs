@@ -97,6 +97,10 @@ pub struct DevServerConfig {
     pub expires_in_as_string: bool,
     /// Leave `expires_in` out of token responses (unknown expiry).
     pub omit_expires_in: bool,
+    /// Send exactly this `expires_in` instead of the lifetime, e.g. `0`, `-5` or `"abc"`, as
+    /// broken providers do (EXP-3 tests). The server still expires tokens after
+    /// `access_token_ttl`. `omit_expires_in` wins over it.
+    pub expires_in_value: Option<serde_json::Value>,
     /// Issue refresh tokens at all (default true).
     pub issue_refresh_tokens: bool,
     /// Approve a device code on its first poll (the demo has nobody to open `/device`).
@@ -117,6 +121,7 @@ impl Default for DevServerConfig {
             form_encoded_responses: false,
             expires_in_as_string: false,
             omit_expires_in: false,
+            expires_in_value: None,
             issue_refresh_tokens: true,
             auto_approve_device: false,
             device_interval_secs: 5,

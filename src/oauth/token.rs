@@ -153,15 +153,8 @@ pub fn token_set_from(
             super::error::sanitize(token_type, 40)
         )));
     }
-    let (lifetime, lifetime_defaulted) = match fields.get("expires_in").and_then(parse_expires_in) {
-        Some(d) => (Some(d), false),
-        None => {
-            if default_lifetime.is_none() {
-                tracing::warn!("token response has no usable expires_in; expiry unknown");
-            }
-            (default_lifetime, default_lifetime.is_some())
-        }
-    };
+    let (lifetime, lifetime_defaulted) =
+        lifetime_of(fields.get("expires_in"), default_lifetime, sent_at);
     let scopes = match text("scope") {
         Some(s) => s
             .split(' ')
@@ -189,7 +182,8 @@ pub fn token_set_from(
         access_token: AccessToken::new(access),
         token_type: "Bearer".to_owned(),
         refresh_token: text("refresh_token").map(RefreshToken::new),
-        expires_at: lifetime.map(|d| sent_at + d),
+        // `lifetime_of` only returns lifetimes that fit after `sent_at`.
+        expires_at: lifetime.and_then(|d| sent_at.checked_add(d)),
         lifetime,
         lifetime_defaulted,
         obtained_at: sent_at,
@@ -197,6 +191,26 @@ pub fn token_set_from(
         id_token,
         claims,
     })
+}
+
+/// EXP-1..3: the token's lifetime and whether it is the profile's default. A server value that
+/// is absent, not positive, unparseable or too large to add to `sent_at` is unusable: then the
+/// default applies, else the expiry is unknown (`None`; the caller warns the user, USE-2).
+fn lifetime_of(
+    expires_in: Option<&Value>,
+    default_lifetime: Option<Duration>,
+    sent_at: SystemTime,
+) -> (Option<Duration>, bool) {
+    let fits = |d: &Duration| sent_at.checked_add(*d).is_some();
+    if let Some(d) = expires_in.and_then(parse_expires_in).filter(fits) {
+        return (Some(d), false);
+    }
+    let default = default_lifetime.filter(fits);
+    if default.is_none() {
+        // Secret-free; the user-facing warning is printed once per login/refresh by the app.
+        tracing::warn!("token response has no usable expires_in; expiry unknown");
+    }
+    (default, default.is_some())
 }
 
 /// EXP-2 / EXP-3: a positive integer or decimal string; anything else is unusable.
@@ -270,6 +284,70 @@ mod tests {
             .unwrap();
             assert_eq!(d.expires_at, Some(t0() + Duration::from_secs(600)));
             assert!(d.lifetime_defaulted);
+        }
+    }
+
+    /// The spec's `expires_in` table, row by row (EXP-2, EXP-3): what each value gives with
+    /// and without a profile `default_lifetime`.
+    #[test]
+    fn exp2_exp3_expires_in_table() {
+        let hour = Some(Duration::from_secs(3600));
+        let usable = [
+            (r#","expires_in":3600"#, hour),
+            (r#","expires_in":"3600""#, hour),
+            (r#","expires_in":" 3600 ""#, hour),
+            (r#","expires_in":1"#, Some(Duration::from_secs(1))),
+        ];
+        let unusable = [
+            "",
+            r#","expires_in":0"#,
+            r#","expires_in":"0""#,
+            r#","expires_in":-5"#,
+            r#","expires_in":"-5""#,
+            r#","expires_in":"abc""#,
+            r#","expires_in":"""#,
+            r#","expires_in":null"#,
+            r#","expires_in":true"#,
+            r#","expires_in":3600.5"#,
+            r#","expires_in":[3600]"#,
+            r#","expires_in":1e30"#,
+            // Fits in an i64 but not after the send time: unusable, not a panic.
+            r#","expires_in":9223372036854775807"#,
+        ];
+        let default = Some(Duration::from_secs(600));
+        let run = |e: &str, default_lifetime| {
+            let body = format!(r#"{{"access_token":"at-fx-3","token_type":"Bearer"{e}}}"#);
+            parse_token_response(200, JSON, body.as_bytes(), &[], default_lifetime, t0())
+                .unwrap_or_else(|err| panic!("{body}: {err}"))
+        };
+        for (e, want) in usable {
+            for d in [None, default] {
+                let t = run(e, d);
+                assert_eq!(t.lifetime, want, "{e}");
+                assert_eq!(t.expires_at, want.map(|w| t0() + w), "{e}");
+                assert!(!t.lifetime_defaulted, "{e}");
+            }
+        }
+        for e in unusable {
+            let unknown = run(e, None);
+            assert_eq!((unknown.expires_at, unknown.lifetime), (None, None), "{e}");
+            assert!(!unknown.lifetime_defaulted, "{e}");
+            let defaulted = run(e, default);
+            assert_eq!(
+                defaulted.expires_at,
+                Some(t0() + Duration::from_secs(600)),
+                "{e}"
+            );
+            assert!(defaulted.lifetime_defaulted, "{e}");
+        }
+        // Form-encoded bodies carry strings only: the same rules apply.
+        let form = Some("application/x-www-form-urlencoded");
+        for (body, want) in [
+            ("access_token=a&token_type=bearer&expires_in=3600", hour),
+            ("access_token=a&token_type=bearer&expires_in=-5", None),
+            ("access_token=a&token_type=bearer&expires_in=abc", None),
+        ] {
+            assert_eq!(parse(200, form, body).unwrap().lifetime, want, "{body}");
         }
     }
 

@@ -6,6 +6,7 @@ mod cli;
 mod cli_interop;
 mod devserver;
 mod engine_interop;
+mod expiry;
 mod interop;
 mod oauth_engine;
 mod oidc_provider;
