@@ -23,6 +23,8 @@ const DEVICE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
 const SUB: &str = "demo-user";
 const EMAIL: &str = "demo@authdeck.invalid";
 const NAME: &str = "Demo User";
+/// The e-mail in an id_token broken by an [`IdTokenFault`].
+pub const FORGED_EMAIL: &str = "forged@authdeck.invalid";
 
 /// A request, reduced to what the endpoints look at.
 pub struct Incoming {
@@ -566,7 +568,9 @@ fn id_token(state: &State, client_id: &str, nonce: Option<&str>) -> String {
         "aud": aud,
         "iat": iat,
         "exp": exp,
-        "email": EMAIL,
+        // A broken token says so in its e-mail, so a test can tell whether its claims were
+        // stored.
+        "email": if fault.is_some() { FORGED_EMAIL } else { EMAIL },
         "email_verified": true,
         "name": NAME,
     });

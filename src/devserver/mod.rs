@@ -41,6 +41,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::provider::ClientAuth;
+pub use handlers::FORGED_EMAIL;
 use handlers::{Incoming as Req, Reply};
 use state::State;
 
@@ -147,7 +148,9 @@ pub enum Fault {
     IdToken(IdTokenFault),
 }
 
-/// What is wrong with an `id_token` under [`Fault::IdToken`] (DISC-5 tests).
+/// What is wrong with an `id_token` under [`Fault::IdToken`] (DISC-5 tests). Every broken
+/// token also carries the e-mail [`FORGED_EMAIL`], so a test can see whether its claims
+/// were stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum IdTokenFault {
     /// Signed by a key that is not in `/jwks`, under the published `kid`.
