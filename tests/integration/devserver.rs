@@ -1059,7 +1059,7 @@ async fn disc5_login_fails_on_a_bad_id_token_and_the_vault_is_unchanged() {
         );
         assert!(!err.contains("eyJ"), "no token in the message");
         assert!(
-            app.current().unwrap().records.get("acc").is_none(),
+            !app.current().unwrap().records.contains_key("acc"),
             "{fault:?}: vault unchanged"
         );
     }
