@@ -473,7 +473,12 @@ impl OAuthClient {
     /// Verifies `token`'s signature with `issuer`'s keys from `jwks_uri` and returns the
     /// payload. The key set is cached per issuer for this process; when the token names a key
     /// the cached set lacks (rotation), the set is fetched again ONCE, never more.
-    pub async fn verify_jws(&self, token: &str, issuer: &str, jwks_uri: &Url) -> Result<Vec<u8>> {
+    pub(crate) async fn verify_jws(
+        &self,
+        token: &str,
+        issuer: &str,
+        jwks_uri: &Url,
+    ) -> Result<Vec<u8>> {
         let jws = Jws::parse(token)?;
         let (keys, fresh) = match self.jwks_cache.get(issuer, jwks_uri) {
             Some(keys) => (keys, false),
