@@ -173,7 +173,7 @@ impl App {
             r = from_paste => r?,
         };
         drop(listener);
-        let tokens = match &account.exchange_proxy {
+        let mut tokens = match &account.exchange_proxy {
             Some(proxy) => {
                 self.oauth()?
                     .exchange_via_proxy(proxy, cfg, &code, request.verifier, &redirect_uri)
@@ -186,11 +186,9 @@ impl App {
             }
         }
         .map_err(|e| AppError::oauth(name, e))?;
-        if let Some(nonce) = &request.nonce {
-            tokens
-                .check_nonce(nonce)
-                .map_err(|e| AppError::oauth(name, e))?;
-        }
+        // DISC-5 / AUTHZ-6: signature and claims when the issuer publishes keys, else the nonce.
+        self.vet_login_id_token(name, cfg, &mut tokens, request.nonce.as_ref())
+            .await?;
         Ok(tokens)
     }
 
@@ -220,10 +218,15 @@ impl App {
             verification_uri_complete: auth.verification_uri_complete.clone(),
             expires_in: auth.expires_in.as_secs(),
         });
-        self.oauth()?
+        let mut tokens = self
+            .oauth()?
             .poll_device(cfg, &auth, cancel)
             .await
-            .map_err(|e| AppError::oauth(name, e))
+            .map_err(|e| AppError::oauth(name, e))?;
+        // DISC-5: the device grant has no nonce; everything else is checked.
+        self.vet_login_id_token(name, cfg, &mut tokens, None)
+            .await?;
+        Ok(tokens)
     }
 }
 

@@ -6,6 +6,7 @@ pub mod demo;
 pub mod driver;
 pub mod error;
 pub mod export;
+mod idtoken;
 pub mod login;
 pub mod mode;
 pub mod ops;

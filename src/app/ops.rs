@@ -94,6 +94,9 @@ impl App {
             Some(proxy) => oauth.refresh_via_proxy(proxy, &cfg, &refresh_token).await,
             None => oauth.refresh(&cfg, &refresh_token).await,
         };
+        let outcome = self
+            .vet_refreshed_id_token(name, &cfg, &current, outcome)
+            .await;
         let (done, durable) = oneshot::channel();
         let pending = Pending {
             name,

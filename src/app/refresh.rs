@@ -85,6 +85,9 @@ impl App {
             }
             None => self.oauth()?.refresh(&cfg, &refresh_token).await,
         };
+        let result = self
+            .vet_refreshed_id_token(name, &cfg, &current, result)
+            .await;
         match result {
             Ok(tokens) => {
                 let rotated = tokens.refresh_token.is_some();

@@ -12,7 +12,7 @@ use url::Url;
 use super::state::{
     CODE_TTL, CodeGrant, DeviceGrant, DeviceStatus, State, digest, random_token, random_user_code,
 };
-use super::{Endpoint, Fault};
+use super::{Endpoint, Fault, IdTokenFault};
 use crate::oauth::pkce::challenge_s256;
 use crate::provider::ClientAuth;
 use crate::secret::ct_eq;
@@ -23,6 +23,8 @@ const DEVICE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
 const SUB: &str = "demo-user";
 const EMAIL: &str = "demo@authdeck.invalid";
 const NAME: &str = "Demo User";
+/// The e-mail in an id_token broken by an [`IdTokenFault`].
+pub const FORGED_EMAIL: &str = "forged@authdeck.invalid";
 
 /// A request, reduced to what the endpoints look at.
 pub struct Incoming {
@@ -151,6 +153,7 @@ pub fn count_request(state: &mut State, path: &str) {
     match path {
         "/token" => state.stats.token_requests += 1,
         "/userinfo" => state.stats.userinfo += 1,
+        "/jwks" => state.stats.jwks_requests += 1,
         p if p.starts_with("/api/") => state.stats.userinfo += 1,
         _ => {}
     }
@@ -171,7 +174,9 @@ pub fn fault_reply(fault: Fault) -> Reply {
             body: "<html>this is not JSON {".to_owned(),
             headers: Vec::new(),
         },
-        Fault::Slow(_) | Fault::ConnectionReset => Reply::error(500, "server_error", "fault"),
+        Fault::Slow(_) | Fault::ConnectionReset | Fault::IdToken(_) => {
+            Reply::error(500, "server_error", "fault")
+        }
     }
 }
 
@@ -180,6 +185,7 @@ pub fn route(state: &mut State, req: &Incoming) -> Reply {
     match (req.method.as_str(), req.path.as_str()) {
         ("GET", "/.well-known/openid-configuration")
         | ("GET", "/.well-known/oauth-authorization-server") => discovery(&state.issuer),
+        ("GET", "/jwks") => Reply::json(200, &json!({"keys": [state.signing.jwk()]})),
         ("GET", "/authorize") => authorize(state, req),
         ("POST", "/token") => token(state, req),
         ("POST", "/revoke") => revoke(state, req),
@@ -205,6 +211,7 @@ fn discovery(issuer: &str) -> Reply {
             "revocation_endpoint": format!("{issuer}/revoke"),
             "device_authorization_endpoint": format!("{issuer}/device_authorization"),
             "userinfo_endpoint": format!("{issuer}/userinfo"),
+            "jwks_uri": format!("{issuer}/jwks"),
             "response_types_supported": ["code"],
             "grant_types_supported": ["authorization_code", "refresh_token", DEVICE_GRANT],
             "code_challenge_methods_supported": ["S256"],
@@ -212,7 +219,7 @@ fn discovery(issuer: &str) -> Reply {
                 ["none", "client_secret_basic", "client_secret_post"],
             "scopes_supported": ["openid", "email", "profile", "offline_access"],
             "subject_types_supported": ["public"],
-            "id_token_signing_alg_values_supported": ["none"],
+            "id_token_signing_alg_values_supported": ["ES256"],
             "authorization_response_iss_parameter_supported": true,
         }),
     )
@@ -420,16 +427,18 @@ fn refresh_grant(state: &mut State, req: &Incoming, client_id: &str) -> Reply {
     };
     let scope = grant.scope.clone();
     state.stats.refreshes += 1;
+    // OIDC Core §12.2: a refresh may carry a new id_token (no nonce); this server sends one.
+    let id_token = wants_openid(&scope).then(|| id_token(state, client_id, None));
     if state.config.rotate_refresh_tokens {
         state.refresh.remove(&key);
         let (access, new_refresh) = state.issue(client_id, &scope);
-        token_reply(state, &access, new_refresh.as_deref(), &scope, None)
+        token_reply(state, &access, new_refresh.as_deref(), &scope, id_token)
     } else {
         // Without rotation the old refresh token stays valid and none is sent back.
         let rotate = std::mem::replace(&mut state.config.issue_refresh_tokens, false);
         let (access, _) = state.issue(client_id, &scope);
         state.config.issue_refresh_tokens = rotate;
-        token_reply(state, &access, None, &scope, None)
+        token_reply(state, &access, None, &scope, id_token)
     }
 }
 
@@ -538,25 +547,48 @@ fn now_epoch() -> u64 {
         .unwrap_or(0)
 }
 
-/// An UNSIGNED id_token (`alg: none`): this server is a fake and nothing may trust it.
+/// An id_token signed with the server's ES256 key (DISC-5), or broken as the request's
+/// [`IdTokenFault`] says.
 fn id_token(state: &State, client_id: &str, nonce: Option<&str>) -> String {
     let iat = now_epoch();
+    let fault = state.id_token_fault;
+    let issuer = match fault {
+        Some(IdTokenFault::WrongIssuer) => "http://127.0.0.1:1",
+        _ => state.issuer.as_str(),
+    };
+    let aud = match fault {
+        Some(IdTokenFault::WrongAudience) => "someone-else",
+        _ => client_id,
+    };
+    let exp = match fault {
+        Some(IdTokenFault::Expired) => iat.saturating_sub(3600),
+        _ => iat + state.config.access_token_ttl.as_secs().max(60),
+    };
     let mut claims = json!({
-        "iss": state.issuer,
+        "iss": issuer,
         "sub": SUB,
-        "aud": client_id,
+        "aud": aud,
         "iat": iat,
-        "exp": iat + state.config.access_token_ttl.as_secs().max(60),
-        "email": EMAIL,
+        "exp": exp,
+        // A broken token says so in its e-mail, so a test can tell whether its claims were
+        // stored.
+        "email": if fault.is_some() { FORGED_EMAIL } else { EMAIL },
         "email_verified": true,
         "name": NAME,
     });
     if let (Some(n), Some(obj)) = (nonce, claims.as_object_mut()) {
         obj.insert("nonce".into(), Value::from(n));
     }
-    let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"none","typ":"JWT"}"#);
-    let payload = URL_SAFE_NO_PAD.encode(claims.to_string());
-    format!("{header}.{payload}.")
+    let kid = state.signing.kid.as_str();
+    match fault {
+        Some(IdTokenFault::WrongKey) => state.rogue.sign(kid, &claims),
+        Some(IdTokenFault::UnknownKid) => state.rogue.sign(&state.rogue.kid, &claims),
+        Some(IdTokenFault::Unsigned) => {
+            let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"none","typ":"JWT"}"#);
+            format!("{header}.{}.", URL_SAFE_NO_PAD.encode(claims.to_string()))
+        }
+        _ => state.signing.sign(kid, &claims),
+    }
 }
 
 /// `POST /revoke` (RFC 7009): unknown tokens are fine; the hint is only a hint.

@@ -6,7 +6,8 @@
 //! (`none`, `basic`, `post`), single-use codes bound to client and redirect URI, refresh-token
 //! rotation, RFC 7009 revocation, the RFC 8628 device grant, and faults injected on demand.
 //!
-//! This is a FAKE: its `id_token`s are unsigned (`alg: none`), nothing is persisted, and it
+//! This is a FAKE: it signs `id_token`s (ES256) with a key pair made at start and published at
+//! `/jwks` (so clients exercise the real DISC-5 verification), nothing is persisted, and it
 //! listens on loopback only. Tokens are kept as SHA-256 digests, never in the clear, and the
 //! server logs nothing but counters.
 //!
@@ -40,6 +41,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::provider::ClientAuth;
+pub use handlers::FORGED_EMAIL;
 use handlers::{Incoming as Req, Reply};
 use state::State;
 
@@ -146,6 +148,28 @@ pub enum Fault {
     GarbageJson,
     /// Close the connection without a response.
     ConnectionReset,
+    /// Answer normally, but with a bad `id_token` (only for grants that issue one; queue it
+    /// on [`Endpoint::Token`]).
+    IdToken(IdTokenFault),
+}
+
+/// What is wrong with an `id_token` under [`Fault::IdToken`] (DISC-5 tests). Every broken
+/// token also carries the e-mail [`FORGED_EMAIL`], so a test can see whether its claims
+/// were stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IdTokenFault {
+    /// Signed by a key that is not in `/jwks`, under the published `kid`.
+    WrongKey,
+    /// Names a `kid` that `/jwks` does not list (and never will).
+    UnknownKid,
+    /// `iss` is another issuer.
+    WrongIssuer,
+    /// `aud` is another client.
+    WrongAudience,
+    /// `exp` is an hour in the past.
+    Expired,
+    /// Unsigned, `alg: none` (what this server used to issue).
+    Unsigned,
 }
 
 /// Which requests a fault applies to.
@@ -181,6 +205,8 @@ pub struct Stats {
     /// The client authentication method of the last authenticated request: `none`, `basic`
     /// or `post`.
     pub last_client_auth: Option<String>,
+    /// Requests to `/jwks`.
+    pub jwks_requests: u64,
 }
 
 /// One queued fault: `fault` on `on`, `left` more times.
@@ -246,7 +272,7 @@ impl DevServer {
         let addr = listener.local_addr()?;
         let issuer = format!("http://{addr}");
         let shared = Arc::new(Shared {
-            state: Mutex::new(State::new(config, issuer)),
+            state: Mutex::new(State::new(config, issuer)?),
             faults: Mutex::new(VecDeque::new()),
         });
         let (stop, stopped) = watch::channel(());
@@ -299,6 +325,15 @@ impl DevServer {
     /// Denies the pending device authorization with this user code.
     pub fn deny_device(&self, user_code: &str) -> bool {
         self.shared.state().decide_device(user_code, false)
+    }
+
+    /// Replaces the id_token signing key with a new one under a new `kid` (key rotation):
+    /// `/jwks` lists only the new key from now on. Returns the new `kid`.
+    pub fn rotate_signing_key(&self) -> std::io::Result<String> {
+        let key = state::SigningKey::generate()?;
+        let kid = key.kid.clone();
+        self.shared.state().signing = key;
+        Ok(kid)
     }
 
     /// Revokes every access and refresh token server-side.
@@ -361,9 +396,11 @@ async fn serve(
     handlers::count_request(&mut shared.state(), parts.uri.path());
     let fault = shared.take_fault(endpoint);
     let mut reply = None;
+    let mut id_token_fault = None;
     match fault {
         Some(Fault::ConnectionReset) => return Err(ResetConnection),
         Some(Fault::Slow(d)) => tokio::time::sleep(d).await,
+        Some(Fault::IdToken(f)) => id_token_fault = Some(f),
         Some(other) => reply = Some(handlers::fault_reply(other)),
         None => {}
     }
@@ -375,7 +412,11 @@ async fn serve(
                 Err(_) => return Ok(into_response(Reply::text(413, "request body too large"))),
             };
             let incoming = Req::new(&parts, body);
-            handlers::route(&mut shared.state(), &incoming)
+            let mut state = shared.state();
+            state.id_token_fault = id_token_fault;
+            let reply = handlers::route(&mut state, &incoming);
+            state.id_token_fault = None;
+            reply
         }
     };
     Ok(into_response(reply))

@@ -8,9 +8,12 @@ use std::time::{Duration, Instant};
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use ring::rand::SystemRandom;
+use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
+use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use super::{DevClient, DevServerConfig, Stats};
+use super::{DevClient, DevServerConfig, IdTokenFault, Stats};
 use crate::secret::random_bytes;
 
 /// How long an authorization code stays valid.
@@ -43,6 +46,68 @@ pub fn random_user_code() -> String {
         a.iter().collect::<String>(),
         b.iter().collect::<String>()
     )
+}
+
+/// An ES256 key the server signs id_tokens with (DISC-5). Made fresh at every start and never
+/// written anywhere: tokens of one run do not verify against another.
+pub struct SigningKey {
+    /// The key id in the JWS header and the JWKS.
+    pub kid: String,
+    pair: EcdsaKeyPair,
+    rng: SystemRandom,
+}
+
+impl SigningKey {
+    /// A new P-256 key pair with a random `kid`.
+    pub fn generate() -> std::io::Result<Self> {
+        let rng = SystemRandom::new();
+        let alg = &ECDSA_P256_SHA256_FIXED_SIGNING;
+        let failed = |what: &str| std::io::Error::other(format!("devserver: cannot {what}"));
+        let pkcs8 = EcdsaKeyPair::generate_pkcs8(alg, &rng)
+            .map_err(|_| failed("generate the id_token signing key"))?;
+        let pair = EcdsaKeyPair::from_pkcs8(alg, pkcs8.as_ref(), &rng)
+            .map_err(|_| failed("load the id_token signing key"))?;
+        let kid = format!("dev-{}", &digest(&random_token())[..12]);
+        Ok(Self { kid, pair, rng })
+    }
+
+    /// The public key as a JWK (RFC 7517, RFC 7518 §6.2).
+    pub fn jwk(&self) -> Value {
+        // The public key is the uncompressed point 0x04 || x || y, 32 bytes each.
+        let point = self.pair.public_key().as_ref();
+        let (x, y) = point
+            .get(1..)
+            .unwrap_or_default()
+            .split_at(point.len().saturating_sub(1) / 2);
+        json!({
+            "kty": "EC",
+            "crv": "P-256",
+            "x": URL_SAFE_NO_PAD.encode(x),
+            "y": URL_SAFE_NO_PAD.encode(y),
+            "kid": self.kid,
+            "alg": "ES256",
+            "use": "sig",
+        })
+    }
+
+    /// A compact JWS of `claims`, header `{"alg":"ES256","kid":…}`, signed with this key but
+    /// naming `kid` (a fault may name another key's id).
+    pub fn sign(&self, kid: &str, claims: &Value) -> String {
+        let header = json!({"alg": "ES256", "typ": "JWT", "kid": kid});
+        let input = format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode(header.to_string()),
+            URL_SAFE_NO_PAD.encode(claims.to_string())
+        );
+        // Signing with a valid key only fails if the system RNG fails; the token then carries
+        // an empty signature, which no client accepts.
+        let sig = self
+            .pair
+            .sign(&self.rng, input.as_bytes())
+            .map(|s| URL_SAFE_NO_PAD.encode(s.as_ref()))
+            .unwrap_or_default();
+        format!("{input}.{sig}")
+    }
 }
 
 /// A pending authorization code.
@@ -91,6 +156,12 @@ pub struct State {
     pub config: DevServerConfig,
     pub issuer: String,
     pub stats: Stats,
+    /// The id_token signing key, published at `/jwks`.
+    pub signing: SigningKey,
+    /// A second key, never published: the `IdTokenFault::WrongKey` fault signs with it.
+    pub rogue: SigningKey,
+    /// The id_token fault of the request being served, if any.
+    pub id_token_fault: Option<IdTokenFault>,
     /// Keyed by the digest of the code.
     pub codes: HashMap<String, CodeGrant>,
     /// Keyed by the digest of the access token.
@@ -102,17 +173,20 @@ pub struct State {
 }
 
 impl State {
-    /// An empty state for `config`, answering as `issuer`.
-    pub fn new(config: DevServerConfig, issuer: String) -> Self {
-        Self {
+    /// An empty state for `config`, answering as `issuer`, with fresh signing keys.
+    pub fn new(config: DevServerConfig, issuer: String) -> std::io::Result<Self> {
+        Ok(Self {
             config,
             issuer,
             stats: Stats::default(),
+            signing: SigningKey::generate()?,
+            rogue: SigningKey::generate()?,
+            id_token_fault: None,
             codes: HashMap::new(),
             access: HashMap::new(),
             refresh: HashMap::new(),
             devices: HashMap::new(),
-        }
+        })
     }
 
     /// The registered client with this id.
@@ -199,7 +273,7 @@ mod tests {
 
     #[test]
     fn tokens_are_stored_as_digests_only() {
-        let mut state = State::new(DevServerConfig::default(), "http://x".into());
+        let mut state = State::new(DevServerConfig::default(), "http://x".into()).unwrap();
         let (access, refresh) = state.issue("demo-public", "openid");
         assert!(!state.access.contains_key(&access));
         assert!(state.live_access(&access).is_some());
@@ -215,7 +289,7 @@ mod tests {
             access_token_ttl: Duration::ZERO,
             ..DevServerConfig::default()
         };
-        let mut state = State::new(config, "http://x".into());
+        let mut state = State::new(config, "http://x".into()).unwrap();
         let (access, _) = state.issue("demo-public", "");
         assert!(state.live_access(&access).is_none());
     }

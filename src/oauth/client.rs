@@ -62,6 +62,8 @@ impl Default for ClientSettings {
 pub struct OAuthClient {
     pub(crate) http: reqwest::Client,
     pub(crate) settings: ClientSettings,
+    /// ID token signing keys per issuer, shared by all clones (DISC-5).
+    pub(crate) jwks_cache: std::sync::Arc<super::jwks::JwksCache>,
 }
 
 /// An HTTP answer, read in full.
@@ -115,7 +117,11 @@ impl OAuthClient {
         let http = builder.build().map_err(|e| {
             OAuthError::Config(format!("cannot build the HTTP client: {}", chain(&e)))
         })?;
-        Ok(Self { http, settings })
+        Ok(Self {
+            http,
+            settings,
+            jwks_cache: Default::default(),
+        })
     }
 
     /// The settings this client was built with.

@@ -82,6 +82,10 @@ pub enum OAuthError {
     /// The ID token's `nonce` does not match the request's (AUTHZ-6).
     #[error("the ID token's nonce does not match the login request")]
     NonceMismatch,
+    /// The ID token failed DISC-5 (signature, `iss`, `aud`, `exp`, ...). The reason is one
+    /// short fixed phrase such as "signature does not verify"; never the token or a claim value.
+    #[error("the ID token was rejected (DISC-5): {0}")]
+    IdToken(String),
 }
 
 impl OAuthError {

@@ -1,5 +1,5 @@
 //! The protocol core: PKCE, authorization requests, token / refresh / revocation / device
-//! requests, discovery, retries, id_token claims, and the loopback callback listener.
+//! requests, discovery, retries, id_token claims and signatures (JWKS), and the loopback callback listener.
 //! Never touches the vault or the terminal; never logs a code or a token.
 
 pub mod authorize;
@@ -11,6 +11,7 @@ pub mod discovery;
 pub mod error;
 pub mod exchange_proxy;
 pub mod idtoken;
+pub mod jwks;
 pub mod pkce;
 pub mod retry;
 pub mod revoke;

@@ -726,7 +726,19 @@ async fn authz6_id_token_carries_the_nonce_and_demo_claims() {
     let parts: Vec<&str> = id_token.split('.').collect();
     assert_eq!(parts.len(), 3);
     let header: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[0]).unwrap()).unwrap();
-    assert_eq!(s(&header, "alg"), "none");
+    // DISC-5: signed with the key published at /jwks (advertised in discovery).
+    assert_eq!(s(&header, "alg"), "ES256");
+    let jwks: Value = http()
+        .get(server.url("/jwks"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(jwks["keys"][0]["kid"], header["kid"]);
+    assert_eq!(s(&jwks["keys"][0], "crv"), "P-256");
+    assert!(jwks["keys"][0].get("d").is_none(), "public key only");
     let claims: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[1]).unwrap()).unwrap();
     assert_eq!(s(&claims, "nonce"), "n-42");
     assert_eq!(s(&claims, "iss"), server.issuer());
@@ -931,4 +943,141 @@ async fn shutdown_stops_listening_and_unknown_paths_are_404() {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+// ---- DISC-5: signed id_tokens, verified by the app through the real login flow ----
+
+use authdeck::app::demo::login_as_browser;
+use authdeck::app::refresh::Refreshed;
+use authdeck::app::{App, Settings};
+use authdeck::devserver::{FORGED_EMAIL, IdTokenFault};
+use authdeck::vault::{KeySource, Vault, generate_key_file};
+
+const DEMO_EMAIL: &str = "demo@authdeck.invalid";
+
+/// An app in a temp dir with one account `acc` on `server`: by issuer (discovery, JWKS) when
+/// `by_issuer`, else explicit endpoints and no issuer (nothing to verify against).
+fn disc5_app(server: &DevServer, by_issuer: bool) -> (tempfile::TempDir, App) {
+    let dir = tempfile::tempdir().unwrap();
+    let providers = dir.path().join("config/providers");
+    std::fs::create_dir_all(&providers).unwrap();
+    let issuer = server.issuer();
+    let place = if by_issuer {
+        format!("issuer = \"{issuer}\"\n")
+    } else {
+        format!(
+            "authorization_endpoint = \"{issuer}/authorize\"\n\
+             token_endpoint = \"{issuer}/token\"\n"
+        )
+    };
+    std::fs::write(
+        providers.join("acc.toml"),
+        format!(
+            "extends = \"oidc\"\n{place}client_id = \"demo-public\"\n\
+             scopes = [\"openid\", \"email\", \"offline_access\"]\n"
+        ),
+    )
+    .unwrap();
+    let key = dir.path().join("vault.key");
+    generate_key_file(&key).unwrap();
+    let vault = Vault::create(dir.path().join("vault.bin"), KeySource::KeyFile(key)).unwrap();
+    let mut settings = Settings {
+        login_timeout: Duration::from_secs(10),
+        ..Settings::default()
+    };
+    settings.http.system_proxy = false;
+    let app = App::new(dir.path().join("config"), vault, settings).unwrap();
+    (dir, app)
+}
+
+fn stored_email(app: &App) -> Option<String> {
+    app.current()
+        .unwrap()
+        .records
+        .get("acc")?
+        .claims
+        .email
+        .clone()
+}
+
+#[tokio::test]
+async fn disc5_login_and_refresh_verify_signed_id_tokens_and_refetch_keys_once_on_rotation() {
+    let server = start(DevServerConfig::default()).await;
+    let (_dir, app) = disc5_app(&server, true);
+    login_as_browser(&app, "acc").await.unwrap();
+    assert_eq!(stored_email(&app).as_deref(), Some(DEMO_EMAIL));
+    assert_eq!(server.stats().jwks_requests, 1);
+
+    // OIDC Core §12.2: the refresh response's id_token verifies with the cached keys.
+    let (_, how) = app.fresh_token("acc", true).await.unwrap();
+    assert!(matches!(how, Refreshed::Done { .. }), "{how:?}");
+    assert_eq!(server.stats().jwks_requests, 1, "keys cached per issuer");
+
+    // Key rotation: the next token names an unknown kid; the JWKS is fetched again once.
+    server.rotate_signing_key().unwrap();
+    app.fresh_token("acc", true).await.unwrap();
+    assert_eq!(server.stats().jwks_requests, 2);
+    assert_eq!(stored_email(&app).as_deref(), Some(DEMO_EMAIL));
+
+    // A refresh whose id_token fails: the tokens are kept (the rotated refresh token is the
+    // only live one) but the forged claims are not stored.
+    let before = app.current().unwrap().records["acc"].access_token.clone();
+    server.inject(Fault::IdToken(IdTokenFault::WrongKey), 1, Endpoint::Token);
+    let (token, how) = app.fresh_token("acc", true).await.unwrap();
+    assert!(
+        matches!(how, Refreshed::Done { rotated: true, .. }),
+        "{how:?}"
+    );
+    assert_ne!(Some(token), before);
+    assert_eq!(stored_email(&app).as_deref(), Some(DEMO_EMAIL));
+    // The kept refresh token still works.
+    app.fresh_token("acc", true).await.unwrap();
+}
+
+#[tokio::test]
+async fn disc5_login_fails_on_a_bad_id_token_and_the_vault_is_unchanged() {
+    let server = start(DevServerConfig::default()).await;
+    let (_dir, app) = disc5_app(&server, true);
+    let cases = [
+        (IdTokenFault::WrongKey, "signature does not verify"),
+        (IdTokenFault::UnknownKid, "unknown key id"),
+        (IdTokenFault::WrongIssuer, "issuer mismatch"),
+        (
+            IdTokenFault::WrongAudience,
+            "audience does not contain the client_id",
+        ),
+        (IdTokenFault::Expired, "expired"),
+        (IdTokenFault::Unsigned, "unsigned token (alg none) refused"),
+    ];
+    for (fault, reason) in cases {
+        server.inject(Fault::IdToken(fault), 1, Endpoint::Token);
+        let err = login_as_browser(&app, "acc").await.unwrap_err().to_string();
+        assert_eq!(
+            err,
+            format!("login to 'acc' failed: the ID token was rejected (DISC-5): {reason}"),
+            "{fault:?}"
+        );
+        assert!(!err.contains("eyJ"), "no token in the message");
+        assert!(
+            !app.current().unwrap().records.contains_key("acc"),
+            "{fault:?}: vault unchanged"
+        );
+    }
+    // The unknown kid made exactly one refetch beyond the first fetch; then a clean login.
+    let jwks = server.stats().jwks_requests;
+    assert_eq!(jwks, 2, "first fetch + one refetch for the unknown kid");
+    login_as_browser(&app, "acc").await.unwrap();
+    assert_eq!(stored_email(&app).as_deref(), Some(DEMO_EMAIL));
+}
+
+#[tokio::test]
+async fn disc5_without_an_issuer_claims_stay_unverified_as_before() {
+    // Explicit endpoints and no issuer: there is no jwks_uri to verify with, so even an
+    // unsigned token's claims are taken for display (documented in docs/providers.md).
+    let server = start(DevServerConfig::default()).await;
+    let (_dir, app) = disc5_app(&server, false);
+    server.inject(Fault::IdToken(IdTokenFault::Unsigned), 1, Endpoint::Token);
+    login_as_browser(&app, "acc").await.unwrap();
+    assert_eq!(stored_email(&app).as_deref(), Some(FORGED_EMAIL));
+    assert_eq!(server.stats().jwks_requests, 0);
 }

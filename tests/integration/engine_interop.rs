@@ -8,14 +8,18 @@
 
 use std::time::{Duration, Instant, SystemTime};
 
-use authdeck::oauth::idtoken::check_claims_unverified;
+use authdeck::oauth::idtoken::{IdTokenCheck, check_claims_unverified};
 use authdeck::oauth::pkce::PkcePair;
 use authdeck::oauth::{
     AuthorizationRequest, ClientConfig, ClientSettings, OAuthClient, OAuthError, RetryPolicy,
     Revocation, TokenSet,
 };
 use authdeck::provider::ClientAuth;
-use authdeck::secret::{AccessToken, AuthCode, ClientSecret, Nonce, PkceVerifier, RefreshToken};
+use authdeck::secret::{
+    AccessToken, AuthCode, ClientSecret, IdToken, Nonce, PkceVerifier, RefreshToken,
+};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use tokio::sync::watch;
 
 use crate::oidc_provider::{
@@ -577,4 +581,104 @@ async fn interop_engine_device_denied() {
     assert_eq!(err.code(), Some("access_denied"), "{err}");
     assert!(!err.is_transient());
     assert!(started.elapsed() < Duration::from_secs(5), "kept polling");
+}
+
+/// DISC-5 against a real server: oidc-provider signs its id_tokens (RS256 by default) with
+/// the keys it publishes at its discovered `jwks_uri`. The engine verifies a real login's and
+/// a real refresh's id_token; the same token with one payload byte changed, or checked for
+/// another client, issuer or nonce, is refused.
+#[tokio::test]
+async fn interop_engine_disc5_real_id_token_verifies_and_a_tampered_one_fails() {
+    let op = OidcProvider::shared().unwrap();
+    let engine = engine();
+    let client = PUBLIC_CLIENT;
+    let meta = bounded("discovery", engine.discover(&op.issuer))
+        .await
+        .unwrap();
+    let jwks_uri = meta.jwks_uri.expect("oidc-provider advertises a jwks_uri");
+    let config = config_for(&engine, op, &client).await;
+    let login = login(&engine, op, &config).await;
+    let id_token = login.tokens.id_token.clone().expect("an id_token");
+    let check = IdTokenCheck {
+        issuer: &op.issuer,
+        jwks_uri: &jwks_uri,
+        client_id: client.id,
+        nonce: Some(&login.nonce),
+        subject: None,
+        now: SystemTime::now(),
+    };
+    let claims = bounded("verify", engine.verify_id_token(&id_token, &check))
+        .await
+        .unwrap();
+    assert_eq!(claims.sub.as_deref(), Some(DEFAULT_LOGIN));
+    let parts: Vec<&str> = id_token.secret().split('.').collect();
+    let header: serde_json::Value =
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[0]).unwrap()).unwrap();
+    assert_eq!(header["alg"], "RS256", "oidc-provider's default");
+    assert!(header["kid"].is_string());
+
+    // The payload altered (another subject), the signature kept.
+    let mut payload: serde_json::Value =
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[1]).unwrap()).unwrap();
+    payload["sub"] = "someone-else".into();
+    let forged = IdToken::new(format!(
+        "{}.{}.{}",
+        parts[0],
+        URL_SAFE_NO_PAD.encode(payload.to_string()),
+        parts[2]
+    ));
+    let err = bounded("forged", engine.verify_id_token(&forged, &check))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "the ID token was rejected (DISC-5): signature does not verify"
+    );
+    // Right signature, wrong expectations.
+    let other_client = IdTokenCheck {
+        client_id: "someone-else",
+        ..check.clone()
+    };
+    let err = bounded("aud", engine.verify_id_token(&id_token, &other_client))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("audience"), "{err}");
+    let other_issuer = IdTokenCheck {
+        issuer: "http://127.0.0.1:1",
+        ..check.clone()
+    };
+    let err = bounded("iss", engine.verify_id_token(&id_token, &other_issuer))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("issuer mismatch"), "{err}");
+    let nonce = Nonce::new("another-nonce");
+    let other_nonce = IdTokenCheck {
+        nonce: Some(&nonce),
+        ..check.clone()
+    };
+    let err = bounded("nonce", engine.verify_id_token(&id_token, &other_nonce))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, OAuthError::NonceMismatch), "{err}");
+
+    // OIDC Core §12.2: the refresh response's id_token verifies too (no nonce, same sub).
+    let rt = login.tokens.refresh_token.clone().unwrap();
+    let refreshed = bounded("refresh", engine.refresh(&config, &rt))
+        .await
+        .unwrap();
+    let again = refreshed
+        .id_token
+        .expect("oidc-provider sends an id_token on refresh");
+    let on_refresh = IdTokenCheck {
+        nonce: None,
+        subject: Some(DEFAULT_LOGIN),
+        now: SystemTime::now(),
+        ..check
+    };
+    bounded(
+        "verify refresh",
+        engine.verify_id_token(&again, &on_refresh),
+    )
+    .await
+    .unwrap();
 }
