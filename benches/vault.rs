@@ -37,6 +37,7 @@ fn record(i: usize) -> Record {
             subject: Some(format!("{i}")),
             email: Some(format!("user{i}@example.com")),
             name: Some("Some User".into()),
+            verified: true,
         },
         refresh_count: i as u64,
         state: AccountState::Valid,

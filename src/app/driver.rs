@@ -99,6 +99,7 @@ pub fn account_view(p: &Provider, rec: Option<&Record>, now: SystemTime) -> Acco
             ("email", &r.claims.email),
             ("name", &r.claims.name),
         ];
+        v.claims_verified = r.claims.verified;
         v.claims = claims
             .into_iter()
             .filter_map(|(k, val)| val.clone().map(|val| (k.to_string(), val)))

@@ -339,6 +339,7 @@ pub fn apply_tokens(
             subject: claims.sub.clone(),
             email: claims.email.clone(),
             name: claims.name.clone(),
+            verified: claims.verified,
         };
     }
     rec.state = AccountState::Valid;

@@ -47,8 +47,10 @@ pub struct AccountView {
     pub next_refresh: Option<SystemTime>,
     /// The last error, one line, no secret in it.
     pub last_error: Option<String>,
-    /// id_token claims as shown (unverified), `(name, value)`, no secret in them.
+    /// id_token claims as shown, `(name, value)`, no secret in them.
     pub claims: Vec<(String, String)>,
+    /// Whether those claims were verified (DISC-5) or are shown as the token said.
+    pub claims_verified: bool,
     /// Where the account's provider file lives.
     pub provider_file: Option<PathBuf>,
     /// Whether the provider has a device authorization endpoint.
@@ -77,6 +79,7 @@ impl AccountView {
             next_refresh: None,
             last_error: None,
             claims: Vec::new(),
+            claims_verified: false,
             provider_file: None,
             can_device: false,
             has_refresh_token: false,

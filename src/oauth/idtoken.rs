@@ -43,6 +43,8 @@ pub struct IdClaims {
     pub azp: Option<String>,
     /// The nonce echoed from the request (AUTHZ-6). Secret-typed: never logged.
     pub nonce: Option<Nonce>,
+    /// True only for claims that passed [`OAuthClient::verify_id_token`] (DISC-5).
+    pub verified: bool,
 }
 
 impl std::fmt::Debug for IdClaims {
@@ -100,6 +102,7 @@ fn claims_from_payload(bytes: &[u8]) -> std::result::Result<IdClaims, &'static s
         aud,
         azp: text("azp"),
         nonce: text("nonce").map(Nonce::new),
+        verified: false,
     })
 }
 
@@ -137,7 +140,10 @@ impl OAuthClient {
         let claims = claims_from_payload(&payload)
             .map_err(|why| OAuthError::IdToken(format!("malformed token: {why}")))?;
         check_claims(&claims, check)?;
-        Ok(claims)
+        Ok(IdClaims {
+            verified: true,
+            ..claims
+        })
     }
 }
 

@@ -33,7 +33,8 @@ pub struct TokenSet {
     pub scopes: Vec<String>,
     /// The raw ID token, if any.
     pub id_token: Option<IdToken>,
-    /// Its claims, decoded WITHOUT verification (display only).
+    /// Its claims: decoded without verification by the token parser (display only), replaced
+    /// by the verified ones when the app checks the id_token (DISC-5, `IdClaims::verified`).
     pub claims: Option<IdClaims>,
 }
 

@@ -349,7 +349,12 @@ fn draw_details(state: &DashboardState, area: Rect, buf: &mut Buffer) {
         },
     ));
     if !a.claims.is_empty() {
-        lines.push(Line::styled("id_token claims (unverified)", t.label()));
+        let heading = if a.claims_verified {
+            "id_token claims (verified)"
+        } else {
+            "id_token claims (unverified)"
+        };
+        lines.push(Line::styled(heading, t.label()));
         for (k, v) in &a.claims {
             lines.push(Line::from(vec![
                 Span::styled(format!("  {k}: "), t.dim()),
@@ -886,6 +891,16 @@ mod tests {
     #[test]
     fn snapshot_mixed_states() {
         snap("mixed", &preview_state(preview_now()));
+    }
+
+    #[test]
+    fn details_say_whether_the_claims_were_verified_disc5() {
+        let mut s = preview_state(preview_now());
+        let text = |s: &DashboardState| format!("{:?}", render(s, 120, 40).backend());
+        assert!(text(&s).contains("id_token claims (unverified)"));
+        let selected = s.selected;
+        s.accounts[selected].claims_verified = true;
+        assert!(text(&s).contains("id_token claims (verified)"));
     }
 
     #[test]

@@ -55,6 +55,9 @@ pub struct Claims {
     pub email: Option<String>,
     /// `name`.
     pub name: Option<String>,
+    /// The id_token's signature and claims were verified (DISC-5); false for claims kept for
+    /// display only (no issuer keys to check them with) and in vaults written before.
+    pub verified: bool,
 }
 
 /// When the last refresh ran and how it ended.

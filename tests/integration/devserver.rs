@@ -990,6 +990,14 @@ fn disc5_app(server: &DevServer, by_issuer: bool) -> (tempfile::TempDir, App) {
     (dir, app)
 }
 
+fn stored_verified(app: &App) -> bool {
+    app.current()
+        .unwrap()
+        .records
+        .get("acc")
+        .is_some_and(|r| r.claims.verified)
+}
+
 fn stored_email(app: &App) -> Option<String> {
     app.current()
         .unwrap()
@@ -1006,6 +1014,10 @@ async fn disc5_login_and_refresh_verify_signed_id_tokens_and_refetch_keys_once_o
     let (_dir, app) = disc5_app(&server, true);
     login_as_browser(&app, "acc").await.unwrap();
     assert_eq!(stored_email(&app).as_deref(), Some(DEMO_EMAIL));
+    assert!(
+        stored_verified(&app),
+        "verified claims are marked so for the dashboard"
+    );
     assert_eq!(server.stats().jwks_requests, 1);
 
     // OIDC Core §12.2: the refresh response's id_token verifies with the cached keys.
@@ -1079,5 +1091,9 @@ async fn disc5_without_an_issuer_claims_stay_unverified_as_before() {
     server.inject(Fault::IdToken(IdTokenFault::Unsigned), 1, Endpoint::Token);
     login_as_browser(&app, "acc").await.unwrap();
     assert_eq!(stored_email(&app).as_deref(), Some(FORGED_EMAIL));
+    assert!(
+        !stored_verified(&app),
+        "claims nobody could check are not marked verified"
+    );
     assert_eq!(server.stats().jwks_requests, 0);
 }

@@ -362,28 +362,26 @@ async fn probe_latency(
 }
 
 /// The dashboard stays responsive while 100 refreshes are in flight against a slow token
-/// endpoint (300 ms each). No command ever waits on a token request (that would take 300 ms or,
-/// were the refreshes awaited in the command loop, 30 s), and most are answered within 100 ms.
-/// The tail is not bounded at 100 ms: each finished refresh encrypts and fsyncs the vault on an
-/// async worker (`App::fresh_token`), so on two busy cores a probe can wait ~100-200 ms.
+/// endpoint (2 s each): had the command loop waited on them, a command would take 2 s or more.
+/// Measured on two busy cores: most answers within a few ms; the tail (100-200 ms) comes when
+/// the refreshes finish together and each encrypts and fsyncs the vault on an async worker
+/// (`App::fresh_token`). The limits leave room for a loaded CI machine and still catch a loop
+/// that blocks on the network.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn driver_answers_commands_while_100_slow_refreshes_are_in_flight() {
     const N: usize = 100;
+    let slow = Duration::from_secs(2);
     let srv = DevServer::start(devserver_config(Some(json!(3600))))
         .await
         .unwrap();
     let (_dir, app) = setup(&srv, N, |now| (now, Some(now + 3600))).await;
-    srv.inject(
-        Fault::Slow(Duration::from_millis(300)),
-        N as u32,
-        Endpoint::Token,
-    );
+    srv.inject(Fault::Slow(slow), N as u32, Endpoint::Token);
     // The scheduler is not involved: nothing is due.
     let (cmds, mut events) = start_driver(app.clone(), DriverSettings::default());
     assert!(probe_latency(&cmds, &mut events).await < Duration::from_secs(1));
     cmds.send(UiCommand::RefreshAll).unwrap();
     let mut latencies = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(15);
+    let deadline = Instant::now() + Duration::from_secs(20);
     while srv.stats().refreshes < N as u64 && Instant::now() < deadline {
         latencies.push(probe_latency(&cmds, &mut events).await);
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -393,19 +391,17 @@ async fn driver_answers_commands_while_100_slow_refreshes_are_in_flight() {
         N as u64,
         "not all refreshes finished"
     );
-    assert!(latencies.len() >= 3, "too few probes: {latencies:?}");
-    let worst = latencies.iter().max().copied().unwrap_or_default();
+    assert!(latencies.len() >= 10, "too few probes: {latencies:?}");
+    latencies.sort();
+    let worst = latencies[latencies.len() - 1];
+    let median = latencies[latencies.len() / 2];
     assert!(
-        worst < Duration::from_millis(300),
-        "a command waited as long as a token request: {latencies:?}"
+        worst < slow * 3 / 4,
+        "a command waited about as long as a token request: {latencies:?}"
     );
-    let quick = latencies
-        .iter()
-        .filter(|l| **l < Duration::from_millis(100))
-        .count();
     assert!(
-        quick * 10 >= latencies.len() * 8,
-        "fewer than 80 % of commands answered within 100 ms: {latencies:?}"
+        median < Duration::from_millis(100),
+        "the median command took {median:?}: {latencies:?}"
     );
     cmds.send(UiCommand::Quit).unwrap();
 }

@@ -53,6 +53,7 @@ fn full_record() -> Record {
             subject: Some("12345".into()),
             email: Some("me@example.com".into()),
             name: Some("Me".into()),
+            verified: true,
         },
         last_refresh: Some(authdeck::vault::RefreshAttempt {
             at: 1_700_000_100,
