@@ -129,6 +129,10 @@ struct Driver {
     retry_at: Mutex<HashMap<String, (SystemTime, Duration)>>,
     logins: Mutex<HashMap<String, LoginHandle>>,
     settings: DriverSettings,
+    /// At most `refresh_concurrency` token requests at once (as `refresh --all`): refreshing
+    /// every account does not open a connection per account, nor finish them all in one burst
+    /// of vault writes.
+    refresh_slots: Arc<tokio::sync::Semaphore>,
 }
 
 struct LoginHandle {
@@ -195,7 +199,9 @@ pub async fn serve_with(
     events: UnboundedSender<AppEvent>,
     settings: DriverSettings,
 ) {
+    let slots = app.settings().refresh_concurrency.max(1);
     let driver = Arc::new(Driver {
+        refresh_slots: Arc::new(tokio::sync::Semaphore::new(slots)),
         app,
         events,
         refreshing: Mutex::new(HashSet::new()),
@@ -357,6 +363,8 @@ fn spawn_refresh(driver: &Arc<Driver>, name: String, force: bool) {
     }
     let d = driver.clone();
     tokio::spawn(async move {
+        // The semaphore is never closed; were it, the refresh would simply run unthrottled.
+        let _slot = d.refresh_slots.clone().acquire_owned().await;
         let result = d.app.fresh_token(&name, force).await;
         match result {
             Ok((_, how)) => {

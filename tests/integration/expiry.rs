@@ -80,6 +80,16 @@ async fn setup(
     n: usize,
     shape: impl Fn(i64) -> (i64, Option<i64>),
 ) -> (tempfile::TempDir, Arc<App>) {
+    setup_with(srv, n, shape, Settings::default().refresh_concurrency).await
+}
+
+/// [`setup`] with at most `concurrency` refreshes at once.
+async fn setup_with(
+    srv: &DevServer,
+    n: usize,
+    shape: impl Fn(i64) -> (i64, Option<i64>),
+    concurrency: usize,
+) -> (tempfile::TempDir, Arc<App>) {
     let dir = tempfile::tempdir().unwrap();
     let providers = dir.path().join("config/providers");
     std::fs::create_dir_all(&providers).unwrap();
@@ -120,6 +130,7 @@ async fn setup(
         .unwrap();
     let mut settings = Settings::default();
     settings.http.system_proxy = false;
+    settings.refresh_concurrency = concurrency;
     let app = App::new(dir.path().join("config"), vault, settings).unwrap();
     (dir, Arc::new(app))
 }
@@ -402,6 +413,38 @@ async fn driver_answers_commands_while_100_slow_refreshes_are_in_flight() {
     assert!(
         median < Duration::from_millis(100),
         "the median command took {median:?}: {latencies:?}"
+    );
+    cmds.send(UiCommand::Quit).unwrap();
+}
+
+/// "Refresh all" from the dashboard keeps to `refresh_concurrency` token requests at once:
+/// 12 refreshes of 400 ms each, 3 at a time, take at least four rounds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn driver_refresh_all_keeps_to_the_concurrency_limit() {
+    const N: usize = 12;
+    let slow = Duration::from_millis(400);
+    let srv = DevServer::start(devserver_config(Some(json!(3600))))
+        .await
+        .unwrap();
+    let (_dir, app) = setup_with(&srv, N, |now| (now, Some(now + 3600)), 3).await;
+    srv.inject(Fault::Slow(slow), N as u32, Endpoint::Token);
+    let (cmds, _events) = start_driver(app.clone(), DriverSettings::default());
+    let started = Instant::now();
+    cmds.send(UiCommand::RefreshAll).unwrap();
+    let deadline = started + Duration::from_secs(20);
+    while srv.stats().refreshes < N as u64 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        srv.stats().refreshes,
+        N as u64,
+        "not all refreshes finished"
+    );
+    // Unthrottled, all 12 would be answered after one delay (400 ms).
+    let took = started.elapsed();
+    assert!(
+        took >= slow * 4,
+        "12 refreshes, 3 at a time, took only {took:?}"
     );
     cmds.send(UiCommand::Quit).unwrap();
 }
