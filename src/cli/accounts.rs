@@ -300,27 +300,28 @@ fn loaded_tokens(app: &App, names: &[String]) -> Result<Vec<ExportSlot>, AppErro
         names.to_vec()
     };
     let now = SystemTime::now();
-    // One slot per name, in order; a due account is filled in by the refresh pass below.
-    let mut slots: Vec<Option<ExportSlot>> = names
-        .iter()
-        .map(
-            |name| match app.account(name).map(|p| p.export_var_name()) {
-                Ok(var) => token_if_not_due(name, snap.records.get(name), now)
-                    .map(|token| token.map(|t| (var, t))),
-                Err(e) => Some(Err(e)),
+    // One slot per name, in order; a due account (its variable kept in `due`) is filled in by
+    // the refresh pass below.
+    let mut slots: Vec<Option<ExportSlot>> = Vec::with_capacity(names.len());
+    let mut due: Vec<(usize, String)> = Vec::new();
+    for name in &names {
+        let slot = match app.account(name).map(|p| p.export_var_name()) {
+            Ok(var) => match token_if_not_due(name, snap.records.get(name), now) {
+                Some(token) => Some(token.map(|t| (var, t))),
+                None => {
+                    due.push((slots.len(), var));
+                    None
+                }
             },
-        )
-        .collect();
-    if slots.iter().any(Option::is_none) {
+            Err(e) => Some(Err(e)),
+        };
+        slots.push(slot);
+    }
+    if !due.is_empty() {
         let rt = light_runtime()?;
-        for (name, slot) in names.iter().zip(slots.iter_mut()) {
-            if slot.is_none() {
-                let var = app.account(name).map(|p| p.export_var_name());
-                *slot = Some(var.and_then(|var| {
-                    rt.block_on(app.fresh_token(name, false))
-                        .map(|(token, _)| (var, token))
-                }));
-            }
+        for (i, var) in due {
+            let fresh = rt.block_on(app.fresh_token(&names[i], false));
+            slots[i] = Some(fresh.map(|(token, _)| (var, token)));
         }
     }
     Ok(slots.into_iter().flatten().collect())
