@@ -1,6 +1,6 @@
 //! The exchange proxy (`authdeck proxy`): a small stateless server that holds OAuth client
 //! secrets for front ends and thin clients and completes the code exchange and refresh for
-//! them (issue 7; rules PROXY-1..10 and SECRET-3 in docs/oauth-client-requirements.md).
+//! them (rules PROXY-1..10 and SECRET-3 in docs/protocol.md).
 //!
 //! ```text
 //! browser ──POST /api/auth/exchange {code, code_verifier, redirect_uri}──► proxy

@@ -1,6 +1,6 @@
 //! The embedded fake authorization server (`devserver`), driven with raw reqwest and
-//! hand-built PKCE, then with the real `oauth` engine. Requirement IDs in test names refer to
-//! docs/oauth-client-requirements.md.
+//! hand-built PKCE, then with the real `oauth` engine. Rule IDs in test names are defined in
+//! docs/protocol.md.
 
 use std::time::{Duration, Instant};
 

@@ -1,5 +1,5 @@
-//! Integration tests: the exchange proxy (issue 7) against an in-test upstream stub that records
-//! every request. Rule IDs (PROXY-n, SECRET-3) refer to docs/oauth-client-requirements.md.
+//! Integration tests: the exchange proxy against an in-test upstream stub that records every
+//! request. Rule IDs (PROXY-1..10, SECRET-3) are defined in docs/protocol.md.
 
 use crate::support;
 use authdeck::proxy::{CaptureSink, Proxy, ProxyConfig, ProxyHandle};

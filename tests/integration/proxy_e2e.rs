@@ -1,8 +1,8 @@
-//! Integration tests: the exchange proxy (issue 7) end to end against real authorization
+//! Integration tests: the exchange proxy end to end against real authorization
 //! servers: the in-process devserver (a confidential `client_secret_basic` client whose secret
 //! only the proxy holds), `oidc-provider`'s `client_secret_basic` client, and the real
-//! `authdeck` binary logging in and refreshing through the proxy. Rule IDs (PROXY-n, SECRET-3)
-//! refer to docs/oauth-client-requirements.md.
+//! `authdeck` binary logging in and refreshing through the proxy. Rule IDs (PROXY-1..10,
+//! SECRET-3) are defined in docs/protocol.md.
 
 use crate::oidc_provider::{
     BASIC_CLIENT, BASIC_CLIENT_ID, BASIC_CLIENT_SECRET, OidcProvider, browse_authorization,
@@ -255,7 +255,7 @@ async fn proxy_e2e_devserver_exchange_refresh_and_code_replay_proxy_3_4_5_secret
 
     let a = h.post("/api/auth/exchange", &body).await;
     assert_eq!(a.status, 200, "{}", a.json);
-    assert_eq!(a.header("cache-control"), Some("no-store"), "PROXY-7");
+    assert_eq!(a.header("cache-control"), Some("no-store"), "PROXY-4");
     assert_eq!(a.str("token_type"), "Bearer");
     assert!(a.json["expires_in"].as_u64().unwrap() > 0);
     let access = a.str("access_token").to_owned();
