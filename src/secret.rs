@@ -162,7 +162,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn debug_is_redacted() {
+    fn log2_debug_is_redacted() {
         let t = AccessToken::new("at-fx-1");
         assert_eq!(format!("{t:?}"), "AccessToken([redacted])");
         let s = ClientSecret::new("gX1fBat3bV");

@@ -605,6 +605,26 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn err3_unknown_error_code_is_shown_escaped_and_final_on_4xx() {
+        let stub = Stub::start(vec![
+            Reply::json(400, r#"{"error":"brand_new\u001b[31m_code"}"#),
+            Reply::json(200, OK),
+        ])
+        .await;
+        let cfg = config(&stub, ClientAuth::None);
+        let e = fast_client()
+            .refresh(&cfg, &RefreshToken::new("rt"))
+            .await
+            .unwrap_err();
+        let text = e.to_string();
+        assert!(
+            text.contains("brand_new") && !text.contains('\u{1b}'),
+            "{text}"
+        );
+        assert_eq!(stub.requests().len(), 1);
+    }
+
+    #[tokio::test]
     async fn ref7_invalid_client_is_config_error_not_retried() {
         let stub = Stub::start(vec![
             Reply::json(401, r#"{"error":"invalid_client"}"#)

@@ -263,6 +263,7 @@ mod tests {
         assert!(check_claims_unverified(&c, "https://as.example", "x", now).is_err());
         let late = UNIX_EPOCH + Duration::from_secs(2_000_000_100);
         assert!(check_claims_unverified(&c, "https://as.example", "cid", late).is_err());
+        // EXP-5: `exp` gets 60 s of leeway.
         let within_leeway = UNIX_EPOCH + Duration::from_secs(2_000_000_030);
         assert!(check_claims_unverified(&c, "https://as.example", "cid", within_leeway).is_ok());
     }
@@ -329,7 +330,7 @@ mod tests {
             .unwrap();
         assert_eq!(c.sub.as_deref(), Some("u1"));
         assert_eq!(c.email.as_deref(), Some("a@b.example"));
-        // Within the exp leeway still passes.
+        // Within the exp leeway still passes (EXP-5: 60 s).
         verify_with(&good_claims(), "n-1", 1_900_000_650, |_| {})
             .await
             .unwrap();

@@ -245,6 +245,7 @@ async fn cb8_authz7_provider_error_is_escaped_in_page_and_error() {
         "error=invalid_scope&error_description=%3Cscript%3Ealert(1)%3C%2Fscript%3E%1b{long}&error_uri=https%3A%2F%2Fevil&state=st"
     );
     let (status, _, body) = get(&hit(&l, &q)).await;
+    // ERR-1: an error code other than access_denied ends the login too.
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert!(body.contains("invalid_scope"), "{body}");
     assert!(!body.contains("<script>"), "{body}");
@@ -310,7 +311,7 @@ async fn cb10_second_hit_after_completion_is_already_completed() {
 }
 
 #[tokio::test]
-async fn several_pending_logins_are_routed_by_state() {
+async fn authz3_authz5_several_pending_logins_are_routed_by_state() {
     let l = listener("http://127.0.0.1:0/cb").await;
     let logins: Vec<_> = (0..4)
         .map(|i| register(&l, &format!("state-{i}")))

@@ -324,6 +324,7 @@ async fn cli_request_refreshes_once_on_401() {
     );
     let before = srv.stats().refreshes;
     let env = blocking(move || {
+        // USE-1: the devserver's userinfo takes the token only from `Authorization: Bearer`.
         let out = env.run(&["request", "demo", &userinfo]);
         assert!(out.status.success(), "USE-2: {}", stderr(&out));
         env
@@ -366,7 +367,8 @@ async fn cli_browser_login_with_browser_command() {
     let srv = server(DevServerConfig::default()).await;
     let env = Env::new(&srv.issuer());
     blocking(move || {
-        // $BROWSER records the URL; the test plays the browser from it.
+        // $BROWSER records the URL; the test plays the browser from it. AUTHZ-1: the whole URL
+        // arrives as the command's one argument (`$1`), no shell in between.
         let url_file = env.path("url.txt");
         let script = env.path("browser.sh");
         std::fs::write(
@@ -399,6 +401,47 @@ async fn cli_browser_login_with_browser_command() {
         assert_eq!(page.status().as_u16(), 200);
         let out = wait_with_timeout(child, Duration::from_secs(20));
         assert!(out.status.success(), "{}", stderr(&out));
+        assert!(!env.token().is_empty());
+    })
+    .await;
+}
+
+/// HL-2: paste mode prints the URL alone on the first line and keeps the loopback listener
+/// running, so a redirect that reaches the listener (as through `ssh -L`) ends the login while
+/// nothing is pasted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hl2_paste_mode_login_completes_through_the_listener() {
+    let srv = server(DevServerConfig::default()).await;
+    let env = Env::new(&srv.issuer());
+    blocking(move || {
+        let mut child = env
+            .cmd(&["login", "demo", "--mode", "paste"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Held open and never written: the paste source stays silent.
+        let stdin = child.stdin.take();
+        let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+        let mut url = String::new();
+        std::io::BufRead::read_line(&mut out, &mut url).unwrap();
+        assert!(
+            url.starts_with("http://127.0.0.1:") && url.split_whitespace().count() == 1,
+            "first stdout line: {url}"
+        );
+        let location = authorize_location(url.trim());
+        let page = reqwest::blocking::Client::builder()
+            .no_proxy()
+            .build()
+            .unwrap()
+            .get(location)
+            .send()
+            .unwrap();
+        assert_eq!(page.status().as_u16(), 200);
+        let done = wait_with_timeout(child, Duration::from_secs(20));
+        drop(stdin);
+        assert!(done.status.success(), "{}", stderr(&done));
         assert!(!env.token().is_empty());
     })
     .await;

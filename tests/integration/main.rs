@@ -15,6 +15,7 @@ mod proxy;
 mod proxy_e2e;
 mod pty;
 mod refresh_batch;
+mod rule_ids;
 mod support;
 mod tui;
 mod vault;
