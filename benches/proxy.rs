@@ -1,4 +1,4 @@
-//! Load benchmark for `authdeck proxy` (issue 7): the real binary, as a separate process, in
+//! Load benchmark for `authdeck proxy`: the real binary, as a separate process, in
 //! front of an instant upstream, driven by a keep-alive load generator on loopback.
 //!
 //! Run with `cargo bench --bench proxy`. Tunables: `PROXY_BENCH_CONNS` (64),

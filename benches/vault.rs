@@ -1,4 +1,4 @@
-//! Vault benchmarks (issue 4): open + decrypt 50 records with a key file and with a passphrase,
+//! Vault benchmarks: open + decrypt 50 records with a key file and with a passphrase,
 //! save of 50 records, and one Argon2id derivation per candidate parameter set.
 //! Run: `cargo bench --bench vault`. Figures go in docs/benchmarks.md.
 #![allow(clippy::unwrap_used, clippy::expect_used)]

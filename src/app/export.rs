@@ -199,7 +199,8 @@ impl App {
     /// Opens what `--export NAMES` needs (every logged-in account when `names` is empty): the
     /// tokens straight from the vault when the account index beside it is current and knows
     /// every account as valid and no token is due — no account file is read, nothing else is
-    /// done — else the app with the accounts loaded (issue 5: 50 accounts in ≤ 2 ms).
+    /// done — else the app with the accounts loaded (the export budget in
+    /// docs/benchmarks.md: 50 accounts in ≤ 2 ms).
     pub fn for_export(
         config_dir: PathBuf,
         vault: Vault,

@@ -147,7 +147,7 @@ pub fn parse_metadata(fields: &Fields, issuer: &str) -> Result<ProviderMetadata>
 }
 
 impl ClientConfig {
-    /// Fills endpoints and the issuer from discovery; values already set win (issue 3 item 8).
+    /// Fills endpoints and the issuer from discovery; values already set win (DISC-1).
     pub fn fill_from(&mut self, meta: &ProviderMetadata) {
         fn fill(slot: &mut Option<Url>, from: &Option<Url>) {
             if slot.is_none() {

@@ -109,7 +109,7 @@ impl OAuthError {
 
     /// True for failures worth trying again later without user action: network errors,
     /// timeouts, 5xx / 429, and the `temporarily_unavailable` / `server_error` codes.
-    /// A transient failure must never delete anything (issue 3, item 5).
+    /// A transient failure must never delete anything (REF-6: only `invalid_grant` does).
     pub fn is_transient(&self) -> bool {
         match self {
             Self::Network(_) | Self::Timeout => true,

@@ -1,6 +1,6 @@
 //! The client side of `authdeck proxy`: an account whose provider file sets `exchange_proxy`
 //! sends its code exchange and refresh through the proxy, which adds the client secret, so the
-//! account holds none (issue 7 item 6).
+//! account holds none (SECRET-4).
 //!
 //! `exchange_proxy` is the proxy's base URL; a `client` query parameter on it names the proxy's
 //! client when the proxy serves several (`https://proxy.example/?client=dashboard`).
@@ -196,7 +196,7 @@ mod tests {
             assert_eq!(
                 r.header("authorization"),
                 None,
-                "the account holds no secret"
+                "SECRET-4: the account holds no secret"
             );
         }
         assert_eq!(

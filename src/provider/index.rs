@@ -1,5 +1,6 @@
 //! A stat-checked index of the account directory, so that `--export` of valid tokens does not
-//! read, parse and validate every account file on every run (issue 5: 50 accounts in ≤ 2 ms).
+//! read, parse and validate every account file on every run (the export budget in
+//! docs/benchmarks.md: 50 accounts in ≤ 2 ms).
 //!
 //! The index records, for one configuration directory and one authdeck executable, the stamp
 //! (device, inode, size, modification and change times) of `providers/` and of every `*.toml`

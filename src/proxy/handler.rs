@@ -429,7 +429,7 @@ fn parse<'de, T: Deserialize<'de>>(body: &'de [u8]) -> Result<T, Reject> {
     })
 }
 
-/// Picks the client: the named one, or the only one (issue 7 item 1).
+/// Picks the client: the named one, or the only one (PROXY-2).
 fn select_client<'a>(
     shared: &'a Shared,
     name: Option<&str>,

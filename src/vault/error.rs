@@ -117,7 +117,7 @@ pub enum VaultError {
         path: PathBuf,
     },
 
-    /// Compare-and-swap lost: another writer saved first (VAULT-4, issue item 5).
+    /// Compare-and-swap lost: another writer saved first (VAULT-4).
     #[error(
         "vault {} changed underneath this writer (expected generation {expected}, found {found}); retry",
         .path.display()

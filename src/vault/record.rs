@@ -1,4 +1,4 @@
-//! Account records: what the vault stores per account (issue 4 item 1, VAULT-6). The vault knows
+//! Account records: what the vault stores per account (VAULT-6). The vault knows
 //! an account by its name and its provider only by name; never a PKCE verifier or `state`.
 
 use crate::secret::{AccessToken, ClientSecret, RefreshToken};

@@ -1,4 +1,5 @@
-//! The narrow storage interface (issue 4 item 5) and its file implementation.
+//! The narrow storage interface (VAULT-4: locked read-modify-write, compare-and-swap saves)
+//! and its file implementation.
 //!
 //! `Store` is all a caller's read-modify-write needs: load, lock, compare-and-swap save. A shared
 //! backend (on an existing distributed store) would implement the same trait; `Vault` and

@@ -1,10 +1,11 @@
 //! The account commands through the real `authdeck` binary against the real `oidc-provider`
-//! from npm (tests/interop/; issue 5 "Tests, through the real binary"): login in each mode —
+//! from npm (tests/interop/): login in each mode —
 //! paste (the redirect URL piped into stdin), browser (`$BROWSER` replaced by a script, the
 //! harness plays the browser and then hits authdeck's own loopback listener), device (the
 //! harness approves the printed code) — then `token`, `status --json`, `--export` eval'd by
 //! `sh`, `refresh`, `revoke` (the server refuses the refresh token afterwards), `logout`,
-//! `request` and `exec`. Plus issue 3's "hit our callback listener" through the library.
+//! `request` and `exec`. Plus the server's redirect delivered to the library's own callback
+//! listener.
 //!
 //! The tests share the process-wide server (`OidcProvider::shared()`); each one has its own
 //! config dir, vault, browser and grant, so they run in parallel.
@@ -549,7 +550,7 @@ fn interop_cli_request_and_exec() {
     assert_eq!(out.stdout, token);
 }
 
-/// Issue 3: the real server's redirect, delivered by an HTTP client, reaches the library's
+/// The real server's redirect, delivered by an HTTP client, reaches the library's
 /// loopback listener (CB-1, CB-2), with RFC 9207 `iss` checked (AUTHZ-4), and the code
 /// it hands over is exchanged (TOK-1, PKCE-3).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

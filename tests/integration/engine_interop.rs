@@ -279,7 +279,7 @@ async fn interop_engine_discovery() {
     assert!(meta.authorization_response_iss_parameter_supported);
     assert!(meta.scopes_supported.iter().any(|s| s == "offline_access"));
 
-    // Issue 3 item 8: a field already set (from a provider file) wins over discovery.
+    // DISC-1: a field already set (from a provider file) wins over discovery.
     let explicit = url::Url::parse("http://127.0.0.1:1/my-token").unwrap();
     let mut config = ClientConfig {
         token_endpoint: Some(explicit.clone()),

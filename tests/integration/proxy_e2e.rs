@@ -571,8 +571,8 @@ async fn proxy_e2e_authdeck_account_logs_in_and_refreshes_through_the_proxy_secr
     h.stop().await;
 }
 
-/// With several proxy clients, `?client=NAME` on `exchange_proxy` selects one (issue 7 item 1
-/// and 6); a refresh the server refuses (`invalid_grant`, passed through) leaves the account
+/// With several proxy clients, `?client=NAME` on `exchange_proxy` selects one (PROXY-2,
+/// SECRET-4); a refresh the server refuses (`invalid_grant`, passed through) leaves the account
 /// needing a new login.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn proxy_e2e_authdeck_account_selects_the_proxy_client_by_query_proxy_5() {

@@ -237,23 +237,45 @@ fn line_tokens(line: &str) -> Vec<(String, u32)> {
     out
 }
 
-/// Rule citations in the name of a test function: a test named `cb7_wrong_state` cites rule 7
-/// of the `CB` section.
+/// Rule citations in the name of a test function, in either spelling: a test named
+/// `cb7_wrong_state` or `wrong_state_cb_7` cites rule 7 of the `CB` section, and
+/// `…_proxy_7_8` rules 7 and 8 of `PROXY` (numbers of one or two digits here).
 fn fn_name_tokens(line: &str, prefixes: &BTreeSet<String>) -> Vec<(String, u32)> {
     let Some(rest) = line.trim_start().split("fn ").nth(1) else {
         return Vec::new();
     };
     let name: String = rest.chars().take_while(|&c| is_word(c)).collect();
-    name.split('_')
-        .filter_map(|part| {
-            let letters = part.bytes().take_while(u8::is_ascii_lowercase).count();
-            let digits = &part[letters..];
-            let ok = letters >= 2 && !digits.is_empty() && digits.len() <= 3;
-            let prefix = part[..letters].to_ascii_uppercase();
-            (ok && digits.bytes().all(|b| b.is_ascii_digit()) && prefixes.contains(&prefix))
-                .then(|| (prefix, digits.parse().unwrap_or(0)))
-        })
-        .collect()
+    // One or two digits: `via_proxy_502` names a status, not a rule.
+    let number = |s: &str| {
+        ((1..=2).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| s.parse::<u32>().ok())
+            .flatten()
+    };
+    let known = |s: &str| {
+        let upper = s.to_ascii_uppercase();
+        (s.len() >= 2 && s.bytes().all(|b| b.is_ascii_lowercase()) && prefixes.contains(&upper))
+            .then_some(upper)
+    };
+    let parts: Vec<&str> = name.split('_').collect();
+    let mut out = Vec::new();
+    for (i, part) in parts.iter().enumerate() {
+        // `cb7`: letters and digits in one part.
+        let letters = part.bytes().take_while(u8::is_ascii_lowercase).count();
+        if let (Some(prefix), Some(n)) = (known(&part[..letters]), number(&part[letters..])) {
+            out.push((prefix, n));
+            continue;
+        }
+        // `cb_7` and `proxy_7_8`: a prefix, then numbers as parts of their own.
+        if let Some(prefix) = known(part) {
+            out.extend(
+                parts[i + 1..]
+                    .iter()
+                    .map_while(|p| number(p))
+                    .map(|n| (prefix.clone(), n)),
+            );
+        }
+    }
+    out
 }
 
 /// Every token of one file, with its line and whether it sits in test code.
@@ -556,5 +578,9 @@ fn scanner_tokens() {
     assert_eq!(
         fn_name_tokens("    fn ab1_ab22_and_sha256_x() {", &prefixes),
         [("AB".into(), 1), ("AB".into(), 22)]
+    );
+    assert_eq!(
+        fn_name_tokens("async fn ab_e2e_ab_3_4_then_ab_500_x() {", &prefixes),
+        [("AB".into(), 3), ("AB".into(), 4)]
     );
 }

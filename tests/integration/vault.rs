@@ -1,4 +1,4 @@
-//! Integration tests: vault (issue 4; VAULT-1..6). The crash and concurrency tests re-execute
+//! Integration tests: vault (VAULT-1..6). The crash and concurrency tests re-execute
 //! this test binary as child processes through [`child_entry`].
 
 use authdeck::secret::{AccessToken, ClientSecret, Passphrase, RefreshToken};
