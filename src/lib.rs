@@ -7,6 +7,7 @@ pub mod app;
 pub mod cli;
 pub mod devserver;
 pub mod oauth;
+pub mod process;
 pub mod provider;
 pub mod proxy;
 pub mod secret;

@@ -348,6 +348,40 @@ fn handle(driver: &Arc<Driver>, cmd: UiCommand) {
     }
 }
 
+/// Runs `task` on the runtime; should it panic, `on_panic` gets the (sanitised) panic message
+/// and turns it into an event, so the dashboard reports the failure and stays usable instead
+/// of losing the task silently (HARD-4).
+fn spawn_guarded<F>(
+    driver: &Arc<Driver>,
+    task: F,
+    on_panic: impl FnOnce(&Driver, String) + Send + 'static,
+) where
+    F: std::future::Future<Output = ()> + Send + 'static,
+{
+    let handle = tokio::spawn(task);
+    let d = driver.clone();
+    tokio::spawn(async move {
+        if let Err(e) = handle.await
+            && e.is_panic()
+        {
+            on_panic(&d, panic_message(e.into_panic()));
+        }
+    });
+}
+
+/// The text of a panic payload, escaped like server text (AUTHZ-7) before it is shown (HARD-4).
+fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
+    let text = payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".to_owned());
+    format!(
+        "internal error (a bug): {}",
+        crate::oauth::error::sanitize(&text, 200)
+    )
+}
+
 fn spawn_refresh(driver: &Arc<Driver>, name: String, force: bool) {
     {
         let Ok(mut busy) = driver.refreshing.lock() else {
@@ -362,70 +396,89 @@ fn spawn_refresh(driver: &Arc<Driver>, name: String, force: bool) {
         driver.send(AppEvent::AccountUpdated(v));
     }
     let d = driver.clone();
-    tokio::spawn(async move {
-        // The semaphore is never closed; were it, the refresh would simply run unthrottled.
-        let _slot = d.refresh_slots.clone().acquire_owned().await;
-        let result = d.app.fresh_token(&name, force).await;
-        match result {
-            Ok((_, how)) => {
-                if let Ok(mut r) = d.retry_at.lock() {
-                    r.remove(&name);
-                }
-                match how {
-                    Refreshed::Done {
-                        expires_at,
-                        rotated,
-                    } => {
-                        d.log(
-                            &name,
-                            LogKind::Refreshed {
-                                new_expiry: expires_at.map(from_unix),
-                            },
-                        );
-                        if rotated {
-                            d.log(&name, LogKind::Rotated);
-                        }
-                        warn_unknown_expiry(&d, &name, expires_at);
-                    }
-                    Refreshed::ByOther => d.log(
-                        &name,
-                        LogKind::Info("already refreshed by another process".into()),
-                    ),
-                    Refreshed::NotDue => {}
-                    Refreshed::NoRefreshToken => {
-                        d.log(&name, LogKind::Info("no refresh token; token kept".into()))
-                    }
-                    Refreshed::FailedButValid { reason } => {
-                        let next = backoff(&d, &name);
-                        d.log(
-                            &name,
-                            LogKind::Failed {
-                                reason,
-                                next_try: Some(next),
-                                transient: true,
-                            },
-                        );
-                    }
-                }
-            }
-            Err(e) => {
-                let transient = !e.needs_login() && !matches!(e, AppError::BadAccount { .. });
-                let next = transient.then(|| backoff(&d, &name));
-                d.log(
-                    &name,
-                    LogKind::Failed {
-                        reason: e.to_string(),
-                        next_try: next,
-                        transient,
-                    },
-                );
-            }
-        }
+    let failed = name.clone();
+    let on_panic = move |d: &Driver, message: String| {
         if let Ok(mut busy) = d.refreshing.lock() {
-            busy.remove(&name);
+            busy.remove(&failed);
         }
-        d.push_view(&name);
-    });
+        d.log(
+            &failed,
+            LogKind::Failed {
+                reason: message,
+                next_try: None,
+                transient: false,
+            },
+        );
+        d.push_view(&failed);
+    };
+    spawn_guarded(
+        driver,
+        async move {
+            // The semaphore is never closed; were it, the refresh would simply run unthrottled.
+            let _slot = d.refresh_slots.clone().acquire_owned().await;
+            let result = d.app.fresh_token(&name, force).await;
+            match result {
+                Ok((_, how)) => {
+                    if let Ok(mut r) = d.retry_at.lock() {
+                        r.remove(&name);
+                    }
+                    match how {
+                        Refreshed::Done {
+                            expires_at,
+                            rotated,
+                        } => {
+                            d.log(
+                                &name,
+                                LogKind::Refreshed {
+                                    new_expiry: expires_at.map(from_unix),
+                                },
+                            );
+                            if rotated {
+                                d.log(&name, LogKind::Rotated);
+                            }
+                            warn_unknown_expiry(&d, &name, expires_at);
+                        }
+                        Refreshed::ByOther => d.log(
+                            &name,
+                            LogKind::Info("already refreshed by another process".into()),
+                        ),
+                        Refreshed::NotDue => {}
+                        Refreshed::NoRefreshToken => {
+                            d.log(&name, LogKind::Info("no refresh token; token kept".into()))
+                        }
+                        Refreshed::FailedButValid { reason } => {
+                            let next = backoff(&d, &name);
+                            d.log(
+                                &name,
+                                LogKind::Failed {
+                                    reason,
+                                    next_try: Some(next),
+                                    transient: true,
+                                },
+                            );
+                        }
+                    }
+                }
+                Err(e) => {
+                    let transient = !e.needs_login() && !matches!(e, AppError::BadAccount { .. });
+                    let next = transient.then(|| backoff(&d, &name));
+                    d.log(
+                        &name,
+                        LogKind::Failed {
+                            reason: e.to_string(),
+                            next_try: next,
+                            transient,
+                        },
+                    );
+                }
+            }
+            if let Ok(mut busy) = d.refreshing.lock() {
+                busy.remove(&name);
+            }
+            d.push_view(&name);
+        },
+        on_panic,
+    );
 }
 
 /// EXP-3: one refresh-panel line per login or refresh that got a token of unknown lifetime.
@@ -532,68 +585,86 @@ fn spawn_login(driver: &Arc<Driver>, account: String, mode: UiMode) {
         UiMode::Device => LoginMode::Device,
     };
     let d = driver.clone();
-    tokio::spawn(async move {
-        let timeout = d.app.settings().login_timeout;
-        let events = d.events.clone();
-        let name = account.clone();
-        let sink = move |ev: LoginEvent| {
-            let step = match ev {
-                LoginEvent::AuthorizationUrl { url, .. } => LoginStep::ShowUrl {
-                    url,
-                    expires_at: Some(SystemTime::now() + timeout),
-                },
-                LoginEvent::DeviceCode {
-                    user_code,
-                    verification_uri,
-                    verification_uri_complete,
-                    expires_in,
-                } => LoginStep::ShowDeviceCode {
-                    user_code,
-                    verification_uri,
-                    verification_uri_complete,
-                    expires_at: SystemTime::now() + Duration::from_secs(expires_in),
-                },
-                LoginEvent::PasteRejected(why) => {
-                    let _ = events.send(AppEvent::Notice {
-                        error: true,
-                        message: format!("not accepted: {why}"),
-                    });
-                    return;
-                }
-                LoginEvent::Exchanging => LoginStep::Waiting,
-            };
-            let _ = events.send(AppEvent::LoginProgress {
-                account: name.clone(),
-                step,
-            });
-        };
-        let input = LoginInput {
-            mode,
-            pasted: Some(paste_rx),
-            cancel: cancel_rx,
-            browser: std::env::var("BROWSER").ok(),
-            sink: &sink,
-        };
-        let result = d.app.login(&account, input).await;
+    let failed = account.clone();
+    let on_panic = move |d: &Driver, message: String| {
         if let Ok(mut logins) = d.logins.lock() {
-            logins.remove(&account);
+            logins.remove(&failed);
         }
-        match result {
-            Ok(expires_at) => {
-                d.send(AppEvent::LoginProgress {
-                    account: account.clone(),
-                    step: LoginStep::Done,
+        d.send(AppEvent::LoginProgress {
+            account: failed.clone(),
+            step: LoginStep::Failed(message),
+        });
+        d.push_view(&failed);
+    };
+    spawn_guarded(
+        driver,
+        async move {
+            let timeout = d.app.settings().login_timeout;
+            let events = d.events.clone();
+            let name = account.clone();
+            let sink = move |ev: LoginEvent| {
+                let step = match ev {
+                    LoginEvent::AuthorizationUrl { url, .. } => LoginStep::ShowUrl {
+                        url,
+                        expires_at: Some(SystemTime::now() + timeout),
+                    },
+                    LoginEvent::DeviceCode {
+                        user_code,
+                        verification_uri,
+                        verification_uri_complete,
+                        expires_in,
+                    } => LoginStep::ShowDeviceCode {
+                        user_code,
+                        verification_uri,
+                        verification_uri_complete,
+                        // HARD-4: checked; the device grant caps `expires_in` already.
+                        expires_at: SystemTime::now()
+                            .checked_add(Duration::from_secs(expires_in))
+                            .unwrap_or_else(SystemTime::now),
+                    },
+                    LoginEvent::PasteRejected(why) => {
+                        let _ = events.send(AppEvent::Notice {
+                            error: true,
+                            message: format!("not accepted: {why}"),
+                        });
+                        return;
+                    }
+                    LoginEvent::Exchanging => LoginStep::Waiting,
+                };
+                let _ = events.send(AppEvent::LoginProgress {
+                    account: name.clone(),
+                    step,
                 });
-                d.log(&account, LogKind::LoggedIn);
-                warn_unknown_expiry(&d, &account, expires_at);
+            };
+            let input = LoginInput {
+                mode,
+                pasted: Some(paste_rx),
+                cancel: cancel_rx,
+                browser: std::env::var("BROWSER").ok(),
+                sink: &sink,
+            };
+            let result = d.app.login(&account, input).await;
+            if let Ok(mut logins) = d.logins.lock() {
+                logins.remove(&account);
             }
-            Err(e) => d.send(AppEvent::LoginProgress {
-                account: account.clone(),
-                step: LoginStep::Failed(e.to_string()),
-            }),
-        }
-        d.push_view(&account);
-    });
+            match result {
+                Ok(expires_at) => {
+                    d.send(AppEvent::LoginProgress {
+                        account: account.clone(),
+                        step: LoginStep::Done,
+                    });
+                    d.log(&account, LogKind::LoggedIn);
+                    warn_unknown_expiry(&d, &account, expires_at);
+                }
+                Err(e) => d.send(AppEvent::LoginProgress {
+                    account: account.clone(),
+                    step: LoginStep::Failed(e.to_string()),
+                }),
+            }
+            d.push_view(&account);
+        },
+        on_panic,
+    );
 }
 
 #[cfg(test)]

@@ -342,8 +342,10 @@ fn sanitize(s: &str, max: usize) -> String {
 /// system opener. The URL travels as one argv element, never through a shell.
 pub fn open_browser(browser: Option<&str>, url: &str) -> bool {
     let spawn = |program: &str, args: Vec<String>| {
-        std::process::Command::new(program)
-            .args(args)
+        let mut cmd = std::process::Command::new(program);
+        // HARD-2: the browser gets nothing that unlocks the vault.
+        crate::process::prepare_child(&mut cmd);
+        cmd.args(args)
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())

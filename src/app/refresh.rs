@@ -147,14 +147,12 @@ impl App {
     pub(super) async fn lock_account(&self, name: &str) -> Result<File> {
         let path = self.lock_path(name);
         tokio::task::spawn_blocking(move || -> std::io::Result<File> {
+            // HARD-5: the locks and their directory are private like the vault, whatever the
+            // umask (an account's name is in each file name).
             if let Some(dir) = path.parent() {
-                std::fs::create_dir_all(dir)?;
+                crate::vault::private::create_dir(dir)?;
             }
-            let file = File::options()
-                .create(true)
-                .truncate(false)
-                .write(true)
-                .open(&path)?;
+            let file = crate::vault::private::open_lock_file(&path)?;
             file.lock()?;
             Ok(file)
         })

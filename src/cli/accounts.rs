@@ -42,7 +42,9 @@ fn open_parts(loc: &Locations, create: bool) -> Result<(PathBuf, Vault), AppErro
         None => vault::default_path()?,
     };
     let vault = if path.exists() || create {
-        Vault::open_from_env(path)?
+        let vault = Vault::open_from_env(path)?;
+        super::warn_rollback(&vault);
+        vault
     } else {
         // Nothing to decrypt yet: reads see an empty vault and no key is asked for.
         Vault::open(path, KeySource::KeyFile(PathBuf::new()))?
@@ -636,6 +638,8 @@ pub fn exec(loc: &Locations, names: &[String], command: &[String]) -> u8 {
         };
         let mut cmd = std::process::Command::new(program);
         cmd.args(args);
+        // HARD-2: the command gets the tokens it asked for, never the vault's key.
+        crate::process::prepare_child(&mut cmd);
         for name in names {
             let var = app.account(name)?.export_var_name();
             let (token, _) = rt.block_on(app.fresh_token(name, false))?;

@@ -107,8 +107,20 @@ pub enum Command {
     },
 }
 
+/// Warns on stderr when the vault looks rolled back to an older copy (HARD-8). A check that
+/// cannot run (an unreadable backup, say) says nothing: the vault itself opened fine.
+pub fn warn_rollback(vault: &crate::vault::Vault) {
+    if let Ok(Some(rollback)) = vault.rollback() {
+        eprintln!("authdeck: warning: {rollback}");
+    }
+}
+
 /// Parses the arguments and runs the command.
 pub fn main() -> ExitCode {
+    // HARD-1: before anything holds a secret.
+    if let Err(e) = crate::process::harden() {
+        eprintln!("authdeck: warning: cannot make the process non-dumpable: {e}");
+    }
     let cli = Cli::parse();
     let loc = Locations {
         config: cli.config.clone(),

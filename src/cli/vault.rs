@@ -98,6 +98,7 @@ fn passwd(
         });
     }
     let vault = Vault::open_from_env(path)?;
+    super::warn_rollback(&vault);
     let new_key = match (new_key_file, new_passphrase_file) {
         (Some(f), _) => key_file_source(f)?,
         (None, Some(f)) => KeySource::Passphrase(read_passphrase_file(&f)?),

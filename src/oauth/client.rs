@@ -328,7 +328,7 @@ impl OAuthClient {
         let content_type = header(CONTENT_TYPE);
         let retry_after =
             header(RETRY_AFTER).and_then(|v| parse_retry_after(&v, SystemTime::now()));
-        let body = resp.bytes().await.map_err(failure)?;
+        let body = read_capped(resp).await?;
         Ok(RawResponse {
             status,
             content_type,
@@ -337,6 +337,39 @@ impl OAuthClient {
             sent_at,
         })
     }
+}
+
+/// The largest response body read from an authorization server (HARD-3): token, device,
+/// discovery and JWKS answers are a few KiB; a bigger one is refused before it fills memory.
+pub(crate) const MAX_RESPONSE_BODY: usize = 1024 * 1024;
+
+/// Reads `resp`'s body, refusing one over [`MAX_RESPONSE_BODY`] as soon as it is known to be
+/// (from `Content-Length`, or while reading), and never retrying that answer.
+async fn read_capped(
+    mut resp: reqwest::Response,
+) -> std::result::Result<bytes::Bytes, SendFailure> {
+    let too_large = || SendFailure {
+        err: OAuthError::InvalidResponse(format!(
+            "the response body is larger than {} KiB",
+            MAX_RESPONSE_BODY / 1024
+        )),
+        sent: true,
+        fatal: true,
+    };
+    if resp
+        .content_length()
+        .is_some_and(|n| n > MAX_RESPONSE_BODY as u64)
+    {
+        return Err(too_large());
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = resp.chunk().await.map_err(failure)? {
+        if body.len() + chunk.len() > MAX_RESPONSE_BODY {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(bytes::Bytes::from(body))
 }
 
 /// NET-2 / NET-3: retry 429 and 500/502/503/504, unless the body is an RFC 6749 §5.2 error.
@@ -698,6 +731,31 @@ mod tests {
             .unwrap_err();
         assert!(matches!(e, OAuthError::Http { status: 503 }));
         assert_eq!(stub.requests().len(), 1);
+    }
+
+    /// HARD-3: a token response larger than the cap is refused (not read into memory without
+    /// bound) and not retried; one just under it is read.
+    #[tokio::test]
+    async fn hard3_oversized_response_body_is_refused() {
+        let pad = "x".repeat(MAX_RESPONSE_BODY + 1);
+        let huge = format!(r#"{{"access_token":"at","token_type":"Bearer","pad":"{pad}"}}"#);
+        let stub = Stub::start(vec![Reply::json(200, &huge), Reply::json(200, OK)]).await;
+        let e = exchange(&stub, &config(&stub, ClientAuth::None))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&e, OAuthError::InvalidResponse(m) if m.contains("larger than 1024 KiB")),
+            "{e}"
+        );
+        assert_eq!(stub.requests().len(), 1, "never retried");
+        let pad = "x".repeat(MAX_RESPONSE_BODY - 100);
+        let big = format!(r#"{{"access_token":"at","token_type":"Bearer","pad":"{pad}"}}"#);
+        let stub = Stub::start(vec![Reply::json(200, &big)]).await;
+        assert!(
+            exchange(&stub, &config(&stub, ClientAuth::None))
+                .await
+                .is_ok()
+        );
     }
 
     #[tokio::test]

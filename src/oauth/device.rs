@@ -16,6 +16,12 @@ use crate::secret::DeviceCode;
 pub const DEVICE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
 /// Interval when the server sends none (DEV-2).
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(5);
+/// The longest device-code lifetime believed (HARD-4): RFC 8628 servers give minutes; a huge
+/// `expires_in` must neither overflow a deadline nor keep a login polling for days.
+pub const MAX_DEVICE_LIFETIME: Duration = Duration::from_secs(3600);
+/// The longest polling interval, whatever `interval`, `slow_down` or `Retry-After` say
+/// (HARD-4).
+pub const MAX_DEVICE_INTERVAL: Duration = Duration::from_secs(300);
 
 /// Polling steps. The defaults are RFC 8628's; tests shrink them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -112,12 +118,13 @@ impl OAuthClient {
         mut cancel: watch::Receiver<bool>,
     ) -> Result<TokenSet> {
         let timing = self.settings.device;
-        let deadline = auth.started + auth.expires_in;
-        let mut interval = auth.interval;
+        // HARD-4: every sum below is of bounded durations, and checked all the same.
+        let deadline = later(auth.started, auth.expires_in.min(MAX_DEVICE_LIFETIME));
+        let mut interval = auth.interval.min(MAX_DEVICE_INTERVAL);
         let mut wait = interval;
         let token_url = config.token_url()?;
         loop {
-            let wake = Instant::now() + wait;
+            let wake = later(Instant::now(), wait);
             let expired = wake >= deadline;
             tokio::select! {
                 () = tokio::time::sleep_until(wake.min(deadline).into()) => {}
@@ -157,19 +164,31 @@ impl OAuthClient {
                 Err(e) => match e.code() {
                     Some("authorization_pending") => wait = interval,
                     Some("slow_down") => {
-                        interval += timing.slow_down_step;
+                        interval = interval
+                            .saturating_add(timing.slow_down_step)
+                            .min(MAX_DEVICE_INTERVAL);
                         wait = interval;
                     }
                     Some("expired_token") => return Err(OAuthError::DeviceExpired),
                     None if is_retryable_status(resp.status) => {
                         interval = doubled(interval, timing.max_interval);
-                        wait = resp.retry_after.map_or(interval, |ra| ra.max(interval));
+                        wait = resp
+                            .retry_after
+                            .map_or(interval, |ra| ra.max(interval))
+                            .min(MAX_DEVICE_INTERVAL);
                     }
                     _ => return Err(e),
                 },
             }
         }
     }
+}
+
+/// `at + d`, or the farthest representable instant rather than a panic (HARD-4).
+fn later(at: Instant, d: Duration) -> Instant {
+    at.checked_add(d)
+        .or_else(|| at.checked_add(MAX_DEVICE_LIFETIME))
+        .unwrap_or(at)
 }
 
 /// DEV-7: doubles the interval up to `max`, never shrinking one that `slow_down` already
@@ -209,14 +228,17 @@ pub fn parse_device_authorization(
     let verification_uri = text("verification_uri")
         .or_else(|| text("verification_url"))
         .ok_or_else(|| missing("verification_uri"))?;
+    // HARD-4: the server's numbers are capped before any arithmetic uses them.
     let expires_in = fields
         .get("expires_in")
         .and_then(parse_expires_in)
-        .ok_or_else(|| missing("a valid expires_in"))?;
+        .ok_or_else(|| missing("a valid expires_in"))?
+        .min(MAX_DEVICE_LIFETIME);
     let interval = fields
         .get("interval")
         .and_then(parse_expires_in)
-        .unwrap_or(DEFAULT_INTERVAL);
+        .unwrap_or(DEFAULT_INTERVAL)
+        .min(MAX_DEVICE_INTERVAL);
     Ok(DeviceAuthorization {
         device_code: DeviceCode::new(device_code),
         user_code: user_code.to_owned(),
@@ -293,6 +315,39 @@ mod tests {
         assert_eq!(f["client_id"], "cid");
         assert_eq!(f["scope"], "openid profile");
         assert!(!stub.requests()[0].raw.contains("never-sent"));
+    }
+
+    /// HARD-4: a hostile `expires_in` (2^63 − 1) or `interval` is capped when parsed, so no
+    /// deadline addition can overflow (it panicked before).
+    #[test]
+    fn hard4_huge_device_numbers_are_capped() {
+        let fields: serde_json::Map<String, Value> = serde_json::from_str(
+            r#"{"device_code":"d","user_code":"u","verification_uri":"https://as.example/d",
+                "expires_in":9223372036854775807,"interval":"9223372036854775807"}"#,
+        )
+        .unwrap();
+        let a = parse_device_authorization(&fields, Instant::now()).unwrap();
+        assert_eq!(a.expires_in, MAX_DEVICE_LIFETIME);
+        assert_eq!(a.interval, MAX_DEVICE_INTERVAL);
+        assert!(later(Instant::now(), Duration::MAX) > Instant::now());
+    }
+
+    /// HARD-4: a 503 with a huge `Retry-After` during device polling neither panics nor waits
+    /// past the device code's deadline.
+    #[tokio::test]
+    async fn hard4_huge_retry_after_while_polling_ends_at_the_deadline() {
+        let stub = Stub::start(vec![
+            Reply::json(503, "{}").header("retry-after", "18446744073709551615"),
+        ])
+        .await;
+        let client = fast_client();
+        let started = Instant::now();
+        let e = client
+            .poll_device(&config(&stub), &auth(10, 600), no_cancel())
+            .await
+            .unwrap_err();
+        assert!(matches!(e, OAuthError::DeviceExpired), "{e}");
+        assert!(started.elapsed() < Duration::from_secs(3));
     }
 
     #[tokio::test]

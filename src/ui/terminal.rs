@@ -32,6 +32,12 @@ fn restore() {
     );
 }
 
+/// Whether a panic on the current thread ends the dashboard: only one on the thread that runs
+/// its event loop does (HARD-4).
+fn ends_the_process(ui_thread: std::thread::ThreadId) -> bool {
+    std::thread::current().id() == ui_thread
+}
+
 /// Restores the terminal when dropped, whichever way `run` leaves.
 struct Guard {
     previous_hook: Option<std::sync::Arc<PanicHook>>,
@@ -43,11 +49,19 @@ impl Guard {
     fn enter() -> Result<Self, UiError> {
         // The hook restores the terminal before the panic message prints, so the message lands
         // on the normal screen in cooked mode and the terminal stays usable.
+        //
+        // HARD-4: only a panic of this thread (the one running the dashboard loop) ends the
+        // process. A worker's panic is caught by the runtime and becomes an error event (see
+        // `app::driver`); restoring the terminal then would leave a dashboard running in cooked
+        // mode on the normal screen, and printing the message would scribble over it.
         let previous: std::sync::Arc<PanicHook> = std::panic::take_hook().into();
         let chained = previous.clone();
+        let ui_thread = std::thread::current().id();
         std::panic::set_hook(Box::new(move |info| {
-            restore();
-            chained(info);
+            if ends_the_process(ui_thread) {
+                restore();
+                chained(info);
+            }
         }));
         let guard = Self {
             previous_hook: Some(previous),
@@ -221,6 +235,17 @@ async fn event_loop(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// HARD-4: a worker thread's panic does not count as the dashboard ending.
+    #[test]
+    fn only_the_ui_thread_ends_the_process() {
+        let ui = std::thread::current().id();
+        assert!(ends_the_process(ui));
+        let worker = std::thread::spawn(move || ends_the_process(ui))
+            .join()
+            .unwrap();
+        assert!(!worker);
+    }
 
     #[test]
     fn osc52_writes_base64_and_nothing_else() {

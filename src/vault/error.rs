@@ -73,6 +73,35 @@ pub enum VaultError {
         mode: u32,
     },
 
+    /// A passphrase file is readable by others (VAULT-4, HARD-6).
+    #[error(
+        "passphrase file {} has mode {mode:04o}; it must be readable only by you (run: chmod 600 {})",
+        .path.display(),
+        .path.display()
+    )]
+    PassphraseFileMode {
+        /// The passphrase file.
+        path: PathBuf,
+        /// Its permission bits.
+        mode: u32,
+    },
+
+    /// A passphrase file is larger than a passphrase can be (HARD-6).
+    #[error("passphrase file {} is larger than {limit} bytes; it must hold one line", .path.display())]
+    PassphraseFileTooLarge {
+        /// The passphrase file.
+        path: PathBuf,
+        /// The limit in bytes.
+        limit: u64,
+    },
+
+    /// A passphrase file is not UTF-8 text.
+    #[error("passphrase file {} is not UTF-8 text", .path.display())]
+    PassphraseFileFormat {
+        /// The passphrase file.
+        path: PathBuf,
+    },
+
     /// A key file has the wrong size or content.
     #[error("key file {} must hold exactly 32 bytes (raw, or 64 hex digits)", .path.display())]
     KeyFileFormat {

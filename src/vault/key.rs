@@ -270,12 +270,34 @@ impl KeyEnv {
     }
 }
 
-/// Reads the first line of a passphrase file (the trailing newline is not part of it).
+/// The most a passphrase file may hold (HARD-6): a passphrase is a line of text, and a file
+/// such as `/dev/zero` must not be read until memory runs out.
+pub const MAX_PASSPHRASE_FILE: u64 = 4096;
+
+/// Reads the first line of a passphrase file (the trailing newline is not part of it). The file
+/// follows the key file's mode rule (VAULT-4: nobody else may read it) and is read up to
+/// [`MAX_PASSPHRASE_FILE`] bytes; a larger one is refused rather than cut (HARD-6).
 pub fn read_passphrase_file(path: &Path) -> Result<Passphrase> {
-    let text = Zeroizing::new(
-        std::fs::read_to_string(path)
-            .map_err(|e| VaultError::io("cannot read passphrase file", path, e))?,
-    );
+    let mut file = std::fs::File::open(path)
+        .map_err(|e| VaultError::io("cannot open passphrase file", path, e))?;
+    check_private_mode(&file, path).map_err(|e| match e {
+        VaultError::KeyFileMode { path, mode } => VaultError::PassphraseFileMode { path, mode },
+        other => other,
+    })?;
+    let mut buf = Zeroizing::new(Vec::with_capacity(256));
+    (&mut file)
+        .take(MAX_PASSPHRASE_FILE + 1)
+        .read_to_end(&mut buf)
+        .map_err(|e| VaultError::io("cannot read passphrase file", path, e))?;
+    if buf.len() as u64 > MAX_PASSPHRASE_FILE {
+        return Err(VaultError::PassphraseFileTooLarge {
+            path: path.to_path_buf(),
+            limit: MAX_PASSPHRASE_FILE,
+        });
+    }
+    let text = std::str::from_utf8(&buf).map_err(|_| VaultError::PassphraseFileFormat {
+        path: path.to_path_buf(),
+    })?;
     let line = text.lines().next().unwrap_or("");
     non_empty(Passphrase::new(line))
 }
@@ -398,11 +420,78 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let f = dir.path().join("pw");
         std::fs::write(&f, "s3cret pass\nignored\n").unwrap();
+        set_mode(&f, 0o600);
         assert_eq!(read_passphrase_file(&f).unwrap().secret(), "s3cret pass");
         std::fs::write(&f, "\n").unwrap();
         assert!(matches!(
             read_passphrase_file(&f),
             Err(VaultError::EmptyPassphrase)
         ));
+    }
+
+    fn set_mode(path: &Path, mode: u32) {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+
+    /// HARD-6 / VAULT-4: a passphrase file others can read is refused, like a key file, and
+    /// the message names the file and the fix.
+    #[test]
+    fn passphrase_file_readable_by_others_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("pw");
+        std::fs::write(&f, "s3cret pass\n").unwrap();
+        set_mode(&f, 0o644);
+        let err = read_passphrase_file(&f).unwrap_err();
+        assert!(
+            matches!(err, VaultError::PassphraseFileMode { mode: 0o644, .. }),
+            "{err}"
+        );
+        assert!(err.to_string().contains("chmod 600"), "{err}");
+        assert!(!err.to_string().contains("s3cret"), "{err}");
+        set_mode(&f, 0o400);
+        assert_eq!(read_passphrase_file(&f).unwrap().secret(), "s3cret pass");
+    }
+
+    /// HARD-6: a passphrase file is read up to 4 KiB; a larger one is an error, not a huge
+    /// passphrase, and an endless one (a FIFO fed forever, like `/dev/zero`) ends too.
+    #[test]
+    fn passphrase_file_is_read_up_to_a_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("pw");
+        std::fs::write(&f, "x".repeat(1 << 20)).unwrap();
+        set_mode(&f, 0o600);
+        assert!(matches!(
+            read_passphrase_file(&f),
+            Err(VaultError::PassphraseFileTooLarge { limit: 4096, .. })
+        ));
+        std::fs::write(&f, "y".repeat(4096)).unwrap();
+        assert_eq!(read_passphrase_file(&f).unwrap().secret().len(), 4096);
+
+        let fifo = dir.path().join("endless");
+        let c = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        let writer_path = fifo.clone();
+        let writer = std::thread::spawn(move || {
+            use std::io::Write;
+            let mut w = std::fs::OpenOptions::new()
+                .write(true)
+                .open(writer_path)
+                .unwrap();
+            let block = [0u8; 4096];
+            // Ends with EPIPE once the reader has closed its end.
+            for _ in 0..100_000 {
+                if w.write_all(&block).is_err() {
+                    return;
+                }
+            }
+            panic!("the reader kept reading an endless passphrase file");
+        });
+        assert!(matches!(
+            read_passphrase_file(&fifo),
+            Err(VaultError::PassphraseFileTooLarge { .. })
+        ));
+        writer.join().unwrap();
     }
 }

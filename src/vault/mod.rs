@@ -11,6 +11,7 @@
 mod error;
 mod format;
 mod key;
+pub mod private;
 mod record;
 mod store;
 
@@ -23,7 +24,7 @@ pub use key::{
 pub use record::{
     AccountState, Claims, Record, Records, RefreshAttempt, RefreshOutcome, UnixSeconds,
 };
-pub use store::{FileStore, Snapshot, Store, StoreLock};
+pub use store::{FileStore, Rollback, Snapshot, Store, StoreLock};
 
 use std::path::{Path, PathBuf};
 
@@ -35,6 +36,16 @@ pub fn default_path() -> Result<PathBuf> {
     directories::ProjectDirs::from("", "", "authdeck")
         .map(|d| d.data_dir().join("vault.bin"))
         .ok_or(VaultError::NoDataDir)
+}
+
+/// Where this machine keeps vault high-water marks (HARD-8): the state directory
+/// (`~/.local/state/authdeck/high-water` on Linux), away from the vault's own directory.
+pub fn high_water_dir() -> Option<PathBuf> {
+    let dirs = directories::ProjectDirs::from("", "", "authdeck")?;
+    let base = dirs
+        .state_dir()
+        .map_or_else(|| dirs.data_local_dir().join("state"), Path::to_path_buf);
+    Some(base.join("high-water"))
 }
 
 /// The vault: a handle on a [`Store`] with the read and update operations callers need.
@@ -106,7 +117,16 @@ impl Vault {
             PromptPurpose::New
         };
         let key = KeyEnv::from_process().resolve(&path, expected, purpose, prompt_terminal)?;
-        Self::open(path, key)
+        let mut store = FileStore::new(path, key);
+        if let Some(dir) = high_water_dir() {
+            store = store.with_high_water(dir);
+        }
+        Self::open_store(Box::new(store))
+    }
+
+    /// Whether the vault looks rolled back to an older copy (HARD-8); see [`Rollback`].
+    pub fn rollback(&self) -> Result<Option<Rollback>> {
+        self.store.rollback()
     }
 
     /// The vault's location.
@@ -271,5 +291,149 @@ mod tests {
         assert_eq!(opened.generation, 2);
         assert!(opened.records.contains_key("a"));
         assert!(vault.take_opened().is_none());
+    }
+
+    fn with_token(vault: &Vault, name: &str, refresh: &str) {
+        vault
+            .update(|r| {
+                r.insert(
+                    name.to_string(),
+                    Record {
+                        refresh_token: Some(crate::secret::RefreshToken::new(refresh)),
+                        ..Record::default()
+                    },
+                );
+                Ok::<_, VaultError>(())
+            })
+            .unwrap();
+    }
+
+    fn backup_of(path: &Path, key: KeySource) -> Result<Snapshot> {
+        let bak = FileStore::new(path, key.clone()).backup_path();
+        Vault::open(bak, key).and_then(|v| v.snapshot())
+    }
+
+    /// HARD-7: after `vault passwd` the `.bak` is re-sealed under the new key in the same locked
+    /// save: the old key opens neither file, the new one opens both.
+    #[test]
+    fn rekey_reseals_the_backup_under_the_new_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, old) = key_vault(dir.path());
+        let vault = Vault::create(&path, old.clone()).unwrap();
+        with_token(&vault, "a", "rt-a");
+        with_token(&vault, "a", "rt-a2");
+        let new_file = dir.path().join("new.key");
+        generate_key_file(&new_file).unwrap();
+        let new = KeySource::KeyFile(new_file);
+        vault.rekey(new.clone()).unwrap();
+        assert!(matches!(
+            backup_of(&path, old.clone()),
+            Err(VaultError::WrongKey { .. })
+        ));
+        assert!(Vault::open(&path, old).is_err());
+        let bak = backup_of(&path, new.clone()).unwrap();
+        assert_eq!(bak.generation, 3, "the backup is the replaced generation");
+        let rt = bak.records["a"].refresh_token.as_ref().unwrap();
+        assert_eq!(rt.secret(), "rt-a2");
+        assert_eq!(vault.rollback().unwrap(), None);
+    }
+
+    /// HARD-7: removing an account (logout, revoke) purges it from the `.bak` in the same save;
+    /// the other accounts stay in it; a save that removes nothing keeps the plain backup.
+    #[test]
+    fn removing_an_account_purges_it_from_the_backup() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, key) = key_vault(dir.path());
+        let vault = Vault::create(&path, key.clone()).unwrap();
+        with_token(&vault, "gone", "rt-gone");
+        with_token(&vault, "kept", "rt-kept");
+        let bak = std::fs::read(FileStore::new(&path, key.clone()).backup_path()).unwrap();
+        assert!(!bak.is_empty());
+        vault
+            .update(|r| {
+                r.remove("gone");
+                Ok::<_, VaultError>(())
+            })
+            .unwrap();
+        let bak = backup_of(&path, key.clone()).unwrap();
+        assert_eq!(bak.generation, 3);
+        assert!(!bak.records.contains_key("gone"), "purged from the backup");
+        assert!(bak.records.contains_key("kept"));
+        // A later save of another handle (names not cached) that removes nothing links as before.
+        let other = Vault::open(&path, key.clone()).unwrap();
+        with_token(&other, "kept", "rt-kept2");
+        let bak = backup_of(&path, key).unwrap();
+        assert_eq!(bak.generation, 4);
+        assert!(!bak.records.contains_key("gone"));
+    }
+
+    /// HARD-8: a vault copied back from its `.bak` (or any older copy) is reported: its
+    /// generation is not above the backup's; the next save clears the warning.
+    #[test]
+    fn a_vault_rolled_back_to_its_backup_is_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, key) = key_vault(dir.path());
+        let vault = Vault::create(&path, key.clone()).unwrap();
+        with_token(&vault, "a", "rt-1");
+        with_token(&vault, "a", "rt-2");
+        assert_eq!(vault.rollback().unwrap(), None);
+        let bak = FileStore::new(&path, key.clone()).backup_path();
+        std::fs::copy(&bak, &path).unwrap();
+        assert_eq!(
+            vault.rollback().unwrap(),
+            Some(Rollback::NotAboveBackup {
+                generation: 2,
+                backup: 2
+            })
+        );
+        let text = vault.rollback().unwrap().unwrap().to_string();
+        assert!(text.contains("rolled back"), "{text}");
+        with_token(&vault, "a", "rt-3");
+        assert_eq!(vault.rollback().unwrap(), None);
+    }
+
+    /// HARD-8: with a high-water mark kept elsewhere, an old copy put back without its backup is
+    /// still reported; a forged mark (no key) is ignored, not trusted.
+    #[test]
+    fn the_high_water_mark_catches_a_rollback_without_a_backup() {
+        let dir = tempfile::tempdir().unwrap();
+        let marks = dir.path().join("state");
+        let (path, key) = key_vault(dir.path());
+        let store = || FileStore::new(&path, key.clone()).with_high_water(&marks);
+        let vault = Vault::create_store(Box::new(store())).unwrap();
+        with_token(&vault, "a", "rt-1");
+        let old_copy = std::fs::read(&path).unwrap();
+        with_token(&vault, "a", "rt-2");
+        with_token(&vault, "a", "rt-3");
+        std::fs::write(&path, &old_copy).unwrap();
+        std::fs::remove_file(store().backup_path()).unwrap();
+        let fresh = Vault::open_store(Box::new(store())).unwrap();
+        assert_eq!(
+            fresh.rollback().unwrap(),
+            Some(Rollback::BelowHighWater {
+                generation: 2,
+                high_water: 4
+            })
+        );
+        // Without the high-water mark and the backup, nothing can be told.
+        let plain = Vault::open(&path, key.clone()).unwrap();
+        assert_eq!(plain.rollback().unwrap(), None);
+        // A mark written without the key is not believed (and does not hide anything).
+        let mark = std::fs::read_dir(&marks)
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap()
+            .path();
+        let mut forged = 1u64.to_le_bytes().to_vec();
+        forged.extend_from_slice(&[0u8; 32]);
+        std::fs::write(&mark, forged).unwrap();
+        assert_eq!(fresh.rollback().unwrap(), None);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let m = std::fs::metadata(&marks).unwrap().permissions().mode() & 0o777;
+            assert_eq!(m, 0o700);
+        }
     }
 }

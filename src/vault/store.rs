@@ -8,8 +8,11 @@
 use super::error::{Result, VaultError};
 use super::format::{self, Ctx, Header, Unlocked};
 use super::key::{self, KdfParams, KeyKind, KeySource};
+use super::private::{self, file_options as private_options};
 use super::record::Records;
-use std::fs::{self, File, OpenOptions};
+use crate::secret::Key32;
+use std::collections::BTreeSet;
+use std::fs::{self, File};
 use std::io::{ErrorKind, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -72,11 +75,71 @@ pub trait Store: Send + Sync {
         new_key: KeySource,
     ) -> Result<u64>;
 
+    /// Whether the stored vault looks rolled back to an older copy (HARD-8): its generation is
+    /// not above its backup's, or is below the high-water mark this machine recorded. A
+    /// backend that cannot tell answers `None`.
+    fn rollback(&self) -> Result<Option<Rollback>> {
+        Ok(None)
+    }
+
     /// The current generation (0: no vault), as cheaply as the backend allows, so callers can
     /// tell whether a snapshot they hold is still current without decrypting again.
     fn generation(&self) -> Result<u64> {
         Ok(self.load()?.map_or(0, |s| s.generation))
     }
+}
+
+/// Signs of a vault rolled back to an older copy (HARD-8). A warning, not an error: restoring
+/// the backup on purpose looks the same, and the next save clears it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rollback {
+    /// The vault's generation is not above that of its `.bak`, the generation it replaced.
+    NotAboveBackup {
+        /// The vault's generation.
+        generation: u64,
+        /// The backup's generation.
+        backup: u64,
+    },
+    /// The vault's generation is below the highest one this machine has saved.
+    BelowHighWater {
+        /// The vault's generation.
+        generation: u64,
+        /// The highest generation saved here.
+        high_water: u64,
+    },
+}
+
+impl std::fmt::Display for Rollback {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::NotAboveBackup { generation, backup } => write!(
+                f,
+                "the vault is at generation {generation}, not above its backup's ({backup}): \
+                 it may have been rolled back to an older copy (ignore this if you restored \
+                 the backup yourself)"
+            ),
+            Self::BelowHighWater {
+                generation,
+                high_water,
+            } => write!(
+                f,
+                "the vault is at generation {generation}, below generation {high_water} that \
+                 this machine saved before: it may have been rolled back to an older copy \
+                 (ignore this if you restored a copy yourself)"
+            ),
+        }
+    }
+}
+
+/// What the save does with `<vault>.bak` (HARD-7).
+enum BackupPlan {
+    /// No vault yet: nothing to back up.
+    Nothing,
+    /// Hard-link the replaced file (the common case: cheap, no extra write).
+    LinkCurrent,
+    /// Write these sealed bytes instead: the replaced generation re-sealed under the new key,
+    /// or without the accounts this save removes.
+    Sealed(Vec<u8>),
 }
 
 /// Longest sleep between attempts to take the lock: short, because a waiter that oversleeps
@@ -91,6 +154,11 @@ pub struct FileStore {
     new_params: KdfParams,
     /// The last key derived, so Argon2id runs once per process rather than once per read.
     cache: Mutex<Option<Unlocked>>,
+    /// The account names of the last generation loaded, so a save can tell cheaply whether it
+    /// removes an account (whose tokens must then leave the `.bak` too, HARD-7).
+    names: Mutex<Option<(u64, BTreeSet<String>)>>,
+    /// Where this machine keeps the vault's high-water mark (HARD-8); `None`: not kept.
+    high_water: Option<PathBuf>,
     lock_timeout: Duration,
 }
 
@@ -102,6 +170,8 @@ impl FileStore {
             source: Mutex::new(source),
             new_params: KdfParams::DEFAULT,
             cache: Mutex::new(None),
+            names: Mutex::new(None),
+            high_water: None,
             lock_timeout: Duration::from_secs(30),
         }
     }
@@ -116,6 +186,14 @@ impl FileStore {
     /// How long [`Store::lock`] waits for another process before giving up.
     pub fn with_lock_timeout(mut self, timeout: Duration) -> Self {
         self.lock_timeout = timeout;
+        self
+    }
+
+    /// Keeps a high-water mark of the generations saved in `dir` (outside the vault's
+    /// directory, so copying an old vault back does not roll the mark back too), signed with the
+    /// vault key so that it cannot be forged without it (HARD-8).
+    pub fn with_high_water(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.high_water = Some(dir.into());
         self
     }
 
@@ -251,8 +329,9 @@ impl FileStore {
         })
     }
 
-    /// Checks the CAS condition and returns the key the current vault is under (if any).
-    fn check_generation(&self, expected: u64) -> Result<Option<Unlocked>> {
+    /// Checks the CAS condition and returns the current vault (if any): the key it is under,
+    /// its header and its bytes.
+    fn check_generation(&self, expected: u64) -> Result<Option<(Unlocked, Header, Vec<u8>)>> {
         let current = self.read_header()?;
         let found = current.as_ref().map_or(0, |(h, _)| h.generation);
         if found != expected {
@@ -262,14 +341,153 @@ impl FileStore {
                 found,
             });
         }
-        current.map(|(h, _)| self.unlock_for(&h)).transpose()
+        current
+            .map(|(h, bytes)| Ok((self.unlock_for(&h)?, h, bytes)))
+            .transpose()
     }
 
-    fn write_generation(&self, key: &Unlocked, generation: u64, records: &Records) -> Result<u64> {
+    /// The account names in the current vault (generation `header.generation`): from the last
+    /// load when it was of this generation, else by decrypting `bytes`.
+    fn current_names(
+        &self,
+        key: &Unlocked,
+        header: &Header,
+        bytes: &[u8],
+    ) -> Result<BTreeSet<String>> {
+        if let Some((generation, names)) = lock_unpoisoned(&self.names).as_ref()
+            && *generation == header.generation
+        {
+            return Ok(names.clone());
+        }
+        let records = format::open(bytes, header, key, &self.ctx())?;
+        Ok(records.into_keys().collect())
+    }
+
+    /// What to do with the `.bak` when `records` replace the current vault (HARD-7): link it as
+    /// it is, unless this save removes an account, whose tokens must not stay in the backup.
+    fn backup_plan(
+        &self,
+        current: Option<&(Unlocked, Header, Vec<u8>)>,
+        records: &Records,
+    ) -> Result<BackupPlan> {
+        let Some((key, header, bytes)) = current else {
+            return Ok(BackupPlan::Nothing);
+        };
+        let names = self.current_names(key, header, bytes)?;
+        if names.iter().all(|n| records.contains_key(n)) {
+            return Ok(BackupPlan::LinkCurrent);
+        }
+        let mut previous = format::open(bytes, header, key, &self.ctx())?;
+        previous.retain(|name, _| records.contains_key(name));
+        Ok(BackupPlan::Sealed(format::seal(
+            key,
+            header.generation,
+            &previous,
+        )?))
+    }
+
+    fn write_generation(
+        &self,
+        key: &Unlocked,
+        generation: u64,
+        records: &Records,
+        backup: BackupPlan,
+    ) -> Result<u64> {
         let bytes = format::seal(key, generation, records)?;
-        write_atomic(&self.path, &self.backup_path(), &bytes)?;
+        write_atomic(&self.path, &self.backup_path(), &bytes, backup)?;
+        self.remember_names(generation, records);
+        self.raise_high_water(&key.key, generation);
         Ok(generation)
     }
+
+    fn remember_names(&self, generation: u64, records: &Records) {
+        *lock_unpoisoned(&self.names) = Some((generation, records.keys().cloned().collect()));
+    }
+
+    /// The file holding this vault's high-water mark, if one is kept.
+    fn high_water_file(&self) -> Option<PathBuf> {
+        let dir = self.high_water.as_ref()?;
+        let canonical = fs::canonicalize(&self.path).ok()?;
+        use sha2::Digest;
+        let digest = sha2::Sha256::digest(canonical.as_os_str().as_encoded_bytes());
+        let name: String = digest[..12].iter().map(|b| format!("{b:02x}")).collect();
+        Some(dir.join(format!("{name}.hwm")))
+    }
+
+    /// The recorded high-water mark, if present and signed with `key` for this vault.
+    fn read_high_water(&self, key: &Key32) -> Option<u64> {
+        let file = self.high_water_file()?;
+        let bytes = fs::read(&file).ok()?;
+        let (gen_bytes, tag) = bytes.split_first_chunk::<8>()?;
+        let generation = u64::from_le_bytes(*gen_bytes);
+        let canonical = fs::canonicalize(&self.path).ok()?;
+        let hmac = high_water_key(key);
+        let msg = high_water_message(&canonical, generation);
+        ring::hmac::verify(&hmac, &msg, tag).ok()?;
+        Some(generation)
+    }
+
+    /// Records `generation` as the high-water mark if it is above the recorded one. Best
+    /// effort: a mark that cannot be written only weakens the rollback warning.
+    fn raise_high_water(&self, key: &Key32, generation: u64) {
+        let Some(file) = self.high_water_file() else {
+            return;
+        };
+        if self.read_high_water(key).is_some_and(|g| g >= generation) {
+            return;
+        }
+        let Ok(canonical) = fs::canonicalize(&self.path) else {
+            return;
+        };
+        let tag = ring::hmac::sign(
+            &high_water_key(key),
+            &high_water_message(&canonical, generation),
+        );
+        let mut bytes = generation.to_le_bytes().to_vec();
+        bytes.extend_from_slice(tag.as_ref());
+        let Some(dir) = file.parent() else {
+            return;
+        };
+        let tmp = file.with_extension(format!("tmp-{}", std::process::id()));
+        let written = private::create_dir(dir)
+            .and_then(|()| {
+                let mut f = private_options()
+                    .write(true)
+                    .create(true)
+                    .truncate(true)
+                    .open(&tmp)?;
+                f.write_all(&bytes)
+            })
+            .and_then(|()| fs::rename(&tmp, &file));
+        if written.is_err() {
+            let _ = fs::remove_file(&tmp);
+        }
+    }
+
+    /// The generation in the `.bak`'s header, if there is a readable one.
+    fn backup_generation(&self) -> Option<u64> {
+        use std::io::Read;
+        let file = fs::File::open(self.backup_path()).ok()?;
+        let mut head = Vec::with_capacity(format::HEADER_LEN);
+        file.take(format::HEADER_LEN as u64)
+            .read_to_end(&mut head)
+            .ok()?;
+        format::parse_header(&head, &self.ctx())
+            .ok()
+            .map(|h| h.generation)
+    }
+}
+
+/// The high-water mark's MAC key: the vault key, used under its own domain in the message.
+fn high_water_key(key: &Key32) -> ring::hmac::Key {
+    ring::hmac::Key::new(ring::hmac::HMAC_SHA256, key.secret())
+}
+
+fn high_water_message(vault: &Path, generation: u64) -> Vec<u8> {
+    let mut msg = b"authdeck high-water mark v1\0".to_vec();
+    msg.extend_from_slice(&generation.to_le_bytes());
+    msg.extend_from_slice(vault.as_os_str().as_encoded_bytes());
+    msg
 }
 
 impl Store for FileStore {
@@ -293,11 +511,35 @@ impl Store for FileStore {
         };
         let key = self.unlock_for(&header)?;
         let records = format::open(&bytes, &header, &key, &self.ctx())?;
+        self.remember_names(header.generation, &records);
         fix_file_mode(&self.path);
         Ok(Some(Snapshot {
             generation: header.generation,
             records,
         }))
+    }
+
+    fn rollback(&self) -> Result<Option<Rollback>> {
+        let Some(header) = self.header_only()? else {
+            return Ok(None);
+        };
+        let generation = header.generation;
+        if let Some(backup) = self.backup_generation()
+            && backup >= generation
+        {
+            return Ok(Some(Rollback::NotAboveBackup { generation, backup }));
+        }
+        if self.high_water.is_none() {
+            return Ok(None);
+        }
+        let key = self.unlock_for(&header)?;
+        Ok(self
+            .read_high_water(&key.key)
+            .filter(|&high| high > generation)
+            .map(|high_water| Rollback::BelowHighWater {
+                generation,
+                high_water,
+            }))
     }
 
     fn lock(&self) -> Result<StoreLock> {
@@ -337,8 +579,10 @@ impl Store for FileStore {
         expected: u64,
         records: &Records,
     ) -> Result<u64> {
-        let key = match self.check_generation(expected)? {
-            Some(key) => key,
+        let current = self.check_generation(expected)?;
+        let backup = self.backup_plan(current.as_ref(), records)?;
+        let key = match current {
+            Some((key, _, _)) => key,
             None => {
                 let source = lock_unpoisoned(&self.source).clone();
                 let key = self.unlock_new(&source)?;
@@ -346,7 +590,7 @@ impl Store for FileStore {
                 key
             }
         };
-        self.write_generation(&key, expected + 1, records)
+        self.write_generation(&key, expected + 1, records, backup)
     }
 
     fn rekey_if_generation(
@@ -356,9 +600,19 @@ impl Store for FileStore {
         records: &Records,
         new_key: KeySource,
     ) -> Result<u64> {
-        self.check_generation(expected)?;
+        let current = self.check_generation(expected)?;
         let key = self.unlock_new(&new_key)?;
-        let generation = self.write_generation(&key, expected + 1, records)?;
+        // HARD-7: the replaced generation goes to the `.bak` re-sealed under the new key (and
+        // without any account this save drops), so the old key opens nothing any more.
+        let backup = match &current {
+            Some((old_key, header, bytes)) => {
+                let mut previous = format::open(bytes, header, old_key, &self.ctx())?;
+                previous.retain(|name, _| records.contains_key(name));
+                BackupPlan::Sealed(format::seal(&key, header.generation, &previous)?)
+            }
+            None => BackupPlan::Nothing,
+        };
+        let generation = self.write_generation(&key, expected + 1, records, backup)?;
         *lock_unpoisoned(&self.source) = new_key;
         *lock_unpoisoned(&self.cache) = Some(key);
         Ok(generation)
@@ -375,17 +629,6 @@ fn sibling(path: &Path, suffix: &str) -> PathBuf {
     let mut name = path.file_name().unwrap_or_default().to_os_string();
     name.push(suffix);
     path.with_file_name(name)
-}
-
-fn private_options() -> OpenOptions {
-    #[allow(unused_mut)]
-    let mut opts = OpenOptions::new();
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        opts.mode(0o600);
-    }
-    opts
 }
 
 fn parent_dir(path: &Path) -> &Path {
@@ -433,7 +676,7 @@ fn fix_file_mode(path: &Path) {
 /// Replaces `path` with `bytes` so a crash at any moment leaves either the old or the new
 /// generation (VAULT-4): temp file in the same directory, fsync, keep the old file as `backup`,
 /// rename, fsync the directory. Callers hold the lock, so leftover temp files are stale.
-fn write_atomic(path: &Path, backup: &Path, bytes: &[u8]) -> Result<()> {
+fn write_atomic(path: &Path, backup: &Path, bytes: &[u8], plan: BackupPlan) -> Result<()> {
     ensure_dir(path)?;
     let dir = parent_dir(path);
     remove_stale_temps(path);
@@ -445,7 +688,7 @@ fn write_atomic(path: &Path, backup: &Path, bytes: &[u8]) -> Result<()> {
             crate::secret::fingerprint(&crate::secret::random_bytes::<8>())
         ),
     );
-    let result = write_then_rename(path, backup, &tmp, bytes);
+    let result = write_then_rename(path, backup, &tmp, bytes, plan);
     if result.is_err() {
         let _ = fs::remove_file(&tmp);
     }
@@ -455,7 +698,13 @@ fn write_atomic(path: &Path, backup: &Path, bytes: &[u8]) -> Result<()> {
         .map_err(|e| VaultError::io("cannot sync vault directory", dir, e))
 }
 
-fn write_then_rename(path: &Path, backup: &Path, tmp: &Path, bytes: &[u8]) -> Result<()> {
+fn write_then_rename(
+    path: &Path,
+    backup: &Path,
+    tmp: &Path,
+    bytes: &[u8],
+    plan: BackupPlan,
+) -> Result<()> {
     let mut file = private_options()
         .write(true)
         .create_new(true)
@@ -465,8 +714,13 @@ fn write_then_rename(path: &Path, backup: &Path, tmp: &Path, bytes: &[u8]) -> Re
         .and_then(|()| file.sync_all())
         .map_err(|e| VaultError::io("cannot write temporary file", tmp, e))?;
     drop(file);
-    if path.exists() {
-        keep_backup(path, backup)?;
+    // The backup is in place before the vault is replaced: a crash in between leaves the old
+    // generation as the vault, and never a `.bak` that still holds what this save removes.
+    match plan {
+        BackupPlan::LinkCurrent => keep_backup(path, backup)?,
+        BackupPlan::Sealed(sealed) => write_backup(backup, &sealed)?,
+        BackupPlan::Nothing if path.exists() => keep_backup(path, backup)?,
+        BackupPlan::Nothing => {}
     }
     fs::rename(tmp, path).map_err(|e| VaultError::io("cannot replace vault", path, e))
 }
@@ -483,6 +737,22 @@ fn keep_backup(path: &Path, backup: &Path) -> Result<()> {
             .and_then(|f| f.sync_all())
             .map_err(|e| VaultError::io("cannot sync backup", &staging, e))?;
     }
+    fs::rename(&staging, backup).map_err(|e| VaultError::io("cannot back up vault to", backup, e))
+}
+
+/// Replaces `backup` with `bytes` atomically (temp file, fsync, rename).
+fn write_backup(backup: &Path, bytes: &[u8]) -> Result<()> {
+    let staging = sibling(backup, ".tmp");
+    let _ = fs::remove_file(&staging);
+    let mut file = private_options()
+        .write(true)
+        .create_new(true)
+        .open(&staging)
+        .map_err(|e| VaultError::io("cannot back up vault to", &staging, e))?;
+    file.write_all(bytes)
+        .and_then(|()| file.sync_all())
+        .map_err(|e| VaultError::io("cannot write backup", &staging, e))?;
+    drop(file);
     fs::rename(&staging, backup).map_err(|e| VaultError::io("cannot back up vault to", backup, e))
 }
 

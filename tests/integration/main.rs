@@ -7,6 +7,7 @@ mod cli_interop;
 mod devserver;
 mod engine_interop;
 mod expiry;
+mod hardening;
 mod interop;
 mod oauth_engine;
 mod oidc_provider;

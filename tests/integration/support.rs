@@ -80,3 +80,18 @@ pub fn paste_login(mut cmd: Command) -> Output {
     );
     done
 }
+
+/// Plays the browser for what a `$BROWSER` command was given: follows the authorization URL to
+/// the server (which approves at once) and then to the loopback redirect, like a browser would.
+pub fn open_like_a_browser(target: &str) {
+    let location = authorize_location(target);
+    let page = reqwest::blocking::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap()
+        .get(location)
+        .send()
+        .unwrap();
+    assert_eq!(page.status().as_u16(), 200, "the callback page");
+}

@@ -612,6 +612,7 @@ fn cli_vault_path_init_and_passwd() {
     // passwd: key file → passphrase from a file; the old key no longer opens it.
     let pw = dir.path().join("pw");
     std::fs::write(&pw, "new passphrase\n").unwrap();
+    std::fs::set_permissions(&pw, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
     let out = authdeck(&path)
         .args(["vault", "passwd", "--new-passphrase-file"])
         .arg(&pw)

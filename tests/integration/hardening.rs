@@ -1,0 +1,343 @@
+//! The security review's findings, each driven through the real binary where a user meets it:
+//! process hardening, private lock files, the passphrase file rule, the `.bak` after logout, and
+//! the rollback warning. Rule IDs are defined in docs/protocol.md (HARD-…).
+
+use crate::support::stderr;
+use authdeck::secret::{AccessToken, RefreshToken};
+use authdeck::vault::{AccountState, KeySource, Record, Vault, VaultError};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// A config dir with one account `demo` at `issuer`, a key-file vault, and a private HOME.
+pub struct Env {
+    pub dir: tempfile::TempDir,
+}
+
+impl Env {
+    pub fn new(issuer: &str, extra: &str) -> Env {
+        let dir = tempfile::tempdir().unwrap();
+        let providers = dir.path().join("config/providers");
+        std::fs::create_dir_all(&providers).unwrap();
+        std::fs::write(
+            providers.join("demo.toml"),
+            format!(
+                "extends = \"oidc\"\nissuer = \"{issuer}\"\nclient_id = \"demo-public\"\n\
+                 scopes = [\"openid\", \"email\", \"offline_access\"]\n{extra}"
+            ),
+        )
+        .unwrap();
+        authdeck::vault::generate_key_file(&dir.path().join("vault.key")).unwrap();
+        Env { dir }
+    }
+
+    pub fn path(&self, p: &str) -> PathBuf {
+        self.dir.path().join(p)
+    }
+
+    /// `program` with this environment and nothing else from the test's.
+    pub fn program(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        let mut c = Command::new(program);
+        c.env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("HOME", self.dir.path())
+            .env("AUTHDECK_CONFIG_DIR", self.path("config"))
+            .env("AUTHDECK_VAULT", self.path("vault.bin"))
+            .env("AUTHDECK_KEY_FILE", self.path("vault.key"))
+            .env("NO_PROXY", "127.0.0.1,localhost")
+            .stdin(Stdio::null());
+        c
+    }
+
+    pub fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = self.program(crate::support::bin());
+        c.args(args);
+        c
+    }
+
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.cmd(args).output().unwrap()
+    }
+
+    pub fn vault(&self) -> Vault {
+        Vault::open(
+            self.path("vault.bin"),
+            KeySource::KeyFile(self.path("vault.key")),
+        )
+        .unwrap()
+    }
+
+    /// Puts a logged-in record for `name` straight into the vault.
+    pub fn seed(&self, name: &str, access: &str, refresh: Option<&str>) {
+        self.vault()
+            .update(|records| {
+                records.insert(
+                    name.to_string(),
+                    Record {
+                        provider: "oidc".into(),
+                        access_token: Some(AccessToken::new(access)),
+                        refresh_token: refresh.map(RefreshToken::new),
+                        token_type: Some("Bearer".into()),
+                        state: AccountState::Valid,
+                        ..Record::default()
+                    },
+                );
+                Ok::<_, VaultError>(())
+            })
+            .unwrap();
+    }
+}
+
+fn mode(p: &Path) -> u32 {
+    std::fs::metadata(p).unwrap().permissions().mode() & 0o7777
+}
+
+/// HARD-1: the running binary is non-dumpable and its core limit is 0. A non-dumpable
+/// process's `/proc/PID/status` belongs to root, so the test runs the binary as another user (nobody
+/// when the test is root) and watches the owner change; `/proc/PID/limits` shows the limit.
+#[test]
+fn hard1_the_binary_is_not_dumpable_and_writes_no_core() {
+    use std::os::unix::fs::MetadataExt;
+    use std::os::unix::process::CommandExt;
+    // SAFETY: plain queries.
+    let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
+    // `providers check FIFO` blocks opening a FIFO nobody writes to, without touching a vault.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let fifo = dir.path().join("account.toml");
+    let c = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
+    // SAFETY: a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o666) }, 0);
+    std::fs::set_permissions(&fifo, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let mut cmd = Command::new(crate::support::bin());
+    cmd.arg("providers")
+        .arg("check")
+        .arg(&fifo)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let runs_as = if uid == 0 {
+        cmd.uid(65534).gid(65534);
+        65534
+    } else {
+        let _ = gid;
+        uid
+    };
+    let mut child = cmd.spawn().unwrap();
+    let proc_dir = PathBuf::from(format!("/proc/{}", child.id()));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut owner = runs_as;
+    while Instant::now() < deadline {
+        // After exec the process is running our binary; give it time to reach `main`.
+        owner = std::fs::metadata(proc_dir.join("status")).unwrap().uid();
+        if owner == 0 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let limits = std::fs::read_to_string(proc_dir.join("limits")).unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(owner, 0, "the process stayed dumpable (owner {owner})");
+    let core = limits
+        .lines()
+        .find(|l| l.starts_with("Max core file size"))
+        .unwrap();
+    let soft = core.split_whitespace().nth(4).unwrap();
+    assert_eq!(soft, "0", "{core}");
+}
+
+/// HARD-5: the per-account refresh lock and its directory are 0600/0700 even under umask 000.
+#[test]
+fn hard5_account_lock_files_are_private_under_umask_000() {
+    let env = Env::new("https://as.example", "");
+    env.seed("demo", "tok-demo", None);
+    let bin = crate::support::bin();
+    let out = env
+        .program("sh")
+        .arg("-c")
+        .arg(format!("umask 000; exec '{}' refresh demo", bin.display()))
+        .output()
+        .unwrap();
+    // No refresh token: the token is kept, but the lock was taken first.
+    let locks = env.path("locks");
+    let lock = locks.join("demo.lock");
+    assert!(lock.exists(), "{}", stderr(&out));
+    assert_eq!(mode(&locks), 0o700);
+    assert_eq!(mode(&lock), 0o600);
+}
+
+/// HARD-6: a passphrase file that others can read is refused with a clear message and no
+/// secret in it; a private one works.
+#[test]
+fn hard6_a_readable_passphrase_file_is_refused() {
+    let env = Env::new("https://as.example", "");
+    let vault = env.path("pw-vault.bin");
+    let pw = env.path("pw");
+    std::fs::write(&pw, "correct horse battery\n").unwrap();
+    std::fs::set_permissions(&pw, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let run = || {
+        env.cmd(&["vault", "init"])
+            .env("AUTHDECK_VAULT", &vault)
+            .env_remove("AUTHDECK_KEY_FILE")
+            .env("AUTHDECK_PASSPHRASE_FILE", &pw)
+            .output()
+            .unwrap()
+    };
+    let out = run();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("chmod 600"), "{}", stderr(&out));
+    assert!(!stderr(&out).contains("correct horse"));
+    assert!(!vault.exists());
+    std::fs::set_permissions(&pw, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let out = run();
+    assert!(out.status.success(), "{}", stderr(&out));
+}
+
+/// HARD-7: after `logout`, the account's tokens are in neither the vault nor its `.bak`; the
+/// other accounts stay in both.
+#[test]
+fn hard7_logout_purges_the_account_from_the_backup() {
+    let env = Env::new("https://as.example", "");
+    std::fs::write(
+        env.path("config/providers/other.toml"),
+        "extends = \"oidc\"\nissuer = \"https://as.example\"\nclient_id = \"x\"\n",
+    )
+    .unwrap();
+    env.seed("demo", "at-demo", Some("rt-demo-secret"));
+    env.seed("other", "at-other", Some("rt-other"));
+    let out = env.run(&["logout", "demo"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let bak = Vault::open(
+        env.path("vault.bin.bak"),
+        KeySource::KeyFile(env.path("vault.key")),
+    )
+    .unwrap()
+    .read()
+    .unwrap();
+    assert!(!bak.contains_key("demo"), "logout left the tokens in .bak");
+    assert!(bak.contains_key("other"));
+    assert!(!env.vault().read().unwrap().contains_key("demo"));
+}
+
+/// HARD-8: a vault put back to an older copy (here: its own `.bak`) makes every command warn;
+/// the next save clears it.
+#[test]
+fn hard8_a_rolled_back_vault_is_warned_about() {
+    let env = Env::new("https://as.example", "");
+    env.seed("demo", "at-1", None);
+    env.seed("demo", "at-2", None);
+    let out = env.run(&["status"]);
+    assert!(!stderr(&out).contains("rolled back"), "{}", stderr(&out));
+    std::fs::copy(env.path("vault.bin.bak"), env.path("vault.bin")).unwrap();
+    let out = env.run(&["status"]);
+    assert!(
+        stderr(&out).contains("warning") && stderr(&out).contains("rolled back"),
+        "{}",
+        stderr(&out)
+    );
+    env.seed("demo", "at-3", None);
+    let out = env.run(&["status"]);
+    assert!(!stderr(&out).contains("rolled back"), "{}", stderr(&out));
+}
+
+/// HARD-8: the high-water mark, kept in the state directory, catches an old copy put back
+/// without its `.bak` (the backup check alone cannot).
+#[test]
+fn hard8_the_high_water_mark_catches_an_old_copy() {
+    let env = Env::new("https://as.example", "");
+    std::fs::write(
+        env.path("config/providers/other.toml"),
+        "extends = \"oidc\"\nissuer = \"https://as.example\"\nclient_id = \"x\"\n",
+    )
+    .unwrap();
+    env.seed("demo", "at-1", None);
+    env.seed("other", "at-o", None);
+    let old = std::fs::read(env.path("vault.bin")).unwrap();
+    // A save through the binary raises the mark.
+    let out = env.run(&["logout", "other"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    std::fs::write(env.path("vault.bin"), old).unwrap();
+    std::fs::remove_file(env.path("vault.bin.bak")).unwrap();
+    let out = env.run(&["status"]);
+    assert!(
+        stderr(&out).contains("below generation 3"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+/// HARD-2: `exec`'s command gets the token it asked for and none of the variables that
+/// unlock the vault; the `$BROWSER` command of a browser login neither.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hard2_children_never_see_the_vault_unlock_variables() {
+    use authdeck::devserver::{DevServer, DevServerConfig};
+    let srv = DevServer::start(DevServerConfig::default()).await.unwrap();
+    let env = Env::new(&srv.issuer(), "");
+    tokio::task::spawn_blocking(move || {
+        // exec: the child prints its whole environment.
+        env.seed("demo", "tok-for-the-child", None);
+        let pw = env.path("pw");
+        std::fs::write(&pw, "unused\n").unwrap();
+        let out = env
+            .cmd(&["exec", "demo", "--", "env"])
+            .env("AUTHDECK_PASSPHRASE", "pw-LEAKED-to-child")
+            .env("AUTHDECK_PASSPHRASE_FILE", &pw)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        let child_env = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(child_env.contains("DEMO_ACCESS_TOKEN=tok-for-the-child"));
+        for var in [
+            "AUTHDECK_PASSPHRASE=",
+            "AUTHDECK_PASSPHRASE_FILE=",
+            "AUTHDECK_KEY_FILE=",
+        ] {
+            assert!(!child_env.contains(var), "exec child saw {var}");
+        }
+        assert!(
+            child_env.contains("AUTHDECK_VAULT="),
+            "other variables pass"
+        );
+
+        // $BROWSER: the script records its environment and plays the browser.
+        let env_file = env.path("browser-env.txt");
+        let url_file = env.path("url.txt");
+        let script = env.path("browser.sh");
+        std::fs::write(
+            &script,
+            format!(
+                "#!/bin/sh\nenv > '{}'\nprintf %s \"$1\" > '{}'\n",
+                env_file.display(),
+                url_file.display()
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let child = env
+            .cmd(&["login", "demo", "--mode", "browser"])
+            .env("BROWSER", &script)
+            .env("AUTHDECK_PASSPHRASE", "pw-LEAKED-to-child")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::fs::read_to_string(&url_file).map_or(true, |u| u.is_empty()) {
+            assert!(Instant::now() < deadline, "browser command never ran");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let target = std::fs::read_to_string(&url_file).unwrap();
+        crate::support::open_like_a_browser(&target);
+        let out = crate::support::wait_with_timeout(child, Duration::from_secs(20));
+        assert!(out.status.success(), "{}", stderr(&out));
+        let browser_env = std::fs::read_to_string(&env_file).unwrap();
+        assert!(browser_env.contains("AUTHDECK_VAULT="));
+        for var in ["AUTHDECK_PASSPHRASE=", "AUTHDECK_KEY_FILE="] {
+            assert!(!browser_env.contains(var), "$BROWSER saw {var}");
+        }
+    })
+    .await
+    .unwrap();
+}
