@@ -2,9 +2,9 @@
 //! or Ctrl-C, then lets in-flight requests finish.
 
 use super::exit;
-use crate::proxy::{Proxy, ProxyConfig, TracingSink};
+use crate::proxy::{Proxy, ProxyConfig, ProxyError, Reloader, TracingSink};
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -66,6 +66,7 @@ fn run_inner(config: Option<&Path>, args: &ProxyArgs) -> Result<(), String> {
         let proxy = Proxy::build(&config, &env, Arc::new(TracingSink))
             .await
             .map_err(|e| e.to_string())?;
+        spawn_reload_on_sighup(proxy.reloader(), path.to_path_buf(), args.listen);
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
             .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
@@ -81,6 +82,45 @@ fn run_inner(config: Option<&Path>, args: &ProxyArgs) -> Result<(), String> {
         tracing::info!(target: "authdeck::proxy", "stopped");
         Ok(())
     })
+}
+
+/// SIGHUP re-reads the config file and the secrets and swaps them in (PROXY-14); a file that
+/// does not load is refused with one log line and the running configuration stays (PROXY-15).
+fn spawn_reload_on_sighup(reloader: Reloader, path: PathBuf, listen: Option<SocketAddr>) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let Ok(mut hup) = signal(SignalKind::hangup()) else {
+            tracing::warn!(target: "authdeck::proxy", "cannot watch SIGHUP; reload needs a restart");
+            return;
+        };
+        tokio::spawn(async move {
+            while hup.recv().await.is_some() {
+                tracing::info!(target: "authdeck::proxy", "SIGHUP: reloading {}", path.display());
+                let loaded = ProxyConfig::from_path(&path).map_err(ProxyError::from);
+                let result = match loaded {
+                    Ok(mut config) => {
+                        if let Some(listen) = listen {
+                            config.listen = listen;
+                        }
+                        let env = |name: &str| std::env::var(name).ok();
+                        reloader.reload(&config, &env).await
+                    }
+                    Err(e) => Err(e),
+                };
+                if let Err(e) = result {
+                    tracing::error!(
+                        target: "authdeck::proxy",
+                        "reload refused, the running configuration stays: {e}"
+                    );
+                }
+            }
+        });
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (reloader, path, listen);
+    }
 }
 
 /// Completes on SIGTERM (what a service manager or orchestrator sends) or Ctrl-C.

@@ -1,6 +1,7 @@
 //! The proxy's TOML configuration: parsing, validation with `FILE:LINE:COL` errors, and loading
 //! each client's secret from the environment or a file (PROXY-9).
 
+use super::forwarded::{Cidr, TrustedProxies};
 use crate::secret::ClientSecret;
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -64,6 +65,11 @@ pub struct ProxyConfig {
     pub rate_limit_per_minute: u32,
     /// The clients by name (`[clients.NAME]`); never empty.
     pub clients: BTreeMap<String, ClientConfig>,
+    /// Peers whose `X-Forwarded-For` / PROXY header is believed (PROXY-11); empty by default.
+    pub trusted_proxies: TrustedProxies,
+    /// The `listen` socket expects a PROXY protocol v1/v2 header on every connection
+    /// (PROXY-13), as HAProxy sends it with `send-proxy` / `send-proxy-v2`.
+    pub proxy_protocol: bool,
 }
 
 /// One `[clients.NAME]` table.
@@ -157,6 +163,10 @@ struct RawConfig {
     listen: Option<Spanned<String>>,
     upstream_timeout_secs: Option<Spanned<u64>>,
     rate_limit_per_minute: Option<u32>,
+    #[serde(default)]
+    trusted_proxies: Vec<Spanned<String>>,
+    #[serde(default)]
+    proxy_protocol: bool,
     #[serde(default)]
     clients: BTreeMap<String, Spanned<RawClient>>,
 }
@@ -258,6 +268,20 @@ impl ProxyConfig {
         if raw.clients.is_empty() {
             return Err(loc.error(0..0, "no clients: add a [clients.NAME] table"));
         }
+        let mut trusted = Vec::new();
+        for range in &raw.trusted_proxies {
+            let cidr = Cidr::parse(range.get_ref())
+                .map_err(|m| loc.error(range.span(), format!("trusted_proxies: {m}")))?;
+            trusted.push(cidr);
+        }
+        if raw.proxy_protocol && trusted.is_empty() {
+            // Without a trusted peer every PROXY header would be ignored: almost certainly a
+            // forgotten line, and the rate limit would then count the balancer as one client.
+            return Err(loc.error(
+                0..0,
+                "proxy_protocol = true needs trusted_proxies naming the load balancer's address",
+            ));
+        }
         let mut clients = BTreeMap::new();
         for (name, table) in &raw.clients {
             let client = parse_client(&loc, name, table)?;
@@ -270,6 +294,8 @@ impl ProxyConfig {
                 .rate_limit_per_minute
                 .unwrap_or(DEFAULT_RATE_LIMIT_PER_MINUTE),
             clients,
+            trusted_proxies: TrustedProxies::new(trusted),
+            proxy_protocol: raw.proxy_protocol,
         })
     }
 }
@@ -523,6 +549,26 @@ allowed_origins = ["http://localhost:3100"]
         ProxyConfig::from_str(text, "proxy.toml")
             .unwrap_err()
             .to_string()
+    }
+
+    #[test]
+    fn trusted_proxies_and_proxy_protocol_proxy_11_13() {
+        let c = ProxyConfig::from_str(GOOD, "proxy.toml").unwrap();
+        assert!(c.trusted_proxies.is_empty(), "nobody is trusted by default");
+        assert!(!c.proxy_protocol);
+        let text = format!(
+            "trusted_proxies = [\"127.0.0.1/32\", \"10.0.0.0/8\", \"::1\"]\nproxy_protocol = true\n{GOOD}"
+        );
+        let c = ProxyConfig::from_str(&text, "proxy.toml").unwrap();
+        assert!(c.proxy_protocol);
+        assert!(c.trusted_proxies.contains("10.9.8.7".parse().unwrap()));
+        assert!(c.trusted_proxies.contains("::1".parse().unwrap()));
+        assert!(!c.trusted_proxies.contains("192.168.0.1".parse().unwrap()));
+        let e = err(&format!("trusted_proxies = [\"10.0.0.1/8\"]\n{GOOD}"));
+        assert!(e.starts_with("proxy.toml:1:"), "{e}");
+        assert!(e.contains("host bits"), "{e}");
+        let e = err(&format!("proxy_protocol = true\n{GOOD}"));
+        assert!(e.contains("needs trusted_proxies"), "{e}");
     }
 
     #[test]

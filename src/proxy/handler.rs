@@ -146,16 +146,18 @@ where
     let route = Route::of(req.uri().path());
     let mut note = Note::default();
     let response = dispatch(&shared, peer, route, req, &mut note).await;
-    access_log(&shared, &method, route, response.status(), started, &note);
+    access_log(&shared, &method, route, response.status(), started, peer, &note);
     response
 }
 
+/// `peer` is the resolved client address (PROXY-12), which the rate limit counts too.
 fn access_log(
     shared: &Shared,
     method: &Method,
     route: Route,
     status: StatusCode,
     started: Instant,
+    peer: IpAddr,
     note: &Note,
 ) {
     let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
@@ -168,7 +170,7 @@ fn access_log(
     shared.log.write(
         Level::INFO,
         &format!(
-            "access method={} path={} status={} latency_ms={latency_ms:.2} client={}{error}",
+            "access method={} path={} status={} latency_ms={latency_ms:.2} client={} ip={peer}{error}",
             log_word(method.as_str()),
             route.log_path(),
             status.as_u16(),
@@ -747,8 +749,9 @@ mod tests {
             clients: BTreeMap::from([("dash".to_owned(), Arc::new(client))]),
             all_origins: vec![ORIGIN.into()],
             http: upstream::build_client(timeout).unwrap(),
-            limiter: RateLimiter::new(per_minute),
+            limiter: RateLimiter::new(per_minute).map(Arc::new),
             log: Arc::clone(&log) as Arc<dyn LogSink>,
+            trusted: crate::proxy::forwarded::TrustedProxies::default(),
         };
         Rig {
             shared: Arc::new(shared),
@@ -859,7 +862,7 @@ mod tests {
         assert!(
             lines.iter().any(|l| l
                 .starts_with("access method=POST path=/api/auth/revoke status=200")
-                && l.ends_with("client=dash")),
+                && l.ends_with("client=dash ip=127.0.0.1")),
             "{lines:?}"
         );
     }

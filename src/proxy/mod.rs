@@ -12,12 +12,15 @@
 //! it on a listener (or [`Proxy::spawn`] it, in tests). See docs/proxy.md.
 
 pub mod config;
+pub mod forwarded;
 mod handler;
 pub mod log;
 mod ratelimit;
+mod reload;
 mod upstream;
 
 pub use config::{ClientConfig, ConfigError, EndpointSource, ProxyConfig, SecretSource};
+pub use reload::Reloader;
 pub use handler::MAX_BODY;
 pub use log::{CaptureSink, LogSink, TracingSink};
 
@@ -29,7 +32,7 @@ use ratelimit::RateLimiter;
 use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::future::Future;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
@@ -41,7 +44,7 @@ use url::Url;
 /// How long a client may take to send request headers (slowloris guard).
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// Extra time granted to in-flight requests at shutdown beyond the upstream timeout.
-const DRAIN_GRACE: Duration = Duration::from_secs(5);
+pub(crate) const DRAIN_GRACE: Duration = Duration::from_secs(5);
 
 /// Why the proxy could not start.
 #[derive(Debug, thiserror::Error)]
@@ -77,26 +80,35 @@ pub(crate) struct ResolvedClient {
     pub(crate) allowed_origins: Vec<String>,
 }
 
-/// State shared by every connection; read-only after startup except the rate-limit counts.
+/// One configuration generation: what a request needs, read-only except the rate-limit
+/// counts. A reload builds a new one and swaps it in; a request keeps the generation it
+/// started with until it ends (PROXY-14).
 pub(crate) struct Shared {
     pub(crate) clients: BTreeMap<String, Arc<ResolvedClient>>,
     /// Every client's origins: a preflight carries no body, so it cannot name its client.
     pub(crate) all_origins: Vec<String>,
     pub(crate) http: reqwest::Client,
-    pub(crate) limiter: Option<RateLimiter>,
+    /// Shared between generations while `rate_limit_per_minute` stays the same, so a reload
+    /// does not hand every client a fresh window.
+    pub(crate) limiter: Option<Arc<RateLimiter>>,
     pub(crate) log: Arc<dyn LogSink>,
+    /// Whose forwarding headers are believed (PROXY-11).
+    pub(crate) trusted: forwarded::TrustedProxies,
 }
 
 /// A proxy ready to serve.
 pub struct Proxy {
-    shared: Arc<Shared>,
-    drain_timeout: Duration,
+    current: Arc<reload::Current>,
+    reloader: Reloader,
+    log: Arc<dyn LogSink>,
+    /// The listener expects a PROXY protocol header first (PROXY-13); fixed at startup.
+    proxy_protocol: bool,
 }
 
 impl std::fmt::Debug for Proxy {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Proxy")
-            .field("clients", &self.shared.clients.keys().collect::<Vec<_>>())
+            .field("clients", &self.current.load().clients.keys().collect::<Vec<_>>())
             .finish_non_exhaustive()
     }
 }
@@ -107,53 +119,24 @@ impl Proxy {
     /// and builds the shared upstream client. Fails if any secret is missing (PROXY-9).
     pub async fn build(
         config: &ProxyConfig,
-        env: &dyn Fn(&str) -> Option<String>,
+        env: &(dyn Fn(&str) -> Option<String> + Sync),
         log: Arc<dyn LogSink>,
     ) -> Result<Self, ProxyError> {
-        let http = upstream::build_client(config.upstream_timeout)?;
-        let mut clients = BTreeMap::new();
-        let mut all_origins: Vec<String> = Vec::new();
-        for (name, client) in &config.clients {
-            let secret = client.secret.load(name, env)?;
-            let (token_endpoint, revocation_endpoint) =
-                resolve_endpoints(&http, name, client).await?;
-            log.write(
-                Level::INFO,
-                &format!(
-                    "client {name}: token endpoint {token_endpoint}, revocation endpoint {}",
-                    revocation_endpoint
-                        .as_ref()
-                        .map_or("(none: /api/auth/revoke answers 501)", Url::as_str)
-                ),
-            );
-            for origin in &client.allowed_origins {
-                if !all_origins.contains(origin) {
-                    all_origins.push(origin.clone());
-                }
-            }
-            clients.insert(
-                name.clone(),
-                Arc::new(ResolvedClient {
-                    name: name.clone(),
-                    token_endpoint,
-                    revocation_endpoint,
-                    client_id: client.client_id.clone(),
-                    secret,
-                    redirect_uris: client.redirect_uris.clone(),
-                    allowed_origins: client.allowed_origins.clone(),
-                }),
-            );
-        }
+        let limiter = RateLimiter::new(config.rate_limit_per_minute).map(Arc::new);
+        let shared = build_shared(config, env, Arc::clone(&log), limiter).await?;
+        let current = Arc::new(reload::Current::new(Arc::new(shared)));
+        let reloader = Reloader::new(Arc::clone(&current), config, Arc::clone(&log));
         Ok(Self {
-            shared: Arc::new(Shared {
-                clients,
-                all_origins,
-                http,
-                limiter: RateLimiter::new(config.rate_limit_per_minute),
-                log,
-            }),
-            drain_timeout: config.upstream_timeout + DRAIN_GRACE,
+            current,
+            reloader,
+            log,
+            proxy_protocol: config.proxy_protocol,
         })
+    }
+
+    /// A handle that applies a new configuration to this proxy while it serves (SIGHUP).
+    pub fn reloader(&self) -> Reloader {
+        self.reloader.clone()
     }
 
     /// Serves on `listener` until `shutdown` completes, then stops accepting, lets in-flight
@@ -172,15 +155,16 @@ impl Proxy {
                 accepted = listener.accept() => match accepted {
                     Ok((stream, peer)) => {
                         connections.spawn(serve_connection(
-                            Arc::clone(&self.shared),
+                            Arc::clone(&self.current),
                             stream,
                             peer,
+                            self.proxy_protocol,
                             stop_rx.clone(),
                         ));
                     }
                     Err(e) => {
                         // Out of file descriptors and the like: back off instead of spinning.
-                        self.shared.log.write(Level::WARN, &format!("accept failed: {e}"));
+                        self.log.write(Level::WARN, &format!("accept failed: {e}"));
                         tokio::time::sleep(Duration::from_millis(50)).await;
                     }
                 },
@@ -190,16 +174,16 @@ impl Proxy {
         drop(listener);
         let _ = stop_tx.send(true);
         let in_flight = connections.len();
-        self.shared.log.write(
+        self.log.write(
             Level::INFO,
             &format!("shutting down: {in_flight} open connection(s) draining"),
         );
         let drain = async { while connections.join_next().await.is_some() {} };
-        if tokio::time::timeout(self.drain_timeout, drain)
+        if tokio::time::timeout(self.reloader.drain_timeout(), drain)
             .await
             .is_err()
         {
-            self.shared.log.write(
+            self.log.write(
                 Level::WARN,
                 "shutdown: connections still open after the drain timeout were closed",
             );
@@ -221,6 +205,57 @@ impl Proxy {
             task,
         })
     }
+}
+
+/// Loads every client's secret, discovers `issuer` endpoints and builds one generation.
+pub(crate) async fn build_shared(
+    config: &ProxyConfig,
+    env: &(dyn Fn(&str) -> Option<String> + Sync),
+    log: Arc<dyn LogSink>,
+    limiter: Option<Arc<RateLimiter>>,
+) -> Result<Shared, ProxyError> {
+    let http = upstream::build_client(config.upstream_timeout)?;
+    let mut clients = BTreeMap::new();
+    let mut all_origins: Vec<String> = Vec::new();
+    for (name, client) in &config.clients {
+        let secret = client.secret.load(name, env)?;
+        let (token_endpoint, revocation_endpoint) =
+            resolve_endpoints(&http, name, client).await?;
+        log.write(
+            Level::INFO,
+            &format!(
+                "client {name}: token endpoint {token_endpoint}, revocation endpoint {}",
+                revocation_endpoint
+                    .as_ref()
+                    .map_or("(none: /api/auth/revoke answers 501)", Url::as_str)
+            ),
+        );
+        for origin in &client.allowed_origins {
+            if !all_origins.contains(origin) {
+                all_origins.push(origin.clone());
+            }
+        }
+        clients.insert(
+            name.clone(),
+            Arc::new(ResolvedClient {
+                name: name.clone(),
+                token_endpoint,
+                revocation_endpoint,
+                client_id: client.client_id.clone(),
+                secret,
+                redirect_uris: client.redirect_uris.clone(),
+                allowed_origins: client.allowed_origins.clone(),
+            }),
+        );
+    }
+    Ok(Shared {
+        clients,
+        all_origins,
+        http,
+        limiter,
+        log,
+        trusted: config.trusted_proxies.clone(),
+    })
 }
 
 /// The client's token and revocation endpoints: as configured, or discovered from `issuer`
@@ -285,16 +320,22 @@ impl ProxyHandle {
 }
 
 async fn serve_connection(
-    shared: Arc<Shared>,
-    stream: TcpStream,
+    current: Arc<reload::Current>,
+    mut stream: TcpStream,
     peer: SocketAddr,
+    proxy_protocol: bool,
     mut stop: watch::Receiver<bool>,
 ) {
     // Token requests are small request/response pairs: Nagle would only add latency.
     let _ = stream.set_nodelay(true);
-    let service = service_fn(move |req| {
-        let shared = Arc::clone(&shared);
-        async move { Ok::<_, Infallible>(handler::handle(shared, peer.ip(), req).await) }
+    let Some(peer) = connection_peer(&current, &mut stream, peer, proxy_protocol).await else {
+        return;
+    };
+    let service = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+        // Each request takes the generation current when it starts (PROXY-14).
+        let shared = current.load();
+        let client = shared.trusted.client_ip(peer, req.headers());
+        async move { Ok::<_, Infallible>(handler::handle(shared, client, req).await) }
     });
     let connection = http1::Builder::new()
         .timer(TokioTimer::new())
@@ -307,6 +348,36 @@ async fn serve_connection(
             // Finishes the request in flight, if any, then closes (graceful shutdown).
             connection.as_mut().graceful_shutdown();
             let _ = connection.await;
+        }
+    }
+}
+
+/// The address a connection stands for: the TCP peer, or on a PROXY protocol listener the
+/// source the header announces when the TCP peer is a trusted proxy (PROXY-13). `None`: the
+/// header was missing or malformed; the connection is closed without an answer, since the
+/// bytes that follow cannot be trusted to be HTTP.
+async fn connection_peer(
+    current: &reload::Current,
+    stream: &mut TcpStream,
+    peer: SocketAddr,
+    proxy_protocol: bool,
+) -> Option<IpAddr> {
+    let tcp_peer = forwarded::canonical(peer.ip());
+    if !proxy_protocol {
+        return Some(tcp_peer);
+    }
+    match forwarded::read_proxy_header(stream, HEADER_READ_TIMEOUT).await {
+        Ok(forwarded::ProxyHeader::Source(source)) if current.load().trusted.contains(tcp_peer) => {
+            Some(forwarded::canonical(source.ip()))
+        }
+        // From an untrusted peer the announced source is ignored (PROXY-11).
+        Ok(_) => Some(tcp_peer),
+        Err(e) => {
+            current.load().log.write(
+                Level::DEBUG,
+                &format!("connection closed: {e}"),
+            );
+            None
         }
     }
 }
