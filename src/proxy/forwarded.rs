@@ -56,7 +56,9 @@ impl Cidr {
         match ip {
             IpAddr::V4(v4) => {
                 let bits = u32::from(v4);
-                let mask = u32::MAX.checked_shl(32 - u32::from(self.prefix)).unwrap_or(0);
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
                 IpAddr::V4(Ipv4Addr::from(bits & mask))
             }
             IpAddr::V6(v6) => {
@@ -240,7 +242,10 @@ pub fn parse_v1(line: &[u8]) -> Result<ProxyHeader, ProxyHeaderError> {
     };
     let port = |p: &str| -> Result<u16, ProxyHeaderError> {
         // No sign, no leading zeros (spec §2.1), at most 65535.
-        if p.is_empty() || (p.len() > 1 && p.starts_with('0')) || !p.bytes().all(|b| b.is_ascii_digit()) {
+        if p.is_empty()
+            || (p.len() > 1 && p.starts_with('0'))
+            || !p.bytes().all(|b| b.is_ascii_digit())
+        {
             return Err(bad("v1 port is not a decimal number"));
         }
         p.parse().map_err(|_| bad("v1 port out of range"))
@@ -371,7 +376,10 @@ mod tests {
         assert!(c.contains(ip("10.255.1.2")));
         assert!(!c.contains(ip("11.0.0.1")));
         assert!(!c.contains(ip("::1")));
-        assert!(c.contains(ip("::ffff:10.1.2.3")), "v4-mapped compares as v4");
+        assert!(
+            c.contains(ip("::ffff:10.1.2.3")),
+            "v4-mapped compares as v4"
+        );
         let host = Cidr::parse("127.0.0.1").unwrap();
         assert_eq!(host.to_string(), "127.0.0.1/32");
         assert!(!host.contains(ip("127.0.0.2")));
@@ -424,7 +432,10 @@ mod tests {
         let h = xff(&["[2001:db8::7]:4711, 10.0.0.5:80"]);
         assert_eq!(t.client_ip(ip("127.0.0.1"), &h), ip("2001:db8::7"));
         // No header: the trusted peer itself.
-        assert_eq!(t.client_ip(ip("10.0.0.1"), &HeaderMap::new()), ip("10.0.0.1"));
+        assert_eq!(
+            t.client_ip(ip("10.0.0.1"), &HeaderMap::new()),
+            ip("10.0.0.1")
+        );
         // Every hop trusted: the leftmost.
         let h = xff(&["10.0.0.9, 10.0.0.5"]);
         assert_eq!(t.client_ip(ip("127.0.0.1"), &h), ip("10.0.0.9"));
@@ -497,7 +508,10 @@ mod tests {
                 String::from_utf8_lossy(bad)
             );
         }
-        assert_eq!(parse_v1(b"GET / HTTP/1.1\r\n"), Err(ProxyHeaderError::Missing));
+        assert_eq!(
+            parse_v1(b"GET / HTTP/1.1\r\n"),
+            Err(ProxyHeaderError::Missing)
+        );
     }
 
     fn v2(cmd: u8, fam: u8, block: &[u8]) -> Vec<u8> {
@@ -520,7 +534,10 @@ mod tests {
         let mut wire = b"PROXY TCP4 203.0.113.9 10.0.0.1 56324 443\r\n".to_vec();
         wire.extend_from_slice(b"GET /healthz HTTP/1.1\r\n");
         let (got, rest) = read(&wire).await;
-        assert_eq!(got.unwrap(), ProxyHeader::Source("203.0.113.9:56324".parse().unwrap()));
+        assert_eq!(
+            got.unwrap(),
+            ProxyHeader::Source("203.0.113.9:56324".parse().unwrap())
+        );
         assert_eq!(rest, b"GET /healthz HTTP/1.1\r\n");
 
         let mut block = vec![203, 0, 113, 9, 10, 0, 0, 1, 0xDC, 0x04, 0x01, 0xBB];
@@ -528,7 +545,10 @@ mod tests {
         let mut wire = v2(0x21, 0x11, &block);
         wire.extend_from_slice(b"POST");
         let (got, rest) = read(&wire).await;
-        assert_eq!(got.unwrap(), ProxyHeader::Source("203.0.113.9:56324".parse().unwrap()));
+        assert_eq!(
+            got.unwrap(),
+            ProxyHeader::Source("203.0.113.9:56324".parse().unwrap())
+        );
         assert_eq!(rest, b"POST");
 
         let mut block = vec![0u8; 36];
@@ -538,20 +558,35 @@ mod tests {
         block[32] = 0x12;
         block[33] = 0x34;
         let (got, _) = read(&v2(0x21, 0x21, &block)).await;
-        assert_eq!(got.unwrap(), ProxyHeader::Source("[2001::7]:4660".parse().unwrap()));
+        assert_eq!(
+            got.unwrap(),
+            ProxyHeader::Source("[2001::7]:4660".parse().unwrap())
+        );
 
         // LOCAL (HAProxy's health checks) and AF_UNSPEC.
-        assert_eq!(read(&v2(0x20, 0x00, &[])).await.0.unwrap(), ProxyHeader::Local);
-        assert_eq!(read(&v2(0x21, 0x00, &[])).await.0.unwrap(), ProxyHeader::Local);
+        assert_eq!(
+            read(&v2(0x20, 0x00, &[])).await.0.unwrap(),
+            ProxyHeader::Local
+        );
+        assert_eq!(
+            read(&v2(0x21, 0x00, &[])).await.0.unwrap(),
+            ProxyHeader::Local
+        );
     }
 
     #[tokio::test]
     async fn reader_refuses_hostile_headers() {
         // Plain HTTP where a PROXY header is required.
-        assert_eq!(read(b"GET / HTTP/1.1\r\n\r\n").await.0, Err(ProxyHeaderError::Missing));
+        assert_eq!(
+            read(b"GET / HTTP/1.1\r\n\r\n").await.0,
+            Err(ProxyHeaderError::Missing)
+        );
         // A v1 line that never ends stops at 107 bytes.
         let long = format!("PROXY TCP4 {}", "1".repeat(200));
-        assert!(matches!(read(long.as_bytes()).await.0, Err(ProxyHeaderError::Malformed(_))));
+        assert!(matches!(
+            read(long.as_bytes()).await.0,
+            Err(ProxyHeaderError::Malformed(_))
+        ));
         // Truncated: the connection closes mid-header.
         assert_eq!(read(b"PROXY TCP4 1.2").await.0, Err(ProxyHeaderError::Io));
         assert_eq!(read(&V2_SIG[..9]).await.0, Err(ProxyHeaderError::Io));
@@ -561,11 +596,26 @@ mod tests {
         assert_eq!(read(&sig).await.0, Err(ProxyHeaderError::Missing));
         let mut huge = V2_SIG.to_vec();
         huge.extend_from_slice(&[0x21, 0x11, 0xFF, 0xFF]);
-        assert!(matches!(read(&huge).await.0, Err(ProxyHeaderError::Malformed(_))));
-        assert!(matches!(read(&v2(0x21, 0x11, &[1, 2, 3])).await.0, Err(ProxyHeaderError::Malformed(_))));
-        assert!(matches!(read(&v2(0x21, 0x21, &[0; 12])).await.0, Err(ProxyHeaderError::Malformed(_))));
-        assert!(matches!(read(&v2(0x11, 0x11, &[0; 12])).await.0, Err(ProxyHeaderError::Malformed(_))));
-        assert!(matches!(read(&v2(0x22, 0x11, &[0; 12])).await.0, Err(ProxyHeaderError::Malformed(_))));
+        assert!(matches!(
+            read(&huge).await.0,
+            Err(ProxyHeaderError::Malformed(_))
+        ));
+        assert!(matches!(
+            read(&v2(0x21, 0x11, &[1, 2, 3])).await.0,
+            Err(ProxyHeaderError::Malformed(_))
+        ));
+        assert!(matches!(
+            read(&v2(0x21, 0x21, &[0; 12])).await.0,
+            Err(ProxyHeaderError::Malformed(_))
+        ));
+        assert!(matches!(
+            read(&v2(0x11, 0x11, &[0; 12])).await.0,
+            Err(ProxyHeaderError::Malformed(_))
+        ));
+        assert!(matches!(
+            read(&v2(0x22, 0x11, &[0; 12])).await.0,
+            Err(ProxyHeaderError::Malformed(_))
+        ));
         // A peer that sends nothing times out.
         let (_keep, mut idle) = tokio::io::duplex(64);
         let got = read_proxy_header(&mut idle, Duration::from_millis(50)).await;

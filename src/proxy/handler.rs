@@ -146,7 +146,15 @@ where
     let route = Route::of(req.uri().path());
     let mut note = Note::default();
     let response = dispatch(&shared, peer, route, req, &mut note).await;
-    access_log(&shared, &method, route, response.status(), started, peer, &note);
+    access_log(
+        &shared,
+        &method,
+        route,
+        response.status(),
+        started,
+        peer,
+        &note,
+    );
     response
 }
 

@@ -20,9 +20,9 @@ mod reload;
 mod upstream;
 
 pub use config::{ClientConfig, ConfigError, EndpointSource, ProxyConfig, SecretSource};
-pub use reload::Reloader;
 pub use handler::MAX_BODY;
 pub use log::{CaptureSink, LogSink, TracingSink};
+pub use reload::Reloader;
 
 use crate::secret::ClientSecret;
 use hyper::server::conn::http1;
@@ -108,7 +108,10 @@ pub struct Proxy {
 impl std::fmt::Debug for Proxy {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Proxy")
-            .field("clients", &self.current.load().clients.keys().collect::<Vec<_>>())
+            .field(
+                "clients",
+                &self.current.load().clients.keys().collect::<Vec<_>>(),
+            )
             .finish_non_exhaustive()
     }
 }
@@ -219,8 +222,7 @@ pub(crate) async fn build_shared(
     let mut all_origins: Vec<String> = Vec::new();
     for (name, client) in &config.clients {
         let secret = client.secret.load(name, env)?;
-        let (token_endpoint, revocation_endpoint) =
-            resolve_endpoints(&http, name, client).await?;
+        let (token_endpoint, revocation_endpoint) = resolve_endpoints(&http, name, client).await?;
         log.write(
             Level::INFO,
             &format!(
@@ -373,10 +375,10 @@ async fn connection_peer(
         // From an untrusted peer the announced source is ignored (PROXY-11).
         Ok(_) => Some(tcp_peer),
         Err(e) => {
-            current.load().log.write(
-                Level::DEBUG,
-                &format!("connection closed: {e}"),
-            );
+            current
+                .load()
+                .log
+                .write(Level::DEBUG, &format!("connection closed: {e}"));
             None
         }
     }

@@ -116,7 +116,10 @@ impl Reloader {
         self.current.store(Arc::new(shared));
         for (key, changed) in [
             ("listen", config.listen != before.listen),
-            ("proxy_protocol", config.proxy_protocol != before.proxy_protocol),
+            (
+                "proxy_protocol",
+                config.proxy_protocol != before.proxy_protocol,
+            ),
         ] {
             if changed {
                 self.log.write(

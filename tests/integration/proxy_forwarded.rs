@@ -41,20 +41,13 @@ async fn start(top: &str) -> (ProxyHandle, Arc<CaptureSink>) {
 /// A connection from `source` (a local loopback address) to the proxy.
 async fn connect_from(source: &str, proxy: &ProxyHandle) -> TcpStream {
     let socket = TcpSocket::new_v4().unwrap();
-    socket
-        .bind(format!("{source}:0").parse().unwrap())
-        .unwrap();
+    socket.bind(format!("{source}:0").parse().unwrap()).unwrap();
     socket.connect(proxy.local_addr()).await.unwrap()
 }
 
 /// Sends `preamble` (a PROXY header, or nothing) and one revoke request with `xff` headers;
 /// returns the status line's code, or `None` when the proxy closed without answering.
-async fn revoke(
-    source: &str,
-    proxy: &ProxyHandle,
-    preamble: &[u8],
-    xff: &[&str],
-) -> Option<u16> {
+async fn revoke(source: &str, proxy: &ProxyHandle, preamble: &[u8], xff: &[&str]) -> Option<u16> {
     let mut s = connect_from(source, proxy).await;
     let body = r#"{"token":"some-token"}"#;
     let mut req = preamble.to_vec();
@@ -122,7 +115,12 @@ async fn trusted_balancer_xff_gives_the_client_its_own_limit_proxy_12() {
     let mut statuses = Vec::new();
     // Two clients behind the balancer, two requests each: nobody is limited yet although
     // all four come from the balancer's address.
-    for xff in ["198.51.100.1", "198.51.100.2", "198.51.100.1", "198.51.100.2"] {
+    for xff in [
+        "198.51.100.1",
+        "198.51.100.2",
+        "198.51.100.1",
+        "198.51.100.2",
+    ] {
         statuses.push(revoke(BALANCER, &proxy, b"", &[xff]).await);
     }
     // The first client's third: limited. The rightmost untrusted hop counts, not the
@@ -172,8 +170,7 @@ fn v2_header(src: [u8; 4], port: u16) -> Vec<u8> {
 
 #[tokio::test]
 async fn proxy_protocol_listener_proxy_13() {
-    let (proxy, log) =
-        start("trusted_proxies = [\"127.0.0.1/32\"]\nproxy_protocol = true").await;
+    let (proxy, log) = start("trusted_proxies = [\"127.0.0.1/32\"]\nproxy_protocol = true").await;
     let v1 = b"PROXY TCP4 198.51.100.7 127.0.0.1 40000 3100\r\n";
     assert_eq!(revoke(BALANCER, &proxy, v1, &[]).await, Some(501));
     let v2 = v2_header([198, 51, 100, 8], 40001);
@@ -187,7 +184,13 @@ async fn proxy_protocol_listener_proxy_13() {
     // No header, a malformed one, or one cut short: closed without an HTTP answer.
     assert_eq!(revoke(BALANCER, &proxy, b"", &[]).await, None);
     assert_eq!(
-        revoke(BALANCER, &proxy, b"PROXY TCP4 198.51.100.7 nope 1 2\r\n", &[]).await,
+        revoke(
+            BALANCER,
+            &proxy,
+            b"PROXY TCP4 198.51.100.7 nope 1 2\r\n",
+            &[]
+        )
+        .await,
         None
     );
     // The PROXY source is the peer for X-Forwarded-For: an untrusted client's header is

@@ -118,8 +118,14 @@ impl Proc {
             .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
         let lines = Arc::new(Mutex::new(Vec::new()));
         for pipe in [
-            child.stdout.take().map(|p| Box::new(p) as Box<dyn Read + Send>),
-            child.stderr.take().map(|p| Box::new(p) as Box<dyn Read + Send>),
+            child
+                .stdout
+                .take()
+                .map(|p| Box::new(p) as Box<dyn Read + Send>),
+            child
+                .stderr
+                .take()
+                .map(|p| Box::new(p) as Box<dyn Read + Send>),
         ]
         .into_iter()
         .flatten()
@@ -245,7 +251,11 @@ fn access_ips(replica: &Proc) -> Vec<String> {
         .lines()
         .iter()
         .filter(|l| l.contains(" access ") && l.contains("/api/auth/exchange"))
-        .filter_map(|l| l.split(' ').find_map(|w| w.strip_prefix("ip=")).map(str::to_owned))
+        .filter_map(|l| {
+            l.split(' ')
+                .find_map(|w| w.strip_prefix("ip="))
+                .map(str::to_owned)
+        })
         .collect()
 }
 
@@ -282,12 +292,19 @@ fn haproxy_three_replicas_survive_a_restart_and_limit_per_client_ip() {
         .env("AUTHDECK_LB_BIND", &lb)
         .env("AUTHDECK_LB_STATS", &stats);
     for (i, port) in ports.iter().enumerate() {
-        cmd.env(format!("AUTHDECK_REPLICA{}", i + 1), format!("127.0.0.1:{port}"));
+        cmd.env(
+            format!("AUTHDECK_REPLICA{}", i + 1),
+            format!("127.0.0.1:{port}"),
+        );
     }
     let haproxy = Proc::spawn(cmd);
     let deadline = Instant::now() + Duration::from_secs(15);
     while std::net::TcpStream::connect(&lb).is_err() || !stats.exists() {
-        assert!(Instant::now() < deadline, "haproxy did not start: {:?}", haproxy.lines());
+        assert!(
+            Instant::now() < deadline,
+            "haproxy did not start: {:?}",
+            haproxy.lines()
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 
@@ -350,7 +367,11 @@ fn haproxy_three_replicas_survive_a_restart_and_limit_per_client_ip() {
         let ips = access_ips(r);
         assert!(!ips.is_empty(), "replica {} served nothing", i + 1);
         // The replicas saw the load generator's address, not HAProxy's (PROXY v2).
-        assert!(ips.iter().all(|ip| ip == LOAD_SOURCE), "replica {}: {ips:?}", i + 1);
+        assert!(
+            ips.iter().all(|ip| ip == LOAD_SOURCE),
+            "replica {}: {ips:?}",
+            i + 1
+        );
     }
 
     // Phase 2: the limit applies per real client. 3 per minute per replica, round robin over
@@ -375,7 +396,11 @@ fn haproxy_three_replicas_survive_a_restart_and_limit_per_client_ip() {
         (first, second)
     });
     let count = |v: &[Result<u16, String>], s: u16| v.iter().filter(|r| **r == Ok(s)).count();
-    assert_eq!((count(&first, 200), count(&first, 429)), (9, 3), "{first:?}");
+    assert_eq!(
+        (count(&first, 200), count(&first, 429)),
+        (9, 3),
+        "{first:?}"
+    );
     assert_eq!(count(&second, 200), 3, "{second:?}");
 
     // Stop everything: replicas drain and exit 0 on SIGTERM.
@@ -386,4 +411,23 @@ fn haproxy_three_replicas_survive_a_restart_and_limit_per_client_ip() {
     }
     drop(rt);
     drop(upstream_rt);
+}
+
+/// The nginx configuration in contrib/ is valid for the installed nginx (`nginx -t`).
+#[test]
+fn nginx_config_in_contrib_passes_nginx_t() {
+    let config =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("contrib/nginx/authdeck-proxy.conf");
+    let prefix = tempfile::tempdir().unwrap();
+    let out = Command::new("nginx")
+        .arg("-t")
+        .arg("-p")
+        .arg(prefix.path())
+        .arg("-c")
+        .arg(&config)
+        .output()
+        .unwrap_or_else(|e| panic!("nginx is not installed ({e}); .ci/run installs it"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("syntax is ok"), "{stderr}");
 }

@@ -60,8 +60,9 @@ fn start_upstream() -> (String, Seen, tokio::runtime::Runtime) {
                         if String::from_utf8_lossy(&body).contains("code=SLOW") {
                             tokio::time::sleep(Duration::from_millis(1500)).await;
                         }
-                        let mut resp =
-                            hyper::Response::new(Full::new(Bytes::from_static(TOKEN_JSON.as_bytes())));
+                        let mut resp = hyper::Response::new(Full::new(Bytes::from_static(
+                            TOKEN_JSON.as_bytes(),
+                        )));
                         resp.headers_mut()
                             .insert("content-type", "application/json".parse().unwrap());
                         Ok::<_, Infallible>(resp)
@@ -180,9 +181,8 @@ fn http(addr: &str, method: &str, path: &str, body: &str) -> u16 {
 }
 
 fn exchange(addr: &str, code: &str) -> u16 {
-    let body = format!(
-        r#"{{"code":"{code}","code_verifier":"{VERIFIER}","redirect_uri":"{REDIRECT}"}}"#
-    );
+    let body =
+        format!(r#"{{"code":"{code}","code_verifier":"{VERIFIER}","redirect_uri":"{REDIRECT}"}}"#);
     http(addr, "POST", "/api/auth/exchange", &body)
 }
 
@@ -198,7 +198,10 @@ fn sighup_rotates_the_secret_without_downtime_and_refuses_a_broken_config_proxy_
 
     // /healthz is polled every 10 ms for the whole test: every answer must be 200.
     let stop = Arc::new(AtomicBool::new(false));
-    let (probes, failures) = (Arc::new(AtomicUsize::new(0)), Arc::new(Mutex::new(Vec::new())));
+    let (probes, failures) = (
+        Arc::new(AtomicUsize::new(0)),
+        Arc::new(Mutex::new(Vec::new())),
+    );
     let poller = {
         let (stop, probes, failures, addr) = (
             Arc::clone(&stop),
@@ -270,7 +273,11 @@ fn sighup_rotates_the_secret_without_downtime_and_refuses_a_broken_config_proxy_
             "secret-three"
         ]
     );
-    assert!(failures.lock().unwrap().is_empty(), "{:?}", failures.lock().unwrap());
+    assert!(
+        failures.lock().unwrap().is_empty(),
+        "{:?}",
+        failures.lock().unwrap()
+    );
     assert!(probes.load(Ordering::Relaxed) >= 20, "the poller ran");
 
     // SIGTERM still drains and exits 0 after reloads.
