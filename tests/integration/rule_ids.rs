@@ -14,13 +14,24 @@ use std::path::{Path, PathBuf};
 /// Where the rules are defined, relative to the repository root.
 const PROTOCOL: &str = "docs/protocol.md";
 /// Directories scanned for citations (recursively).
-const DIRS: [&str; 6] = ["src", "tests", "benches", "docs", "providers", ".ci"];
+const DIRS: [&str; 10] = [
+    "src",
+    "tests",
+    "benches",
+    "docs",
+    "providers",
+    ".ci",
+    "scripts",
+    "contrib",
+    "examples",
+    "fuzz",
+];
 /// Single files scanned for citations.
 const FILES: [&str; 4] = ["README.md", "CONTRIBUTING.md", "CHANGELOG.md", "Cargo.toml"];
 /// Directories never scanned: third-party or generated content.
 const SKIP_DIRS: [&str; 3] = ["node_modules", "target", "snapshots"];
 /// File extensions scanned; files without an extension are scanned too (`.ci/run`).
-const EXTENSIONS: [&str; 6] = ["rs", "md", "toml", "mjs", "js", "sh"];
+const EXTENSIONS: [&str; 9] = ["rs", "md", "toml", "mjs", "js", "sh", "py", "cfg", "conf"];
 /// The heading of the prefix table in protocol.md.
 const PREFIX_HEADING: &str = "### ID prefixes";
 /// The line of protocol.md that lists prefixes which are not rule IDs.
