@@ -53,6 +53,7 @@ impl App {
         };
         let check = IdTokenCheck {
             issuer: &issuer,
+            issuer_aliases: &cfg.issuer_aliases,
             jwks_uri: &jwks_uri,
             client_id: &cfg.client_id,
             nonce,
@@ -95,6 +96,7 @@ impl App {
             Ok(Some((issuer, jwks_uri))) => {
                 let check = IdTokenCheck {
                     issuer: &issuer,
+                    issuer_aliases: &cfg.issuer_aliases,
                     jwks_uri: &jwks_uri,
                     client_id: &cfg.client_id,
                     nonce: None,

@@ -4,10 +4,11 @@
 
 use super::mode::LoginMode;
 use super::{App, AppError, Result, apply_tokens};
-use crate::oauth::callback::{CallbackListener, ListenerOptions};
-use crate::oauth::{AuthorizationRequest, ClientConfig, TokenSet};
-use crate::provider::Provider;
+use crate::oauth::callback::{CallbackError, CallbackListener, ListenerOptions};
+use crate::oauth::{AuthorizationRequest, ClientConfig, OAuthError, TokenSet};
+use crate::provider::{HintStage, Provider};
 use crate::secret::{AuthCode, CsrfState};
+use crate::vault::LoginGrant;
 use tokio::sync::{mpsc, watch};
 use url::Url;
 
@@ -74,7 +75,11 @@ impl App {
     /// Logs `name` in and stores its tokens. Returns the new record's expiry (Unix seconds).
     pub async fn login(&self, name: &str, input: LoginInput<'_>) -> Result<Option<i64>> {
         let account = self.account(name)?;
-        let cfg = self.client_config(account).await?;
+        let grant = match input.mode {
+            LoginMode::Device => LoginGrant::Device,
+            LoginMode::Browser | LoginMode::Paste => LoginGrant::Code,
+        };
+        let cfg = self.client_config_for(account, grant).await?;
         let timeout = self.settings.login_timeout;
         let LoginInput {
             mode,
@@ -85,16 +90,20 @@ impl App {
         } = input;
         let login = async {
             match mode {
-                LoginMode::Device => self.login_device(name, &cfg, cancel.clone(), sink).await,
+                LoginMode::Device => self
+                    .login_device(name, account, &cfg, cancel.clone(), sink)
+                    .await
+                    .map(|t| (t, None)),
                 LoginMode::Browser | LoginMode::Paste => {
                     let opener = (mode == LoginMode::Browser).then_some(browser);
                     self.login_code(name, account, &cfg, pasted, opener, sink)
                         .await
+                        .map(|(t, uri)| (t, Some(uri)))
                 }
             }
         };
         let mut cancel = cancel.clone();
-        let tokens = tokio::select! {
+        let (tokens, redirect_uri) = tokio::select! {
             r = tokio::time::timeout(timeout, login) => r.map_err(|_| AppError::Login {
                 name: name.to_string(),
                 reason: format!("timed out after {} s", timeout.as_secs()),
@@ -108,6 +117,9 @@ impl App {
         let record = self.vault.update(|records| {
             let mut rec = apply_tokens(records.get(name), account, &cfg, tokens);
             rec.last_refresh = None;
+            // PROV-2, PROV-5: how these tokens were obtained decides how they are refreshed.
+            rec.login_grant = Some(grant);
+            rec.redirect_uri = redirect_uri;
             records.insert(name.to_string(), rec.clone());
             Ok::<_, AppError>(rec)
         })?;
@@ -115,6 +127,7 @@ impl App {
     }
 
     /// Authorization code + PKCE via the loopback listener, with paste as a second source.
+    /// Returns the tokens and the redirect URI they were obtained with.
     async fn login_code(
         &self,
         name: &str,
@@ -123,7 +136,7 @@ impl App {
         mut pasted: Option<mpsc::UnboundedReceiver<String>>,
         opener: Option<Option<String>>,
         sink: &dyn LoginSink,
-    ) -> Result<TokenSet> {
+    ) -> Result<(TokenSet, String)> {
         let fail = |reason: String| AppError::Login {
             name: name.to_string(),
             reason,
@@ -136,7 +149,7 @@ impl App {
             timeout: self.settings.login_timeout,
             ..ListenerOptions::default()
         };
-        let listener = CallbackListener::bind(&wanted, options)
+        let listener = bind_with_fallbacks(&wanted, &account.redirect_fallback_ports, options)
             .await
             .map_err(|e| fail(e.to_string()))?;
         let redirect_uri = listener.redirect_uri().to_string();
@@ -185,17 +198,18 @@ impl App {
                     .await
             }
         }
-        .map_err(|e| AppError::oauth(name, e))?;
+        .map_err(|e| hinted(name, account, HintStage::Login, e))?;
         // DISC-5 / AUTHZ-6: signature and claims when the issuer publishes keys, else the nonce.
         self.vet_login_id_token(name, cfg, &mut tokens, request.nonce.as_ref())
             .await?;
-        Ok(tokens)
+        Ok((tokens, redirect_uri))
     }
 
     /// The device authorization grant (RFC 8628).
     async fn login_device(
         &self,
         name: &str,
+        account: &Provider,
         cfg: &ClientConfig,
         cancel: watch::Receiver<bool>,
         sink: &dyn LoginSink,
@@ -211,7 +225,7 @@ impl App {
             .oauth()?
             .start_device(cfg)
             .await
-            .map_err(|e| AppError::oauth(name, e))?;
+            .map_err(|e| hinted(name, account, HintStage::Device, e))?;
         sink.event(LoginEvent::DeviceCode {
             user_code: auth.user_code.clone(),
             verification_uri: auth.verification_uri.clone(),
@@ -222,12 +236,46 @@ impl App {
             .oauth()?
             .poll_device(cfg, &auth, cancel)
             .await
-            .map_err(|e| AppError::oauth(name, e))?;
+            .map_err(|e| hinted(name, account, HintStage::Device, e))?;
         // DISC-5: the device grant has no nonce; everything else is checked.
         self.vet_login_id_token(name, cfg, &mut tokens, None)
             .await?;
         Ok(tokens)
     }
+}
+
+/// An OAuth error of a login, with the provider's advice for its error code when the template
+/// gives one (PROV-9: Google's device flow refuses "Desktop app" clients).
+fn hinted(name: &str, account: &Provider, stage: HintStage, e: OAuthError) -> AppError {
+    match e.code().and_then(|code| account.error_hint(stage, code)) {
+        Some(hint) => AppError::Login {
+            name: name.to_string(),
+            reason: format!("{e}; likely cause: {hint}"),
+        },
+        None => AppError::oauth(name, e),
+    }
+}
+
+/// Binds the listener on `wanted`, then, while its port is taken, on each fallback port in
+/// order, same host and path (PROV-6: OpenAI's client is registered for 1455 and 1457).
+async fn bind_with_fallbacks(
+    wanted: &Url,
+    fallbacks: &[u16],
+    options: ListenerOptions,
+) -> std::result::Result<CallbackListener, CallbackError> {
+    let mut result = CallbackListener::bind(wanted, options.clone()).await;
+    for port in fallbacks {
+        if !matches!(result, Err(CallbackError::PortInUse { .. })) {
+            break;
+        }
+        let mut next = wanted.clone();
+        if next.set_port(Some(*port)).is_err() {
+            break;
+        }
+        tracing::debug!(port, "redirect port taken; trying the fallback port");
+        result = CallbackListener::bind(&next, options.clone()).await;
+    }
+    result
 }
 
 async fn cancelled(rx: &mut watch::Receiver<bool>) {

@@ -22,7 +22,7 @@ pub use status::{AccountStatus, Health};
 use crate::oauth::{ClientConfig, ClientSettings, OAuthClient, TokenSet};
 use crate::provider::{self, Loaded, Provider};
 use crate::secret::ClientSecret;
-use crate::vault::{AccountState, Claims, Record, Snapshot, Vault};
+use crate::vault::{AccountState, Claims, LoginGrant, Record, Snapshot, Vault};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -205,6 +205,16 @@ impl App {
     /// The engine configuration for `account`: the provider file, a client secret from the
     /// vault when the file names none, and discovery for missing endpoints.
     pub async fn client_config(&self, account: &Provider) -> Result<ClientConfig> {
+        self.client_config_for(account, LoginGrant::Code).await
+    }
+
+    /// [`client_config`](Self::client_config) for a grant: the device grant uses the account's
+    /// `device_client_auth` (PROV-2).
+    pub async fn client_config_for(
+        &self,
+        account: &Provider,
+        grant: LoginGrant,
+    ) -> Result<ClientConfig> {
         let stored_secret = match &account.client_secret {
             Some(_) => None,
             None => self
@@ -213,7 +223,7 @@ impl App {
                 .get(&account.name)
                 .and_then(|r| r.client_secret.clone()),
         };
-        self.client_config_with(account, stored_secret).await
+        self.client_config_with(account, stored_secret, grant).await
     }
 
     /// [`client_config`](Self::client_config) with the vault's client secret already looked up.
@@ -221,8 +231,9 @@ impl App {
         &self,
         account: &Provider,
         stored_secret: Option<ClientSecret>,
+        grant: LoginGrant,
     ) -> Result<ClientConfig> {
-        let mut cfg = base_config(account, stored_secret);
+        let mut cfg = grant_config(account, stored_secret, grant);
         if account.needs_discovery()
             && let Some(issuer) = cfg.issuer.clone()
         {
@@ -271,12 +282,47 @@ pub fn issuer_string(url: &url::Url) -> String {
     }
 }
 
-/// Maps a provider file onto the engine's configuration (no network).
+/// Maps a provider file onto the engine's configuration (no network), for the authorization
+/// code grant.
 pub fn base_config(p: &Provider, stored_secret: Option<ClientSecret>) -> ClientConfig {
+    grant_config(p, stored_secret, LoginGrant::Code)
+}
+
+/// The configuration for refreshing `record`'s tokens: the client authentication of the grant
+/// that obtained them (PROV-2) and, when the provider wants it, the login's `redirect_uri`
+/// (PROV-5).
+pub fn refresh_config(mut cfg: ClientConfig, account: &Provider, record: &Record) -> ClientConfig {
+    if account.send_redirect_uri_on_refresh {
+        cfg.refresh_redirect_uri = record.redirect_uri.clone();
+    }
+    cfg
+}
+
+/// [`base_config`] for `grant`: the device grant, and refreshes of the tokens it issued,
+/// authenticate as `device_client_auth` says (PROV-2: GitHub needs no secret there).
+pub fn grant_config(
+    p: &Provider,
+    stored_secret: Option<ClientSecret>,
+    grant: LoginGrant,
+) -> ClientConfig {
+    // PROV-10: a device client of its own (Google) brings its own id and secret.
+    let (client_id, client_secret) = match (grant, &p.device_client_id) {
+        (LoginGrant::Device, Some(id)) => (id.clone(), p.device_client_secret.clone()),
+        _ => (
+            p.client_id.clone().unwrap_or_default(),
+            p.client_secret.clone().or(stored_secret),
+        ),
+    };
     ClientConfig {
-        client_id: p.client_id.clone().unwrap_or_default(),
-        client_secret: p.client_secret.clone().or(stored_secret),
-        client_auth: p.client_auth,
+        client_id,
+        client_secret,
+        client_auth: match grant {
+            LoginGrant::Code => p.client_auth,
+            LoginGrant::Device => p.device_client_auth,
+        },
+        revocation_format: p.revocation_format,
+        issuer_aliases: p.issuer_aliases.clone(),
+        refresh_redirect_uri: None,
         issuer: p.issuer.as_ref().map(issuer_string),
         authorization_endpoint: p.authorization_endpoint.clone(),
         token_endpoint: p.token_endpoint.clone(),

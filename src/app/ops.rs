@@ -1,10 +1,10 @@
 //! Account operations beyond login and refresh: refreshing many, revoking, logging out.
 
 use super::refresh::{Refreshed, expired, failure_result, record_failure, record_success, usable};
-use super::{App, AppError, Result};
+use super::{App, AppError, Result, refresh_config};
 use crate::oauth::{ClientConfig, OAuthError, Revocation, TokenSet};
 use crate::provider::Provider;
-use crate::vault::{AccountState, Record};
+use crate::vault::{AccountState, LoginGrant, Record};
 use futures::StreamExt;
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
@@ -88,7 +88,13 @@ impl App {
             Some(_) => None,
             None => current.client_secret.clone(),
         };
-        let cfg = self.client_config_with(account, stored_secret).await?;
+        let grant = current.login_grant.unwrap_or(LoginGrant::Code);
+        let cfg = refresh_config(
+            self.client_config_with(account, stored_secret, grant)
+                .await?,
+            account,
+            &current,
+        );
         let oauth = self.oauth()?;
         let outcome = match &account.exchange_proxy {
             Some(proxy) => oauth.refresh_via_proxy(proxy, &cfg, &refresh_token).await,
@@ -132,7 +138,7 @@ impl App {
         let mut changes = Vec::with_capacity(batch.len());
         for p in batch {
             let rotated = p.outcome.as_ref().is_ok_and(|t| t.refresh_token.is_some());
-            replies.push((p.name, p.current, rotated, p.done));
+            replies.push((p.name, p.account, p.current, rotated, p.done));
             changes.push((p.name, p.account, p.cfg, p.outcome));
         }
         let saved = self.vault.update_snapshot(|records| {
@@ -151,13 +157,16 @@ impl App {
         match saved {
             Ok((outs, snap)) => {
                 self.remember(Arc::new(snap));
-                for ((name, current, rotated, done), out) in replies.into_iter().zip(outs) {
+                for ((name, account, current, rotated, done), out) in replies.into_iter().zip(outs)
+                {
                     let reply = match out {
                         Ok(rec) => Ok(Refreshed::Done {
                             expires_at: rec.expires_at,
                             rotated,
                         }),
-                        Err(err) => failure_result(name, &current, err).map(|(_, how)| how),
+                        Err(err) => {
+                            failure_result(name, account, &current, err).map(|(_, how)| how)
+                        }
                     };
                     // The task may have been dropped (caller gave up): nothing to tell then.
                     let _ = done.send(reply);
@@ -165,7 +174,7 @@ impl App {
             }
             Err(e) => {
                 let msg = format!("cannot save the refreshed tokens: {e}");
-                for (_, _, _, done) in replies {
+                for (_, _, _, _, done) in replies {
                     let _ = done.send(Err(AppError::Config(msg.clone())));
                 }
             }

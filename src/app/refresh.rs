@@ -4,11 +4,12 @@
 //! (REF-3).
 
 use super::status::{self, unix};
-use super::{App, AppError, Result, apply_tokens};
+use super::{App, AppError, Result, apply_tokens, refresh_config};
 use crate::oauth::{ClientConfig, OAuthError, TokenSet};
+use crate::provider::HintStage;
 use crate::provider::Provider;
 use crate::secret::AccessToken;
-use crate::vault::{AccountState, Record, Records, RefreshAttempt, RefreshOutcome};
+use crate::vault::{AccountState, LoginGrant, Record, Records, RefreshAttempt, RefreshOutcome};
 use std::fs::File;
 use std::path::PathBuf;
 use std::time::SystemTime;
@@ -76,7 +77,12 @@ impl App {
                 Ok((token_of(name, &current)?, Refreshed::NoRefreshToken))
             };
         };
-        let cfg = self.client_config(account).await?;
+        let grant = current.login_grant.unwrap_or(LoginGrant::Code);
+        let cfg = refresh_config(
+            self.client_config_for(account, grant).await?,
+            account,
+            &current,
+        );
         let result = match &account.exchange_proxy {
             Some(proxy) => {
                 self.oauth()?
@@ -104,7 +110,7 @@ impl App {
                     },
                 ))
             }
-            Err(err) => self.refresh_failed(name, &current, err),
+            Err(err) => self.refresh_failed(name, account, &current, err),
         }
     }
 
@@ -112,6 +118,7 @@ impl App {
     fn refresh_failed(
         &self,
         name: &str,
+        account: &Provider,
         current: &Record,
         err: OAuthError,
     ) -> Result<(AccessToken, Refreshed)> {
@@ -119,7 +126,7 @@ impl App {
             record_failure(records, name, &err);
             Ok::<_, AppError>(())
         })?;
-        failure_result(name, current, err)
+        failure_result(name, account, current, err)
     }
 
     /// The path of `name`'s refresh lock file, beside the vault.
@@ -191,16 +198,23 @@ pub(super) fn record_failure(records: &mut Records, name: &str, err: &OAuthError
 /// failure transient, else an error.
 pub(super) fn failure_result(
     name: &str,
+    account: &Provider,
     current: &Record,
     err: OAuthError,
 ) -> Result<(AccessToken, Refreshed)> {
     let reason = err.to_string();
     if err.is_invalid_grant() {
+        let code = err
+            .code()
+            .map_or_else(|| reason.clone(), ToString::to_string);
+        // PROV-9: the provider's likely cause (Google: a "Testing" app's 7-day refresh tokens).
+        let reason = match account.error_hint(HintStage::Refresh, "invalid_grant") {
+            Some(hint) => format!("{code}; likely cause: {hint}"),
+            None => code,
+        };
         return Err(AppError::RefreshRefused {
             name: name.to_string(),
-            reason: err
-                .code()
-                .map_or_else(|| reason.clone(), ToString::to_string),
+            reason,
         });
     }
     if err.is_transient() && !expired(current) {

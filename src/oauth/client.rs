@@ -163,6 +163,10 @@ impl OAuthClient {
         if let Some(scope) = &scope {
             params.push(("scope", scope));
         }
+        // PROV-5: GitLab documents the login's redirect_uri on the refresh request.
+        if let Some(uri) = &config.refresh_redirect_uri {
+            params.push(("redirect_uri", uri));
+        }
         let request = self.token_request(config, config.token_url()?, &params)?;
         self.token_grant(config, request, Replay::OncePostSend, "refresh_token")
             .await
@@ -817,6 +821,28 @@ mod tests {
         let f = form_of(&stub.requests()[0].body);
         assert_eq!(f["scope"], "openid email");
         assert_eq!(f["resource"], "https://api.example");
+    }
+
+    #[tokio::test]
+    async fn prov5_refresh_carries_the_login_redirect_uri_when_configured() {
+        let stub = Stub::start(vec![Reply::json(200, OK), Reply::json(200, OK)]).await;
+        let mut cfg = config(&stub, ClientAuth::None);
+        let client = fast_client();
+        client
+            .refresh(&cfg, &RefreshToken::new("rt"))
+            .await
+            .unwrap();
+        cfg.refresh_redirect_uri = Some("http://127.0.0.1:8123/callback".into());
+        client
+            .refresh(&cfg, &RefreshToken::new("rt"))
+            .await
+            .unwrap();
+        let reqs = stub.requests();
+        assert!(!form_of(&reqs[0].body).contains_key("redirect_uri"));
+        assert_eq!(
+            form_of(&reqs[1].body)["redirect_uri"],
+            "http://127.0.0.1:8123/callback"
+        );
     }
 
     #[tokio::test]

@@ -7,7 +7,7 @@ use std::time::Duration;
 use url::Url;
 
 use super::error::{OAuthError, Result};
-use crate::provider::ClientAuth;
+use crate::provider::{ClientAuth, RevocationFormat};
 use crate::secret::ClientSecret;
 
 /// Everything the engine needs to talk to one provider for one client.
@@ -25,8 +25,14 @@ pub struct ClientConfig {
     pub authorization_endpoint: Option<Url>,
     /// Where codes and refresh tokens are exchanged.
     pub token_endpoint: Option<Url>,
-    /// RFC 7009 revocation endpoint.
+    /// Revocation endpoint (RFC 7009, or the provider's own format).
     pub revocation_endpoint: Option<Url>,
+    /// How the revocation endpoint is called (PROV-3).
+    pub revocation_format: RevocationFormat,
+    /// Other exact `iss` spellings of the issuer (PROV-8).
+    pub issuer_aliases: Vec<String>,
+    /// The login's `redirect_uri`, sent again on refresh when the provider wants it (PROV-5).
+    pub refresh_redirect_uri: Option<String>,
     /// RFC 8628 device authorization endpoint.
     pub device_authorization_endpoint: Option<Url>,
     /// Requested scopes, sent space-joined.

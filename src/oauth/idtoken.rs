@@ -111,6 +111,9 @@ fn claims_from_payload(bytes: &[u8]) -> std::result::Result<IdClaims, &'static s
 pub struct IdTokenCheck<'a> {
     /// The issuer identifier, compared exactly with `iss`.
     pub issuer: &'a str,
+    /// Other exact spellings of the issuer that `iss` may carry (PROV-8: Google writes
+    /// `accounts.google.com` with or without `https://`). Empty for every other provider.
+    pub issuer_aliases: &'a [String],
     /// Where the issuer publishes its signing keys (from discovery).
     pub jwks_uri: &'a Url,
     /// Our `client_id`: must be in `aud`, and equal `azp` when present.
@@ -152,7 +155,11 @@ impl OAuthClient {
 /// [`MAX_IAT_SKEW`] in the future, `nonce` equal (AUTHZ-6, constant time), `sub` unchanged.
 pub fn check_claims(claims: &IdClaims, check: &IdTokenCheck<'_>) -> Result<()> {
     let bad = |why: &str| OAuthError::IdToken(why.to_owned());
-    if claims.iss.as_deref() != Some(check.issuer) {
+    let iss_ok = claims
+        .iss
+        .as_deref()
+        .is_some_and(|iss| iss == check.issuer || check.issuer_aliases.iter().any(|a| a == iss));
+    if !iss_ok {
         return Err(bad("issuer mismatch"));
     }
     if !claims.aud.iter().any(|a| a == check.client_id) {
@@ -284,6 +291,7 @@ mod tests {
     fn check<'a>(uri: &'a Url, nonce: Option<&'a Nonce>, now: u64) -> IdTokenCheck<'a> {
         IdTokenCheck {
             issuer: "https://as.example",
+            issuer_aliases: &[],
             jwks_uri: uri,
             client_id: "cid",
             nonce,
@@ -321,6 +329,29 @@ mod tests {
             Err(OAuthError::NonceMismatch) => "nonce".into(),
             other => panic!("expected an ID token error, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn prov8_issuer_aliases_are_accepted_only_when_listed() {
+        let uri = Url::parse("http://127.0.0.1:9/jwks").unwrap();
+        let now = 1_900_000_100;
+        let mut payload = good_claims();
+        payload["iss"] = json!("as.example");
+        let claims = decode_unverified(&make_jwt(&payload)).unwrap();
+        let plain = check(&uri, None, now);
+        assert!(check_claims(&claims, &plain).is_err(), "no alias: refused");
+        let aliases = ["as.example".to_owned()];
+        let aliased = IdTokenCheck {
+            issuer_aliases: &aliases,
+            ..check(&uri, None, now)
+        };
+        check_claims(&claims, &aliased).unwrap();
+        // The issuer itself still passes; anything else still fails.
+        let exact = decode_unverified(&make_jwt(&good_claims())).unwrap();
+        check_claims(&exact, &aliased).unwrap();
+        payload["iss"] = json!("evil.example");
+        let evil = decode_unverified(&make_jwt(&payload)).unwrap();
+        assert!(check_claims(&evil, &aliased).is_err());
     }
 
     #[tokio::test]

@@ -1,11 +1,13 @@
-//! Token revocation (RFC 7009).
+//! Token revocation: RFC 7009, and the providers' own formats (PROV-3).
 
+use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE};
 use url::Url;
 
-use super::client::{OAuthClient, Replay};
+use super::client::{OAuthClient, Replay, basic_auth};
 use super::config::{ClientConfig, check_endpoint};
 use super::error::{OAuthError, Result};
 use super::token::{error_in, parse_fields};
+use crate::provider::RevocationFormat;
 use crate::secret::{AccessToken, RefreshToken};
 
 /// What happened to one token.
@@ -52,6 +54,8 @@ impl OAuthClient {
             .as_ref()
             .ok_or(OAuthError::NoRevocationEndpoint)?;
         check_endpoint(url)?;
+        // GitHub's API revokes an access token (and its grant); it takes no refresh token.
+        let refresh = refresh.filter(|_| config.revocation_format != RevocationFormat::Github);
         self.revoke_pair(Via::Endpoint { config, url }, access, refresh)
             .await
     }
@@ -78,15 +82,20 @@ impl OAuthClient {
 
     async fn revoke_one(&self, via: Via<'_>, token: &str, hint: &str) -> Result<Revocation> {
         let request = match via {
-            Via::Endpoint { config, url } => {
-                let params = [("token", token), ("token_type_hint", hint)];
-                self.token_request(config, url, &params)?
-            }
+            Via::Endpoint { config, url } => match config.revocation_format {
+                RevocationFormat::Rfc7009 => {
+                    let params = [("token", token), ("token_type_hint", hint)];
+                    self.token_request(config, url, &params)?
+                }
+                RevocationFormat::Json => json_revoke_request(self, config, url, token, hint)?,
+                RevocationFormat::Github => github_revoke_request(self, config, url, token)?,
+            },
             Via::Proxy(proxy) => self.proxy_revoke_request(proxy, token, hint)?,
         };
         // Revocation is idempotent: NET-2 in full, 503 included (REV-3).
         let resp = self.send(request, Replay::Always).await?;
-        if resp.status == 200 {
+        // RFC 7009 answers 200; GitHub's API answers 204 No Content.
+        if resp.status == 200 || resp.status == 204 {
             return Ok(Revocation::Revoked);
         }
         let error = parse_fields(resp.content_type.as_deref(), &resp.body)
@@ -108,6 +117,56 @@ impl OAuthClient {
             }),
         }
     }
+}
+
+/// PROV-3, OpenAI: a JSON POST of `token` and `token_type_hint`, with `client_id` for a refresh
+/// token only, as the Codex CLI sends it (a public client: no secret).
+fn json_revoke_request(
+    client: &OAuthClient,
+    config: &ClientConfig,
+    url: &Url,
+    token: &str,
+    hint: &str,
+) -> Result<reqwest::Request> {
+    let mut body = serde_json::json!({ "token": token, "token_type_hint": hint });
+    if hint == "refresh_token" {
+        body["client_id"] = serde_json::Value::from(config.client_id.as_str());
+    }
+    client
+        .http
+        .post(url.clone())
+        .header(ACCEPT, "application/json")
+        .header(CONTENT_TYPE, "application/json")
+        .body(body.to_string())
+        .build()
+        .map_err(|_| OAuthError::Config("cannot build the request".into()))
+}
+
+/// PROV-3, GitHub: `DELETE /applications/{client_id}/token` (the URL comes from the template)
+/// with HTTP Basic `client_id:client_secret` and `{"access_token": ...}`. The secret is needed
+/// whatever the account's `client_auth` says.
+fn github_revoke_request(
+    client: &OAuthClient,
+    config: &ClientConfig,
+    url: &Url,
+    token: &str,
+) -> Result<reqwest::Request> {
+    let secret = config.client_secret.as_ref().ok_or_else(|| {
+        OAuthError::Config(
+            "GitHub's revocation API needs the client secret (HTTP Basic); set client_secret_env"
+                .into(),
+        )
+    })?;
+    let body = serde_json::json!({ "access_token": token });
+    client
+        .http
+        .delete(url.clone())
+        .header(ACCEPT, "application/vnd.github+json")
+        .header(CONTENT_TYPE, "application/json")
+        .header(AUTHORIZATION, basic_auth(&config.client_id, secret))
+        .body(body.to_string())
+        .build()
+        .map_err(|_| OAuthError::Config("cannot build the request".into()))
 }
 
 /// Where a revocation request goes.
@@ -252,6 +311,89 @@ mod tests {
             .await
             .unwrap_err();
         assert!(matches!(e, OAuthError::NoRevocationEndpoint));
+        assert!(stub.requests().is_empty());
+    }
+
+    #[tokio::test]
+    async fn prov3_json_revocation_body_like_the_codex_cli() {
+        let stub = Stub::start(vec![Reply::text(200, "")]).await;
+        let mut cfg = config(&stub);
+        cfg.client_auth = ClientAuth::None;
+        cfg.client_secret = None;
+        cfg.revocation_format = RevocationFormat::Json;
+        let out = fast_client()
+            .revoke(
+                &cfg,
+                Some(&AccessToken::new("at")),
+                Some(&RefreshToken::new("rt")),
+            )
+            .await
+            .unwrap();
+        assert_eq!(out.refresh, Revocation::Revoked);
+        assert_eq!(out.access, Revocation::Revoked);
+        let reqs = stub.requests();
+        assert_eq!(reqs[0].method, "POST");
+        assert_eq!(
+            reqs[0].header("content-type").as_deref(),
+            Some("application/json")
+        );
+        assert!(reqs[0].header("authorization").is_none());
+        let a: serde_json::Value = serde_json::from_str(&reqs[0].body).unwrap();
+        let b: serde_json::Value = serde_json::from_str(&reqs[1].body).unwrap();
+        assert_eq!(
+            a,
+            serde_json::json!({"token": "rt", "token_type_hint": "refresh_token", "client_id": "cid"})
+        );
+        assert_eq!(
+            b,
+            serde_json::json!({"token": "at", "token_type_hint": "access_token"})
+        );
+    }
+
+    #[tokio::test]
+    async fn prov3_github_revocation_is_a_basic_authenticated_delete_of_the_access_token() {
+        let stub = Stub::start(vec![Reply::text(204, "")]).await;
+        let mut cfg = config(&stub);
+        cfg.client_auth = ClientAuth::Post;
+        cfg.revocation_format = RevocationFormat::Github;
+        cfg.revocation_endpoint = Some(stub.url("/applications/cid/token"));
+        let out = fast_client()
+            .revoke(
+                &cfg,
+                Some(&AccessToken::new("gho_1")),
+                Some(&RefreshToken::new("ghr_1")),
+            )
+            .await
+            .unwrap();
+        assert_eq!(out.access, Revocation::Revoked);
+        assert_eq!(out.refresh, Revocation::NotAttempted);
+        let reqs = stub.requests();
+        assert_eq!(reqs.len(), 1);
+        assert_eq!(reqs[0].method, "DELETE");
+        assert_eq!(reqs[0].path, "/applications/cid/token");
+        assert_eq!(
+            reqs[0].header("authorization").as_deref(),
+            Some(
+                basic_auth("cid", &ClientSecret::new("sec"))
+                    .to_str()
+                    .unwrap()
+            )
+        );
+        let body: serde_json::Value = serde_json::from_str(&reqs[0].body).unwrap();
+        assert_eq!(body, serde_json::json!({"access_token": "gho_1"}));
+
+        // Without the secret: a clear configuration error, nothing sent.
+        let stub = Stub::start(vec![Reply::text(204, "")]).await;
+        cfg.client_secret = None;
+        cfg.revocation_endpoint = Some(stub.url("/applications/cid/token"));
+        let e = fast_client()
+            .revoke(&cfg, Some(&AccessToken::new("gho_1")), None)
+            .await
+            .unwrap_err();
+        assert!(
+            e.is_config_error() && e.to_string().contains("client secret"),
+            "{e}"
+        );
         assert!(stub.requests().is_empty());
     }
 

@@ -54,6 +54,57 @@ impl ClientAuth {
     }
 }
 
+/// How tokens are revoked at `revocation_endpoint` (PROV-3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum RevocationFormat {
+    /// RFC 7009: a form POST of `token` and `token_type_hint`, with client authentication.
+    #[default]
+    Rfc7009,
+    /// A JSON POST of `token` and `token_type_hint` (plus `client_id` for a refresh token),
+    /// as the Codex CLI revokes at OpenAI.
+    Json,
+    /// GitHub's REST API: `DELETE` at the endpoint with HTTP Basic `client_id:client_secret` and
+    /// the JSON body `{"access_token": ...}`; only the access token is sent.
+    Github,
+}
+
+impl RevocationFormat {
+    /// The name used in provider files.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RevocationFormat::Rfc7009 => "rfc7009",
+            RevocationFormat::Json => "json",
+            RevocationFormat::Github => "github",
+        }
+    }
+}
+
+/// The stage of a request an `[error_hints]` entry applies to (PROV-9).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HintStage {
+    /// The code exchange or the browser step of a login.
+    Login,
+    /// Starting or polling the device grant.
+    Device,
+    /// A refresh.
+    Refresh,
+    /// A revocation.
+    Revoke,
+}
+
+impl HintStage {
+    /// The key prefix in `[error_hints]`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HintStage::Login => "login",
+            HintStage::Device => "device",
+            HintStage::Refresh => "refresh",
+            HintStage::Revoke => "revoke",
+        }
+    }
+}
+
 /// The format the token endpoint answers in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
@@ -133,6 +184,28 @@ pub struct Provider {
     pub pkce: bool,
     /// Placeholder values (`[vars]`), already applied to the URLs above.
     pub vars: BTreeMap<String, String>,
+    /// Client authentication for the device grant and for refreshing the tokens it issued
+    /// (PROV-2); `client_auth` when unset.
+    pub device_client_auth: ClientAuth,
+    /// A second client for the device grant (PROV-10: Google's device flow needs a "TVs and
+    /// Limited Input devices" client); `client_id` when unset.
+    pub device_client_id: Option<String>,
+    /// That client's secret, read from `device_client_secret_env` at load time.
+    pub device_client_secret: Option<ClientSecret>,
+    /// How `revocation_endpoint` is called (PROV-3).
+    pub revocation_format: RevocationFormat,
+    /// Send the login's `redirect_uri` with refresh requests (PROV-5, GitLab).
+    pub send_redirect_uri_on_refresh: bool,
+    /// Ports to try, in order, when the `redirect_uri` port is taken (PROV-6, OpenAI).
+    pub redirect_fallback_ports: Vec<u16>,
+    /// The account must set a fixed `redirect_uri` (PROV-7, Dexcom). Checked at load time.
+    pub require_redirect_uri: bool,
+    /// Other spellings of the issuer that ID tokens may carry in `iss` (PROV-8, Google).
+    pub issuer_aliases: Vec<String>,
+    /// Extra advice for provider errors, keyed `STAGE.ERROR_CODE` (PROV-9).
+    pub error_hints: BTreeMap<String, String>,
+    /// Named scope sets, one per resource an access token can be for (PROV-11, Microsoft).
+    pub resources: BTreeMap<String, Vec<String>>,
     /// Warnings found while loading (the provider is usable).
     pub warnings: Vec<Problem>,
 }
@@ -159,6 +232,13 @@ impl Provider {
             out.insert(0, '_');
         }
         out + "_ACCESS_TOKEN"
+    }
+
+    /// The `[error_hints]` advice for `code` at `stage`, if the template gives one (PROV-9).
+    pub fn error_hint(&self, stage: HintStage, code: &str) -> Option<&str> {
+        self.error_hints
+            .get(&format!("{}.{code}", stage.as_str()))
+            .map(String::as_str)
     }
 
     /// True when an endpoint must come from discovery (`issuer` set, an endpoint missing).

@@ -2,7 +2,7 @@
 //! from, so a problem found after `extends` merging still points at the right line.
 
 use super::problem::{Position, Problem, closest};
-use super::{ClientAuth, TokenResponse};
+use super::{ClientAuth, RevocationFormat, TokenResponse};
 use crate::secret::ClientSecret;
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -36,6 +36,16 @@ pub const FIELDS: &[&str] = &[
     "default_lifetime_secs",
     "pkce",
     "vars",
+    "device_client_auth",
+    "device_client_id",
+    "device_client_secret_env",
+    "revocation_format",
+    "send_redirect_uri_on_refresh",
+    "redirect_fallback_ports",
+    "require_redirect_uri",
+    "issuer_aliases",
+    "error_hints",
+    "resources",
 ];
 
 /// The file as serde sees it.
@@ -66,6 +76,16 @@ struct RawFile {
     default_lifetime_secs: Option<Spanned<i64>>,
     pkce: Option<Spanned<bool>>,
     vars: Option<BTreeMap<String, Spanned<String>>>,
+    device_client_auth: Option<Spanned<ClientAuth>>,
+    device_client_id: Option<Spanned<String>>,
+    device_client_secret_env: Option<Spanned<String>>,
+    revocation_format: Option<Spanned<RevocationFormat>>,
+    send_redirect_uri_on_refresh: Option<Spanned<bool>>,
+    redirect_fallback_ports: Option<Spanned<Vec<Spanned<i64>>>>,
+    require_redirect_uri: Option<Spanned<bool>>,
+    issuer_aliases: Option<Spanned<Vec<Spanned<String>>>>,
+    error_hints: Option<BTreeMap<String, Spanned<String>>>,
+    resources: Option<BTreeMap<String, Spanned<Vec<Spanned<String>>>>>,
 }
 
 /// A parameter value: TOML strings, integers and booleans are all sent as text.
@@ -146,6 +166,12 @@ pub struct At<T> {
 /// A table of values, each with its origin; merged key by key.
 pub type AtTable = BTreeMap<String, At<String>>;
 
+/// A located list of located values.
+pub type AtList<T> = At<Vec<At<T>>>;
+
+/// A table of lists (`[resources]`), merged key by key; each list replaces.
+pub type AtListTable = BTreeMap<String, AtList<String>>;
+
 /// One parsed file (or the merge of a chain of files): every field optional, every value located.
 #[derive(Debug, Clone)]
 pub struct Layer {
@@ -177,6 +203,16 @@ pub struct Layer {
     pub default_lifetime_secs: Option<At<i64>>,
     pub pkce: Option<At<bool>>,
     pub vars: AtTable,
+    pub device_client_auth: Option<At<ClientAuth>>,
+    pub device_client_id: Option<At<String>>,
+    pub device_client_secret_env: Option<At<String>>,
+    pub revocation_format: Option<At<RevocationFormat>>,
+    pub send_redirect_uri_on_refresh: Option<At<bool>>,
+    pub redirect_fallback_ports: Option<AtList<i64>>,
+    pub require_redirect_uri: Option<At<bool>>,
+    pub issuer_aliases: Option<AtList<String>>,
+    pub error_hints: AtTable,
+    pub resources: AtListTable,
 }
 
 impl Layer {
@@ -217,7 +253,9 @@ impl Layer {
             display_name, issuer, authorization_endpoint, token_endpoint, revocation_endpoint,
             device_authorization_endpoint, userinfo_endpoint, scopes, client_id, client_auth,
             redirect_uri, export_var, exchange_proxy, token_response, refresh_token_rotates,
-            send_scope_on_refresh, default_lifetime_secs, pkce;
+            send_scope_on_refresh, default_lifetime_secs, pkce, device_client_auth,
+            device_client_id, device_client_secret_env, revocation_format, send_redirect_uri_on_refresh, redirect_fallback_ports,
+            require_redirect_uri, issuer_aliases;
             name: over.name,
             source: over.source,
             extends: over.extends,
@@ -226,6 +264,12 @@ impl Layer {
             auth_params: table(&base.auth_params, over.auth_params),
             token_params: table(&base.token_params, over.token_params),
             vars: table(&base.vars, over.vars),
+            error_hints: table(&base.error_hints, over.error_hints),
+            resources: {
+                let mut r = base.resources.clone();
+                r.extend(over.resources);
+                r
+            },
         )
     }
 }
@@ -298,6 +342,8 @@ fn type_hint(e: &toml::de::Error) -> String {
         "client_auth is one of \"none\", \"basic\", \"post\"".to_owned()
     } else if m.contains("`json`, `form`") {
         "token_response is \"json\" or \"form\"".to_owned()
+    } else if m.contains("`rfc7009`") {
+        "revocation_format is one of \"rfc7009\", \"json\", \"github\"".to_owned()
     } else {
         "see docs/providers.md for the type of each field".to_owned()
     }
@@ -317,6 +363,13 @@ impl RawFile {
             }
         }
         let opt = |s: Option<Spanned<String>>| s.map(|s| one(s, &at));
+        fn list<T>(s: Spanned<Vec<Spanned<T>>>, at: &impl Fn(usize) -> Origin) -> AtList<T> {
+            let l = one(s, at);
+            At {
+                value: l.value.into_iter().map(|v| one(v, at)).collect(),
+                origin: l.origin,
+            }
+        }
         let table = |t: Option<BTreeMap<String, Spanned<ParamValue>>>| {
             t.unwrap_or_default()
                 .into_iter()
@@ -369,6 +422,26 @@ impl RawFile {
                 .unwrap_or_default()
                 .into_iter()
                 .map(|(k, v)| (k, one(v, &at)))
+                .collect(),
+            device_client_auth: self.device_client_auth.map(|s| one(s, &at)),
+            device_client_id: opt(self.device_client_id),
+            device_client_secret_env: opt(self.device_client_secret_env),
+            revocation_format: self.revocation_format.map(|s| one(s, &at)),
+            send_redirect_uri_on_refresh: self.send_redirect_uri_on_refresh.map(|s| one(s, &at)),
+            redirect_fallback_ports: self.redirect_fallback_ports.map(|s| list(s, &at)),
+            require_redirect_uri: self.require_redirect_uri.map(|s| one(s, &at)),
+            issuer_aliases: self.issuer_aliases.map(|s| list(s, &at)),
+            error_hints: self
+                .error_hints
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(k, v)| (k, one(v, &at)))
+                .collect(),
+            resources: self
+                .resources
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(k, v)| (k, list(v, &at)))
                 .collect(),
         }
     }

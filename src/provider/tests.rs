@@ -158,10 +158,176 @@ fn gitlab_self_hosted_and_dexcom_sandbox() {
 }
 
 #[test]
-fn openai_redirect_is_fixed() {
+fn openai_follows_the_codex_login() {
     let o = template("openai").unwrap();
     assert_eq!(url(&o.redirect_uri), "http://localhost:1455/auth/callback");
-    assert!(o.client_id.is_some());
+    assert_eq!(o.client_id.as_deref(), Some("app_EMoamEEZ73f0CkXaXp7hrann"));
+    // PROV-4: the Codex CLI never uses discovery, so neither does the template.
+    assert!(o.issuer.is_none() && !o.needs_discovery());
+    assert_eq!(
+        o.scopes,
+        [
+            "openid",
+            "profile",
+            "email",
+            "offline_access",
+            "api.connectors.read",
+            "api.connectors.invoke"
+        ]
+    );
+    for (k, v) in [
+        ("id_token_add_organizations", "true"),
+        ("codex_cli_simplified_flow", "true"),
+        ("originator", "codex_cli_rs"),
+    ] {
+        assert_eq!(o.auth_params.get(k).map(String::as_str), Some(v), "{k}");
+    }
+}
+
+#[test]
+fn dexcom_regions_are_selectable() {
+    for host in ["api.dexcom.com", "api.dexcom.eu", "api.dexcom.jp"] {
+        let p = account(&format!(
+            "extends = \"dexcom\"\nclient_id = \"x\"\nredirect_uri = \"http://127.0.0.1:8123/cb\"\n\
+             [vars]\nbase_url = \"https://{host}\"\n"
+        ));
+        assert_eq!(
+            url(&p.token_endpoint),
+            format!("https://{host}/v2/oauth2/token")
+        );
+        assert_eq!(
+            url(&p.authorization_endpoint),
+            format!("https://{host}/v2/oauth2/login")
+        );
+    }
+}
+
+#[test]
+fn prov7_dexcom_demands_a_fixed_redirect_uri_naming_the_field() {
+    let found = problems("extends = \"dexcom\"\nclient_id = \"x\"\n");
+    let p = found
+        .iter()
+        .find(|p| p.message.contains("missing redirect_uri"))
+        .unwrap_or_else(|| panic!("{found:#?}"));
+    assert_eq!(p.position, Some(Position { line: 1, column: 1 }));
+    assert!(p.message.contains("`dexcom` template"), "{}", p.message);
+    assert!(p.hint.contains("register exactly that URI"), "{}", p.hint);
+    assert_problem(
+        "extends = \"dexcom-sandbox\"\nclient_id = \"x\"\nredirect_uri = \"http://127.0.0.1:0/cb\"\n",
+        3,
+        16,
+        "redirect_uri needs a fixed port",
+    );
+}
+
+#[test]
+fn prov2_github_device_grant_needs_no_secret_but_the_web_flow_does() {
+    let g = template("github").unwrap();
+    assert_eq!(g.client_auth, ClientAuth::Post);
+    assert_eq!(g.device_client_auth, ClientAuth::None);
+    // Unset, the device grant uses client_auth.
+    let google = template("google").unwrap();
+    assert_eq!(google.device_client_auth, ClientAuth::Post);
+}
+
+#[test]
+fn prov3_github_revocation_url_names_the_client_id() {
+    let g = account("extends = \"github\"\nclient_id = \"Iv1.abc\"\n");
+    assert_eq!(
+        url(&g.revocation_endpoint),
+        "https://api.github.com/applications/Iv1.abc/token"
+    );
+    assert_eq!(g.revocation_format, RevocationFormat::Github);
+    assert!(!g.vars.contains_key("client_id"), "not a user var");
+    let ghes = account(
+        "extends = \"github\"\nclient_id = \"c\"\n[vars]\napi_url = \"https://ghe.example/api/v3\"\n",
+    );
+    assert_eq!(
+        url(&ghes.revocation_endpoint),
+        "https://ghe.example/api/v3/applications/c/token"
+    );
+    let o = template("openai").unwrap();
+    assert_eq!(o.revocation_format, RevocationFormat::Json);
+    assert_eq!(
+        url(&o.revocation_endpoint),
+        "https://auth.openai.com/oauth/revoke"
+    );
+    assert_eq!(
+        template("google").unwrap().revocation_format,
+        RevocationFormat::Rfc7009
+    );
+    assert_problem(
+        "extends = \"oidc\"\nissuer = \"https://as.example\"\nclient_id = \"c\"\nrevocation_format = \"delete\"\n",
+        4,
+        21,
+        "invalid value",
+    );
+}
+
+#[test]
+fn prov5_prov6_gitlab_refresh_redirect_and_openai_fallback_port() {
+    assert!(template("gitlab").unwrap().send_redirect_uri_on_refresh);
+    assert!(!template("google").unwrap().send_redirect_uri_on_refresh);
+    assert_eq!(template("openai").unwrap().redirect_fallback_ports, [1457]);
+    assert_problem(
+        "extends = \"openai\"\nredirect_fallback_ports = [1457, 70000]\n",
+        2,
+        34,
+        "70000 is not a port",
+    );
+    // The problem points at the inherited list, in the template.
+    let found = problems("extends = \"openai\"\nredirect_uri = \"http://127.0.0.1:0/cb\"\n");
+    assert!(
+        found.iter().any(|p| p.file == "<bundled>/openai.toml"
+            && p.message.contains("needs a redirect_uri with a fixed port")),
+        "{found:#?}"
+    );
+}
+
+#[test]
+fn prov8_prov9_google_issuer_aliases_and_error_hints() {
+    let g = account("extends = \"google\"\nclient_id = \"x\"\n");
+    assert_eq!(g.issuer_aliases, ["accounts.google.com"]);
+    let hint = g
+        .error_hint(HintStage::Refresh, "invalid_grant")
+        .unwrap_or_default();
+    assert!(
+        hint.contains("7 days") && hint.contains("publish"),
+        "{hint}"
+    );
+    let device = g
+        .error_hint(HintStage::Device, "invalid_client")
+        .unwrap_or_default();
+    assert!(device.contains("TVs and Limited Input devices"), "{device}");
+    assert_eq!(g.error_hint(HintStage::Login, "invalid_grant"), None);
+    assert_problem(
+        "extends = \"google\"\nclient_id = \"x\"\n[error_hints]\n\"later.invalid_grant\" = \"x\"\n",
+        4,
+        25,
+        "not STAGE.ERROR_CODE",
+    );
+}
+
+#[test]
+fn prov11_microsoft_names_its_resources_and_accounts_add_their_own() {
+    let m = account(
+        "extends = \"microsoft\"\nclient_id = \"x\"\n[resources]\nmine = [\"api://mine/read\"]\n",
+    );
+    assert_eq!(
+        m.resources.get("graph").map(Vec::as_slice),
+        Some(&["https://graph.microsoft.com/.default".to_owned()][..])
+    );
+    assert!(m.resources.contains_key("outlook") && m.resources.contains_key("azure"));
+    assert_eq!(
+        m.resources.get("mine").map(Vec::as_slice),
+        Some(&["api://mine/read".to_owned()][..])
+    );
+    assert_problem(
+        "extends = \"microsoft\"\nclient_id = \"x\"\n[resources]\nbad = [\"a b\"]\n",
+        4,
+        8,
+        "invalid scope",
+    );
 }
 
 #[test]

@@ -2,7 +2,7 @@
 //! required fields and secret sources.
 
 use super::raw::{At, Layer, Origin};
-use super::{ClientAuth, Problem, Provider, Source, TokenResponse};
+use super::{ClientAuth, Problem, Provider, RevocationFormat, Source, TokenResponse};
 use crate::secret::ClientSecret;
 use std::collections::BTreeMap;
 use url::{Host, Url};
@@ -27,12 +27,25 @@ pub struct Meta {
 
 /// Validates `layer`: `Ok` carries the provider (with its warnings), `Err` every problem found.
 pub fn finish(layer: Layer, mode: Mode, meta: Meta) -> Result<Provider, Vec<Problem>> {
+    let mut vars: BTreeMap<String, String> = layer
+        .vars
+        .iter()
+        .map(|(k, v)| (k.clone(), v.value.clone()))
+        .collect();
+    // `{client_id}` may appear in URLs (GitHub's revocation path, PROV-3). A template has no
+    // client id: the placeholder stays visible in its URL (templates are never requested).
+    let client_id_value = match &layer.client_id {
+        Some(c) => c.value.clone(),
+        None if mode == Mode::Template => "{client_id}".to_owned(),
+        None => String::new(),
+    };
+    let mut client_id_var = false;
+    if !vars.contains_key("client_id") && !client_id_value.is_empty() {
+        vars.insert("client_id".to_owned(), client_id_value);
+        client_id_var = true;
+    }
     let mut v = Validator {
-        vars: layer
-            .vars
-            .iter()
-            .map(|(k, v)| (k.clone(), v.value.clone()))
-            .collect(),
+        vars,
         problems: Vec::new(),
     };
     let start = layer.start();
@@ -81,6 +94,19 @@ pub fn finish(layer: Layer, mode: Mode, meta: Meta) -> Result<Provider, Vec<Prob
         .as_ref()
         .map_or(ClientAuth::None, |a| a.value);
     let client_secret = v.secret(&layer, mode, client_auth, &meta);
+    let redirect_fallback_ports = v.fallback_ports(&layer, redirect_uri.as_ref());
+    if mode == Mode::Account {
+        v.check_required_redirect(
+            &layer,
+            redirect_uri.as_ref(),
+            &start,
+            meta.template.as_deref(),
+        );
+    }
+    let issuer_aliases = v.issuer_aliases(&layer);
+    v.check_error_hints(&layer);
+    let resources = v.resources(&layer);
+    let device_client_secret = v.device_secret(&layer, mode);
 
     if v.problems.iter().any(Problem::is_error) {
         return Err(v.problems);
@@ -131,7 +157,36 @@ pub fn finish(layer: Layer, mode: Mode, meta: Meta) -> Result<Provider, Vec<Prob
             .is_some_and(|b| b.value),
         default_lifetime_secs,
         pkce: layer.pkce.as_ref().is_none_or(|b| b.value),
-        vars: v.vars,
+        vars: {
+            let mut vars = v.vars;
+            if client_id_var {
+                vars.remove("client_id");
+            }
+            vars
+        },
+        device_client_auth: layer
+            .device_client_auth
+            .as_ref()
+            .map_or(client_auth, |a| a.value),
+        device_client_id: layer
+            .device_client_id
+            .as_ref()
+            .map(|c| c.value.clone())
+            .filter(|c| !c.trim().is_empty()),
+        device_client_secret,
+        revocation_format: layer
+            .revocation_format
+            .as_ref()
+            .map_or(RevocationFormat::Rfc7009, |f| f.value),
+        send_redirect_uri_on_refresh: layer
+            .send_redirect_uri_on_refresh
+            .as_ref()
+            .is_some_and(|b| b.value),
+        redirect_fallback_ports,
+        require_redirect_uri: layer.require_redirect_uri.as_ref().is_some_and(|b| b.value),
+        issuer_aliases,
+        error_hints: strings(&layer.error_hints),
+        resources,
         warnings: v.problems,
     })
 }
@@ -251,12 +306,7 @@ impl Validator {
             return Vec::new();
         };
         for s in &list.value {
-            // RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E )
-            let ok = !s.value.is_empty()
-                && s.value
-                    .bytes()
-                    .all(|b| b == 0x21 || (0x23..=0x5b).contains(&b) || (0x5d..=0x7e).contains(&b));
-            if !ok {
+            if !valid_scope(&s.value) {
                 self.problems.push(s.origin.error(
                     format!("invalid scope {:?}", s.value),
                     "one scope per list entry, without spaces, quotes or backslashes: scopes = [\"openid\", \"email\"]",
@@ -368,6 +418,168 @@ impl Validator {
             }
         }
     }
+}
+
+impl Validator {
+    /// PROV-6: each port 1..=65535, and only with a fixed-port `redirect_uri` to fall back from.
+    fn fallback_ports(&mut self, layer: &Layer, redirect: Option<&Url>) -> Vec<u16> {
+        let Some(list) = &layer.redirect_fallback_ports else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for p in &list.value {
+            match u16::try_from(p.value) {
+                Ok(port) if port > 0 => out.push(port),
+                _ => self.problems.push(p.origin.error(
+                    format!("redirect_fallback_ports: {} is not a port", p.value),
+                    "use port numbers from 1 to 65535, e.g. redirect_fallback_ports = [1457]",
+                )),
+            }
+        }
+        let fixed = redirect.and_then(Url::port).is_some_and(|p| p != 0);
+        if !out.is_empty() && layer.redirect_uri.is_some() && !fixed {
+            self.problems.push(list.origin.error(
+                "redirect_fallback_ports needs a redirect_uri with a fixed port",
+                "set redirect_uri = \"http://127.0.0.1:PORT/PATH\" with the first port to try",
+            ));
+        }
+        out
+    }
+
+    /// PROV-7: a template that says `require_redirect_uri = true` makes a fixed `redirect_uri`
+    /// (with a port) mandatory in every account that extends it.
+    fn check_required_redirect(
+        &mut self,
+        layer: &Layer,
+        redirect: Option<&Url>,
+        start: &Origin,
+        template: Option<&str>,
+    ) {
+        if !layer.require_redirect_uri.as_ref().is_some_and(|b| b.value) {
+            return;
+        }
+        let who = template.map_or_else(
+            || "this provider".to_owned(),
+            |t| format!("the `{t}` template"),
+        );
+        let hint = "add redirect_uri = \"http://127.0.0.1:8123/callback\" (any free port) and register exactly that URI with the provider (docs/providers.md)";
+        match (&layer.redirect_uri, redirect) {
+            (None, _) => self.problems.push(start.error(
+                format!("missing redirect_uri: {who} needs the exact redirect URI registered with the provider"),
+                hint,
+            )),
+            (Some(at), Some(url)) if url.port().is_none_or(|p| p == 0) => {
+                self.problems.push(at.origin.error(
+                    format!("redirect_uri needs a fixed port: {who} compares it exactly with the registered one"),
+                    hint,
+                ));
+            }
+            _ => {}
+        }
+    }
+
+    /// PROV-10: the device client's secret, from `device_client_secret_env` (never inline).
+    fn device_secret(&mut self, layer: &Layer, mode: Mode) -> Option<ClientSecret> {
+        let env = layer.device_client_secret_env.as_ref()?;
+        if env.value.is_empty() || env.value.contains(['=', '\0']) {
+            self.problems.push(env.origin.error(
+                format!(
+                    "device_client_secret_env {:?} is not a valid environment variable name",
+                    env.value
+                ),
+                "name the variable that holds the device client's secret",
+            ));
+            return None;
+        }
+        if layer.device_client_id.is_none() {
+            self.problems.push(env.origin.error(
+                "device_client_secret_env is set but device_client_id is not",
+                "add device_client_id = \"...\" for the device client",
+            ));
+            return None;
+        }
+        if mode == Mode::Template {
+            return None;
+        }
+        match std::env::var(&env.value) {
+            Ok(value) if !value.is_empty() => Some(ClientSecret::new(value)),
+            _ => {
+                self.problems.push(env.origin.warning(
+                    format!("environment variable {} is not set", env.value),
+                    "export it before a device login",
+                ));
+                None
+            }
+        }
+    }
+
+    fn issuer_aliases(&mut self, layer: &Layer) -> Vec<String> {
+        let Some(list) = &layer.issuer_aliases else {
+            return Vec::new();
+        };
+        for a in &list.value {
+            if a.value.trim().is_empty() || a.value.chars().any(char::is_whitespace) {
+                self.problems.push(a.origin.error(
+                    format!("invalid issuer alias {:?}", a.value),
+                    "an alias is the exact `iss` value, e.g. \"accounts.google.com\"",
+                ));
+            }
+        }
+        list.value.iter().map(|a| a.value.clone()).collect()
+    }
+
+    fn check_error_hints(&mut self, layer: &Layer) {
+        for (key, at) in &layer.error_hints {
+            let ok = key.split_once('.').is_some_and(|(stage, code)| {
+                matches!(stage, "login" | "device" | "refresh" | "revoke")
+                    && !code.is_empty()
+                    && code.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')
+            });
+            if !ok {
+                self.problems.push(at.origin.error(
+                    format!("error_hints key `{key}` is not STAGE.ERROR_CODE"),
+                    "STAGE is login, device, refresh or revoke, e.g. \"refresh.invalid_grant\" = \"...\"",
+                ));
+            }
+        }
+    }
+
+    fn resources(&mut self, layer: &Layer) -> BTreeMap<String, Vec<String>> {
+        let mut out = BTreeMap::new();
+        for (name, list) in &layer.resources {
+            let name_ok = !name.is_empty()
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+            if !name_ok || list.value.is_empty() {
+                self.problems.push(list.origin.error(
+                    format!("resource `{name}` needs a name of letters, digits, `-`, `_`, `.` and at least one scope"),
+                    "e.g. [resources] then graph = [\"https://graph.microsoft.com/.default\"]",
+                ));
+                continue;
+            }
+            for s in &list.value {
+                if !valid_scope(&s.value) {
+                    self.problems.push(s.origin.error(
+                        format!("invalid scope {:?} in resource `{name}`", s.value),
+                        "one scope per list entry, without spaces, quotes or backslashes",
+                    ));
+                }
+            }
+            out.insert(
+                name.clone(),
+                list.value.iter().map(|s| s.value.clone()).collect(),
+            );
+        }
+        out
+    }
+}
+
+/// RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E )
+fn valid_scope(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b == 0x21 || (0x23..=0x5b).contains(&b) || (0x5d..=0x7e).contains(&b))
 }
 
 fn host_of(url: &Url) -> String {

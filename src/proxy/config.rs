@@ -422,8 +422,15 @@ fn provider_endpoint(name: &str) -> Result<Url, String> {
             "provider template '{name}' has no fixed token endpoint (it is found by discovery): set issuer = \"https://…\" or token_endpoint instead"
         ));
     };
-    if !template.vars.is_empty() {
-        let vars: Vec<&str> = template.vars.keys().map(String::as_str).collect();
+    // A var whose value is part of the endpoint built it (GitHub's `api_url` only builds the
+    // API URLs, not the token endpoint). Bundled templates only: a false match merely refuses.
+    let vars: Vec<&str> = template
+        .vars
+        .iter()
+        .filter(|(_, v)| endpoint.as_str().contains(v.as_str()))
+        .map(|(k, _)| k.as_str())
+        .collect();
+    if !vars.is_empty() {
         return Err(format!(
             "provider template '{name}' builds its token endpoint from [vars] ({}), which the proxy does not take: set token_endpoint instead (with the defaults: \"{endpoint}\")",
             vars.join(", ")
@@ -444,7 +451,10 @@ fn parse_revocation_endpoint(raw: &RawClient, err: &ErrFn<'_>) -> Result<Option<
         return Ok(None);
     };
     // `parse_endpoint` has already accepted the template; one with [vars] never gets here.
-    let endpoint = crate::provider::template(name.get_ref()).and_then(|t| t.revocation_endpoint);
+    // The proxy revokes per RFC 7009 only (PROV-3: GitHub's and OpenAI's formats are not).
+    let endpoint = crate::provider::template(name.get_ref())
+        .filter(|t| t.revocation_format == crate::provider::RevocationFormat::Rfc7009)
+        .and_then(|t| t.revocation_endpoint);
     match endpoint {
         Some(url) => upstream_url(url.as_str()).map(Some).map_err(|m| {
             err(

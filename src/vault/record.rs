@@ -43,6 +43,22 @@ pub struct Record {
     pub state: AccountState,
     /// A client secret stored here instead of in the account's TOML (optional).
     pub client_secret: Option<ClientSecret>,
+    /// The grant of the last login (PROV-2: a device-grant token may refresh with another
+    /// client authentication). `None` in records written before it was kept.
+    pub login_grant: Option<LoginGrant>,
+    /// The redirect URI of the last browser or paste login, sent again on refresh when the
+    /// provider wants it (PROV-5). Not a secret.
+    pub redirect_uri: Option<String>,
+}
+
+/// The grant a login used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LoginGrant {
+    /// Authorization code (browser or paste mode).
+    Code,
+    /// Device authorization grant (RFC 8628).
+    Device,
 }
 
 /// The id_token claims worth showing.

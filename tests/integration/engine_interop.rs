@@ -601,6 +601,7 @@ async fn interop_engine_disc5_real_id_token_verifies_and_a_tampered_one_fails() 
     let id_token = login.tokens.id_token.clone().expect("an id_token");
     let check = IdTokenCheck {
         issuer: &op.issuer,
+        issuer_aliases: &[],
         jwks_uri: &jwks_uri,
         client_id: client.id,
         nonce: Some(&login.nonce),

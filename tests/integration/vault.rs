@@ -66,6 +66,8 @@ fn full_record() -> Record {
             message: "refresh failed".into(),
         },
         client_secret: Some(ClientSecret::new("cs-stored")),
+        login_grant: Some(authdeck::vault::LoginGrant::Device),
+        redirect_uri: Some("http://127.0.0.1:8123/callback".into()),
     }
 }
 
