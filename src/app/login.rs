@@ -499,6 +499,47 @@ mod tests {
         assert!(matches!(r, Err(Pasted::Fatal(m)) if m.contains("iss")));
     }
 
+    /// PROV-6: a taken redirect port falls back to the next port, same host and path; all
+    /// taken is the first port's error.
+    #[tokio::test]
+    async fn prov6_taken_redirect_port_falls_back_in_order() {
+        let held = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let taken = held.local_addr().unwrap().port();
+        let held2 = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let taken2 = held2.local_addr().unwrap().port();
+        let free = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        let wanted = Url::parse(&format!("http://127.0.0.1:{taken}/auth/callback")).unwrap();
+        let l = bind_with_fallbacks(&wanted, &[taken2, free], ListenerOptions::default())
+            .await
+            .unwrap();
+        assert_eq!(
+            l.redirect_uri().as_str(),
+            format!("http://127.0.0.1:{free}/auth/callback")
+        );
+        drop(l);
+        let e = bind_with_fallbacks(&wanted, &[taken2], ListenerOptions::default())
+            .await
+            .err()
+            .unwrap();
+        assert!(
+            matches!(e, CallbackError::PortInUse { port } if port == taken2),
+            "{e}"
+        );
+        // Without fallbacks the first error stands.
+        let e = bind_with_fallbacks(&wanted, &[], ListenerOptions::default())
+            .await
+            .err()
+            .unwrap();
+        assert!(
+            matches!(e, CallbackError::PortInUse { port } if port == taken),
+            "{e}"
+        );
+        drop((held, held2));
+    }
+
     #[test]
     fn hl4_bare_code_accepted() {
         assert_eq!(

@@ -498,6 +498,57 @@ mod tests {
         loaded.accounts.into_iter().next().unwrap()
     }
 
+    /// PROV-2 and PROV-10: the device grant authenticates as `device_client_auth` says and
+    /// with the device client when the account names one; the code grant never does.
+    #[test]
+    fn prov2_prov10_device_grant_config_uses_its_own_auth_and_client() {
+        use crate::provider::ClientAuth;
+        let mut p = test_provider();
+        p.client_id = Some("desktop".into());
+        p.client_secret = Some(ClientSecret::new("desktop-secret"));
+        p.client_auth = ClientAuth::Post;
+        p.device_client_auth = ClientAuth::None;
+        let code = grant_config(&p, None, LoginGrant::Code);
+        assert_eq!(
+            (code.client_id.as_str(), code.client_auth),
+            ("desktop", ClientAuth::Post)
+        );
+        let device = grant_config(&p, None, LoginGrant::Device);
+        assert_eq!(
+            (device.client_id.as_str(), device.client_auth),
+            ("desktop", ClientAuth::None)
+        );
+        p.device_client_id = Some("tv".into());
+        p.device_client_secret = Some(ClientSecret::new("tv-secret"));
+        p.device_client_auth = ClientAuth::Post;
+        let device = grant_config(&p, Some(ClientSecret::new("stored")), LoginGrant::Device);
+        assert_eq!(device.client_id, "tv");
+        assert_eq!(
+            device.client_secret.as_ref().map(ClientSecret::secret),
+            Some("tv-secret")
+        );
+        let code = grant_config(&p, None, LoginGrant::Code);
+        assert_eq!(code.client_id, "desktop");
+    }
+
+    /// PROV-5: the login's redirect URI goes on refresh only when the provider asks for it.
+    #[test]
+    fn prov5_refresh_config_carries_the_login_redirect_only_when_asked() {
+        let mut p = test_provider();
+        let rec = Record {
+            redirect_uri: Some("http://127.0.0.1:8123/cb".into()),
+            ..Record::default()
+        };
+        let cfg = refresh_config(base_config(&p, None), &p, &rec);
+        assert_eq!(cfg.refresh_redirect_uri, None);
+        p.send_redirect_uri_on_refresh = true;
+        let cfg = refresh_config(base_config(&p, None), &p, &rec);
+        assert_eq!(
+            cfg.refresh_redirect_uri.as_deref(),
+            Some("http://127.0.0.1:8123/cb")
+        );
+    }
+
     #[test]
     fn the_oauth_client_is_built_on_first_use_only() {
         let dir = tempfile::tempdir().unwrap();

@@ -31,6 +31,39 @@ fn url(u: &Option<Url>) -> &str {
     u.as_ref().map_or("", Url::as_str)
 }
 
+/// PROV-1: every bundled template has its section in docs/providers.md, with a source for
+/// each assumption and what to register at the provider.
+#[test]
+fn prov1_every_template_is_documented_with_sources() {
+    let doc = include_str!("../../docs/providers.md");
+    for name in TEMPLATE_NAMES {
+        let heading = doc
+            .lines()
+            .position(|l| l.starts_with("### ") && l.contains(&format!("`{name}`")))
+            .unwrap_or_else(|| panic!("no section for {name}"));
+        let section: Vec<&str> = doc
+            .lines()
+            .skip(heading + 1)
+            .take_while(|l| !l.starts_with("### ") && !l.starts_with("## "))
+            .collect();
+        assert!(
+            section.iter().any(|l| l.contains("**Register:**")),
+            "{name}: what to register"
+        );
+        for row in section
+            .iter()
+            .filter(|l| l.starts_with("| ") && !l.starts_with("| ---"))
+        {
+            let cells: Vec<&str> = row.split(" | ").collect();
+            if cells.first() == Some(&"| assumption") {
+                continue;
+            }
+            let source = cells.last().unwrap_or(&"").trim_end_matches('|').trim();
+            assert!(!source.is_empty(), "{name}: no source in {row}");
+        }
+    }
+}
+
 #[test]
 fn every_bundled_template_loads_and_validates() {
     let all = templates();
