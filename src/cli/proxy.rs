@@ -2,7 +2,7 @@
 //! or Ctrl-C, then lets in-flight requests finish.
 
 use super::exit;
-use crate::proxy::{Proxy, ProxyConfig, ProxyError, Reloader, TracingSink};
+use crate::proxy::{MetricsMode, Proxy, ProxyConfig, Reloader, TracingSink};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -75,6 +75,14 @@ fn run_inner(config: Option<&Path>, args: &ProxyArgs) -> Result<(), String> {
             .map_err(|e| format!("cannot read the listening address: {e}"))?;
         // Tests and scripts read the port from this line when they pass --listen ADDR:0.
         tracing::info!(target: "authdeck::proxy", "listening on http://{local}");
+        if let MetricsMode::Separate(addr) = config.metrics {
+            let metrics_listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|e| format!("cannot listen on metrics_listen {addr}: {e}"))?;
+            let bound = metrics_listener.local_addr().map_or(addr, |a| a);
+            tracing::info!(target: "authdeck::proxy", "metrics on http://{bound}/metrics");
+            tokio::spawn(proxy.metrics().serve(metrics_listener));
+        }
         proxy
             .serve(listener, shutdown_signal())
             .await
@@ -96,24 +104,9 @@ fn spawn_reload_on_sighup(reloader: Reloader, path: PathBuf, listen: Option<Sock
         };
         tokio::spawn(async move {
             while hup.recv().await.is_some() {
-                tracing::info!(target: "authdeck::proxy", "SIGHUP: reloading {}", path.display());
-                let loaded = ProxyConfig::from_path(&path).map_err(ProxyError::from);
-                let result = match loaded {
-                    Ok(mut config) => {
-                        if let Some(listen) = listen {
-                            config.listen = listen;
-                        }
-                        let env = |name: &str| std::env::var(name).ok();
-                        reloader.reload(&config, &env).await
-                    }
-                    Err(e) => Err(e),
-                };
-                if let Err(e) = result {
-                    tracing::error!(
-                        target: "authdeck::proxy",
-                        "reload refused, the running configuration stays: {e}"
-                    );
-                }
+                let env = |name: &str| std::env::var(name).ok();
+                // Refusals are logged by the reloader; the old configuration stays.
+                let _ = reloader.reload_file(&path, listen, &env).await;
             }
         });
     }

@@ -70,6 +70,19 @@ pub struct ProxyConfig {
     /// The `listen` socket expects a PROXY protocol v1/v2 header on every connection
     /// (PROXY-13), as HAProxy sends it with `send-proxy` / `send-proxy-v2`.
     pub proxy_protocol: bool,
+    /// Where `GET /metrics` is served (PROXY-17); off by default.
+    pub metrics: MetricsMode,
+}
+
+/// Where the Prometheus metrics are served (`metrics`, `metrics_listen`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetricsMode {
+    /// Not at all (`/metrics` is a 404): the default.
+    Off,
+    /// On the `listen` address (`metrics = true`).
+    OnListen,
+    /// Only on this separate address (`metrics_listen = "ADDR"`), e.g. a private interface.
+    Separate(SocketAddr),
 }
 
 /// One `[clients.NAME]` table.
@@ -167,6 +180,8 @@ struct RawConfig {
     trusted_proxies: Vec<Spanned<String>>,
     #[serde(default)]
     proxy_protocol: bool,
+    metrics: Option<bool>,
+    metrics_listen: Option<Spanned<String>>,
     #[serde(default)]
     clients: BTreeMap<String, Spanned<RawClient>>,
 }
@@ -282,6 +297,28 @@ impl ProxyConfig {
                 "proxy_protocol = true needs trusted_proxies naming the load balancer's address",
             ));
         }
+        let metrics = match (&raw.metrics_listen, raw.metrics) {
+            (Some(_), Some(false)) => {
+                return Err(loc.error(0..0, "metrics_listen is set but metrics = false"));
+            }
+            (Some(addr), _) => {
+                let parsed: SocketAddr = addr.get_ref().parse().map_err(|_| {
+                    loc.error(
+                        addr.span(),
+                        "metrics_listen must be an IP address and port, such as 127.0.0.1:9100",
+                    )
+                })?;
+                if parsed == listen {
+                    return Err(loc.error(
+                        addr.span(),
+                        "metrics_listen must differ from listen (use metrics = true to serve both on listen)",
+                    ));
+                }
+                MetricsMode::Separate(parsed)
+            }
+            (None, Some(true)) => MetricsMode::OnListen,
+            (None, _) => MetricsMode::Off,
+        };
         let mut clients = BTreeMap::new();
         for (name, table) in &raw.clients {
             let client = parse_client(&loc, name, table)?;
@@ -296,6 +333,7 @@ impl ProxyConfig {
             clients,
             trusted_proxies: TrustedProxies::new(trusted),
             proxy_protocol: raw.proxy_protocol,
+            metrics,
         })
     }
 }
@@ -559,6 +597,28 @@ allowed_origins = ["http://localhost:3100"]
         ProxyConfig::from_str(text, "proxy.toml")
             .unwrap_err()
             .to_string()
+    }
+
+    #[test]
+    fn metrics_off_on_listen_or_separate_proxy_17() {
+        let c = ProxyConfig::from_str(GOOD, "proxy.toml").unwrap();
+        assert_eq!(c.metrics, MetricsMode::Off);
+        let c = ProxyConfig::from_str(&format!("metrics = true\n{GOOD}"), "proxy.toml").unwrap();
+        assert_eq!(c.metrics, MetricsMode::OnListen);
+        let text = format!("metrics_listen = \"127.0.0.1:9100\"\n{GOOD}");
+        let c = ProxyConfig::from_str(&text, "proxy.toml").unwrap();
+        assert_eq!(
+            c.metrics,
+            MetricsMode::Separate("127.0.0.1:9100".parse().unwrap())
+        );
+        let e = err(&format!("metrics_listen = \"127.0.0.1:3100\"\n{GOOD}"));
+        assert!(e.contains("must differ from listen"), "{e}");
+        let e = err(&format!("metrics_listen = \"nowhere\"\n{GOOD}"));
+        assert!(e.starts_with("proxy.toml:1:"), "{e}");
+        let e = err(&format!(
+            "metrics = false\nmetrics_listen = \"127.0.0.1:9100\"\n{GOOD}"
+        ));
+        assert!(e.contains("metrics = false"), "{e}");
     }
 
     #[test]

@@ -155,6 +155,9 @@ where
         peer,
         &note,
     );
+    shared
+        .metrics
+        .request(route.log_path(), note.client.take(), response.status());
     response
 }
 
@@ -624,7 +627,9 @@ async fn call_upstream(
             "the proxy's client credentials cannot be encoded",
         );
     };
+    let sent = Instant::now();
     let reply = upstream::post_form(&shared.http, endpoint, auth, form, map).await;
+    shared.metrics.upstream(sent.elapsed(), &reply);
     if reply.from_upstream && reply.error.as_deref() == Some("invalid_client") {
         // PROXY-5: the proxy's own credentials were refused; an operator must act.
         shared.log.write(
@@ -760,6 +765,7 @@ mod tests {
             limiter: RateLimiter::new(per_minute).map(Arc::new),
             log: Arc::clone(&log) as Arc<dyn LogSink>,
             trusted: crate::proxy::forwarded::TrustedProxies::default(),
+            metrics: Arc::default(),
         };
         Rig {
             shared: Arc::new(shared),

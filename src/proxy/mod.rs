@@ -15,19 +15,23 @@ pub mod config;
 pub mod forwarded;
 mod handler;
 pub mod log;
+mod metrics;
 mod ratelimit;
 mod reload;
 mod upstream;
 
+pub use config::MetricsMode;
 pub use config::{ClientConfig, ConfigError, EndpointSource, ProxyConfig, SecretSource};
 pub use handler::MAX_BODY;
 pub use log::{CaptureSink, LogSink, TracingSink};
+pub use metrics::MetricsEndpoint;
 pub use reload::Reloader;
 
 use crate::secret::ClientSecret;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
+use metrics::Metrics;
 use ratelimit::RateLimiter;
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -94,6 +98,8 @@ pub(crate) struct Shared {
     pub(crate) log: Arc<dyn LogSink>,
     /// Whose forwarding headers are believed (PROXY-11).
     pub(crate) trusted: forwarded::TrustedProxies,
+    /// The process's counters, the same in every generation (PROXY-16).
+    pub(crate) metrics: Arc<Metrics>,
 }
 
 /// A proxy ready to serve.
@@ -103,6 +109,10 @@ pub struct Proxy {
     log: Arc<dyn LogSink>,
     /// The listener expects a PROXY protocol header first (PROXY-13); fixed at startup.
     proxy_protocol: bool,
+    metrics: Arc<Metrics>,
+    /// `GET /metrics` is served on the main listener (`metrics = true` without
+    /// `metrics_listen`, PROXY-17).
+    metrics_on_listen: bool,
 }
 
 impl std::fmt::Debug for Proxy {
@@ -126,7 +136,9 @@ impl Proxy {
         log: Arc<dyn LogSink>,
     ) -> Result<Self, ProxyError> {
         let limiter = RateLimiter::new(config.rate_limit_per_minute).map(Arc::new);
-        let shared = build_shared(config, env, Arc::clone(&log), limiter).await?;
+        let metrics = Arc::new(Metrics::default());
+        let shared =
+            build_shared(config, env, Arc::clone(&log), limiter, Arc::clone(&metrics)).await?;
         let current = Arc::new(reload::Current::new(Arc::new(shared)));
         let reloader = Reloader::new(Arc::clone(&current), config, Arc::clone(&log));
         Ok(Self {
@@ -134,7 +146,14 @@ impl Proxy {
             reloader,
             log,
             proxy_protocol: config.proxy_protocol,
+            metrics,
+            metrics_on_listen: config.metrics == MetricsMode::OnListen,
         })
+    }
+
+    /// The proxy's metrics, to serve on a separate listener (`metrics_listen`, PROXY-17).
+    pub fn metrics(&self) -> MetricsEndpoint {
+        MetricsEndpoint(Arc::clone(&self.metrics))
     }
 
     /// A handle that applies a new configuration to this proxy while it serves (SIGHUP).
@@ -161,7 +180,10 @@ impl Proxy {
                             Arc::clone(&self.current),
                             stream,
                             peer,
-                            self.proxy_protocol,
+                            Listener {
+                                proxy_protocol: self.proxy_protocol,
+                                metrics: self.metrics_on_listen,
+                            },
                             stop_rx.clone(),
                         ));
                     }
@@ -216,6 +238,7 @@ pub(crate) async fn build_shared(
     env: &(dyn Fn(&str) -> Option<String> + Sync),
     log: Arc<dyn LogSink>,
     limiter: Option<Arc<RateLimiter>>,
+    metrics: Arc<Metrics>,
 ) -> Result<Shared, ProxyError> {
     let http = upstream::build_client(config.upstream_timeout)?;
     let mut clients = BTreeMap::new();
@@ -257,6 +280,7 @@ pub(crate) async fn build_shared(
         limiter,
         log,
         trusted: config.trusted_proxies.clone(),
+        metrics,
     })
 }
 
@@ -321,23 +345,41 @@ impl ProxyHandle {
     }
 }
 
+/// What a listening socket does besides the proxy routes.
+#[derive(Debug, Clone, Copy)]
+struct Listener {
+    /// Expects a PROXY protocol header first (PROXY-13).
+    proxy_protocol: bool,
+    /// Answers `GET /metrics` (PROXY-17).
+    metrics: bool,
+}
+
 async fn serve_connection(
     current: Arc<reload::Current>,
     mut stream: TcpStream,
     peer: SocketAddr,
-    proxy_protocol: bool,
+    listener: Listener,
     mut stop: watch::Receiver<bool>,
 ) {
+    let counters = Arc::clone(&current.load().metrics);
+    let _open = counters.connection();
     // Token requests are small request/response pairs: Nagle would only add latency.
     let _ = stream.set_nodelay(true);
-    let Some(peer) = connection_peer(&current, &mut stream, peer, proxy_protocol).await else {
+    let Some(peer) = connection_peer(&current, &mut stream, peer, listener.proxy_protocol).await
+    else {
+        counters.proxy_header_refused();
         return;
     };
     let service = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
         // Each request takes the generation current when it starts (PROXY-14).
         let shared = current.load();
         let client = shared.trusted.client_ip(peer, req.headers());
-        async move { Ok::<_, Infallible>(handler::handle(shared, client, req).await) }
+        async move {
+            if listener.metrics && req.uri().path() == metrics::PATH {
+                return Ok::<_, Infallible>(metrics::answer(&shared.metrics, req.method()));
+            }
+            Ok::<_, Infallible>(handler::handle(shared, client, req).await)
+        }
     });
     let connection = http1::Builder::new()
         .timer(TokioTimer::new())

@@ -7,9 +7,11 @@
 //! as a whole and the running one stays (PROXY-15).
 
 use super::log::LogSink;
+use super::metrics::ReloadOutcome;
 use super::ratelimit::RateLimiter;
 use super::{DRAIN_GRACE, ProxyConfig, ProxyError, Shared, build_shared};
 use std::net::SocketAddr;
+use std::path::Path;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 use tracing::Level;
@@ -93,6 +95,42 @@ impl Reloader {
         self.applied().upstream_timeout + DRAIN_GRACE
     }
 
+    /// Reads `path` again (with `listen` overriding the file's `listen`, as `--listen` does at
+    /// startup) and applies it; logs the outcome and counts it in the metrics. On error the
+    /// running configuration stays (PROXY-15) and the error is returned.
+    pub async fn reload_file(
+        &self,
+        path: &Path,
+        listen: Option<SocketAddr>,
+        env: &(dyn Fn(&str) -> Option<String> + Sync),
+    ) -> Result<(), ProxyError> {
+        self.log.write(
+            Level::INFO,
+            &format!("SIGHUP: reloading {}", path.display()),
+        );
+        let result = match ProxyConfig::from_path(path) {
+            Ok(mut config) => {
+                if let Some(listen) = listen {
+                    config.listen = listen;
+                }
+                self.reload(&config, env).await
+            }
+            Err(e) => Err(e.into()),
+        };
+        let metrics = Arc::clone(&self.current.load().metrics);
+        match &result {
+            Ok(()) => metrics.reload(ReloadOutcome::Applied),
+            Err(e) => {
+                metrics.reload(ReloadOutcome::Refused);
+                self.log.write(
+                    Level::ERROR,
+                    &format!("reload refused, the running configuration stays: {e}"),
+                );
+            }
+        }
+        result
+    }
+
     /// Builds a generation from `config` (secrets loaded, issuers discovered) and swaps it in.
     /// On any error nothing changes and the error is returned (and logged by the caller).
     ///
@@ -111,7 +149,8 @@ impl Reloader {
         } else {
             RateLimiter::new(config.rate_limit_per_minute).map(Arc::new)
         };
-        let shared = build_shared(config, env, Arc::clone(&self.log), limiter).await?;
+        let metrics = Arc::clone(&old.metrics);
+        let shared = build_shared(config, env, Arc::clone(&self.log), limiter, metrics).await?;
         let clients = shared.clients.len();
         self.current.store(Arc::new(shared));
         for (key, changed) in [

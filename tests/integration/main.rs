@@ -16,6 +16,7 @@ mod proxy;
 mod proxy_e2e;
 mod proxy_forwarded;
 mod proxy_lb;
+mod proxy_metrics;
 mod proxy_reload;
 mod pty;
 mod refresh_batch;

@@ -45,18 +45,32 @@ fn env_u64(name: &str, default: u64) -> u64 {
         .unwrap_or(default)
 }
 
-/// An instant token endpoint on its own runtime.
-fn start_upstream() -> (String, tokio::runtime::Runtime) {
+/// An instant token endpoint on its own runtime (usable from sync and async tests); stopped
+/// when dropped.
+pub(crate) struct Upstream {
+    pub(crate) url: String,
+    rt: Option<tokio::runtime::Runtime>,
+}
+
+impl Drop for Upstream {
+    fn drop(&mut self) {
+        if let Some(rt) = self.rt.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
+pub(crate) fn start_upstream() -> Upstream {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
         .build()
         .unwrap();
-    let listener = rt
-        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-        .unwrap();
-    let url = format!("http://{}/token", listener.local_addr().unwrap());
+    let std_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    std_listener.set_nonblocking(true).unwrap();
+    let url = format!("http://{}/token", std_listener.local_addr().unwrap());
     rt.spawn(async move {
+        let listener = tokio::net::TcpListener::from_std(std_listener).unwrap();
         while let Ok((stream, _)) = listener.accept().await {
             tokio::spawn(async move {
                 let service = service_fn(|req: hyper::Request<hyper::body::Incoming>| async move {
@@ -73,7 +87,7 @@ fn start_upstream() -> (String, tokio::runtime::Runtime) {
             });
         }
     });
-    (url, rt)
+    Upstream { url, rt: Some(rt) }
 }
 
 /// A replica's config: PROXY v2 from HAProxy on 127.0.0.1 (as contrib/haproxy says).
@@ -266,7 +280,8 @@ fn haproxy_three_replicas_survive_a_restart_and_limit_per_client_ip() {
     }
     let secs = env_u64("AUTHDECK_LB_SECS", 12);
     let rate = env_u64("AUTHDECK_LB_RATE", 100);
-    let (token_endpoint, upstream_rt) = start_upstream();
+    let upstream = start_upstream();
+    let token_endpoint = upstream.url.clone();
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("secret"), "lb-secret").unwrap();
     let ports = [free_port(), free_port(), free_port()];
@@ -410,7 +425,7 @@ fn haproxy_three_replicas_survive_a_restart_and_limit_per_client_ip() {
         assert!(r.wait_exit(Duration::from_secs(20)).success());
     }
     drop(rt);
-    drop(upstream_rt);
+    drop(upstream);
 }
 
 /// The nginx configuration in contrib/ is valid for the installed nginx (`nginx -t`).

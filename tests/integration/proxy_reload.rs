@@ -94,10 +94,10 @@ redirect_uris = ["{REDIRECT}"]
 }
 
 /// The proxy child; killed on drop.
-struct Running {
+pub(crate) struct Running {
     child: Child,
     lines: Receiver<String>,
-    addr: String,
+    pub(crate) addr: String,
 }
 
 impl Drop for Running {
@@ -108,7 +108,7 @@ impl Drop for Running {
 }
 
 impl Running {
-    fn signal(&self, sig: &str) {
+    pub(crate) fn signal(&self, sig: &str) {
         let ok = Command::new("kill")
             .args([sig, &self.child.id().to_string()])
             .status()
@@ -117,7 +117,7 @@ impl Running {
     }
 
     /// Waits for a stderr line containing `needle`; lines before it are skipped.
-    fn wait_for(&self, needle: &str) -> String {
+    pub(crate) fn wait_for(&self, needle: &str) -> String {
         let deadline = Instant::now() + Duration::from_secs(15);
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -130,7 +130,7 @@ impl Running {
     }
 }
 
-fn start_proxy(config: &Path) -> Running {
+pub(crate) fn start_proxy(config: &Path) -> Running {
     let mut child = Command::new(support::bin())
         .args(["proxy", "--config"])
         .arg(config)
@@ -163,7 +163,7 @@ fn start_proxy(config: &Path) -> Running {
 }
 
 /// One HTTP/1.1 request on a fresh connection; returns the status code.
-fn http(addr: &str, method: &str, path: &str, body: &str) -> u16 {
+pub(crate) fn http(addr: &str, method: &str, path: &str, body: &str) -> u16 {
     let mut s = std::net::TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     let req = format!(
