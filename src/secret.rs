@@ -102,6 +102,10 @@ secret_string!(
     /// A vault passphrase typed by the user or read from the environment.
     Passphrase, Clone, PartialEq, Eq
 );
+secret_string!(
+    /// A base64 SASL initial response (XOAUTH2 / OAUTHBEARER): it holds an access token.
+    SaslResponse
+);
 
 /// A 256-bit symmetric key (the vault key). Zeroized on drop, never printed.
 #[derive(Clone, Zeroize, ZeroizeOnDrop)]

@@ -6,7 +6,9 @@ pub mod demo;
 pub mod driver;
 pub mod error;
 pub mod export;
+pub mod gitcred;
 mod idtoken;
+pub mod kubecred;
 pub mod login;
 pub mod mode;
 pub mod ops;
@@ -14,6 +16,7 @@ pub mod refresh;
 pub mod request;
 pub mod schedule;
 pub mod status;
+pub mod timefmt;
 pub mod view;
 
 pub use error::{AppError, Result};

@@ -15,6 +15,7 @@ pub mod jwks;
 pub mod pkce;
 pub mod retry;
 pub mod revoke;
+pub mod sasl;
 #[cfg(test)]
 pub(crate) mod testutil;
 pub mod token;

@@ -39,7 +39,7 @@ pub fn clock(t: SystemTime) -> String {
 /// `YYYY-MM-DD HH:MM:SS UTC`.
 pub fn datetime(t: SystemTime) -> String {
     let (days, h, m, s) = split(t);
-    let (y, mo, d) = civil_from_days(days);
+    let (y, mo, d) = crate::app::timefmt::civil_from_days(days);
     format!("{y:04}-{mo:02}-{d:02} {h:02}:{m:02}:{s:02} UTC")
 }
 
@@ -49,24 +49,6 @@ fn split(t: SystemTime) -> (i64, u64, u64, u64) {
     let days = i64::try_from(secs / 86_400).unwrap_or(i64::MAX / 2);
     let rem = secs % 86_400;
     (days, rem / 3600, (rem % 3600) / 60, rem % 60)
-}
-
-/// Gregorian date from days since 1970-01-01 (Howard Hinnant's `civil_from_days`).
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (
-        y,
-        u32::try_from(m).unwrap_or(1),
-        u32::try_from(d).unwrap_or(1),
-    )
 }
 
 #[cfg(test)]
