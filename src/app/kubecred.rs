@@ -57,7 +57,11 @@ pub fn requested_version(exec_info: Option<&str>) -> Result<ApiVersion, ExecInfo
         Some("client.authentication.k8s.io/v1") => Ok(ApiVersion::V1),
         Some("client.authentication.k8s.io/v1beta1") => Ok(ApiVersion::V1beta1),
         Some(other) => Err(ExecInfoError::Unsupported(
-            other.chars().filter(|c| c.is_ascii_graphic()).take(80).collect(),
+            other
+                .chars()
+                .filter(|c| c.is_ascii_graphic())
+                .take(80)
+                .collect(),
         )),
     }
 }

@@ -7,6 +7,7 @@ pub mod driver;
 pub mod error;
 pub mod export;
 pub mod gitcred;
+pub mod handoff;
 mod idtoken;
 pub mod kubecred;
 pub mod login;
@@ -383,6 +384,9 @@ pub fn apply_tokens(
     rec.scopes = tokens.scopes.clone();
     rec.obtained_at = Some(status::unix(tokens.obtained_at));
     rec.expires_at = tokens.expires_at.map(status::unix);
+    if let Some(id) = &tokens.id_token {
+        rec.id_token = Some(id.clone());
+    }
     if let Some(claims) = &tokens.claims {
         rec.claims = Claims {
             subject: claims.sub.clone(),

@@ -78,7 +78,7 @@ fn run(f: impl FnOnce(&tokio::runtime::Runtime) -> Result<u8, AppError>) -> u8 {
 
 /// A current-thread runtime: enough for `token` and `--export`, which make at most a few
 /// sequential requests, and it starts no worker threads (issue 5: export time).
-fn light_runtime() -> Result<tokio::runtime::Runtime, AppError> {
+pub(crate) fn light_runtime() -> Result<tokio::runtime::Runtime, AppError> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -1,8 +1,12 @@
 //! The command line: argument parsing, output formats and exit codes. A thin face on `app`.
 
 pub mod accounts;
+pub mod completions;
+pub mod gitcred;
+pub mod kube;
 pub mod providers;
 pub mod proxy;
+pub mod token_opts;
 pub mod vault;
 
 use crate::app::export::ExportFormat;
@@ -39,14 +43,10 @@ pub struct Cli {
     #[arg(long, global = true, env = "AUTHDECK_VAULT", value_name = "PATH")]
     pub vault: Option<PathBuf>,
 
-    /// Print `export NAME='token'` lines for every logged-in account (or those named),
-    /// refreshing what is due: `eval "$(authdeck --export)"`.
-    #[arg(long, num_args = 0.., value_name = "NAME")]
+    /// The same as the `export` command: `eval "$(authdeck --export)"`. Takes the names and
+    /// `--format` in any order.
+    #[arg(long, num_args = 0.., value_name = "NAME", add = completions::accounts())]
     pub export: Option<Vec<String>>,
-
-    /// Output format of --export.
-    #[arg(long, value_enum, default_value_t = ExportFormat::Sh, requires = "export")]
-    pub format: ExportFormat,
 
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -58,10 +58,10 @@ pub enum Command {
     /// Log in to an account: browser, VPS paste mode, or the device grant.
     Login(accounts::LoginArgs),
     /// Print one valid access token (refreshed first when due) and nothing else.
-    Token {
-        /// The account.
-        name: String,
-    },
+    Token(token_opts::TokenArgs),
+    /// Print `export NAME='token'` lines for every logged-in account (or those named),
+    /// refreshing what is due: `eval "$(authdeck export)"`.
+    Export(ExportArgs),
     /// Show every account: state, expiry, identity, scopes, last refresh.
     Status {
         /// Machine-readable output.
@@ -73,11 +73,13 @@ pub enum Command {
     /// Revoke an account's tokens at the provider, then forget them locally.
     Revoke {
         /// The account.
+        #[arg(add = completions::accounts())]
         name: String,
     },
     /// Forget an account's tokens locally (they stay valid at the provider).
     Logout {
         /// The account.
+        #[arg(add = completions::accounts())]
         name: String,
     },
     /// Send an authenticated HTTP request; on 401 refresh once and retry.
@@ -85,7 +87,7 @@ pub enum Command {
     /// Run a command with the accounts' tokens in its environment (never in argv).
     Exec {
         /// Accounts whose tokens to pass.
-        #[arg(required = true)]
+        #[arg(required = true, add = completions::accounts())]
         names: Vec<String>,
         /// The command and its arguments, after `--`.
         #[arg(last = true, required = true)]
@@ -105,6 +107,83 @@ pub enum Command {
         #[command(subcommand)]
         command: vault::VaultCommand,
     },
+    /// git's credential helper: `git config credential.helper '!authdeck git-credential'`.
+    ///
+    /// The account is the one whose `git_urls` match the remote best; no match prints nothing,
+    /// so git asks its next helper.
+    GitCredential(gitcred::GitCredentialArgs),
+    /// kubectl's exec credential plugin: prints an ExecCredential with a fresh token.
+    KubeCredential(kube::KubeCredentialArgs),
+    /// Print the completion script for a shell (account names complete from the config dir).
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: completions::Shell,
+    },
+    /// Print the man page, or write one page per command into a directory.
+    Man {
+        /// Write `authdeck.1`, `authdeck-login.1`, … here instead of printing.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
+}
+
+/// `authdeck export [NAME...] [--format sh|fish|powershell|dotenv|json]`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ExportArgs {
+    /// Accounts to export (default: every logged-in account).
+    #[arg(value_name = "NAME", add = completions::accounts())]
+    pub names: Vec<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = ExportFormat::Sh)]
+    pub format: ExportFormat,
+}
+
+/// The clap definition, for completion and the man page.
+pub fn command() -> clap::Command {
+    use clap::CommandFactory;
+    Cli::command()
+}
+
+/// `--export` anywhere before the command words becomes the `export` command, so that
+/// `authdeck --export --format json work` means `authdeck export --format json work`: the
+/// names and `--format` may come in any order. Only the words before the first command word
+/// are looked at, and the values of `--config`, `--vault` and `--format` are skipped.
+pub fn rewrite_export_flag(args: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsString> {
+    let mut skip_value = false;
+    let mut found = None;
+    for (i, a) in args.iter().enumerate().skip(1) {
+        if skip_value {
+            skip_value = false;
+            continue;
+        }
+        let Some(a) = a.to_str() else { continue };
+        match a {
+            "--" => break,
+            "--config" | "--vault" | "--format" => skip_value = true,
+            // A command word: `--export` after it belongs to that command (and is an error).
+            _ if !a.starts_with('-') => break,
+            "--export" => {
+                found = Some((i, None));
+                break;
+            }
+            _ if a.starts_with("--export=") => {
+                found = Some((i, Some(a["--export=".len()..].to_owned())));
+                break;
+            }
+            _ => {}
+        }
+    }
+    let Some((i, inline)) = found else {
+        return args;
+    };
+    let mut out = Vec::with_capacity(args.len() + 1);
+    out.extend(args[..1].iter().cloned());
+    out.push("export".into());
+    out.extend(args[1..i].iter().cloned());
+    out.extend(inline.map(Into::into));
+    out.extend(args[i + 1..].iter().cloned());
+    out
 }
 
 /// Warns on stderr when the vault looks rolled back to an older copy (HARD-8). A check that
@@ -121,27 +200,18 @@ pub fn main() -> ExitCode {
     if let Err(e) = crate::process::harden() {
         eprintln!("authdeck: warning: cannot make the process non-dumpable: {e}");
     }
-    let cli = Cli::parse();
+    completions::answer_if_asked();
+    let cli = Cli::parse_from(rewrite_export_flag(std::env::args_os().collect()));
     let loc = Locations {
         config: cli.config.clone(),
         vault: cli.vault.clone(),
     };
-    if cli.export.is_some() && cli.command.is_some() {
-        use clap::CommandFactory;
-        Cli::command()
-            .error(
-                clap::error::ErrorKind::ArgumentConflict,
-                "--export cannot be combined with a command",
-            )
-            .exit();
-    }
-    if let Some(names) = &cli.export {
-        return ExitCode::from(accounts::export(&loc, names, cli.format));
-    }
     let code = match cli.command {
         None => accounts::dashboard(&loc),
         Some(Command::Login(args)) => accounts::login(&loc, &args),
-        Some(Command::Token { name }) => accounts::token(&loc, &name),
+        Some(Command::Token(args)) if args.is_plain() => accounts::token(&loc, &args.name),
+        Some(Command::Token(args)) => token_opts::run(&loc, &args),
+        Some(Command::Export(args)) => accounts::export(&loc, &args.names, args.format),
         Some(Command::Status { json }) => accounts::status(&loc, json),
         Some(Command::Refresh(args)) => accounts::refresh(&loc, &args),
         Some(Command::Revoke { name }) => accounts::revoke(&loc, &name),
@@ -152,6 +222,10 @@ pub fn main() -> ExitCode {
         Some(Command::Providers(args)) => providers::run(&args, cli.config.as_deref()),
         Some(Command::Vault { command }) => return vault::run(cli.vault, command),
         Some(Command::Proxy(args)) => return proxy::run(cli.config.as_deref(), &args),
+        Some(Command::GitCredential(args)) => gitcred::run(&loc, &args),
+        Some(Command::KubeCredential(args)) => kube::run(&loc, &args),
+        Some(Command::Completions { shell }) => completions::print_script(shell),
+        Some(Command::Man { dir }) => completions::man(dir.as_deref()),
     };
     ExitCode::from(code)
 }
@@ -166,13 +240,67 @@ mod tests {
         Cli::command().debug_assert();
     }
 
+    fn parse(args: &[&str]) -> Cli {
+        let args = args.iter().map(std::ffi::OsString::from).collect();
+        Cli::try_parse_from(rewrite_export_flag(args)).unwrap()
+    }
+
+    fn export_args(cli: Cli) -> (Vec<String>, ExportFormat) {
+        match cli.command {
+            Some(Command::Export(a)) => (a.names, a.format),
+            other => panic!("not export: {other:?}"),
+        }
+    }
+
     #[test]
-    fn export_takes_names_and_a_format() {
-        let cli =
-            Cli::try_parse_from(["authdeck", "--export", "a", "b", "--format", "fish"]).unwrap();
-        assert_eq!(cli.export, Some(vec!["a".to_string(), "b".to_string()]));
-        assert_eq!(cli.format, ExportFormat::Fish);
-        let cli = Cli::try_parse_from(["authdeck", "--export"]).unwrap();
-        assert_eq!(cli.export, Some(vec![]));
+    fn export_flag_takes_names_and_a_format_in_any_order() {
+        let ab = vec!["a".to_string(), "b".to_string()];
+        for args in [
+            &["authdeck", "--export", "a", "b", "--format", "fish"][..],
+            &["authdeck", "--export", "--format", "fish", "a", "b"],
+            &["authdeck", "--export", "a", "--format", "fish", "b"],
+            &["authdeck", "export", "a", "--format", "fish", "b"],
+            &[
+                "authdeck",
+                "--config",
+                "--export",
+                "--export",
+                "a",
+                "b",
+                "--format=fish",
+            ],
+        ] {
+            assert_eq!(
+                export_args(parse(args)),
+                (ab.clone(), ExportFormat::Fish),
+                "{args:?}"
+            );
+        }
+        let (names, format) = export_args(parse(&["authdeck", "--export"]));
+        assert!(names.is_empty());
+        assert_eq!(format, ExportFormat::Sh);
+        assert_eq!(
+            export_args(parse(&["authdeck", "--export=work"])).0,
+            vec!["work"]
+        );
+    }
+
+    #[test]
+    fn without_export_flag_nothing_is_rewritten() {
+        let args: Vec<std::ffi::OsString> = ["authdeck", "exec", "a", "--", "env", "--export"]
+            .iter()
+            .map(Into::into)
+            .collect();
+        assert_eq!(rewrite_export_flag(args.clone()), args);
+        let cli = parse(&["authdeck", "--vault", "--export", "status"]);
+        assert!(matches!(cli.command, Some(Command::Status { .. })));
+        let args: Vec<std::ffi::OsString> = ["authdeck", "token", "--export"]
+            .iter()
+            .map(Into::into)
+            .collect();
+        assert_eq!(rewrite_export_flag(args.clone()), args);
+        let (names, format) =
+            export_args(parse(&["authdeck", "--format", "json", "--export", "w"]));
+        assert_eq!((names, format), (vec!["w".to_string()], ExportFormat::Json));
     }
 }

@@ -97,8 +97,8 @@ mod tests {
     fn xoauth2_matches_googles_example() {
         // The example of Google's "OAuth 2.0 Mechanism" page.
         let t = AccessToken::new("ya29.vF9dft4qmTc2Nvb3RlckBhdHRhdmlzdGEuY29tCg");
-        let r = initial_response(Mechanism::XOAuth2, "someuser@example.com", &t, None, None)
-            .unwrap();
+        let r =
+            initial_response(Mechanism::XOAuth2, "someuser@example.com", &t, None, None).unwrap();
         assert_eq!(
             r.secret(),
             "dXNlcj1zb21ldXNlckBleGFtcGxlLmNvbQFhdXRoPUJlYXJlciB5YTI5LnZGOWRmdDRxbVRjMk52YjNSbGNrQmhkSFJoZG1semRHRXVZMjl0Q2cBAQ=="

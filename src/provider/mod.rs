@@ -9,12 +9,14 @@
 //! Everything here parses from `&str` ([`parse_str`]); [`load_file`] and [`load_accounts`] wrap
 //! the file system around it. One bad file never hides the good ones.
 
+mod git_url;
 pub mod index;
 mod problem;
 mod raw;
 mod templates;
 mod validate;
 
+pub use git_url::GitUrl;
 pub use index::{Index, Stamps};
 pub use problem::{Position, Problem, Severity};
 pub use raw::FIELDS;
@@ -172,6 +174,10 @@ pub struct Provider {
     pub export_var: Option<String>,
     /// Exchange proxy base URL: the code exchange goes through it instead of holding a secret.
     pub exchange_proxy: Option<Url>,
+    /// git remotes this account's token is for (`git-credential`; GIT-1).
+    pub git_urls: Vec<GitUrl>,
+    /// The username `git-credential` sends with the token; `None`: the template's default.
+    pub git_username: Option<String>,
     /// Token endpoint response format.
     pub token_response: TokenResponse,
     /// True when a refresh may return a new refresh token that replaces the old one.
@@ -291,6 +297,14 @@ pub fn config_dir(cli_override: Option<&Path>) -> Result<PathBuf, ConfigDirError
 /// Where account files live inside a configuration directory.
 pub fn accounts_dir(config_dir: &Path) -> PathBuf {
     config_dir.join("providers")
+}
+
+/// The names of the account files in `config_dir`, sorted, without reading them (shell
+/// completion). A missing or unreadable directory has none.
+pub fn account_names(config_dir: &Path) -> Vec<String> {
+    list_toml(&accounts_dir(config_dir))
+        .map(|files| files.into_keys().collect())
+        .unwrap_or_default()
 }
 
 /// Every bundled template, validated, in [`TEMPLATE_NAMES`] order.

@@ -30,6 +30,8 @@ pub const FIELDS: &[&str] = &[
     "token_params",
     "export_var",
     "exchange_proxy",
+    "git_urls",
+    "git_username",
     "token_response",
     "refresh_token_rotates",
     "send_scope_on_refresh",
@@ -70,6 +72,8 @@ struct RawFile {
     token_params: Option<BTreeMap<String, Spanned<ParamValue>>>,
     export_var: Option<Spanned<String>>,
     exchange_proxy: Option<Spanned<String>>,
+    git_urls: Option<Spanned<Vec<Spanned<String>>>>,
+    git_username: Option<Spanned<String>>,
     token_response: Option<Spanned<TokenResponse>>,
     refresh_token_rotates: Option<Spanned<bool>>,
     send_scope_on_refresh: Option<Spanned<bool>>,
@@ -197,6 +201,8 @@ pub struct Layer {
     pub token_params: AtTable,
     pub export_var: Option<At<String>>,
     pub exchange_proxy: Option<At<String>>,
+    pub git_urls: Option<At<Vec<At<String>>>>,
+    pub git_username: Option<At<String>>,
     pub token_response: Option<At<TokenResponse>>,
     pub refresh_token_rotates: Option<At<bool>>,
     pub send_scope_on_refresh: Option<At<bool>>,
@@ -252,10 +258,11 @@ impl Layer {
         child_else_base!(
             display_name, issuer, authorization_endpoint, token_endpoint, revocation_endpoint,
             device_authorization_endpoint, userinfo_endpoint, scopes, client_id, client_auth,
-            redirect_uri, export_var, exchange_proxy, token_response, refresh_token_rotates,
-            send_scope_on_refresh, default_lifetime_secs, pkce, device_client_auth,
-            device_client_id, device_client_secret_env, revocation_format, send_redirect_uri_on_refresh, redirect_fallback_ports,
-            require_redirect_uri, issuer_aliases;
+            redirect_uri, export_var, exchange_proxy, git_urls, git_username, token_response,
+            refresh_token_rotates, send_scope_on_refresh, default_lifetime_secs, pkce,
+            device_client_auth, device_client_id, device_client_secret_env, revocation_format,
+            send_redirect_uri_on_refresh, redirect_fallback_ports, require_redirect_uri,
+            issuer_aliases;
             name: over.name,
             source: over.source,
             extends: over.extends,
@@ -362,6 +369,16 @@ impl RawFile {
                 origin,
             }
         }
+        fn list(
+            s: Spanned<Vec<Spanned<String>>>,
+            at: &impl Fn(usize) -> Origin,
+        ) -> At<Vec<At<String>>> {
+            let l = one(s, at);
+            At {
+                value: l.value.into_iter().map(|v| one(v, at)).collect(),
+                origin: l.origin,
+            }
+        }
         let opt = |s: Option<Spanned<String>>| s.map(|s| one(s, &at));
         fn list<T>(s: Spanned<Vec<Spanned<T>>>, at: &impl Fn(usize) -> Origin) -> AtList<T> {
             let l = one(s, at);
@@ -396,13 +413,7 @@ impl RawFile {
             revocation_endpoint: opt(self.revocation_endpoint),
             device_authorization_endpoint: opt(self.device_authorization_endpoint),
             userinfo_endpoint: opt(self.userinfo_endpoint),
-            scopes: self.scopes.map(|s| {
-                let list = one(s, &at);
-                At {
-                    value: list.value.into_iter().map(|v| one(v, &at)).collect(),
-                    origin: list.origin,
-                }
-            }),
+            scopes: self.scopes.map(|s| list(s, &at)),
             client_id: opt(self.client_id),
             client_secret: self.client_secret.map(|s| one(s, &at)),
             client_secret_env: opt(self.client_secret_env),
@@ -412,6 +423,8 @@ impl RawFile {
             token_params: table(self.token_params),
             export_var: opt(self.export_var),
             exchange_proxy: opt(self.exchange_proxy),
+            git_urls: self.git_urls.map(|s| list(s, &at)),
+            git_username: opt(self.git_username),
             token_response: self.token_response.map(|s| one(s, &at)),
             refresh_token_rotates: self.refresh_token_rotates.map(|s| one(s, &at)),
             send_scope_on_refresh: self.send_scope_on_refresh.map(|s| one(s, &at)),

@@ -142,6 +142,8 @@ pub fn finish(layer: Layer, mode: Mode, meta: Meta) -> Result<Provider, Vec<Prob
         auth_params: strings(&layer.auth_params),
         token_params: strings(&layer.token_params),
         export_var: layer.export_var.as_ref().map(|e| e.value.clone()),
+        git_urls: v.git_urls(&layer),
+        git_username: layer.git_username.as_ref().map(|e| e.value.clone()),
         exchange_proxy,
         token_response: layer
             .token_response
@@ -314,6 +316,24 @@ impl Validator {
             }
         }
         list.value.iter().map(|s| s.value.clone()).collect()
+    }
+
+    /// `git_urls`: each must parse as a [`GitUrl`]; a bad one is an error at its position.
+    fn git_urls(&mut self, layer: &Layer) -> Vec<super::GitUrl> {
+        let Some(list) = &layer.git_urls else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for entry in &list.value {
+            match super::GitUrl::parse(&entry.value) {
+                Ok(u) => out.push(u),
+                Err(why) => self.problems.push(entry.origin.error(
+                    format!("git_urls entry {:?}: {why}", entry.value),
+                    "write a protocol and host, and optionally a path prefix: \"https://gitlab.example.com/group/\"",
+                )),
+            }
+        }
+        out
     }
 
     fn check_export_var(&mut self, layer: &Layer) {

@@ -1,7 +1,7 @@
 //! Account records: what the vault stores per account (VAULT-6). The vault knows
 //! an account by its name and its provider only by name; never a PKCE verifier or `state`.
 
-use crate::secret::{AccessToken, ClientSecret, RefreshToken};
+use crate::secret::{AccessToken, ClientSecret, IdToken, RefreshToken};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -33,8 +33,11 @@ pub struct Record {
     pub obtained_at: Option<UnixSeconds>,
     /// Absolute expiry of the access token; `None` when the server did not say.
     pub expires_at: Option<UnixSeconds>,
-    /// A summary of the id_token claims (the raw id_token is not kept).
+    /// A summary of the id_token claims.
     pub claims: Claims,
+    /// The last id_token, kept for `kube-credential --id-token` (the Kubernetes OIDC
+    /// authenticator takes ID tokens). Encrypted like every token; never exported otherwise.
+    pub id_token: Option<IdToken>,
     /// The last refresh attempt, if any.
     pub last_refresh: Option<RefreshAttempt>,
     /// How many refreshes have succeeded.

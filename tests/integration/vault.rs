@@ -55,6 +55,7 @@ fn full_record() -> Record {
             name: Some("Me".into()),
             verified: true,
         },
+        id_token: Some(authdeck::secret::IdToken::new("eyJ.e30.sig")),
         last_refresh: Some(authdeck::vault::RefreshAttempt {
             at: 1_700_000_100,
             outcome: authdeck::vault::RefreshOutcome::Failed {

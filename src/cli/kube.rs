@@ -1,0 +1,68 @@
+//! `authdeck kube-credential NAME [--id-token]`: kubectl's exec credential plugin.
+//!
+//! kubeconfig:
+//! ```yaml
+//! users:
+//! - name: work
+//!   user:
+//!     exec:
+//!       apiVersion: client.authentication.k8s.io/v1
+//!       command: authdeck
+//!       args: [kube-credential, work]
+//!       interactiveMode: Never
+//! ```
+
+use super::accounts::{Locations, light_runtime, open_app, report};
+use super::exit;
+use crate::app::kubecred;
+use crate::app::refresh::Refreshed;
+use crate::secret::AnyToken;
+use clap::Args;
+use std::io::Write;
+use std::time::Duration;
+
+/// `authdeck kube-credential NAME [--id-token]`.
+#[derive(Debug, Args)]
+pub struct KubeCredentialArgs {
+    /// The account.
+    #[arg(add = super::completions::accounts())]
+    pub name: String,
+    /// Hand over the account's ID token instead of the access token (the Kubernetes OIDC
+    /// authenticator takes ID tokens).
+    #[arg(long)]
+    pub id_token: bool,
+}
+
+/// Prints one ExecCredential.
+pub fn run(loc: &Locations, args: &KubeCredentialArgs) -> u8 {
+    let exec_info = std::env::var("KUBERNETES_EXEC_INFO").ok();
+    let version = match kubecred::requested_version(exec_info.as_deref()) {
+        Ok(v) => v,
+        Err(e) => {
+            eprintln!("authdeck: kube-credential: {e}");
+            return exit::ERROR;
+        }
+    };
+    let result = open_app(loc, false).and_then(|app| {
+        let rt = light_runtime()?;
+        let (token, expires_at) = if args.id_token {
+            rt.block_on(app.hand_id_token(&args.name))?
+        } else {
+            let (handed, how) = rt.block_on(app.hand_token(&args.name, Duration::ZERO))?;
+            if let Refreshed::FailedButValid { reason } = how {
+                eprintln!(
+                    "authdeck: warning: refresh failed ({reason}); the current token is still valid"
+                );
+            }
+            (AnyToken::new(handed.token.secret()), handed.expires_at)
+        };
+        Ok(kubecred::exec_credential(version, &token, expires_at))
+    });
+    match result {
+        Ok(json) => {
+            let _ = writeln!(std::io::stdout().lock(), "{json}");
+            exit::OK
+        }
+        Err(e) => report(&e),
+    }
+}

@@ -1,0 +1,95 @@
+//! `authdeck token NAME` with options: `--min-valid DURATION` and `--format xoauth2|oauthbearer
+//! [--user EMAIL]` (the SASL message mail clients without XOAUTH2 support of their own want).
+//! Plain `token NAME` stays on the fast path of `accounts::token`.
+
+use super::accounts::{Locations, light_runtime, open_app, report};
+use super::exit;
+use crate::app::AppError;
+use crate::app::refresh::Refreshed;
+use crate::oauth::sasl::{self, Mechanism};
+use clap::{Args, ValueEnum};
+use std::io::Write;
+use std::time::Duration;
+
+/// What `token` prints.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
+pub enum TokenFormat {
+    /// The access token alone (what `passwordeval` / `PassCmd` expect).
+    #[default]
+    Raw,
+    /// base64 of `user=EMAIL^Aauth=Bearer TOKEN^A^A` (Google, Microsoft).
+    Xoauth2,
+    /// base64 of the RFC 7628 OAUTHBEARER message.
+    Oauthbearer,
+}
+
+/// `authdeck token NAME [--min-valid D] [--format F] [--user EMAIL]`.
+#[derive(Debug, Args)]
+pub struct TokenArgs {
+    /// The account.
+    #[arg(add = super::completions::accounts())]
+    pub name: String,
+    /// Refresh first when less than this remains (`90s`, `10m`, `1h`).
+    #[arg(long, value_name = "DURATION", value_parser = crate::app::handoff::parse_duration)]
+    pub min_valid: Option<Duration>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = TokenFormat::Raw)]
+    pub format: TokenFormat,
+    /// The SASL user name (default: the e-mail of the account's ID token).
+    #[arg(long, value_name = "EMAIL", requires = "format")]
+    pub user: Option<String>,
+}
+
+impl TokenArgs {
+    /// Whether plain `accounts::token` answers this (no option given).
+    pub fn is_plain(&self) -> bool {
+        self.min_valid.is_none() && self.format == TokenFormat::Raw
+    }
+}
+
+/// Prints the token as asked.
+pub fn run(loc: &Locations, args: &TokenArgs) -> u8 {
+    match print(loc, args) {
+        Ok(code) => code,
+        Err(e) => report(&e),
+    }
+}
+
+fn print(loc: &Locations, args: &TokenArgs) -> Result<u8, AppError> {
+    let app = open_app(loc, false)?;
+    let min_valid = args.min_valid.unwrap_or(Duration::ZERO);
+    let (handed, how) = light_runtime()?.block_on(app.hand_token(&args.name, min_valid))?;
+    if let Refreshed::FailedButValid { reason } = how {
+        eprintln!("authdeck: warning: refresh failed ({reason}); the current token is still valid");
+    }
+    let now = crate::app::status::unix(std::time::SystemTime::now());
+    if crate::app::handoff::remaining_below(
+        handed.expires_at,
+        std::time::SystemTime::now(),
+        min_valid,
+    ) {
+        let left = handed.expires_at.map_or(0, |e| e.saturating_sub(now));
+        eprintln!(
+            "authdeck: warning: {} tokens live {left} s, less than --min-valid",
+            args.name
+        );
+    }
+    let mechanism = match args.format {
+        TokenFormat::Raw => {
+            let _ = writeln!(std::io::stdout().lock(), "{}", handed.token.secret());
+            return Ok(exit::OK);
+        }
+        TokenFormat::Xoauth2 => Mechanism::XOAuth2,
+        TokenFormat::Oauthbearer => Mechanism::OAuthBearer,
+    };
+    let user = args.user.clone().or(handed.email).ok_or_else(|| {
+        AppError::Config(format!(
+            "{} has no e-mail from an ID token: pass --user EMAIL",
+            args.name
+        ))
+    })?;
+    let message = sasl::initial_response(mechanism, &user, &handed.token, None, None)
+        .map_err(|e| AppError::Config(e.to_string()))?;
+    let _ = writeln!(std::io::stdout().lock(), "{}", message.secret());
+    Ok(exit::OK)
+}
