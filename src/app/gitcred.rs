@@ -120,13 +120,11 @@ impl Request {
         if self.protocol.is_none() {
             self.protocol = Some(url.scheme().to_string());
         }
-        if self.host.is_none() {
-            if let Some(h) = url.host_str() {
-                self.host = Some(match url.port() {
-                    Some(p) => format!("{h}:{p}"),
-                    None => h.to_string(),
-                });
-            }
+        if let (None, Some(h)) = (&self.host, url.host_str()) {
+            self.host = Some(match url.port() {
+                Some(p) => format!("{h}:{p}"),
+                None => h.to_string(),
+            });
         }
         if self.path.is_none() {
             let p = url.path().trim_start_matches('/');

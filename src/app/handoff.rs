@@ -87,10 +87,10 @@ impl App {
                 return Ok((t, exp));
             }
             self.fresh_token(name, true).await?;
-            if let Some((t, exp)) = stored(self)? {
-                if !remaining_below(exp, SystemTime::now(), min) {
-                    return Ok((t, exp));
-                }
+            if let Some((t, exp)) = stored(self)?
+                && !remaining_below(exp, SystemTime::now(), min)
+            {
+                return Ok((t, exp));
             }
             return Err(AppError::Config(format!(
                 "the provider of {name} gave no new ID token on refresh; log in again (authdeck login {name})"

@@ -89,10 +89,10 @@ fn completer_path() -> String {
         .next()
         .unwrap_or_else(|| OsString::from("authdeck"))
         .into();
-    if arg0.components().count() > 1 {
-        if let Ok(cwd) = std::env::current_dir() {
-            return cwd.join(arg0).to_string_lossy().into_owned();
-        }
+    if arg0.components().count() > 1
+        && let Ok(cwd) = std::env::current_dir()
+    {
+        return cwd.join(arg0).to_string_lossy().into_owned();
     }
     arg0.to_string_lossy().into_owned()
 }

@@ -292,7 +292,7 @@ mod tests {
             .map(Into::into)
             .collect();
         assert_eq!(rewrite_export_flag(args.clone()), args);
-        let cli = parse(&["authdeck", "--vault", "--export", "status"]);
+        let cli = parse(&["authdeck", "--vault", "/v", "status"]);
         assert!(matches!(cli.command, Some(Command::Status { .. })));
         let args: Vec<std::ffi::OsString> = ["authdeck", "token", "--export"]
             .iter()

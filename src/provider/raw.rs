@@ -369,16 +369,6 @@ impl RawFile {
                 origin,
             }
         }
-        fn list(
-            s: Spanned<Vec<Spanned<String>>>,
-            at: &impl Fn(usize) -> Origin,
-        ) -> At<Vec<At<String>>> {
-            let l = one(s, at);
-            At {
-                value: l.value.into_iter().map(|v| one(v, at)).collect(),
-                origin: l.origin,
-            }
-        }
         let opt = |s: Option<Spanned<String>>| s.map(|s| one(s, &at));
         fn list<T>(s: Spanned<Vec<Spanned<T>>>, at: &impl Fn(usize) -> Origin) -> AtList<T> {
             let l = one(s, at);
