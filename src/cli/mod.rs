@@ -242,7 +242,8 @@ mod tests {
 
     fn parse(args: &[&str]) -> Cli {
         let args = args.iter().map(std::ffi::OsString::from).collect();
-        Cli::try_parse_from(rewrite_export_flag(args)).unwrap()
+        let args = rewrite_export_flag(args);
+        Cli::try_parse_from(&args).unwrap_or_else(|e| panic!("{args:?}: {e}"))
     }
 
     fn export_args(cli: Cli) -> (Vec<String>, ExportFormat) {
@@ -263,7 +264,7 @@ mod tests {
             &[
                 "authdeck",
                 "--config",
-                "--export",
+                "/c",
                 "--export",
                 "a",
                 "b",
