@@ -16,9 +16,15 @@ use zeroize::{Zeroize, ZeroizeOnDrop};
 macro_rules! secret_string {
     ($(#[$meta:meta])* $name:ident $(, $derive:ident)*) => {
         $(#[$meta])*
-        #[derive(Zeroize, ZeroizeOnDrop, Serialize, Deserialize $(, $derive)*)]
+        #[derive(Zeroize, ZeroizeOnDrop, Serialize $(, $derive)*)]
         #[serde(transparent)]
         pub struct $name(String);
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                d.deserialize_any(SecretVisitor).map(Self)
+            }
+        }
 
         impl $name {
             /// Wraps a secret value.
@@ -55,6 +61,79 @@ macro_rules! secret_string {
             }
         }
     };
+}
+
+/// Reads a secret string. Anything but a string is refused with a message that never shows
+/// the value (HARD-11): serde's own "invalid type: integer `12345`" would put a mistyped
+/// secret into an error on the screen or in a log.
+struct SecretVisitor;
+
+impl SecretVisitor {
+    fn refuse<E: serde::de::Error>(kind: &str) -> E {
+        E::custom(format!(
+            "invalid type: {kind} (value not shown), expected a string; quote the secret"
+        ))
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for SecretVisitor {
+    type Value = String;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a string")
+    }
+
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<String, E> {
+        Ok(v.to_owned())
+    }
+
+    fn visit_string<E: serde::de::Error>(self, v: String) -> Result<String, E> {
+        Ok(v)
+    }
+
+    fn visit_bool<E: serde::de::Error>(self, _: bool) -> Result<String, E> {
+        Err(Self::refuse("a boolean"))
+    }
+
+    fn visit_i64<E: serde::de::Error>(self, _: i64) -> Result<String, E> {
+        Err(Self::refuse("an integer"))
+    }
+
+    fn visit_u64<E: serde::de::Error>(self, _: u64) -> Result<String, E> {
+        Err(Self::refuse("an integer"))
+    }
+
+    fn visit_i128<E: serde::de::Error>(self, _: i128) -> Result<String, E> {
+        Err(Self::refuse("an integer"))
+    }
+
+    fn visit_u128<E: serde::de::Error>(self, _: u128) -> Result<String, E> {
+        Err(Self::refuse("an integer"))
+    }
+
+    fn visit_f64<E: serde::de::Error>(self, _: f64) -> Result<String, E> {
+        Err(Self::refuse("a number"))
+    }
+
+    fn visit_char<E: serde::de::Error>(self, _: char) -> Result<String, E> {
+        Err(Self::refuse("a character"))
+    }
+
+    fn visit_bytes<E: serde::de::Error>(self, _: &[u8]) -> Result<String, E> {
+        Err(Self::refuse("bytes"))
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, _: A) -> Result<String, A::Error> {
+        Err(Self::refuse("an array"))
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, _: A) -> Result<String, A::Error> {
+        Err(Self::refuse("a table"))
+    }
+
+    fn visit_unit<E: serde::de::Error>(self) -> Result<String, E> {
+        Err(Self::refuse("null"))
+    }
 }
 
 secret_string!(
@@ -195,6 +274,36 @@ mod tests {
     #[test]
     fn random_bytes_differ() {
         assert_ne!(random_bytes::<32>(), random_bytes::<32>());
+    }
+
+    /// HARD-11: a mistyped secret (a number, a boolean, a date, an array) is refused with a
+    /// message that does not contain it, in TOML and in JSON; a string still reads.
+    #[test]
+    fn a_mistyped_secret_is_refused_without_echoing_it() {
+        #[derive(Deserialize, Debug)]
+        #[allow(dead_code)]
+        struct File {
+            client_secret: ClientSecret,
+        }
+        for text in [
+            "client_secret = 98765432101",
+            "client_secret = 9876.54321",
+            "client_secret = true",
+            "client_secret = 1979-05-27T07:32:00Z",
+            "client_secret = [98765432101]",
+        ] {
+            let err = toml::from_str::<File>(text).unwrap_err();
+            // The project shows `message()` with its own FILE:LINE:COL, never toml's snippet.
+            let shown = err.message();
+            for leak in ["98765432101", "9876.54321", "true", "1979-05-27"] {
+                assert!(!shown.contains(leak), "{text}: {shown}");
+            }
+            assert!(err.message().contains("value not shown"), "{text}: {shown}");
+        }
+        let err = serde_json::from_str::<ClientSecret>("98765432101").unwrap_err();
+        assert!(!err.to_string().contains("98765432101"), "{err}");
+        let ok: File = toml::from_str(r#"client_secret = "s3cret""#).unwrap();
+        assert_eq!(ok.client_secret.secret(), "s3cret");
     }
 
     #[test]

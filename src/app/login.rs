@@ -3,7 +3,7 @@
 //! the device grant. A failed login leaves the vault as it was.
 
 use super::mode::LoginMode;
-use super::{App, AppError, Result, apply_tokens};
+use super::{App, AppError, Result, login_record};
 use crate::oauth::callback::{CallbackError, CallbackListener, ListenerOptions};
 use crate::oauth::{AuthorizationRequest, ClientConfig, OAuthError, TokenSet};
 use crate::provider::{HintStage, Provider};
@@ -115,8 +115,7 @@ impl App {
         };
         sink.event(LoginEvent::Exchanging);
         let record = self.vault.update(|records| {
-            let mut rec = apply_tokens(records.get(name), account, &cfg, tokens);
-            rec.last_refresh = None;
+            let mut rec = login_record(records.get(name), account, &cfg, tokens);
             // PROV-2, PROV-5: how these tokens were obtained decides how they are refreshed.
             rec.login_grant = Some(grant);
             rec.redirect_uri = redirect_uri;
@@ -158,6 +157,8 @@ impl App {
         let pending = listener
             .register(request.state.clone(), cfg.issuer.clone())
             .map_err(|e| fail(e.to_string()))?;
+        // AUTHZ-4: before the URL is shown, so no redirect can arrive unchecked.
+        pending.set_require_iss(cfg.require_iss);
         let browser_opened = opener
             .as_ref()
             .is_some_and(|b| open_browser(b.as_deref(), request.url.as_str()));
@@ -172,7 +173,11 @@ impl App {
                 return std::future::pending::<Result<AuthCode>>().await;
             };
             while let Some(line) = rx.recv().await {
-                match check_pasted(&line, &redirect_uri, &request.state, cfg.issuer.as_deref()) {
+                let issuer = IssuerCheck {
+                    expected: cfg.issuer.as_deref(),
+                    required: cfg.require_iss,
+                };
+                match check_pasted(&line, &redirect_uri, &request.state, issuer) {
                     Ok(code) => return Ok(code),
                     Err(Pasted::Rejected(why)) => sink.event(LoginEvent::PasteRejected(why)),
                     Err(Pasted::Fatal(why)) => return Err(fail(why)),
@@ -299,12 +304,21 @@ pub enum Pasted {
     Fatal(String),
 }
 
+/// What a pasted redirect's `iss` must be (AUTHZ-4).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct IssuerCheck<'a> {
+    /// The account's issuer: a present `iss` must equal it.
+    pub expected: Option<&'a str>,
+    /// The issuer always sends `iss` (its metadata says so): a redirect without one is refused.
+    pub required: bool,
+}
+
 /// Checks a pasted redirect URL or bare code (HL-2, HL-3, HL-4, CB-7..CB-9, AUTHZ-4).
 pub fn check_pasted(
     line: &str,
     redirect_uri: &str,
     state: &CsrfState,
-    issuer: Option<&str>,
+    issuer: IssuerCheck<'_>,
 ) -> std::result::Result<AuthCode, Pasted> {
     let input = line.trim();
     if input.is_empty() {
@@ -355,12 +369,18 @@ pub fn check_pasted(
             ));
         }
     }
-    if let (Some(iss), Some(expected)) = (&iss, issuer)
-        && iss != expected
-    {
-        return Err(Pasted::Fatal(
-            "the response came from another issuer (iss mismatch)".into(),
-        ));
+    match (&iss, issuer.expected) {
+        (Some(iss), Some(expected)) if iss != expected => {
+            return Err(Pasted::Fatal(
+                "the response came from another issuer (iss mismatch)".into(),
+            ));
+        }
+        (None, _) if issuer.required => {
+            return Err(Pasted::Fatal(
+                "the response carries no issuer (iss), which this provider always sends".into(),
+            ));
+        }
+        _ => {}
     }
     if let Some(error) = error {
         let text = sanitize(&error, 64);
@@ -433,13 +453,40 @@ mod tests {
         CsrfState::new("st-OK")
     }
 
+    fn expect_iss(expected: &str, required: bool) -> IssuerCheck<'_> {
+        IssuerCheck {
+            expected: Some(expected),
+            required,
+        }
+    }
+
+    /// AUTHZ-4: when the issuer advertises `authorization_response_iss_parameter_supported`, a
+    /// pasted redirect without `iss` ends the login; with the right `iss` it is accepted.
+    #[test]
+    fn authz4_pasted_redirect_without_a_required_iss_is_fatal() {
+        let r = check_pasted(
+            "http://127.0.0.1:53117/callback?code=c&state=st-OK",
+            REDIRECT,
+            &st(),
+            expect_iss("https://as.example", true),
+        );
+        assert!(matches!(r, Err(Pasted::Fatal(m)) if m.contains("no issuer")));
+        let ok = check_pasted(
+            "http://127.0.0.1:53117/callback?code=c&state=st-OK&iss=https%3A%2F%2Fas.example",
+            REDIRECT,
+            &st(),
+            expect_iss("https://as.example", true),
+        );
+        assert!(ok.is_ok());
+    }
+
     #[test]
     fn hl3_pasted_url_accepted() {
         let code = check_pasted(
             "  http://127.0.0.1:53117/callback?code=c1&state=st-OK&iss=https%3A%2F%2Fas.example \n",
             REDIRECT,
             &st(),
-            Some("https://as.example"),
+            expect_iss("https://as.example", false),
         )
         .unwrap();
         assert_eq!(code.secret(), "c1");
@@ -451,7 +498,7 @@ mod tests {
             "http://127.0.0.1:53117/callback?code=c1&state=st-BAD",
             REDIRECT,
             &st(),
-            None,
+            IssuerCheck::default(),
         );
         assert!(matches!(r, Err(Pasted::Rejected(m)) if m.contains("state mismatch")));
     }
@@ -464,7 +511,7 @@ mod tests {
             "https://127.0.0.1:53117/callback?code=c1&state=st-OK",
         ] {
             assert!(matches!(
-                check_pasted(bad, REDIRECT, &st(), None),
+                check_pasted(bad, REDIRECT, &st(), IssuerCheck::default()),
                 Err(Pasted::Rejected(_))
             ));
         }
@@ -476,14 +523,14 @@ mod tests {
             "http://127.0.0.1:53117/callback?error=access_denied&state=st-OK",
             REDIRECT,
             &st(),
-            None,
+            IssuerCheck::default(),
         );
         assert!(matches!(denied, Err(Pasted::Fatal(m)) if m.contains("denied by user")));
         let malformed = check_pasted(
             "http://127.0.0.1:53117/callback?state=st-OK",
             REDIRECT,
             &st(),
-            None,
+            IssuerCheck::default(),
         );
         assert!(matches!(malformed, Err(Pasted::Fatal(m)) if m.contains("malformed")));
     }
@@ -494,7 +541,7 @@ mod tests {
             "http://127.0.0.1:53117/callback?code=c&state=st-OK&iss=https%3A%2F%2Fevil.example",
             REDIRECT,
             &st(),
-            Some("https://as.example"),
+            expect_iss("https://as.example", false),
         );
         assert!(matches!(r, Err(Pasted::Fatal(m)) if m.contains("iss")));
     }
@@ -543,12 +590,12 @@ mod tests {
     #[test]
     fn hl4_bare_code_accepted() {
         assert_eq!(
-            check_pasted("4/0AbCd-efg_h.i~j", REDIRECT, &st(), None)
+            check_pasted("4/0AbCd-efg_h.i~j", REDIRECT, &st(), IssuerCheck::default())
                 .unwrap()
                 .secret(),
             "4/0AbCd-efg_h.i~j"
         );
-        assert!(check_pasted("two words", REDIRECT, &st(), None).is_err());
-        assert!(check_pasted("   ", REDIRECT, &st(), None).is_err());
+        assert!(check_pasted("two words", REDIRECT, &st(), IssuerCheck::default()).is_err());
+        assert!(check_pasted("   ", REDIRECT, &st(), IssuerCheck::default()).is_err());
     }
 }

@@ -345,6 +345,8 @@ pub fn grant_config(
             .collect(),
         scope_on_refresh: p.send_scope_on_refresh,
         default_lifetime: p.default_lifetime_secs.map(Duration::from_secs),
+        // Set by discovery (AUTHZ-4).
+        require_iss: false,
     }
 }
 
@@ -359,6 +361,36 @@ pub fn unknown_expiry_warning(account: &str, expires_at: Option<i64>) -> Option<
              to refresh on a timer)"
         )
     })
+}
+
+/// The record a login stores (HARD-10): a fresh one, not the previous login's with new tokens.
+/// It keeps only what the user put there (a client secret stored in the vault). The previous
+/// refresh token survives only when this login returned none and its ID token names the same
+/// subject at the same issuer as the stored claims; the identity comes from this login's ID
+/// token alone (none: no identity shown).
+pub fn login_record(
+    previous: Option<&Record>,
+    provider: &Provider,
+    cfg: &ClientConfig,
+    tokens: TokenSet,
+) -> Record {
+    let same_user = previous.is_some_and(|p| {
+        p.issuer == cfg.issuer
+            && p.claims.subject.is_some()
+            && tokens.claims.as_ref().map(|c| &c.sub) == Some(&p.claims.subject)
+    });
+    let inherited = previous
+        .filter(|_| same_user && tokens.refresh_token.is_none())
+        .and_then(|p| p.refresh_token.clone());
+    let fresh = Record {
+        client_secret: previous.and_then(|p| p.client_secret.clone()),
+        ..Record::default()
+    };
+    let mut rec = apply_tokens(Some(&fresh), provider, cfg, tokens);
+    if rec.refresh_token.is_none() {
+        rec.refresh_token = inherited;
+    }
+    rec
 }
 
 /// A fresh record (or an updated one) from a token response. Keeps the old refresh token when
@@ -444,6 +476,68 @@ mod tests {
     /// EXP-3 end to end through `apply_tokens`: an unusable `expires_in` with no profile default
     /// stores an unknown expiry (never due, USE-2 applies); with `default_lifetime_secs` the
     /// default is stored; a usable value wins over the default.
+    #[test]
+    fn hard10_login_record_is_fresh_and_keeps_a_refresh_token_only_for_the_same_user() {
+        use crate::oauth::IdClaims;
+        use crate::oauth::token::parse_token_response;
+        use crate::secret::{ClientSecret, RefreshToken};
+        let p = test_provider();
+        let mut cfg = base_config(&p, None);
+        cfg.issuer = Some("https://as.example".into());
+        let tokens = |refresh: bool, sub: Option<&str>| {
+            let rt = if refresh {
+                r#","refresh_token":"rt-new""#
+            } else {
+                ""
+            };
+            let body = format!(r#"{{"access_token":"at","token_type":"Bearer"{rt}}}"#);
+            let mut t = parse_token_response(
+                200,
+                None,
+                body.as_bytes(),
+                &[],
+                None,
+                std::time::SystemTime::now(),
+            )
+            .unwrap();
+            t.claims = sub.map(|s| IdClaims {
+                sub: Some(s.into()),
+                email: Some(format!("{s}@example.com")),
+                ..IdClaims::default()
+            });
+            t
+        };
+        let a = login_record(None, &p, &cfg, tokens(true, Some("user-a")));
+        let a = Record {
+            refresh_count: 7,
+            client_secret: Some(ClientSecret::new("kept-secret")),
+            ..a
+        };
+        // Another user, no refresh token: A's refresh token and claims do not carry over.
+        let b = login_record(Some(&a), &p, &cfg, tokens(false, Some("user-b")));
+        assert!(
+            b.refresh_token.is_none(),
+            "B must not inherit A's refresh token"
+        );
+        assert_eq!(b.claims.subject.as_deref(), Some("user-b"));
+        assert_eq!(b.refresh_count, 0);
+        assert_eq!(
+            b.client_secret.as_ref().map(|s| s.secret().to_owned()),
+            Some("kept-secret".into()),
+            "what the user stored stays"
+        );
+        // The same user, no refresh token: the old one is kept (REF-4 for a re-login).
+        let a2 = login_record(Some(&a), &p, &cfg, tokens(false, Some("user-a")));
+        assert_eq!(
+            a2.refresh_token.as_ref().map(RefreshToken::secret),
+            Some("rt-new")
+        );
+        // No ID token: no identity, and no proof of the same user.
+        let anon = login_record(Some(&a), &p, &cfg, tokens(false, None));
+        assert_eq!(anon.claims, Claims::default());
+        assert!(anon.refresh_token.is_none());
+    }
+
     #[test]
     fn exp3_apply_tokens_stores_default_or_unknown_expiry() {
         use crate::oauth::token::parse_token_response;

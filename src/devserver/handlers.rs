@@ -293,7 +293,9 @@ fn authorize(state: &mut State, req: &Incoming) -> Reply {
     if let Some(s) = req.query("state") {
         pairs.append_pair("state", s);
     }
-    pairs.append_pair("iss", &state.issuer);
+    if !state.config.hostile.omit_iss {
+        pairs.append_pair("iss", &state.issuer);
+    }
     drop(pairs);
     Reply::redirect(&location)
 }
@@ -498,11 +500,19 @@ fn token_reply(
     id_token: Option<String>,
 ) -> Reply {
     let config = &state.config;
+    let hostile = &config.hostile;
     let ttl = config.access_token_ttl.as_secs();
+    let access = hostile.access_token.as_deref().unwrap_or(access);
+    let scope = hostile.scope.as_deref().unwrap_or(scope);
+    let id_token = id_token.filter(|_| !hostile.omit_id_token);
+    let refresh = refresh.filter(|_| !hostile.omit_refresh_token);
     let mut fields: Vec<(&str, Value)> = vec![
         ("access_token", Value::from(access)),
         ("token_type", Value::from("Bearer")),
     ];
+    if hostile.token_padding > 0 {
+        fields.push(("padding", Value::from("x".repeat(hostile.token_padding))));
+    }
     if !config.omit_expires_in {
         let ttl = if let Some(v) = &config.expires_in_value {
             v.clone()
@@ -566,13 +576,17 @@ fn id_token(state: &State, client_id: &str, nonce: Option<&str>) -> String {
     };
     let mut claims = json!({
         "iss": issuer,
-        "sub": SUB,
+        "sub": state.config.hostile.subject.as_deref().unwrap_or(SUB),
         "aud": aud,
         "iat": iat,
         "exp": exp,
         // A broken token says so in its e-mail, so a test can tell whether its claims were
         // stored.
-        "email": if fault.is_some() { FORGED_EMAIL } else { EMAIL },
+        "email": match (fault, &state.config.hostile.email) {
+            (Some(_), _) => FORGED_EMAIL,
+            (None, Some(email)) => email.as_str(),
+            (None, None) => EMAIL,
+        },
         "email_verified": true,
         "name": NAME,
     });
@@ -641,14 +655,21 @@ fn device_authorization(state: &mut State, req: &Incoming) -> Reply {
         },
     );
     let verification_uri = format!("{}/device", state.issuer);
+    let complete = format!("{verification_uri}?user_code={user_code}");
+    let hostile = &state.config.hostile;
     Reply::json(
         200,
         &json!({
             "device_code": device_code,
-            "user_code": user_code,
-            "verification_uri": verification_uri,
-            "verification_uri_complete": format!("{verification_uri}?user_code={user_code}"),
-            "expires_in": ttl.as_secs(),
+            "user_code": hostile.user_code.as_deref().unwrap_or(&user_code),
+            "verification_uri":
+                hostile.verification_uri.as_deref().unwrap_or(&verification_uri),
+            "verification_uri_complete":
+                hostile.verification_uri_complete.as_deref().unwrap_or(&complete),
+            "expires_in": hostile
+                .device_expires_in
+                .clone()
+                .unwrap_or_else(|| Value::from(ttl.as_secs())),
             "interval": state.config.device_interval_secs,
         }),
     )

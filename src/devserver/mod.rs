@@ -23,6 +23,7 @@
 //! ```
 
 mod handlers;
+mod hostile;
 mod state;
 
 use std::collections::VecDeque;
@@ -43,6 +44,7 @@ use tokio::sync::watch;
 use crate::provider::ClientAuth;
 pub use handlers::FORGED_EMAIL;
 use handlers::{Incoming as Req, Reply};
+pub use hostile::Hostile;
 use state::State;
 
 /// Largest request body the server reads.
@@ -111,6 +113,8 @@ pub struct DevServerConfig {
     pub device_interval_secs: u64,
     /// How long a device code stays valid (default 600 s); an addition for `expired_token` tests.
     pub device_code_ttl: Duration,
+    /// Hostile answers for the security tests (none by default).
+    pub hostile: Hostile,
 }
 
 impl Default for DevServerConfig {
@@ -128,6 +132,7 @@ impl Default for DevServerConfig {
             auto_approve_device: false,
             device_interval_secs: 5,
             device_code_ttl: Duration::from_secs(600),
+            hostile: Hostile::default(),
         }
     }
 }
@@ -309,6 +314,11 @@ impl DevServer {
                 left: times,
             });
         }
+    }
+
+    /// Replaces the hostile answers from now on (see [`Hostile`]).
+    pub fn set_hostile(&self, hostile: Hostile) {
+        self.shared.state().config.hostile = hostile;
     }
 
     /// A snapshot of the counters.

@@ -45,6 +45,9 @@ pub struct ClientConfig {
     pub scope_on_refresh: bool,
     /// Lifetime assumed when the server sends no usable `expires_in` (EXP-3).
     pub default_lifetime: Option<Duration>,
+    /// The issuer's metadata says `authorization_response_iss_parameter_supported: true`, so an
+    /// authorization response without `iss` is refused (AUTHZ-4, RFC 9207 §2.4).
+    pub require_iss: bool,
 }
 
 impl ClientConfig {

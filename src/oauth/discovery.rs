@@ -157,6 +157,11 @@ impl ClientConfig {
         if self.issuer.is_none() {
             self.issuer = Some(meta.issuer.clone());
         }
+        // AUTHZ-4: an issuer that says it sends `iss` must send it; DISC-3 made sure this
+        // document is the issuer's own.
+        if self.issuer.as_deref() == Some(meta.issuer.as_str()) {
+            self.require_iss |= meta.authorization_response_iss_parameter_supported;
+        }
         fill(
             &mut self.authorization_endpoint,
             &meta.authorization_endpoint,

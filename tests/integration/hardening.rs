@@ -341,3 +341,183 @@ async fn hard2_children_never_see_the_vault_unlock_variables() {
     .await
     .unwrap();
 }
+
+/// HARD-11: a secret written as a bare number is refused by `providers check` and by `proxy`
+/// without the value appearing in what they print.
+#[test]
+fn hard11_a_mistyped_secret_is_never_echoed() {
+    let env = Env::new("https://as.example", "");
+    let secret = "98765432101";
+    let account = env.path("config/providers/leaky.toml");
+    std::fs::write(
+        &account,
+        format!(
+            "extends = \"oidc\"\nissuer = \"https://as.example\"\nclient_id = \"x\"\n\
+             client_secret = {secret}\n"
+        ),
+    )
+    .unwrap();
+    let out = env
+        .cmd(&["providers", "check"])
+        .arg(&account)
+        .output()
+        .unwrap();
+    let all = format!("{}{}", crate::support::stdout(&out), stderr(&out));
+    assert!(!out.status.success(), "{all}");
+    assert!(
+        all.contains("client_secret") || all.contains("value not shown"),
+        "{all}"
+    );
+    assert!(
+        !all.contains(secret),
+        "providers check echoed the secret: {all}"
+    );
+
+    let proxy = env.path("proxy.toml");
+    std::fs::write(
+        &proxy,
+        format!(
+            "listen = \"127.0.0.1:0\"\n[clients.app]\ntoken_endpoint = \"https://as.example/token\"\n\
+             client_id = \"x\"\nallow_inline_secret = true\nclient_secret = {secret}\n\
+             redirect_uris = [\"http://127.0.0.1:1/cb\"]\nallowed_origins = [\"http://127.0.0.1:1\"]\n"
+        ),
+    )
+    .unwrap();
+    let child = env
+        .cmd(&["proxy", "--config"])
+        .arg(&proxy)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = crate::support::wait_with_timeout(child, Duration::from_secs(10));
+    let all = format!("{}{}", crate::support::stdout(&out), stderr(&out));
+    assert!(!out.status.success(), "{all}");
+    assert!(all.contains("value not shown"), "{all}");
+    assert!(!all.contains(secret), "proxy echoed the secret: {all}");
+}
+
+/// AUTHZ-4: the devserver advertises `authorization_response_iss_parameter_supported` but
+/// leaves `iss` out of the redirect: the loopback listener and paste mode both refuse it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn authz4_a_redirect_without_the_advertised_iss_is_refused() {
+    use authdeck::devserver::{DevServer, DevServerConfig, Hostile};
+    let srv = DevServer::start(DevServerConfig {
+        hostile: Hostile {
+            omit_iss: true,
+            ..Hostile::default()
+        },
+        ..DevServerConfig::default()
+    })
+    .await
+    .unwrap();
+    let env = Env::new(&srv.issuer(), "");
+    let srv = std::sync::Arc::new(srv);
+    let stats = srv.clone();
+    tokio::task::spawn_blocking(move || {
+        for pasted in [true, false] {
+            let mut child = env
+                .cmd(&["login", "demo", "--mode", "paste"])
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap();
+            let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+            let mut url = String::new();
+            std::io::BufRead::read_line(&mut out, &mut url).unwrap();
+            let location = crate::support::authorize_location(url.trim());
+            assert!(!location.contains("iss="), "{location}");
+            let mut stdin = child.stdin.take().unwrap();
+            if pasted {
+                std::io::Write::write_all(&mut stdin, format!("{location}\n").as_bytes()).unwrap();
+            } else {
+                // The browser reaches the loopback listener.
+                let _ = reqwest::blocking::Client::builder()
+                    .no_proxy()
+                    .build()
+                    .unwrap()
+                    .get(&location)
+                    .send();
+            }
+            let done = crate::support::wait_with_timeout(child, Duration::from_secs(20));
+            drop(stdin);
+            assert!(
+                !done.status.success(),
+                "pasted={pasted}: a redirect without iss was accepted"
+            );
+            assert!(stderr(&done).contains("iss"), "{}", stderr(&done));
+            assert!(!env.vault().read().unwrap().contains_key("demo"));
+        }
+        assert_eq!(stats.stats().code_exchanges, 0, "no code was exchanged");
+    })
+    .await
+    .unwrap();
+}
+
+/// HARD-10: logging in again as another user whose login brings no refresh token does not
+/// keep the first user's refresh token or identity; the same user keeps it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hard10_a_new_login_does_not_inherit_another_users_refresh_token() {
+    use authdeck::devserver::{DevServer, DevServerConfig, Hostile};
+    let srv = std::sync::Arc::new(DevServer::start(DevServerConfig::default()).await.unwrap());
+    let env = Env::new(&srv.issuer(), "");
+    let s = srv.clone();
+    tokio::task::spawn_blocking(move || {
+        let login = || {
+            crate::support::paste_login(env.cmd(&["login", "demo", "--mode", "paste"]));
+        };
+        s.set_hostile(Hostile {
+            subject: Some("user-a".into()),
+            email: Some("a@example.com".into()),
+            ..Hostile::default()
+        });
+        login();
+        let first = env.vault().read().unwrap()["demo"].clone();
+        assert!(first.refresh_token.is_some());
+        // The same user again, without a refresh token: the old one stays.
+        s.set_hostile(Hostile {
+            subject: Some("user-a".into()),
+            email: Some("a@example.com".into()),
+            omit_refresh_token: true,
+            ..Hostile::default()
+        });
+        login();
+        let again = env.vault().read().unwrap()["demo"].clone();
+        assert_eq!(again.refresh_token, first.refresh_token);
+        // Another user, no refresh token.
+        s.set_hostile(Hostile {
+            subject: Some("user-b".into()),
+            email: Some("b@example.com".into()),
+            omit_refresh_token: true,
+            ..Hostile::default()
+        });
+        login();
+        let b = env.vault().read().unwrap()["demo"].clone();
+        assert_eq!(b.claims.email.as_deref(), Some("b@example.com"));
+        assert!(
+            b.refresh_token.is_none(),
+            "B's record kept A's refresh token"
+        );
+        let before = s.stats().refreshes;
+        let out = env.run(&["refresh", "demo"]);
+        assert_eq!(
+            s.stats().refreshes,
+            before,
+            "A's refresh token was sent: {}",
+            stderr(&out)
+        );
+        // No ID token at all: no identity is shown.
+        s.set_hostile(Hostile {
+            omit_id_token: true,
+            ..Hostile::default()
+        });
+        login();
+        let anon = env.vault().read().unwrap()["demo"].clone();
+        assert_eq!(anon.claims.email, None);
+        let out = env.run(&["status"]);
+        assert!(!crate::support::stdout(&out).contains("b@example.com"));
+    })
+    .await
+    .unwrap();
+}
