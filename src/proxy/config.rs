@@ -72,6 +72,10 @@ pub struct ProxyConfig {
     pub proxy_protocol: bool,
     /// Where `GET /metrics` is served (PROXY-17); off by default.
     pub metrics: MetricsMode,
+    /// Open connections at most (HARD-13), lowered to what the descriptor limit allows.
+    pub max_connections: usize,
+    /// Open connections per client address at most (HARD-13); trusted proxies are exempt.
+    pub max_connections_per_ip: usize,
 }
 
 /// Where the Prometheus metrics are served (`metrics`, `metrics_listen`).
@@ -182,6 +186,8 @@ struct RawConfig {
     proxy_protocol: bool,
     metrics: Option<bool>,
     metrics_listen: Option<Spanned<String>>,
+    max_connections: Option<Spanned<usize>>,
+    max_connections_per_ip: Option<Spanned<usize>>,
     #[serde(default)]
     clients: BTreeMap<String, Spanned<RawClient>>,
 }
@@ -224,6 +230,20 @@ impl Locator<'_> {
             location: self.at(span.start),
             message: message.into(),
         }
+    }
+}
+
+/// A count that must be at least 1, or `default` when absent.
+fn positive(
+    loc: &Locator<'_>,
+    value: Option<&Spanned<usize>>,
+    key: &str,
+    default: usize,
+) -> Result<usize, ConfigError> {
+    match value {
+        None => Ok(default),
+        Some(v) if *v.get_ref() >= 1 => Ok(*v.get_ref()),
+        Some(v) => Err(loc.error(v.span(), format!("{key} must be at least 1"))),
     }
 }
 
@@ -334,6 +354,18 @@ impl ProxyConfig {
             trusted_proxies: TrustedProxies::new(trusted),
             proxy_protocol: raw.proxy_protocol,
             metrics,
+            max_connections: positive(
+                &loc,
+                raw.max_connections.as_ref(),
+                "max_connections",
+                super::limits::DEFAULT_MAX_CONNECTIONS,
+            )?,
+            max_connections_per_ip: positive(
+                &loc,
+                raw.max_connections_per_ip.as_ref(),
+                "max_connections_per_ip",
+                super::limits::DEFAULT_MAX_CONNECTIONS_PER_IP,
+            )?,
         })
     }
 }

@@ -14,6 +14,7 @@
 pub mod config;
 pub mod forwarded;
 mod handler;
+mod limits;
 pub mod log;
 mod metrics;
 mod ratelimit;
@@ -113,6 +114,8 @@ pub struct Proxy {
     /// `GET /metrics` is served on the main listener (`metrics = true` without
     /// `metrics_listen`, PROXY-17).
     metrics_on_listen: bool,
+    /// Open connections, in total and per address (HARD-13); fixed at startup.
+    limits: Arc<limits::ConnectionLimits>,
 }
 
 impl std::fmt::Debug for Proxy {
@@ -148,6 +151,10 @@ impl Proxy {
             proxy_protocol: config.proxy_protocol,
             metrics,
             metrics_on_listen: config.metrics == MetricsMode::OnListen,
+            limits: limits::ConnectionLimits::new(
+                config.max_connections,
+                config.max_connections_per_ip,
+            ),
         })
     }
 
@@ -170,26 +177,70 @@ impl Proxy {
     ) -> std::io::Result<()> {
         let (stop_tx, stop_rx) = watch::channel(false);
         let mut connections = JoinSet::new();
+        // HARD-13: one warning per second at most, however fast accept fails or refuses.
+        let accept_failed = limits::Throttle::new(Duration::from_secs(1));
+        self.log.write(
+            Level::INFO,
+            &format!(
+                "connection limits: {} open in total, {} per client address",
+                self.limits.max_total(),
+                self.limits.max_per_ip()
+            ),
+        );
+        let refused = limits::Throttle::new(Duration::from_secs(1));
         tokio::pin!(shutdown);
         loop {
             tokio::select! {
                 () = &mut shutdown => break,
                 accepted = listener.accept() => match accepted {
                     Ok((stream, peer)) => {
-                        connections.spawn(serve_connection(
-                            Arc::clone(&self.current),
-                            stream,
-                            peer,
-                            Listener {
-                                proxy_protocol: self.proxy_protocol,
-                                metrics: self.metrics_on_listen,
-                            },
-                            stop_rx.clone(),
-                        ));
+                        let ip = forwarded::canonical(peer.ip());
+                        let shared = self.current.load();
+                        let per_ip = !shared.trusted.contains(ip);
+                        match self.limits.admit(ip, per_ip) {
+                            Ok(slot) => {
+                                connections.spawn(serve_connection(
+                                    Arc::clone(&self.current),
+                                    stream,
+                                    peer,
+                                    Listener {
+                                        proxy_protocol: self.proxy_protocol,
+                                        metrics: self.metrics_on_listen,
+                                    },
+                                    stop_rx.clone(),
+                                    slot,
+                                ));
+                            }
+                            Err(why) => {
+                                // Closed at once: the descriptor is free again, and the
+                                // client may retry.
+                                drop(stream);
+                                if let Some(held) = refused.allow(std::time::Instant::now()) {
+                                    let what = match why {
+                                        limits::Refused::Total => "the proxy's",
+                                        limits::Refused::PerIp => "that address's",
+                                    };
+                                    self.log.write(
+                                        Level::WARN,
+                                        &format!(
+                                            "connection refused: {what} connection limit is \
+                                             reached ({held} more refused since the last warning)"
+                                        ),
+                                    );
+                                }
+                            }
+                        }
                     }
                     Err(e) => {
                         // Out of file descriptors and the like: back off instead of spinning.
-                        self.log.write(Level::WARN, &format!("accept failed: {e}"));
+                        if let Some(held) = accept_failed.allow(std::time::Instant::now()) {
+                            self.log.write(
+                                Level::WARN,
+                                &format!(
+                                    "accept failed: {e} ({held} more since the last warning)"
+                                ),
+                            );
+                        }
                         tokio::time::sleep(Duration::from_millis(50)).await;
                     }
                 },
@@ -360,6 +411,8 @@ async fn serve_connection(
     peer: SocketAddr,
     listener: Listener,
     mut stop: watch::Receiver<bool>,
+    // Held for the connection's lifetime (HARD-13).
+    _slot: limits::Slot,
 ) {
     let counters = Arc::clone(&current.load().metrics);
     let _open = counters.connection();

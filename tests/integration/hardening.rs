@@ -521,3 +521,201 @@ async fn hard10_a_new_login_does_not_inherit_another_users_refresh_token() {
     .await
     .unwrap();
 }
+
+/// HARD-13: under `ulimit -n 100`, 110 idle connections from one address neither starve
+/// `/healthz` (asked from another loopback address) nor flood the log: that address gets a
+/// share of the connections, the rest are closed at once, and the warning is throttled.
+#[test]
+fn hard13_idle_connections_from_one_address_do_not_starve_the_proxy() {
+    use std::io::{BufRead, BufReader, Read};
+    let env = Env::new("https://as.example", "");
+    let config = env.path("proxy.toml");
+    std::fs::write(
+        &config,
+        "[clients.app]\ntoken_endpoint = \"https://as.example/token\"\nclient_id = \"x\"\n\
+         client_secret_env = \"APP_SECRET\"\nredirect_uris = [\"http://127.0.0.1:1/cb\"]\n\
+         allowed_origins = [\"http://127.0.0.1:1\"]\n",
+    )
+    .unwrap();
+    let mut child = env
+        .program("sh")
+        .arg("-c")
+        .arg(format!(
+            "ulimit -n 100; exec '{}' proxy --config '{}' --listen 127.0.0.1:0",
+            crate::support::bin().display(),
+            config.display()
+        ))
+        .env("APP_SECRET", "s3cret")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let stderr_pipe = child.stderr.take().unwrap();
+    let child = Kill(child);
+    let (tx, rx) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        let mut all = Vec::new();
+        for line in BufReader::new(stderr_pipe).lines().map_while(Result::ok) {
+            let _ = tx.send(line.clone());
+            all.push(line);
+        }
+        all
+    });
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let addr = loop {
+        let line = rx
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .expect("the proxy never said where it listens");
+        if let Some(rest) = line.split("listening on http://").nth(1) {
+            break rest.trim().to_owned();
+        }
+    };
+    let addr: std::net::SocketAddr = addr.parse().unwrap();
+    let idle: Vec<_> = (0..110)
+        .filter_map(|_| std::net::TcpStream::connect(addr).ok())
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    // /healthz from another loopback address, with its own connection.
+    let socket = socket2_connect_from("127.0.0.2", addr);
+    let mut stream = socket.expect("cannot connect from 127.0.0.2");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    std::io::Write::write_all(
+        &mut stream,
+        b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    )
+    .unwrap();
+    let mut reply = String::new();
+    let _ = stream.read_to_string(&mut reply);
+    assert!(
+        reply.starts_with("HTTP/1.1 200"),
+        "healthz starved: {reply:?}"
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    drop(idle);
+    drop(child);
+    let log = reader.join().unwrap();
+    let warnings = log.iter().filter(|l| l.contains("WARN")).count();
+    assert!(warnings <= 5, "{warnings} warnings: {log:#?}");
+    assert!(
+        log.iter().any(|l| l.contains("connection limit")),
+        "{log:#?}"
+    );
+}
+
+/// A TCP connection to `to` from the local address `from` (another loopback address).
+fn socket2_connect_from(
+    from: &str,
+    to: std::net::SocketAddr,
+) -> std::io::Result<std::net::TcpStream> {
+    use std::os::fd::FromRawFd;
+    let from: std::net::Ipv4Addr = from.parse().unwrap();
+    let std::net::SocketAddr::V4(to) = to else {
+        panic!("IPv4 only");
+    };
+    // SAFETY: plain socket calls on a descriptor this function owns until it is wrapped.
+    unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
+        if fd < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        let stream = std::net::TcpStream::from_raw_fd(fd);
+        let sockaddr = |ip: std::net::Ipv4Addr, port: u16| libc::sockaddr_in {
+            sin_family: libc::AF_INET as libc::sa_family_t,
+            sin_port: port.to_be(),
+            sin_addr: libc::in_addr {
+                s_addr: u32::from(ip).to_be(),
+            },
+            sin_zero: [0; 8],
+        };
+        let local = sockaddr(from, 0);
+        let len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+        if libc::bind(fd, (&raw const local).cast(), len) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        let remote = sockaddr(*to.ip(), to.port());
+        if libc::connect(fd, (&raw const remote).cast(), len) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(stream)
+    }
+}
+
+/// HARD-4: a device answer with `expires_in` = 2^63 − 1 made `login --mode device` panic
+/// (exit 101); now the lifetime is capped and the login completes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hard4_a_huge_device_expires_in_does_not_panic_the_cli() {
+    use authdeck::devserver::{DevServer, DevServerConfig, Hostile};
+    let srv = DevServer::start(DevServerConfig {
+        auto_approve_device: true,
+        device_interval_secs: 1,
+        hostile: Hostile {
+            device_expires_in: Some(serde_json::json!(9_223_372_036_854_775_807_u64)),
+            ..Hostile::default()
+        },
+        ..DevServerConfig::default()
+    })
+    .await
+    .unwrap();
+    let env = Env::new(&srv.issuer(), "");
+    tokio::task::spawn_blocking(move || {
+        let child = env
+            .cmd(&["login", "demo", "--mode", "device"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let out = crate::support::wait_with_timeout(child, Duration::from_secs(20));
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        assert!(env.vault().read().unwrap().contains_key("demo"));
+    })
+    .await
+    .unwrap();
+}
+
+/// HARD-3: a 2 MiB token response is refused (not read into memory whole) and the login
+/// fails cleanly with nothing stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hard3_a_huge_token_response_is_refused() {
+    use authdeck::devserver::{DevServer, DevServerConfig, Hostile};
+    let srv = DevServer::start(DevServerConfig {
+        hostile: Hostile {
+            token_padding: 2 << 20,
+            ..Hostile::default()
+        },
+        ..DevServerConfig::default()
+    })
+    .await
+    .unwrap();
+    let env = Env::new(&srv.issuer(), "");
+    tokio::task::spawn_blocking(move || {
+        let mut child = env
+            .cmd(&["login", "demo", "--mode", "paste"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+        let mut url = String::new();
+        std::io::BufRead::read_line(&mut out, &mut url).unwrap();
+        let location = crate::support::authorize_location(url.trim());
+        let mut stdin = child.stdin.take().unwrap();
+        std::io::Write::write_all(&mut stdin, format!("{location}\n").as_bytes()).unwrap();
+        let done = crate::support::wait_with_timeout(child, Duration::from_secs(20));
+        drop(stdin);
+        assert_eq!(done.status.code(), Some(1), "{}", stderr(&done));
+        assert!(stderr(&done).contains("larger than"), "{}", stderr(&done));
+        assert!(!env.vault().read().unwrap().contains_key("demo"));
+    })
+    .await
+    .unwrap();
+}
