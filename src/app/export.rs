@@ -211,8 +211,11 @@ impl App {
             Some(s) => Arc::new(s),
             None => Arc::new(vault.snapshot()?),
         };
-        let index_path = index_path(vault.path());
-        let index = Index::read(&index_path, &config_dir);
+        // The index is a local cache beside a local vault; a shared vault has none.
+        let index_path = vault.local_file().map(index_path);
+        let index = index_path
+            .as_deref()
+            .and_then(|p| Index::read(p, &config_dir));
         if let Some(vars) = index
             .as_ref()
             .and_then(|i| from_index(i, &snap, names, SystemTime::now()))
@@ -220,17 +223,13 @@ impl App {
             return Ok(Source::Indexed(vars));
         }
         // Stamped before the files are read, so an edit made meanwhile leaves the index stale.
-        let stamps = index.is_none().then(|| Stamps::take(&config_dir)).flatten();
+        let stamps = (index.is_none() && index_path.is_some())
+            .then(|| Stamps::take(&config_dir))
+            .flatten();
         let loaded = provider::load_accounts(&config_dir);
-        if let Some(stamps) = stamps {
+        if let (Some(stamps), Some(index_path)) = (stamps, &index_path) {
             // Only a cache: if it cannot be written, the next command loads the files again.
-            let _ = Index::write(
-                &index_path,
-                &config_dir,
-                &stamps,
-                &loaded,
-                SystemTime::now(),
-            );
+            let _ = Index::write(index_path, &config_dir, &stamps, &loaded, SystemTime::now());
         }
         let app = App::assemble(config_dir, loaded, vault, Some(snap), settings);
         Ok(Source::Loaded(Box::new(app)))

@@ -4,7 +4,7 @@ use super::refresh::{Refreshed, expired, failure_result, record_failure, record_
 use super::{App, AppError, Result, refresh_config};
 use crate::oauth::{ClientConfig, OAuthError, Revocation, TokenSet};
 use crate::provider::Provider;
-use crate::vault::{AccountState, LoginGrant, Record};
+use crate::vault::{AccountState, Fence, LoginGrant, Record, VaultError};
 use futures::StreamExt;
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
@@ -17,6 +17,8 @@ struct Pending<'a> {
     /// The record as it was under the account lock, before the request.
     current: Record,
     outcome: std::result::Result<TokenSet, OAuthError>,
+    /// ETCD-4: the account lock's fence, checked by the save.
+    fence: Option<Fence>,
     /// Told the final outcome once it is durable (or that saving failed).
     done: oneshot::Sender<Result<Refreshed>>,
 }
@@ -71,7 +73,7 @@ impl App {
     ) -> Result<Refreshed> {
         let account = self.account(name)?;
         let before = usable(name, before)?;
-        let _lock = self.lock_account(name).await?;
+        let lock = self.lock_account(name).await?;
         // Under the lock: a cheap generation check, a decryption only if someone else saved.
         let current = usable(name, self.current()?.records.get(name).cloned())?;
         if current.obtained_at != before.obtained_at {
@@ -110,6 +112,7 @@ impl App {
             cfg,
             current,
             outcome,
+            fence: lock.fence().cloned(),
             done,
         };
         tx.send(pending)
@@ -133,22 +136,63 @@ impl App {
     }
 
     /// Applies `batch` in one update, then tells each task its outcome (and that it is durable).
+    /// When a lock was lost (ETCD-4) the batch is saved one refresh at a time, so only the
+    /// refreshes whose lock expired are refused.
     fn commit(&self, batch: Vec<Pending<'_>>) {
-        let mut replies = Vec::with_capacity(batch.len());
-        let mut changes = Vec::with_capacity(batch.len());
-        for p in batch {
-            let rotated = p.outcome.as_ref().is_ok_and(|t| t.refresh_token.is_some());
-            replies.push((p.name, p.account, p.current, rotated, p.done));
-            changes.push((p.name, p.account, p.cfg, p.outcome));
+        if batch.len() > 1 && batch.iter().any(|p| p.fence.is_some()) {
+            let fences: Vec<Fence> = batch.iter().filter_map(|p| p.fence.clone()).collect();
+            match self.commit_fenced(batch, &fences) {
+                Ok(()) => {}
+                Err(batch) => {
+                    for p in batch {
+                        let fences: Vec<Fence> = p.fence.iter().cloned().collect();
+                        if let Err(mut rest) = self.commit_fenced(vec![p], &fences) {
+                            let p = rest.remove(0);
+                            self.reply_saving_failed(
+                                vec![p],
+                                &VaultError::LockLost {
+                                    path: self.vault.path().to_path_buf(),
+                                    what: "account refresh",
+                                },
+                            );
+                        }
+                    }
+                }
+            }
+            return;
         }
-        let saved = self.vault.update_snapshot(|records| {
-            let outs: Vec<std::result::Result<Record, OAuthError>> = changes
-                .into_iter()
-                .map(|(name, account, cfg, outcome)| match outcome {
-                    Ok(tokens) => Ok(record_success(records, name, account, &cfg, tokens)),
+        let fences: Vec<Fence> = batch.iter().filter_map(|p| p.fence.clone()).collect();
+        if let Err(batch) = self.commit_fenced(batch, &fences) {
+            self.reply_saving_failed(
+                batch,
+                &VaultError::LockLost {
+                    path: self.vault.path().to_path_buf(),
+                    what: "account refresh",
+                },
+            );
+        }
+    }
+
+    /// One fenced save of `batch`. Gives the batch back, untouched, when a fence failed.
+    fn commit_fenced<'a>(
+        &self,
+        batch: Vec<Pending<'a>>,
+        fences: &[Fence],
+    ) -> std::result::Result<(), Vec<Pending<'a>>> {
+        let saved = self.vault.update_snapshot_fenced(fences, |records| {
+            let outs: Vec<Option<Record>> = batch
+                .iter()
+                .map(|p| match &p.outcome {
+                    Ok(tokens) => Some(record_success(
+                        records,
+                        p.name,
+                        p.account,
+                        &p.cfg,
+                        tokens.clone(),
+                    )),
                     Err(err) => {
-                        record_failure(records, name, &err);
-                        Err(err)
+                        record_failure(records, p.name, err);
+                        None
                     }
                 })
                 .collect();
@@ -157,27 +201,36 @@ impl App {
         match saved {
             Ok((outs, snap)) => {
                 self.remember(Arc::new(snap));
-                for ((name, account, current, rotated, done), out) in replies.into_iter().zip(outs)
-                {
-                    let reply = match out {
-                        Ok(rec) => Ok(Refreshed::Done {
+                for (p, out) in batch.into_iter().zip(outs) {
+                    let rotated = p.outcome.as_ref().is_ok_and(|t| t.refresh_token.is_some());
+                    let reply = match (out, p.outcome) {
+                        (Some(rec), _) => Ok(Refreshed::Done {
                             expires_at: rec.expires_at,
                             rotated,
                         }),
-                        Err(err) => {
-                            failure_result(name, account, &current, err).map(|(_, how)| how)
+                        (None, Err(err)) => {
+                            failure_result(p.name, p.account, &p.current, err).map(|(_, how)| how)
                         }
+                        (None, Ok(_)) => Err(AppError::Config("refresh result lost".into())),
                     };
                     // The task may have been dropped (caller gave up): nothing to tell then.
-                    let _ = done.send(reply);
+                    let _ = p.done.send(reply);
                 }
+                Ok(())
             }
+            Err(AppError::Vault(VaultError::LockLost { .. })) => Err(batch),
             Err(e) => {
-                let msg = format!("cannot save the refreshed tokens: {e}");
-                for (_, _, _, _, done) in replies {
-                    let _ = done.send(Err(AppError::Config(msg.clone())));
-                }
+                self.reply_saving_failed(batch, &e);
+                Ok(())
             }
+        }
+    }
+
+    /// Tells every refresh of `batch` that its result could not be saved.
+    fn reply_saving_failed(&self, batch: Vec<Pending<'_>>, e: &dyn std::fmt::Display) {
+        let msg = format!("cannot save the refreshed tokens: {e}");
+        for p in batch {
+            let _ = p.done.send(Err(AppError::Config(msg.clone())));
         }
     }
 

@@ -1,5 +1,5 @@
 //! Refresh with one request in flight per account across all processes (REF-2): take the
-//! account's lock file, re-read the vault, skip the request if another process already
+//! account's lock from the store (a lock file, or a lease on etcd), re-read the vault, skip the request if another process already
 //! refreshed, and persist a rotated refresh token before anyone uses the new access token
 //! (REF-3).
 
@@ -9,9 +9,9 @@ use crate::oauth::{ClientConfig, OAuthError, TokenSet};
 use crate::provider::HintStage;
 use crate::provider::Provider;
 use crate::secret::AccessToken;
-use crate::vault::{AccountState, LoginGrant, Record, Records, RefreshAttempt, RefreshOutcome};
-use std::fs::File;
-use std::path::PathBuf;
+use crate::vault::{
+    AccountLock, AccountState, Fence, LoginGrant, Record, Records, RefreshAttempt, RefreshOutcome,
+};
 use std::time::SystemTime;
 
 /// What a refresh did, for the CLI, the dashboard's refresh panel and logs. No secrets.
@@ -62,7 +62,9 @@ impl App {
         if !force && !status::is_due(&before, SystemTime::now()) {
             return Ok((token_of(name, &before)?, Refreshed::NotDue));
         }
-        let _lock = self.lock_account(name).await?;
+        let lock = self.lock_account(name).await?;
+        // ETCD-4: every save made for this refresh checks that the lock is still ours.
+        let fences: Vec<Fence> = lock.fence().cloned().into_iter().collect();
         // Re-read under the lock: another process may have refreshed meanwhile (REF-2).
         let current = usable(name, self.current()?.records.get(name).cloned())?;
         if current.obtained_at != before.obtained_at
@@ -97,7 +99,7 @@ impl App {
         match result {
             Ok(tokens) => {
                 let rotated = tokens.refresh_token.is_some();
-                let (record, snap) = self.vault.update_snapshot(|records| {
+                let (record, snap) = self.vault.update_snapshot_fenced(&fences, |records| {
                     Ok::<_, AppError>(record_success(records, name, account, &cfg, tokens))
                 })?;
                 self.remember(std::sync::Arc::new(snap));
@@ -110,7 +112,7 @@ impl App {
                     },
                 ))
             }
-            Err(err) => self.refresh_failed(name, account, &current, err),
+            Err(err) => self.refresh_failed(name, account, &current, err, &fences),
         }
     }
 
@@ -121,54 +123,24 @@ impl App {
         account: &Provider,
         current: &Record,
         err: OAuthError,
+        fences: &[Fence],
     ) -> Result<(AccessToken, Refreshed)> {
-        self.vault.update(|records| {
+        self.vault.update_snapshot_fenced(fences, |records| {
             record_failure(records, name, &err);
             Ok::<_, AppError>(())
         })?;
         failure_result(name, account, current, err)
     }
 
-    /// The path of `name`'s refresh lock file, beside the vault.
-    fn lock_path(&self, name: &str) -> PathBuf {
-        let safe: String = name
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                    c
-                } else {
-                    '_'
-                }
-            })
-            .collect();
-        let vault = self.vault.path();
-        let dir = vault
-            .parent()
-            .map(|p| p.join("locks"))
-            .unwrap_or_else(|| PathBuf::from("locks"));
-        dir.join(format!("{safe}.lock"))
-    }
-
-    /// Takes `name`'s refresh lock (blocks other processes and other tasks of this one: flock
-    /// locks belong to the open file, so each call opens its own).
-    pub(super) async fn lock_account(&self, name: &str) -> Result<File> {
-        let path = self.lock_path(name);
-        tokio::task::spawn_blocking(move || -> std::io::Result<File> {
-            // HARD-5: the locks and their directory are private like the vault, whatever the
-            // umask (an account's name is in each file name).
-            if let Some(dir) = path.parent() {
-                crate::vault::private::create_dir(dir)?;
-            }
-            let file = crate::vault::private::open_lock_file(&path)?;
-            file.lock()?;
-            Ok(file)
-        })
-        .await
-        .map_err(|e| AppError::Config(format!("lock task failed: {e}")))?
-        .map_err(|source| AppError::Io {
-            what: "cannot take the account's refresh lock".into(),
-            source,
-        })
+    /// Takes `name`'s refresh lock through the vault's store (REF-2): a lock file beside a file
+    /// vault, a lease-backed lock on etcd (ETCD-3). Waits on a blocking thread.
+    pub(super) async fn lock_account(&self, name: &str) -> Result<AccountLock> {
+        let store = self.vault.store();
+        let name = name.to_string();
+        tokio::task::spawn_blocking(move || store.lock_account(&name))
+            .await
+            .map_err(|e| AppError::Config(format!("lock task failed: {e}")))?
+            .map_err(AppError::from)
     }
 }
 

@@ -33,22 +33,13 @@ pub fn open_app(loc: &Locations, create: bool) -> Result<App, AppError> {
     App::new(config_dir, vault, Settings::default())
 }
 
-/// The configuration directory and the opened vault (see [`open_app`]).
+/// The configuration directory and the opened vault (see [`open_app`]): the backend is chosen
+/// by `--vault`, else `config.toml`, else the default file (`vault::Backend`).
 fn open_parts(loc: &Locations, create: bool) -> Result<(PathBuf, Vault), AppError> {
     let config_dir =
         provider::config_dir(loc.config.as_deref()).map_err(|e| AppError::Config(e.to_string()))?;
-    let path = match &loc.vault {
-        Some(p) => p.clone(),
-        None => vault::default_path()?,
-    };
-    let vault = if path.exists() || create {
-        let vault = Vault::open_from_env(path)?;
-        super::warn_rollback(&vault);
-        vault
-    } else {
-        // Nothing to decrypt yet: reads see an empty vault and no key is asked for.
-        Vault::open(path, KeySource::KeyFile(PathBuf::new()))?
-    };
+    let vault = vault::Backend::resolve(loc.vault.as_deref(), &config_dir)?.open(create)?;
+    super::warn_rollback(&vault);
     Ok((config_dir, vault))
 }
 
@@ -677,16 +668,18 @@ pub fn dashboard(loc: &Locations) -> u8 {
     run(|rt| {
         let config_dir = provider::config_dir(loc.config.as_deref())
             .map_err(|e| AppError::Config(e.to_string()))?;
-        let path = match &loc.vault {
-            Some(p) => p.clone(),
-            None => vault::default_path()?,
-        };
-        if needs_passphrase_prompt(&path)? {
-            return rt.block_on(run_locked_dashboard(config_dir, path));
+        let backend = vault::Backend::resolve(loc.vault.as_deref(), &config_dir)?;
+        // A local passphrase vault is unlocked inside the dashboard; a shared one asks (or
+        // reads the environment) before raw mode.
+        let path = backend.file().map(std::path::Path::to_path_buf);
+        if let Some(path) = &path
+            && needs_passphrase_prompt(path)?
+        {
+            return rt.block_on(run_locked_dashboard(config_dir, path.clone()));
         }
         // With accounts but no vault yet, a login from the dashboard will create the vault, so
         // its key is settled now (environment, or a new passphrase asked before raw mode).
-        let create = !path.exists() && has_account_files(&config_dir);
+        let create = has_account_files(&config_dir) && path.as_ref().is_none_or(|p| !p.exists());
         let app = open_app(loc, create)?;
         rt.block_on(run_dashboard(std::sync::Arc::new(app)))
     })

@@ -177,6 +177,32 @@ pub enum VaultError {
     )]
     NoDataDir,
 
+    /// The shared backend (etcd) cannot be reached or has no quorum (ETCD-6): nothing was
+    /// written; the next call tries again.
+    #[error("vault backend unavailable: {reason}")]
+    BackendUnavailable {
+        /// One sanitized line: which endpoints, what failed.
+        reason: String,
+    },
+
+    /// The backend refused the request for a reason a retry will not fix (authentication,
+    /// permission, a bad TLS file), or its settings are wrong.
+    #[error("vault backend error: {0}")]
+    Backend(String),
+
+    /// ETCD-4: this process no longer holds a lock it took (its lease expired, e.g. while the
+    /// process was paused), so it must not save: another machine may hold the lock now.
+    #[error(
+        "vault {}: the {what} lock was lost (its lease expired) before saving; nothing was written",
+        .path.display()
+    )]
+    LockLost {
+        /// The vault location.
+        path: PathBuf,
+        /// Which lock: "account refresh" or "vault".
+        what: &'static str,
+    },
+
     /// An I/O error on a named file.
     #[error("{action} {}: {source}", .path.display())]
     Io {

@@ -8,13 +8,19 @@
 //!
 //! The vault knows an account only by its name and a provider only by its name.
 
+pub mod backend;
+mod coord;
 mod error;
+pub mod etcd;
 mod format;
 mod key;
+mod keyring;
 pub mod private;
 mod record;
 mod store;
 
+pub use backend::Backend;
+pub use coord::{AccountLock, BackendHealth, Changes, Fence, account_lock_path, lock_account_file};
 pub use error::{Result, VaultError};
 pub use format::{FORMAT_VERSION, HEADER_LEN, SCHEMA_VERSION};
 pub use key::{
@@ -50,7 +56,7 @@ pub fn high_water_dir() -> Option<PathBuf> {
 
 /// The vault: a handle on a [`Store`] with the read and update operations callers need.
 pub struct Vault {
-    store: Box<dyn Store>,
+    store: std::sync::Arc<dyn Store>,
     /// The snapshot decrypted by `open` (to check the key), until a caller takes it.
     opened: std::sync::Mutex<Option<Snapshot>>,
 }
@@ -73,7 +79,7 @@ impl Vault {
     pub fn open_store(store: Box<dyn Store>) -> Result<Vault> {
         let opened = store.load()?;
         Ok(Vault {
-            store,
+            store: store.into(),
             opened: std::sync::Mutex::new(opened),
         })
     }
@@ -100,7 +106,7 @@ impl Vault {
         store.save_if_generation(&lock, 0, &Records::new())?;
         drop(lock);
         Ok(Vault {
-            store,
+            store: store.into(),
             opened: std::sync::Mutex::new(None),
         })
     }
@@ -127,6 +133,27 @@ impl Vault {
     /// Whether the vault looks rolled back to an older copy (HARD-8); see [`Rollback`].
     pub fn rollback(&self) -> Result<Option<Rollback>> {
         self.store.rollback()
+    }
+
+    /// The store behind this vault, shared (e.g. to take an account lock on a blocking thread).
+    pub fn store(&self) -> std::sync::Arc<dyn Store> {
+        self.store.clone()
+    }
+
+    /// New generations as other writers save them, when the backend can tell (ETCD-7).
+    pub fn changes(&self) -> Option<Changes> {
+        self.store.changes()
+    }
+
+    /// The backend's health as of its last request (the dashboard's header).
+    pub fn health(&self) -> BackendHealth {
+        self.store.health()
+    }
+
+    /// The vault's file when it is a local file (`None` on a shared backend): for caches that
+    /// live beside it.
+    pub fn local_file(&self) -> Option<&Path> {
+        self.store.local_file()
     }
 
     /// The vault's location.
@@ -191,15 +218,31 @@ impl Vault {
     where
         E: From<VaultError>,
     {
+        self.update_snapshot_fenced(&[], f)
+    }
+
+    /// [`update_snapshot`](Self::update_snapshot) for a change made under account locks: the
+    /// save is refused ([`VaultError::LockLost`]) unless every fence still holds (ETCD-4).
+    pub fn update_snapshot_fenced<T, E>(
+        &self,
+        fences: &[Fence],
+        f: impl FnOnce(&mut Records) -> Result<T, E>,
+    ) -> Result<(T, Snapshot), E>
+    where
+        E: From<VaultError>,
+    {
         let lock = self.store.lock()?;
         let snap = self.snapshot()?;
         let mut records = snap.records.clone();
         let out = f(&mut records)?;
         let generation = if records == snap.records {
             snap.generation
-        } else {
+        } else if fences.is_empty() {
             self.store
                 .save_if_generation(&lock, snap.generation, &records)?
+        } else {
+            self.store
+                .save_fenced(&lock, snap.generation, &records, fences)?
         };
         drop(lock);
         Ok((

@@ -5,6 +5,7 @@
 //! backend (on an existing distributed store) would implement the same trait; `Vault` and
 //! everything above it would not change.
 
+use super::coord::{AccountLock, BackendHealth, Changes, Fence};
 use super::error::{Result, VaultError};
 use super::format::{self, Ctx, Header, Unlocked};
 use super::key::{self, KdfParams, KeyKind, KeySource};
@@ -86,6 +87,43 @@ pub trait Store: Send + Sync {
     /// tell whether a snapshot they hold is still current without decrypting again.
     fn generation(&self) -> Result<u64> {
         Ok(self.load()?.map_or(0, |s| s.generation))
+    }
+
+    /// Takes `name`'s refresh lock (REF-2), blocking until it is held: one refresher per
+    /// account across every process that shares this store. Saves of that refresh pass the
+    /// lock's [`Fence`] to [`save_fenced`](Self::save_fenced).
+    fn lock_account(&self, name: &str) -> Result<AccountLock>;
+
+    /// Like `save_if_generation`, and also refused ([`VaultError::LockLost`]) unless every
+    /// fence still holds (ETCD-4). A backend whose locks cannot be lost ignores the fences.
+    fn save_fenced(
+        &self,
+        lock: &StoreLock,
+        expected: u64,
+        records: &Records,
+        fences: &[Fence],
+    ) -> Result<u64> {
+        let _ = fences;
+        self.save_if_generation(lock, expected, records)
+    }
+
+    /// Which key the stored vault expects (`None`: no vault yet), read without decrypting.
+    fn key_kind(&self) -> Result<Option<KeyKind>>;
+
+    /// New generations saved by anyone, as they happen (ETCD-7); `None` when the backend
+    /// cannot notify (callers poll [`generation`](Self::generation) instead).
+    fn changes(&self) -> Option<Changes> {
+        None
+    }
+
+    /// How the backend is doing, as of its last request.
+    fn health(&self) -> BackendHealth {
+        BackendHealth::Local
+    }
+
+    /// The vault's file when it is a local file (caches beside it); `None` otherwise.
+    fn local_file(&self) -> Option<&Path> {
+        None
     }
 }
 
@@ -493,6 +531,18 @@ fn high_water_message(vault: &Path, generation: u64) -> Vec<u8> {
 impl Store for FileStore {
     fn location(&self) -> &Path {
         &self.path
+    }
+
+    fn lock_account(&self, name: &str) -> Result<AccountLock> {
+        super::coord::lock_account_file(&self.path, name)
+    }
+
+    fn key_kind(&self) -> Result<Option<KeyKind>> {
+        FileStore::key_kind(self)
+    }
+
+    fn local_file(&self) -> Option<&Path> {
+        Some(&self.path)
     }
 
     fn generation(&self) -> Result<u64> {

@@ -6,6 +6,8 @@ mod cli;
 mod cli_interop;
 mod devserver;
 mod engine_interop;
+mod etcd;
+mod etcd_cluster;
 mod expiry;
 mod git_http;
 mod hardening;

@@ -1,0 +1,496 @@
+//! The shared vault on etcd (docs/etcd.md): the same [`Store`] contract as the file vault, so
+//! nothing above `vault` knows which one it uses.
+//!
+//! Keys under the prefix P (ETCD-2):
+//! - `P/vault`: the whole vault, byte for byte the file format (header + AES-256-GCM), sealed
+//!   on the client under the same key sources (ETCD-1): etcd never sees a token.
+//! - `P/locks/vault/<lease>`: the lock that serializes read-modify-write (ETCD-3).
+//! - `P/locks/account/<h>/<lease>`: an account's refresh lock, `h` a hash of its name (ETCD-2).
+//!
+//! Saves are transactions comparing the vault key's revision as read (ETCD-5) and, for a
+//! refresh, the account lock key's create revision (the fence, ETCD-4).
+
+pub mod client;
+pub mod config;
+
+use super::coord::{AccountLock, BackendHealth, Changes, Fence};
+use super::error::{Result, VaultError};
+use super::format::{self, Ctx, Header, Unlocked};
+use super::key::{KdfParams, KeyKind, KeySource};
+use super::keyring::Keyring;
+use super::record::Records;
+use super::store::{Snapshot, Store, StoreLock};
+use client::{Bridge, Failure, Shared};
+pub use config::{ConfiguredBackend, EtcdConfig, parse_config_toml};
+use etcd_client::{Compare, CompareOp, GetOptions, Txn, TxnOp, TxnOpResponse, WatchOptions};
+use sha2::{Digest, Sha256};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::time::Duration;
+
+/// Domain separation for the account-name hash in lock keys (ETCD-2).
+const LOCK_NAME_DOMAIN: &[u8] = b"authdeck etcd account lock v1\0";
+
+/// The vault key's state as last read: its revision and header.
+#[derive(Debug, Clone)]
+struct Seen {
+    mod_revision: i64,
+    header: Header,
+}
+
+/// How a save transaction ended.
+enum Saved {
+    /// Written at this revision.
+    Committed(i64),
+    /// A compare failed; the vault key as it is now (`None`: absent).
+    Refused(Option<(Vec<u8>, i64)>),
+}
+
+/// The vault on an etcd cluster.
+pub struct EtcdStore {
+    bridge: Arc<Bridge>,
+    location: PathBuf,
+    vault_key: Vec<u8>,
+    keyring: Keyring,
+    seen: Mutex<Option<Seen>>,
+    changes: OnceLock<Changes>,
+}
+
+impl std::fmt::Debug for EtcdStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "EtcdStore({})", self.location.display())
+    }
+}
+
+impl EtcdStore {
+    /// A store on the cluster `cfg` names, unlocked with `source`. Connects on first use.
+    pub fn new(cfg: EtcdConfig, source: KeySource) -> Result<Self> {
+        Self::with_kdf_params(cfg, source, KdfParams::DEFAULT)
+    }
+
+    /// Like [`new`](Self::new) with Argon2id parameters for a vault this store creates (tests).
+    pub fn with_kdf_params(cfg: EtcdConfig, source: KeySource, params: KdfParams) -> Result<Self> {
+        let location = PathBuf::from(cfg.display());
+        let vault_key = format!("{}/vault", cfg.prefix).into_bytes();
+        Ok(Self {
+            bridge: Bridge::new(cfg)?,
+            keyring: Keyring::new(&location, source, params),
+            location,
+            vault_key,
+            seen: Mutex::new(None),
+            changes: OnceLock::new(),
+        })
+    }
+
+    /// Replaces the key source (the header said which kind of key to ask for).
+    pub fn set_key_source(&self, source: KeySource) {
+        self.keyring.set_source(source);
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &EtcdConfig {
+        &self.bridge.shared.cfg
+    }
+
+    /// The raw stored bytes (the file format) and their revision; `None` when absent.
+    pub fn raw(&self) -> Result<Option<Vec<u8>>> {
+        Ok(self.fetch()?.map(|(b, _)| b))
+    }
+
+    fn shared(&self) -> Arc<Shared> {
+        self.bridge.shared.clone()
+    }
+
+    fn ctx(&self) -> Ctx<'_> {
+        Ctx {
+            path: &self.location,
+            // etcd keeps no backup key; its revision history and snapshots serve instead.
+            backup: PathBuf::new(),
+        }
+    }
+
+    /// The lock key prefix of account `name` (ETCD-2: a hash, not the name).
+    fn account_lock_name(&self, name: &str) -> Vec<u8> {
+        let mut h = Sha256::new();
+        h.update(LOCK_NAME_DOMAIN);
+        h.update(name.as_bytes());
+        let digest = h.finalize();
+        let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
+        format!("{}/locks/account/{hex}", self.config().prefix).into_bytes()
+    }
+
+    /// Reads the vault key (linearizable).
+    fn fetch(&self) -> Result<Option<(Vec<u8>, i64)>> {
+        let shared = self.shared();
+        let key = self.vault_key.clone();
+        self.bridge.block(async move {
+            let resp = shared
+                .retrying(shared.cfg.timeout, None, |mut c| {
+                    let key = key.clone();
+                    async move { c.get(key, None).await }
+                })
+                .await
+                .map_err(|f| shared.error(f))?;
+            Ok(resp
+                .kvs()
+                .first()
+                .map(|kv| (kv.value().to_vec(), kv.mod_revision())))
+        })
+    }
+
+    /// The vault key's revision alone (0: absent): one small request.
+    fn fetch_revision(&self) -> Result<i64> {
+        let shared = self.shared();
+        let key = self.vault_key.clone();
+        self.bridge.block(async move {
+            let resp = shared
+                .retrying(shared.cfg.timeout, None, |mut c| {
+                    let key = key.clone();
+                    async move { c.get(key, Some(GetOptions::new().with_keys_only())).await }
+                })
+                .await
+                .map_err(|f| shared.error(f))?;
+            Ok(resp.kvs().first().map_or(0, |kv| kv.mod_revision()))
+        })
+    }
+
+    fn remember(&self, seen: Option<Seen>) {
+        *self.seen.lock().unwrap_or_else(PoisonError::into_inner) = seen;
+    }
+
+    fn last_seen(&self) -> Option<Seen> {
+        self.seen
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// The header and revision of the stored vault, fetched now (`None`: absent).
+    fn fetch_seen(&self) -> Result<Option<Seen>> {
+        let Some((bytes, mod_revision)) = self.fetch()? else {
+            self.remember(None);
+            return Ok(None);
+        };
+        let header = format::parse_header(&bytes, &self.ctx())?;
+        let seen = Seen {
+            mod_revision,
+            header,
+        };
+        self.remember(Some(seen.clone()));
+        Ok(Some(seen))
+    }
+
+    /// ETCD-5: what a save from generation `expected` must compare, and the key to seal with.
+    fn precondition(&self, expected: u64) -> Result<(Compare, Option<Unlocked>)> {
+        let absent = || Compare::version(self.vault_key.clone(), CompareOp::Equal, 0);
+        if expected == 0 {
+            return match self.fetch_seen()? {
+                None => Ok((absent(), None)),
+                Some(s) => Err(self.conflict(0, s.header.generation)),
+            };
+        }
+        let seen = match self.last_seen() {
+            Some(s) if s.header.generation == expected => s,
+            _ => self
+                .fetch_seen()?
+                .ok_or_else(|| self.conflict(expected, 0))?,
+        };
+        if seen.header.generation != expected {
+            return Err(self.conflict(expected, seen.header.generation));
+        }
+        let key = self.keyring.unlock_for(&seen.header)?;
+        let cmp =
+            Compare::mod_revision(self.vault_key.clone(), CompareOp::Equal, seen.mod_revision);
+        Ok((cmp, Some(key)))
+    }
+
+    fn conflict(&self, expected: u64, found: u64) -> VaultError {
+        VaultError::Conflict {
+            path: self.location.clone(),
+            expected,
+            found,
+        }
+    }
+
+    /// The one write path: seal generation `expected + 1` under `key` (or the current one),
+    /// then a transaction that puts it only if nothing changed and every fence holds.
+    fn save_with(
+        &self,
+        expected: u64,
+        records: &Records,
+        fences: &[Fence],
+        new_key: Option<KeySource>,
+    ) -> Result<u64> {
+        let (cmp, current_key) = self.precondition(expected)?;
+        let key = match (&new_key, current_key) {
+            (None, Some(k)) => k,
+            (Some(s), _) => self.keyring.unlock_new(Some(s))?,
+            (None, None) => self.keyring.unlock_new(None)?,
+        };
+        let generation = expected + 1;
+        let bytes = format::seal(&key, generation, records)?;
+        let mut compares = vec![cmp];
+        compares.extend(
+            fences
+                .iter()
+                .map(|f| Compare::create_revision(f.key.clone(), CompareOp::Equal, f.revision)),
+        );
+        match self.transact(compares, bytes.clone())? {
+            Saved::Committed(rev) => {
+                let header = format::parse_header(&bytes, &self.ctx())?;
+                self.remember(Some(Seen {
+                    mod_revision: rev,
+                    header,
+                }));
+                if new_key.is_some() || expected == 0 {
+                    self.keyring.adopt(new_key, key);
+                }
+                Ok(generation)
+            }
+            Saved::Refused(now) => {
+                let found = match &now {
+                    Some((b, _)) => format::parse_header(b, &self.ctx())?.generation,
+                    None => 0,
+                };
+                self.remember(None);
+                if found != expected || fences.is_empty() {
+                    Err(self.conflict(expected, found))
+                } else {
+                    Err(VaultError::LockLost {
+                        path: self.location.clone(),
+                        what: "account refresh",
+                    })
+                }
+            }
+        }
+    }
+
+    /// Runs the save transaction, retrying what is transient for up to three request timeouts
+    /// (a leader election; ETCD-6). An attempt whose outcome was unknown and that did commit
+    /// shows up as the stored value being exactly ours (a fresh nonce makes it unique).
+    fn transact(&self, compares: Vec<Compare>, bytes: Vec<u8>) -> Result<Saved> {
+        let shared = self.shared();
+        let key = self.vault_key.clone();
+        self.bridge.block(async move {
+            let budget = shared.cfg.timeout * 3;
+            let resp = shared
+                .retrying(budget, None, |mut c| {
+                    let txn = Txn::new()
+                        .when(compares.clone())
+                        .and_then(vec![TxnOp::put(key.clone(), bytes.clone(), None)])
+                        .or_else(vec![TxnOp::get(key.clone(), None)]);
+                    async move { c.txn(txn).await }
+                })
+                .await
+                .map_err(|f| shared.error(f))?;
+            if resp.succeeded() {
+                let rev = resp.header().map_or(0, |h| h.revision());
+                return Ok(Saved::Committed(rev));
+            }
+            let now = resp.op_responses().into_iter().find_map(|op| match op {
+                TxnOpResponse::Get(g) => Some(
+                    g.kvs()
+                        .first()
+                        .map(|kv| (kv.value().to_vec(), kv.mod_revision())),
+                ),
+                _ => None,
+            });
+            let now = now.flatten();
+            match now {
+                Some((value, rev)) if value == bytes => Ok(Saved::Committed(rev)),
+                other => Ok(Saved::Refused(other)),
+            }
+        })
+    }
+
+    /// Starts the watch task that feeds [`Store::changes`] (ETCD-7).
+    fn start_watch(&self) -> Changes {
+        let initial = self.last_seen().map_or(0, |s| s.header.generation);
+        let (tx, rx) = tokio::sync::watch::channel(initial);
+        let shared = self.shared();
+        let key = self.vault_key.clone();
+        let location = self.location.clone();
+        self.bridge
+            .spawn(watch_generations(shared, key, location, tx));
+        rx
+    }
+}
+
+/// Follows the vault key and sends each new generation (read from the header, no decryption).
+/// Reconnects with backoff after any failure, bounded to a few seconds apart.
+async fn watch_generations(
+    shared: Arc<Shared>,
+    key: Vec<u8>,
+    location: PathBuf,
+    tx: tokio::sync::watch::Sender<u64>,
+) {
+    let ctx = Ctx {
+        path: &location,
+        backup: PathBuf::new(),
+    };
+    let mut pause = Duration::from_millis(200);
+    let mut next_rev: Option<i64> = None;
+    loop {
+        let started = async {
+            let mut c = shared.client().await?;
+            // Catch up first: what is stored now, then changes after it.
+            let now = tokio::time::timeout(shared.cfg.timeout, c.get(key.clone(), None))
+                .await
+                .map_err(|_| Failure::Transient("no answer".into()))?
+                .map_err(client::classify)?;
+            if let Some(kv) = now.kvs().first()
+                && let Ok(h) = format::parse_header(kv.value(), &ctx)
+            {
+                tx.send_if_modified(|g| std::mem::replace(g, h.generation) != h.generation);
+            }
+            let from = next_rev.unwrap_or_else(|| now.header().map_or(0, |h| h.revision()) + 1);
+            let opts = WatchOptions::new().with_start_revision(from);
+            c.watch(key.clone(), Some(opts))
+                .await
+                .map_err(client::classify)
+        }
+        .await;
+        if let Ok(mut stream) = started {
+            pause = Duration::from_millis(200);
+            while let Ok(Some(resp)) = stream.message().await {
+                if resp.canceled() {
+                    // Compacted past our revision: start again from what is stored now.
+                    next_rev = None;
+                    break;
+                }
+                for ev in resp.events() {
+                    if let Some(kv) = ev.kv() {
+                        next_rev = Some(kv.mod_revision() + 1);
+                        if let Ok(h) = format::parse_header(kv.value(), &ctx) {
+                            tx.send_replace(h.generation);
+                        }
+                    }
+                }
+            }
+        }
+        if tx.is_closed() {
+            return;
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_secs(3));
+    }
+}
+
+impl Store for EtcdStore {
+    fn location(&self) -> &Path {
+        &self.location
+    }
+
+    fn exists(&self) -> Result<bool> {
+        Ok(self.fetch_revision()? != 0)
+    }
+
+    fn load(&self) -> Result<Option<Snapshot>> {
+        let Some((bytes, mod_revision)) = self.fetch()? else {
+            self.remember(None);
+            return Ok(None);
+        };
+        let header = format::parse_header(&bytes, &self.ctx())?;
+        let key = self.keyring.unlock_for(&header)?;
+        let records = format::open(&bytes, &header, &key, &self.ctx())?;
+        let generation = header.generation;
+        self.remember(Some(Seen {
+            mod_revision,
+            header,
+        }));
+        Ok(Some(Snapshot {
+            generation,
+            records,
+        }))
+    }
+
+    fn generation(&self) -> Result<u64> {
+        let rev = self.fetch_revision()?;
+        if rev == 0 {
+            return Ok(0);
+        }
+        if let Some(s) = self.last_seen()
+            && s.mod_revision == rev
+        {
+            return Ok(s.header.generation);
+        }
+        Ok(self.fetch_seen()?.map_or(0, |s| s.header.generation))
+    }
+
+    fn lock(&self) -> Result<StoreLock> {
+        let name = format!("{}/locks/vault", self.config().prefix).into_bytes();
+        let held = self.bridge.lock(name, false)?;
+        Ok(StoreLock::new(Box::new(held)))
+    }
+
+    fn save_if_generation(
+        &self,
+        _lock: &StoreLock,
+        expected: u64,
+        records: &Records,
+    ) -> Result<u64> {
+        self.save_with(expected, records, &[], None)
+    }
+
+    fn save_fenced(
+        &self,
+        _lock: &StoreLock,
+        expected: u64,
+        records: &Records,
+        fences: &[Fence],
+    ) -> Result<u64> {
+        self.save_with(expected, records, fences, None)
+    }
+
+    fn rekey_if_generation(
+        &self,
+        _lock: &StoreLock,
+        expected: u64,
+        records: &Records,
+        new_key: KeySource,
+    ) -> Result<u64> {
+        self.save_with(expected, records, &[], Some(new_key))
+    }
+
+    fn lock_account(&self, name: &str) -> Result<AccountLock> {
+        let held = self.bridge.lock(self.account_lock_name(name), true)?;
+        let fence = Fence {
+            key: held.key.clone(),
+            revision: held.revision,
+        };
+        Ok(AccountLock::new(Box::new(held), Some(fence)))
+    }
+
+    fn key_kind(&self) -> Result<Option<KeyKind>> {
+        Ok(self.fetch_seen()?.map(|s| s.header.kind))
+    }
+
+    fn changes(&self) -> Option<Changes> {
+        Some(self.changes.get_or_init(|| self.start_watch()).clone())
+    }
+
+    fn health(&self) -> BackendHealth {
+        self.bridge.shared.health()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// ETCD-2: account names appear in lock keys only hashed, under the prefix.
+    #[test]
+    fn etcd2_lock_keys_hash_account_names() {
+        let cfg = EtcdConfig::new(vec!["127.0.0.1:9".into()], "/team").unwrap();
+        let s = EtcdStore::new(cfg, KeySource::KeyFile(PathBuf::new())).unwrap();
+        let k = String::from_utf8(s.account_lock_name("github-work")).unwrap();
+        assert!(k.starts_with("/team/locks/account/"), "{k}");
+        assert!(!k.contains("github"), "{k}");
+        assert_eq!(k.len(), "/team/locks/account/".len() + 32);
+        assert_ne!(
+            k,
+            String::from_utf8(s.account_lock_name("github-home")).unwrap()
+        );
+        assert_eq!(s.vault_key, b"/team/vault");
+    }
+}

@@ -1,0 +1,121 @@
+//! The vault key for a backend that is not a local file: the key source, and the last key
+//! derived so Argon2id runs once per process rather than once per read. Same rules as the file
+//! store (VAULT-3): the header says which kind of key and which KDF parameters.
+
+use super::error::{Result, VaultError};
+use super::format::{Header, Unlocked};
+use super::key::{self, KdfParams, KeyKind, KeySource};
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+/// A key source and its cached derived key.
+#[derive(Debug)]
+pub(crate) struct Keyring {
+    location: PathBuf,
+    source: Mutex<KeySource>,
+    new_params: KdfParams,
+    cache: Mutex<Option<Unlocked>>,
+}
+
+/// A poisoned mutex here only guards a cache or a key source, both still consistent.
+fn unpoisoned<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Keyring {
+    pub fn new(location: &Path, source: KeySource, new_params: KdfParams) -> Self {
+        Self {
+            location: location.to_path_buf(),
+            source: Mutex::new(source),
+            new_params,
+            cache: Mutex::new(None),
+        }
+    }
+
+    /// Replaces the key source (after the header told which kind to ask for).
+    pub fn set_source(&self, source: KeySource) {
+        *unpoisoned(&self.source) = source;
+        *unpoisoned(&self.cache) = None;
+    }
+
+    /// The key for an existing vault's header: from the cache, or derived from the source.
+    pub fn unlock_for(&self, header: &Header) -> Result<Unlocked> {
+        let mut cache = unpoisoned(&self.cache);
+        if let Some(u) = cache.as_ref()
+            && u.kind == header.kind
+            && u.params == header.params
+            && u.salt == header.salt
+            && header.key_matches(&u.key)
+        {
+            return Ok(u.clone());
+        }
+        let source = unpoisoned(&self.source).clone();
+        if source.kind() != header.kind {
+            return Err(VaultError::KeyKindMismatch {
+                path: self.location.clone(),
+                expected: header.kind,
+                given: source.kind(),
+            });
+        }
+        let key = match (&source, header.params) {
+            (KeySource::Passphrase(p), Some(params)) => {
+                key::derive_key(p, &header.salt, params, &self.location)?
+            }
+            (KeySource::KeyFile(f), _) => key::read_key_file(f)?,
+            (KeySource::Passphrase(_), None) => {
+                return Err(VaultError::KeyKindMismatch {
+                    path: self.location.clone(),
+                    expected: KeyKind::KeyFile,
+                    given: KeyKind::Passphrase,
+                });
+            }
+        };
+        if !header.key_matches(&key) {
+            return Err(VaultError::WrongKey {
+                path: self.location.clone(),
+            });
+        }
+        let unlocked = Unlocked {
+            kind: header.kind,
+            params: header.params,
+            salt: header.salt,
+            key,
+        };
+        *cache = Some(unlocked.clone());
+        Ok(unlocked)
+    }
+
+    /// A key for a brand-new vault (fresh salt) from the current source, or from `other`.
+    pub fn unlock_new(&self, other: Option<&KeySource>) -> Result<Unlocked> {
+        let source = match other {
+            Some(s) => s.clone(),
+            None => unpoisoned(&self.source).clone(),
+        };
+        let unlocked = match &source {
+            KeySource::Passphrase(p) => {
+                let salt = crate::secret::random_bytes();
+                Unlocked {
+                    kind: KeyKind::Passphrase,
+                    params: Some(self.new_params),
+                    salt,
+                    key: key::derive_key(p, &salt, self.new_params, &self.location)?,
+                }
+            }
+            KeySource::KeyFile(f) => Unlocked {
+                kind: KeyKind::KeyFile,
+                params: None,
+                salt: [0; 16],
+                key: key::read_key_file(f)?,
+            },
+        };
+        Ok(unlocked)
+    }
+
+    /// Makes `source` and its derived key current (after a successful create or re-key).
+    pub fn adopt(&self, source: Option<KeySource>, unlocked: Unlocked) {
+        if let Some(s) = source {
+            *unpoisoned(&self.source) = s;
+        }
+        *unpoisoned(&self.cache) = Some(unlocked);
+    }
+}

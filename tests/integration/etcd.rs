@@ -1,0 +1,562 @@
+//! The shared vault on a real 3-member etcd cluster (docs/etcd.md): compare-and-swap saves,
+//! fenced account locks, one refresher per account across machines (processes of the real
+//! binary with their own config dirs), member failures, killed and paused lock holders.
+
+use crate::etcd_cluster::Cluster;
+use crate::support::{stderr, stdout, wait_with_timeout};
+use authdeck::devserver::{DevServer, DevServerConfig, Endpoint, Fault};
+use authdeck::secret::{AccessToken, RefreshToken};
+use authdeck::vault::{
+    AccountState, Backend, KdfParams, KeySource, Record, Records, Store, VaultError,
+    etcd::{EtcdConfig, EtcdStore},
+    generate_key_file,
+};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+/// Test settings: short leases and request bounds keep failure cases fast.
+fn config(cluster: &Cluster, prefix: &str) -> EtcdConfig {
+    let mut c = EtcdConfig::new(cluster.endpoints(), prefix).unwrap();
+    c.lease_ttl = Duration::from_secs(2);
+    c.timeout = Duration::from_millis(1500);
+    c.lock_wait = Duration::from_secs(30);
+    c
+}
+
+fn key_file(dir: &Path) -> PathBuf {
+    let key = dir.join("vault.key");
+    generate_key_file(&key).unwrap();
+    key
+}
+
+fn store(cfg: &EtcdConfig, key: &Path) -> EtcdStore {
+    EtcdStore::with_kdf_params(
+        cfg.clone(),
+        KeySource::KeyFile(key.to_path_buf()),
+        KdfParams::DEFAULT,
+    )
+    .unwrap()
+}
+
+fn record(rt: &str, access: &str, expires_at: i64, issuer: &str) -> Record {
+    Record {
+        provider: "oidc".into(),
+        issuer: Some(issuer.to_string()),
+        client_id: Some("demo-public".into()),
+        access_token: Some(AccessToken::new(access)),
+        refresh_token: Some(RefreshToken::new(rt)),
+        token_type: Some("Bearer".into()),
+        obtained_at: Some(now() - 3600),
+        expires_at: Some(expires_at),
+        state: AccountState::Valid,
+        ..Record::default()
+    }
+}
+
+/// ETCD-5: a save from a stale generation is a `Conflict`; ETCD-1: the stored value is the
+/// file format's ciphertext (no token in it); ETCD-4: a save whose account lock key is gone
+/// (its lease expired) is refused; an account lock excludes a second holder until dropped.
+#[test]
+fn etcd_cas_fence_and_account_lock_on_a_real_cluster() {
+    let cluster = Cluster::start();
+    let dir = tempfile::tempdir().unwrap();
+    let key = key_file(dir.path());
+    let cfg = config(&cluster, "/cas");
+    let a = authdeck::vault::Vault::create_store(Box::new(store(&cfg, &key))).unwrap();
+    let b_store = store(&cfg, &key);
+    let b = authdeck::vault::Vault::open_store(Box::new(store(&cfg, &key))).unwrap();
+    a.update(|r| {
+        r.insert(
+            "x".into(),
+            record("rt-secret-1", "at-secret-1", now() + 600, "i"),
+        );
+        Ok::<_, VaultError>(())
+    })
+    .unwrap();
+    assert_eq!(b.generation().unwrap(), 2, "another handle sees the save");
+    let raw = b_store.raw().unwrap().unwrap();
+    assert!(raw.starts_with(b"AUTHDECK"), "the file format");
+    assert!(
+        !raw.windows(11).any(|w| w == b"rt-secret-1"),
+        "ETCD-1: etcd holds ciphertext only"
+    );
+
+    // A stale writer: read generation 2, someone else saves 3, then it saves from 2.
+    let snap = b.snapshot().unwrap();
+    a.update(|r| {
+        r.insert("z".into(), Record::default());
+        Ok::<_, VaultError>(())
+    })
+    .unwrap();
+    let lock = b_store.lock().unwrap();
+    let err = b_store
+        .save_if_generation(&lock, snap.generation, &snap.records)
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            VaultError::Conflict {
+                expected: 2,
+                found: 3,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    drop(lock);
+
+    // Account lock: exclusive across stores; the second waits until the first is dropped.
+    let held = b_store.lock_account("x").unwrap();
+    let fence = held.fence().cloned().expect("etcd locks are fenced");
+    let other = std::thread::spawn({
+        let cfg = cfg.clone();
+        let key = key.clone();
+        move || {
+            let s = store(&cfg, &key);
+            let t = Instant::now();
+            let l = s.lock_account("x").unwrap();
+            drop(l);
+            t.elapsed()
+        }
+    });
+    std::thread::sleep(Duration::from_millis(800));
+    // Simulate the lease expiring under the holder: delete its lock key behind its back.
+    delete_holder_key(&cluster, "/cas/locks/account/");
+    let waited = other.join().unwrap();
+    assert!(
+        waited >= Duration::from_millis(700),
+        "the second holder waited: {waited:?}"
+    );
+    let lock = b_store.lock().unwrap();
+    let current = b_store.load().unwrap().unwrap();
+    let mut records: Records = current.records.clone();
+    records.insert("w".into(), Record::default());
+    let err = b_store
+        .save_fenced(&lock, current.generation, &records, &[fence])
+        .unwrap_err();
+    assert!(matches!(err, VaultError::LockLost { .. }), "{err}");
+    assert_eq!(
+        b_store.load().unwrap().unwrap().generation,
+        current.generation,
+        "nothing written"
+    );
+    drop(lock);
+    drop(held);
+}
+
+/// Deletes the oldest key under `prefix` (the lock holder's) with a plain etcd client: what
+/// the holder's lease expiring does.
+fn delete_holder_key(cluster: &Cluster, prefix: &str) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let urls: Vec<String> = cluster
+            .endpoints()
+            .iter()
+            .map(|e| format!("http://{e}"))
+            .collect();
+        let mut c = etcd_client::Client::connect(urls, None).await.unwrap();
+        let opts = etcd_client::GetOptions::new().with_prefix().with_sort(
+            etcd_client::SortTarget::Create,
+            etcd_client::SortOrder::Ascend,
+        );
+        let keys = c.get(prefix, Some(opts)).await.unwrap();
+        assert_eq!(keys.kvs().len(), 2, "the holder's key and the waiter's");
+        let holder = keys.kvs()[0].key().to_vec();
+        c.delete(holder, None).await.unwrap();
+    });
+}
+
+/// One "machine": its own config dir (account file + config.toml naming the cluster) and the
+/// shared key file.
+struct Machine {
+    config: PathBuf,
+    key: PathBuf,
+    home: PathBuf,
+}
+
+impl Machine {
+    fn new(
+        root: &Path,
+        i: usize,
+        cluster: &Cluster,
+        prefix: &str,
+        issuer: &str,
+        key: &Path,
+    ) -> Self {
+        let config = root.join(format!("machine{i}"));
+        std::fs::create_dir_all(config.join("providers")).unwrap();
+        std::fs::write(
+            config.join("providers/acct.toml"),
+            format!(
+                "extends = \"oidc\"\nissuer = \"{issuer}\"\n\
+                 authorization_endpoint = \"{issuer}/authorize\"\n\
+                 token_endpoint = \"{issuer}/token\"\n\
+                 client_id = \"demo-public\"\nscopes = [\"api\"]\n"
+            ),
+        )
+        .unwrap();
+        let endpoints: Vec<String> = cluster
+            .endpoints()
+            .iter()
+            .map(|e| format!("\"{e}\""))
+            .collect();
+        std::fs::write(
+            config.join("config.toml"),
+            format!(
+                "[vault]\nbackend = \"etcd\"\nendpoints = [{}]\nprefix = \"{prefix}\"\n\
+                 lease_ttl_secs = 2\ntimeout_ms = 1500\nlock_wait_secs = 60\n",
+                endpoints.join(", ")
+            ),
+        )
+        .unwrap();
+        Machine {
+            config,
+            key: key.to_path_buf(),
+            home: root.to_path_buf(),
+        }
+    }
+
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(crate::support::bin());
+        c.args(args)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("HOME", &self.home)
+            .env("AUTHDECK_CONFIG_DIR", &self.config)
+            .env("AUTHDECK_KEY_FILE", &self.key)
+            .env("NO_PROXY", "127.0.0.1,localhost")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        c
+    }
+
+    fn spawn(&self, args: &[&str]) -> Child {
+        self.cmd(args).spawn().unwrap()
+    }
+}
+
+/// Logs in once through the devserver's auto-approved device grant; the refresh token.
+async fn device_login(srv: &DevServer) -> String {
+    let http = reqwest::Client::builder().no_proxy().build().unwrap();
+    let dev: serde_json::Value = http
+        .post(srv.url("/device_authorization"))
+        .form(&[("client_id", "demo-public"), ("scope", "api")])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let tok: serde_json::Value = http
+        .post(srv.url("/token"))
+        .form(&[
+            ("client_id", "demo-public"),
+            ("grant_type", "urn:ietf:params:oauth:grant-type:device_code"),
+            ("device_code", dev["device_code"].as_str().unwrap()),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    tok["refresh_token"].as_str().unwrap().to_string()
+}
+
+/// A shared etcd vault at `prefix` holding account `acct`, due now, with a real refresh token.
+async fn shared_vault(cluster: &Cluster, prefix: &str, srv: &DevServer, key: &Path) {
+    let rt = device_login(srv).await;
+    let backend = Backend::Etcd(Box::new(config(cluster, prefix)));
+    let issuer = srv.issuer();
+    let key = key.to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        let vault = backend.create(KeySource::KeyFile(key)).unwrap();
+        vault
+            .update(|r| {
+                r.insert("acct".into(), record(&rt, "old-token", now() - 10, &issuer));
+                Ok::<_, VaultError>(())
+            })
+            .unwrap();
+    })
+    .await
+    .unwrap();
+}
+
+/// Three machines, ten `token` callers each, one due account with a rotating refresh token:
+/// exactly one refresh reaches the server (REF-2 across machines, ETCD-3) and all 30 print
+/// the same new token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn etcd_three_machines_thirty_callers_one_refresh() {
+    let cluster = Cluster::start();
+    let srv = DevServer::start(DevServerConfig {
+        rotate_refresh_tokens: true,
+        auto_approve_device: true,
+        ..DevServerConfig::default()
+    })
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let key = key_file(dir.path());
+    shared_vault(&cluster, "/storm", &srv, &key).await;
+    let machines: Vec<Machine> = (0..3)
+        .map(|i| Machine::new(dir.path(), i, &cluster, "/storm", &srv.issuer(), &key))
+        .collect();
+    let before = srv.stats().refreshes;
+    let outs = tokio::task::spawn_blocking(move || {
+        let children: Vec<Child> = machines
+            .iter()
+            .flat_map(|m| (0..10).map(move |_| m.spawn(&["token", "acct"])))
+            .collect();
+        children
+            .into_iter()
+            .map(|c| wait_with_timeout(c, Duration::from_secs(60)))
+            .collect::<Vec<_>>()
+    })
+    .await
+    .unwrap();
+    let mut tokens = std::collections::BTreeSet::new();
+    for out in &outs {
+        assert!(out.status.success(), "stderr: {}", stderr(out));
+        tokens.insert(stdout(out).trim().to_string());
+    }
+    assert_eq!(
+        tokens.len(),
+        1,
+        "every caller printed the same token: {tokens:?}"
+    );
+    let token = tokens.into_iter().next().unwrap();
+    assert!(!token.is_empty() && token != "old-token", "{token}");
+    assert_eq!(
+        srv.stats().refreshes - before,
+        1,
+        "exactly one refresh request reached the server"
+    );
+}
+
+/// Runs `args` on `m` and waits (bounded).
+fn run(m: &Machine, args: &[&str]) -> std::process::Output {
+    wait_with_timeout(m.spawn(args), Duration::from_secs(60))
+}
+
+/// A setup shared by the failure cases: a cluster, a rotating devserver, one due account in
+/// the vault and three machines.
+struct World {
+    cluster: Cluster,
+    srv: DevServer,
+    machines: Vec<Machine>,
+    _dir: tempfile::TempDir,
+}
+
+async fn world(prefix: &str) -> World {
+    let cluster = Cluster::start();
+    let srv = DevServer::start(DevServerConfig {
+        rotate_refresh_tokens: true,
+        auto_approve_device: true,
+        ..DevServerConfig::default()
+    })
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let key = key_file(dir.path());
+    shared_vault(&cluster, prefix, &srv, &key).await;
+    let machines = (0..3)
+        .map(|i| Machine::new(dir.path(), i, &cluster, prefix, &srv.issuer(), &key))
+        .collect();
+    World {
+        cluster,
+        srv,
+        machines,
+        _dir: dir,
+    }
+}
+
+/// Waits until the devserver has seen more than `n` token requests (bounded).
+async fn token_request_arrived(srv: &DevServer, n: u64) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while srv.stats().token_requests <= n {
+        assert!(Instant::now() < deadline, "no token request arrived");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn signal(child: &Child, sig: i32) {
+    let rc = unsafe { libc::kill(child.id() as i32, sig) };
+    assert_eq!(rc, 0, "kill({sig})");
+}
+
+/// ETCD-6: with one member down everything works (a refresh included); with two down the
+/// command fails fast with the clear error and exit 1; when they return it works again and
+/// nothing was lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn etcd6_one_member_down_works_two_down_clear_error_then_recovery() {
+    let mut w = world("/members").await;
+    w.cluster.kill(0);
+    let before = w.srv.stats().refreshes;
+    let m = &w.machines[0];
+    let out = tokio::task::block_in_place(|| run(m, &["token", "acct"]));
+    assert!(out.status.success(), "one member down: {}", stderr(&out));
+    let token = stdout(&out).trim().to_string();
+    assert_ne!(token, "old-token");
+    assert_eq!(w.srv.stats().refreshes, before + 1);
+
+    w.cluster.kill(1);
+    let started = Instant::now();
+    let out = tokio::task::block_in_place(|| run(&w.machines[1], &["token", "acct"]));
+    let took = started.elapsed();
+    assert_eq!(out.status.code(), Some(1), "two members down: exit 1");
+    let err = stderr(&out);
+    assert!(err.contains("vault backend unavailable"), "{err}");
+    assert!(took < Duration::from_secs(20), "bounded: {took:?}");
+    assert!(stdout(&out).is_empty(), "no token printed");
+
+    w.cluster.restart(0);
+    w.cluster.restart(1);
+    tokio::task::block_in_place(|| w.cluster.wait_healthy(Duration::from_secs(30)));
+    let out = tokio::task::block_in_place(|| run(&w.machines[2], &["token", "acct"]));
+    assert!(out.status.success(), "recovered: {}", stderr(&out));
+    assert_eq!(stdout(&out).trim(), token, "the same, saved token");
+    let out = tokio::task::block_in_place(|| run(&w.machines[2], &["refresh", "acct"]));
+    assert!(
+        out.status.success(),
+        "the refresh token still works: {}",
+        stderr(&out)
+    );
+}
+
+/// ETCD-3: a lock holder SIGKILLed in the middle of its token request delays the others only
+/// until its lease expires; another machine then refreshes and the refresh token is not lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn etcd3_sigkilled_lock_holder_another_machine_refreshes_after_the_lease() {
+    let w = world("/killed").await;
+    let n = w.srv.stats().token_requests;
+    w.srv
+        .inject(Fault::Slow(Duration::from_secs(6)), 1, Endpoint::Token);
+    let mut holder = w.machines[0].spawn(&["token", "acct"]);
+    token_request_arrived(&w.srv, n).await;
+    holder.kill().unwrap();
+    let _ = holder.wait();
+    let killed_at = Instant::now();
+    let out = tokio::task::block_in_place(|| run(&w.machines[1], &["token", "acct"]));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let took = killed_at.elapsed();
+    assert!(
+        took < Duration::from_secs(6),
+        "waited for the 2 s lease, not for the killed request: {took:?}"
+    );
+    let token = stdout(&out).trim().to_string();
+    assert_ne!(token, "old-token");
+    // The rotated refresh token was saved: a forced refresh from a third machine works.
+    let out = tokio::task::block_in_place(|| run(&w.machines[2], &["refresh", "acct"]));
+    assert!(
+        out.status.success(),
+        "refresh token not lost: {}",
+        stderr(&out)
+    );
+}
+
+/// ETCD-4: a holder paused (SIGSTOP) past its lease loses the lock to another machine, which
+/// refreshes; resumed (SIGCONT), its save is refused by the fence and the other machine's
+/// rotated token stays.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn etcd4_paused_holder_is_fenced_after_its_lease_expired() {
+    let w = world("/paused").await;
+    let n = w.srv.stats().token_requests;
+    w.srv
+        .inject(Fault::Slow(Duration::from_secs(5)), 1, Endpoint::Token);
+    let stale = w.machines[0].spawn(&["token", "acct"]);
+    token_request_arrived(&w.srv, n).await;
+    signal(&stale, libc::SIGSTOP);
+    let out = tokio::task::block_in_place(|| run(&w.machines[1], &["token", "acct"]));
+    signal(&stale, libc::SIGCONT);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let token = stdout(&out).trim().to_string();
+    assert_ne!(token, "old-token");
+    let stale_out =
+        tokio::task::block_in_place(|| wait_with_timeout(stale, Duration::from_secs(60)));
+    assert!(!stale_out.status.success(), "the stale holder must fail");
+    let err = stderr(&stale_out);
+    assert!(err.contains("lock was lost"), "refused by the fence: {err}");
+    assert!(stdout(&stale_out).is_empty());
+    // The vault still holds the other machine's token and a working refresh token.
+    let out = tokio::task::block_in_place(|| run(&w.machines[2], &["token", "acct"]));
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out).trim(), token);
+    let out = tokio::task::block_in_place(|| run(&w.machines[2], &["refresh", "acct"]));
+    assert!(
+        out.status.success(),
+        "refresh token intact: {}",
+        stderr(&out)
+    );
+}
+
+/// ETCD-6: the etcd leader killed while a refresh is in flight: the save rides out the
+/// election, the rotation is not lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn etcd6_leader_killed_during_a_refresh_no_rotation_lost() {
+    let mut w = world("/leader").await;
+    let n = w.srv.stats().token_requests;
+    w.srv
+        .inject(Fault::Slow(Duration::from_millis(1500)), 1, Endpoint::Token);
+    let child = w.machines[0].spawn(&["token", "acct"]);
+    token_request_arrived(&w.srv, n).await;
+    let leader = w.cluster.leader().expect("a leader");
+    w.cluster.kill(leader);
+    let out = tokio::task::block_in_place(|| wait_with_timeout(child, Duration::from_secs(60)));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let token = stdout(&out).trim().to_string();
+    assert_ne!(token, "old-token");
+    w.cluster.restart(leader);
+    let out = tokio::task::block_in_place(|| run(&w.machines[1], &["token", "acct"]));
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out).trim(), token, "the rotation was saved");
+    let out = tokio::task::block_in_place(|| run(&w.machines[2], &["refresh", "acct"]));
+    assert!(
+        out.status.success(),
+        "refresh token intact: {}",
+        stderr(&out)
+    );
+}
+
+/// ETCD-7: a store's change notifications report another writer's new generation without
+/// polling.
+#[test]
+fn etcd7_watch_reports_new_generations() {
+    let cluster = Cluster::start();
+    let dir = tempfile::tempdir().unwrap();
+    let key = key_file(dir.path());
+    let cfg = config(&cluster, "/watch");
+    let writer = authdeck::vault::Vault::create_store(Box::new(store(&cfg, &key))).unwrap();
+    let watcher = authdeck::vault::Vault::open_store(Box::new(store(&cfg, &key))).unwrap();
+    let mut changes = watcher.changes().expect("etcd notifies");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    for want in 2..=4u64 {
+        writer
+            .update(|r| {
+                r.insert(format!("a{want}"), Record::default());
+                Ok::<_, VaultError>(())
+            })
+            .unwrap();
+        rt.block_on(async {
+            tokio::time::timeout(Duration::from_secs(5), changes.wait_for(|g| *g >= want))
+                .await
+                .expect("notified within 5 s")
+                .unwrap();
+        });
+    }
+    assert_eq!(*changes.borrow(), 4);
+}
