@@ -219,29 +219,33 @@ impl App {
         cancel: watch::Receiver<bool>,
         sink: &dyn LoginSink,
     ) -> Result<TokenSet> {
-        if cfg.device_authorization_endpoint.is_none() {
+        // Through an exchange proxy the proxy's configuration decides (a 501 if it has no
+        // device endpoint for the client); directly, the provider must offer one.
+        let proxy = account.exchange_proxy.as_ref();
+        if proxy.is_none() && cfg.device_authorization_endpoint.is_none() {
             return Err(AppError::Unsupported {
                 name: name.to_string(),
                 what: "the provider offers no device authorization endpoint; use --mode paste"
                     .into(),
             });
         }
-        let auth = self
-            .oauth()?
-            .start_device(cfg)
-            .await
-            .map_err(|e| hinted(name, account, HintStage::Device, e))?;
+        let oauth = self.oauth()?;
+        let auth = match proxy {
+            Some(proxy) => oauth.start_device_via_proxy(proxy, cfg).await,
+            None => oauth.start_device(cfg).await,
+        }
+        .map_err(|e| hinted(name, account, HintStage::Device, e))?;
         sink.event(LoginEvent::DeviceCode {
             user_code: auth.user_code.clone(),
             verification_uri: auth.verification_uri.clone(),
             verification_uri_complete: auth.verification_uri_complete.clone(),
             expires_in: auth.expires_in.as_secs(),
         });
-        let mut tokens = self
-            .oauth()?
-            .poll_device(cfg, &auth, cancel)
-            .await
-            .map_err(|e| hinted(name, account, HintStage::Device, e))?;
+        let mut tokens = match proxy {
+            Some(proxy) => oauth.poll_device_via_proxy(proxy, cfg, &auth, cancel).await,
+            None => oauth.poll_device(cfg, &auth, cancel).await,
+        }
+        .map_err(|e| hinted(name, account, HintStage::Device, e))?;
         // DISC-5: the device grant has no nonce; everything else is checked.
         self.vet_login_id_token(name, cfg, &mut tokens, None)
             .await?;

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use tokio::sync::watch;
 
-use super::client::{OAuthClient, Replay};
+use super::client::{OAuthClient, RawResponse, Replay};
 use super::config::{ClientConfig, check_endpoint};
 use super::error::{OAuthError, Result, is_retryable_status};
 use super::token::{TokenSet, error_in, parse_expires_in, parse_fields, parse_token_response};
@@ -88,25 +88,7 @@ impl OAuthClient {
         let params: Vec<(&str, &str)> = scope.iter().map(|s| ("scope", s.as_str())).collect();
         let request = self.token_request(config, url, &params)?;
         let resp = self.send(request, Replay::Always).await?;
-        let started = Instant::now();
-        let fields = match parse_fields(resp.content_type.as_deref(), &resp.body) {
-            Ok(f) => f,
-            Err(_) if resp.status != 200 => {
-                return Err(OAuthError::Http {
-                    status: resp.status,
-                });
-            }
-            Err(e) => return Err(e),
-        };
-        if let Some(err) = error_in(resp.status, &fields) {
-            return Err(err);
-        }
-        if resp.status != 200 {
-            return Err(OAuthError::Http {
-                status: resp.status,
-            });
-        }
-        parse_device_authorization(&fields, started)
+        device_authorization_from(&resp)
     }
 
     /// Polls the token endpoint until the user approves (DEV-4..8). `cancel` ends polling
@@ -115,14 +97,30 @@ impl OAuthClient {
         &self,
         config: &ClientConfig,
         auth: &DeviceAuthorization,
+        cancel: watch::Receiver<bool>,
+    ) -> Result<TokenSet> {
+        let token_url = config.token_url()?;
+        let request = |code: &DeviceCode| {
+            let params = [("grant_type", DEVICE_GRANT), ("device_code", code.secret())];
+            self.token_request(config, token_url, &params)
+        };
+        self.poll_device_with(config, auth, cancel, &request).await
+    }
+
+    /// The polling loop of [`poll_device`](Self::poll_device); `request` builds one token
+    /// request for the device code (direct, or through the exchange proxy).
+    pub(super) async fn poll_device_with(
+        &self,
+        config: &ClientConfig,
+        auth: &DeviceAuthorization,
         mut cancel: watch::Receiver<bool>,
+        request: &(dyn Fn(&DeviceCode) -> Result<reqwest::Request> + Sync),
     ) -> Result<TokenSet> {
         let timing = self.settings.device;
         // HARD-4: every sum below is of bounded durations, and checked all the same.
         let deadline = later(auth.started, auth.expires_in.min(MAX_DEVICE_LIFETIME));
         let mut interval = auth.interval.min(MAX_DEVICE_INTERVAL);
         let mut wait = interval;
-        let token_url = config.token_url()?;
         loop {
             let wake = later(Instant::now(), wait);
             let expired = wake >= deadline;
@@ -133,11 +131,7 @@ impl OAuthClient {
             if expired {
                 return Err(OAuthError::DeviceExpired);
             }
-            let params = [
-                ("grant_type", DEVICE_GRANT),
-                ("device_code", auth.device_code.secret()),
-            ];
-            let request = self.token_request(config, token_url, &params)?;
+            let request = request(&auth.device_code)?;
             let resp = match self.send_single(request).await {
                 Ok(resp) => resp,
                 Err(e) if e.is_transient() => {
@@ -182,6 +176,30 @@ impl OAuthClient {
             }
         }
     }
+}
+
+/// A device authorization answer (RFC 8628 §3.2) as a [`DeviceAuthorization`], or the error
+/// it carries; shared by the direct and the exchange-proxy paths.
+pub(super) fn device_authorization_from(resp: &RawResponse) -> Result<DeviceAuthorization> {
+    let started = Instant::now();
+    let fields = match parse_fields(resp.content_type.as_deref(), &resp.body) {
+        Ok(f) => f,
+        Err(_) if resp.status != 200 => {
+            return Err(OAuthError::Http {
+                status: resp.status,
+            });
+        }
+        Err(e) => return Err(e),
+    };
+    if let Some(err) = error_in(resp.status, &fields) {
+        return Err(err);
+    }
+    if resp.status != 200 {
+        return Err(OAuthError::Http {
+            status: resp.status,
+        });
+    }
+    parse_device_authorization(&fields, started)
 }
 
 /// `at + d`, or the farthest representable instant rather than a panic (HARD-4).

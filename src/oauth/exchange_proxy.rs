@@ -7,10 +7,12 @@
 
 use super::client::{OAuthClient, Replay};
 use super::config::{ClientConfig, check_endpoint};
+use super::device::{DEVICE_GRANT, DeviceAuthorization, device_authorization_from};
 use super::error::{OAuthError, Result};
 use super::revoke::{RevokeOutcome, Via};
 use super::token::TokenSet;
-use crate::secret::{AccessToken, AuthCode, PkceVerifier, RefreshToken};
+use crate::secret::{AccessToken, AuthCode, DeviceCode, PkceVerifier, RefreshToken};
+use tokio::sync::watch;
 use url::Url;
 
 impl OAuthClient {
@@ -78,6 +80,45 @@ impl OAuthClient {
     ) -> Result<RevokeOutcome> {
         check_endpoint(proxy)?;
         self.revoke_pair(Via::Proxy(proxy), access, refresh).await
+    }
+
+    /// Starts a device login through the proxy's `POST /api/auth/device` (PROXY-18), which
+    /// adds the client credentials the account does not hold: `{scope[, client]}`. Like
+    /// [`start_device`](Self::start_device), it may be replayed (nothing is granted yet).
+    pub async fn start_device_via_proxy(
+        &self,
+        proxy: &Url,
+        config: &ClientConfig,
+    ) -> Result<DeviceAuthorization> {
+        let mut body = serde_json::json!({});
+        if let Some(scope) = config.scope_string() {
+            body["scope"] = serde_json::Value::from(scope);
+        }
+        add_client(proxy, &mut body);
+        let request = self.proxy_request(proxy, "api/auth/device", &body)?;
+        let resp = self.send(request, Replay::Always).await?;
+        device_authorization_from(&resp)
+    }
+
+    /// Polls through the proxy's `POST /api/auth/exchange` with the device grant
+    /// (`{grant_type: urn:…:device_code, device_code[, client]}`, PROXY-19) until the user
+    /// approves; the polling rules are [`poll_device`](Self::poll_device)'s (DEV-4..8).
+    pub async fn poll_device_via_proxy(
+        &self,
+        proxy: &Url,
+        config: &ClientConfig,
+        auth: &DeviceAuthorization,
+        cancel: watch::Receiver<bool>,
+    ) -> Result<TokenSet> {
+        let request = |code: &DeviceCode| {
+            let mut body = serde_json::json!({
+                "grant_type": DEVICE_GRANT,
+                "device_code": code.secret(),
+            });
+            add_client(proxy, &mut body);
+            self.proxy_request(proxy, "api/auth/exchange", &body)
+        };
+        self.poll_device_with(config, auth, cancel, &request).await
     }
 
     /// One `POST /api/auth/revoke` request: `{token, token_type_hint[, client]}`.

@@ -98,6 +98,9 @@ pub struct ClientConfig {
     /// the `provider` template's. `None` with `issuer`: taken from discovery at startup, if the
     /// document names one. `None` otherwise: the revoke route answers 501.
     pub revocation_endpoint: Option<Url>,
+    /// The RFC 8628 device authorization endpoint for `POST /api/auth/device`: as configured,
+    /// else (with `issuer`) from discovery at startup; `None`: the route answers 501.
+    pub device_authorization_endpoint: Option<Url>,
     /// The OAuth `client_id`.
     pub client_id: String,
     /// Where the client secret comes from.
@@ -199,6 +202,7 @@ struct RawClient {
     provider: Option<Spanned<String>>,
     issuer: Option<Spanned<String>>,
     revocation_endpoint: Option<Spanned<String>>,
+    device_authorization_endpoint: Option<Spanned<String>>,
     client_id: Option<Spanned<String>>,
     client_secret_env: Option<Spanned<String>>,
     client_secret_file: Option<Spanned<String>>,
@@ -392,6 +396,13 @@ fn parse_client(
     }
     let endpoint = parse_endpoint(raw, &|s, m| err(s, m), span.clone())?;
     let revocation_endpoint = parse_revocation_endpoint(raw, &|s, m| err(s, m))?;
+    let device_authorization_endpoint = match &raw.device_authorization_endpoint {
+        Some(url) => Some(
+            upstream_url(url.get_ref())
+                .map_err(|m| err(url.span(), format!("device_authorization_endpoint {m}")))?,
+        ),
+        None => None,
+    };
     let client_id = match &raw.client_id {
         Some(id) if !id.get_ref().is_empty() => id.get_ref().clone(),
         Some(id) => return Err(err(id.span(), "client_id must not be empty".into())),
@@ -424,6 +435,7 @@ fn parse_client(
     Ok(ClientConfig {
         endpoint,
         revocation_endpoint,
+        device_authorization_endpoint,
         client_id,
         secret,
         redirect_uris: raw

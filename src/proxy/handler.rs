@@ -1,10 +1,11 @@
 //! One request, start to finish: routing (PROXY-1), CORS (PROXY-7/8), rate limit (PROXY-10),
 //! input checks (PROXY-2), the upstream call, and the access-log line.
 
+use super::device;
 use super::log::log_word;
 use super::upstream::{self, Reply, error_body};
 use super::{ResolvedClient, Shared};
-use crate::secret::{AnyToken, AuthCode, PkceVerifier, RefreshToken};
+use crate::secret::{AnyToken, AuthCode, DeviceCode, PkceVerifier, RefreshToken};
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
@@ -32,6 +33,7 @@ enum Route {
     Exchange,
     Refresh,
     Revoke,
+    Device,
     Healthz,
     Other,
 }
@@ -42,6 +44,7 @@ impl Route {
             "/api/auth/exchange" => Self::Exchange,
             "/api/auth/refresh" => Self::Refresh,
             "/api/auth/revoke" => Self::Revoke,
+            "/api/auth/device" => Self::Device,
             "/healthz" => Self::Healthz,
             _ => Self::Other,
         }
@@ -53,6 +56,7 @@ impl Route {
             Self::Exchange => "/api/auth/exchange",
             Self::Refresh => "/api/auth/refresh",
             Self::Revoke => "/api/auth/revoke",
+            Self::Device => "/api/auth/device",
             Self::Healthz => "/healthz",
             Self::Other => "(other)",
         }
@@ -218,13 +222,17 @@ where
                 .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
             r
         }
-        Route::Exchange | Route::Refresh | Route::Revoke if method == Method::OPTIONS => {
+        Route::Exchange | Route::Refresh | Route::Revoke | Route::Device
+            if method == Method::OPTIONS =>
+        {
             preflight(shared, req.headers(), note)
         }
-        Route::Exchange | Route::Refresh | Route::Revoke if method == Method::POST => {
+        Route::Exchange | Route::Refresh | Route::Revoke | Route::Device
+            if method == Method::POST =>
+        {
             token_route(shared, peer, route, req, note).await
         }
-        Route::Exchange | Route::Refresh | Route::Revoke => {
+        Route::Exchange | Route::Refresh | Route::Revoke | Route::Device => {
             let mut r = plain_error(
                 StatusCode::METHOD_NOT_ALLOWED,
                 "invalid_request",
@@ -348,6 +356,7 @@ where
     let result = match route {
         Route::Refresh => refresh(shared, &body, origin, note).await,
         Route::Revoke => revoke(shared, &body, origin, note).await,
+        Route::Device => device_authorization(shared, &body, origin, note).await,
         _ => exchange(shared, &body, origin, note).await,
     };
     result.map_err(|r| (r, None))
@@ -400,6 +409,9 @@ where
 /// `POST /api/auth/exchange` body. Secret values go straight into secret types.
 #[derive(Debug, Deserialize)]
 struct ExchangeBody {
+    /// Absent or `authorization_code`; or the device grant's URN (PROXY-19).
+    grant_type: Option<String>,
+    device_code: Option<DeviceCode>,
     code: Option<AuthCode>,
     code_verifier: Option<PkceVerifier>,
     redirect_uri: Option<String>,
@@ -498,6 +510,24 @@ async fn exchange<'a>(
     let req: ExchangeBody = parse(body)?;
     let client = select_client(shared, req.client.as_deref(), note)?;
     let origin = origin.for_client(client)?;
+    match req.grant_type.as_deref() {
+        None | Some("authorization_code") => {}
+        Some(device::GRANT) => {
+            // PROXY-19: the device grant's token request, with the client's credentials.
+            let code = required(req.device_code, DeviceCode::is_empty, "device_code")?;
+            let form = device::token_form(&code).map_err(Reject::bad_request)?;
+            let endpoint = &client.token_endpoint;
+            let reply = call_upstream(shared, client, endpoint, form, upstream::map_response).await;
+            return Ok((reply, origin));
+        }
+        Some(_) => {
+            return Err(Reject {
+                status: StatusCode::BAD_REQUEST,
+                code: "unsupported_grant_type",
+                description: format!("grant_type must be authorization_code or {}", device::GRANT),
+            });
+        }
+    }
     let code = required(req.code, AuthCode::is_empty, "code")?;
     let verifier = required(req.code_verifier, PkceVerifier::is_empty, "code_verifier")?;
     let redirect_uri = required(req.redirect_uri, String::is_empty, "redirect_uri")?;
@@ -549,6 +579,42 @@ async fn refresh<'a>(
     };
     let endpoint = &client.token_endpoint;
     let reply = call_upstream(shared, client, endpoint, form, upstream::map_response).await;
+    Ok((reply, origin))
+}
+
+/// `POST /api/auth/device` (PROXY-18): the device authorization request with the client's
+/// credentials added; the answer (device code, user code, verification URI) is passed back.
+async fn device_authorization<'a>(
+    shared: &Shared,
+    body: &[u8],
+    origin: Origin<'a>,
+    note: &mut Note,
+) -> Result<(Reply, Origin<'a>), Reject> {
+    let req: device::DeviceBody = parse(body)?;
+    let client = select_client(shared, req.client.as_deref(), note)?;
+    let origin = origin.for_client(client)?;
+    if req.scope.as_deref().is_some_and(|s| !scope_syntax_ok(s)) {
+        return Err(Reject::bad_request(
+            "scope must be space-separated scope tokens (RFC 6749 section 3.3)",
+        ));
+    }
+    let Some(endpoint) = &client.device_authorization_endpoint else {
+        return Err(Reject {
+            status: StatusCode::NOT_IMPLEMENTED,
+            code: "unsupported_operation",
+            description: "this client has no device_authorization_endpoint configured at the proxy"
+                .into(),
+        });
+    };
+    let form = device::authorization_form(req.scope.as_deref());
+    let reply = call_upstream(
+        shared,
+        client,
+        endpoint,
+        form,
+        device::map_authorization_response,
+    )
+    .await;
     Ok((reply, origin))
 }
 
@@ -753,6 +819,7 @@ mod tests {
             name: "dash".into(),
             token_endpoint: Url::parse("http://127.0.0.1:9/token").unwrap(),
             revocation_endpoint: revocation,
+            device_authorization_endpoint: None,
             client_id: ID.into(),
             secret: ClientSecret::new(SECRET),
             redirect_uris: vec!["http://127.0.0.1:8765/callback".into()],

@@ -12,6 +12,7 @@
 //! it on a listener (or [`Proxy::spawn`] it, in tests). See docs/proxy.md.
 
 pub mod config;
+mod device;
 pub mod forwarded;
 mod handler;
 mod limits;
@@ -79,6 +80,8 @@ pub(crate) struct ResolvedClient {
     pub(crate) token_endpoint: Url,
     /// `None`: the client cannot revoke through the proxy (501).
     pub(crate) revocation_endpoint: Option<Url>,
+    /// `None`: the client cannot start a device login through the proxy (501, PROXY-18).
+    pub(crate) device_authorization_endpoint: Option<Url>,
     pub(crate) client_id: String,
     pub(crate) secret: ClientSecret,
     pub(crate) redirect_uris: Vec<String>,
@@ -296,7 +299,11 @@ pub(crate) async fn build_shared(
     let mut all_origins: Vec<String> = Vec::new();
     for (name, client) in &config.clients {
         let secret = client.secret.load(name, env)?;
-        let (token_endpoint, revocation_endpoint) = resolve_endpoints(&http, name, client).await?;
+        let Endpoints {
+            token: token_endpoint,
+            revocation: revocation_endpoint,
+            device: device_authorization_endpoint,
+        } = resolve_endpoints(&http, name, client).await?;
         log.write(
             Level::INFO,
             &format!(
@@ -317,6 +324,7 @@ pub(crate) async fn build_shared(
                 name: name.clone(),
                 token_endpoint,
                 revocation_endpoint,
+                device_authorization_endpoint,
                 client_id: client.client_id.clone(),
                 secret,
                 redirect_uris: client.redirect_uris.clone(),
@@ -335,15 +343,27 @@ pub(crate) async fn build_shared(
     })
 }
 
-/// The client's token and revocation endpoints: as configured, or discovered from `issuer`
-/// (a configured `revocation_endpoint` wins over the discovered one).
+/// A client's upstream endpoints once configured values and discovery are combined.
+struct Endpoints {
+    token: Url,
+    revocation: Option<Url>,
+    device: Option<Url>,
+}
+
+/// The client's token, revocation and device authorization endpoints: as configured, or
+/// discovered from `issuer` (a configured revocation or device endpoint wins over the
+/// discovered one).
 async fn resolve_endpoints(
     http: &reqwest::Client,
     name: &str,
     client: &ClientConfig,
-) -> Result<(Url, Option<Url>), ProxyError> {
+) -> Result<Endpoints, ProxyError> {
     match &client.endpoint {
-        EndpointSource::TokenEndpoint(url) => Ok((url.clone(), client.revocation_endpoint.clone())),
+        EndpointSource::TokenEndpoint(url) => Ok(Endpoints {
+            token: url.clone(),
+            revocation: client.revocation_endpoint.clone(),
+            device: client.device_authorization_endpoint.clone(),
+        }),
         EndpointSource::Issuer(issuer) => {
             let fail = |message: String| ProxyError::Discovery {
                 location: client.location.clone(),
@@ -351,16 +371,32 @@ async fn resolve_endpoints(
                 message,
             };
             let found = upstream::discover(http, issuer).await.map_err(fail)?;
-            let revocation = match (&client.revocation_endpoint, &found.revocation_endpoint) {
-                (Some(configured), _) => Some(configured.clone()),
-                (None, Some(discovered)) => Some(config::upstream_url(discovered).map_err(|m| {
-                    fail(format!(
-                        "the discovered revocation_endpoint {m} (set revocation_endpoint to override it)"
-                    ))
-                })?),
-                (None, None) => None,
+            let pick = |configured: &Option<Url>, discovered: &Option<String>, key: &str| match (
+                configured, discovered,
+            ) {
+                (Some(configured), _) => Ok(Some(configured.clone())),
+                (None, Some(discovered)) => {
+                    config::upstream_url(discovered).map(Some).map_err(|m| {
+                        fail(format!(
+                            "the discovered {key} {m} (set {key} to override it)"
+                        ))
+                    })
+                }
+                (None, None) => Ok(None),
             };
-            Ok((found.token_endpoint, revocation))
+            Ok(Endpoints {
+                revocation: pick(
+                    &client.revocation_endpoint,
+                    &found.revocation_endpoint,
+                    "revocation_endpoint",
+                )?,
+                device: pick(
+                    &client.device_authorization_endpoint,
+                    &found.device_authorization_endpoint,
+                    "device_authorization_endpoint",
+                )?,
+                token: found.token_endpoint,
+            })
         }
     }
 }

@@ -125,7 +125,7 @@ fn transport_failure(e: &reqwest::Error) -> Reply {
     }
 }
 
-fn bad_gateway(description: &str) -> Reply {
+pub(crate) fn bad_gateway(description: &str) -> Reply {
     proxy_error(StatusCode::BAD_GATEWAY, "server_error", description)
 }
 
@@ -194,7 +194,7 @@ pub(crate) fn map_revocation_response(status: u16, body: Bytes) -> Reply {
 
 /// A non-200 answer: 4xx with a JSON `error` → that status with only `error`,
 /// `error_description`, `error_uri` (PROXY-5); anything else → 502 (PROXY-6).
-fn map_error(status: u16, body: &[u8]) -> Reply {
+pub(crate) fn map_error(status: u16, body: &[u8]) -> Reply {
     if (400..500).contains(&status) {
         let fields = serde_json::from_slice::<Map<String, Value>>(body).ok();
         if let Some(fields) = fields
@@ -229,6 +229,8 @@ pub(crate) struct Discovered {
     pub token_endpoint: Url,
     /// `revocation_endpoint` as written (RFC 8414 §2), validated only if it is used.
     pub revocation_endpoint: Option<String>,
+    /// `device_authorization_endpoint` as written (RFC 8628 §4), validated only if used.
+    pub device_authorization_endpoint: Option<String>,
 }
 
 /// Finds the token and revocation endpoints of `issuer` (OpenID Connect Discovery 1.0 §4,
@@ -255,6 +257,7 @@ pub(crate) async fn discover(http: &reqwest::Client, issuer: &str) -> Result<Dis
         issuer: String,
         token_endpoint: String,
         revocation_endpoint: Option<String>,
+        device_authorization_endpoint: Option<String>,
     }
     let doc: Discovery = response
         .json()
@@ -271,6 +274,7 @@ pub(crate) async fn discover(http: &reqwest::Client, issuer: &str) -> Result<Dis
     Ok(Discovered {
         token_endpoint,
         revocation_endpoint: doc.revocation_endpoint,
+        device_authorization_endpoint: doc.device_authorization_endpoint,
     })
 }
 

@@ -18,6 +18,7 @@ mod oauth_engine;
 mod oidc_provider;
 mod providers;
 mod proxy;
+mod proxy_device;
 mod proxy_e2e;
 mod proxy_forwarded;
 mod proxy_lb;
