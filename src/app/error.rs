@@ -96,9 +96,9 @@ impl AppError {
     /// The process exit code for this error (README: 1 error, 3 needs login).
     pub fn exit_code(&self) -> u8 {
         if self.needs_login() {
-            crate::cli::exit::NEEDS_LOGIN
+            super::exit::NEEDS_LOGIN
         } else {
-            crate::cli::exit::ERROR
+            super::exit::ERROR
         }
     }
 }

@@ -2,9 +2,11 @@
 //! account across processes, export, authenticated requests, the demo. `cli` and `ui` are thin
 //! faces on it.
 
+pub mod dashboard;
 pub mod demo;
 pub mod driver;
 pub mod error;
+pub mod exit;
 pub mod export;
 pub mod gitcred;
 pub mod handoff;

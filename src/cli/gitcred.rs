@@ -4,7 +4,7 @@
 //! malformed request or an account that needs a login all end with empty output, so git falls
 //! through to its next helper (GIT-3); the reason goes to stderr, which git shows.
 
-use super::accounts::{Locations, open_app, report};
+use super::context::{Locations, open_app, report};
 use super::exit;
 use crate::app::gitcred::{self, Operation};
 use crate::app::handoff::Handed;
@@ -71,7 +71,7 @@ fn get(loc: &Locations, req: &gitcred::Request) -> u8 {
     let Some(name) = account_for(&app, req) else {
         return exit::OK;
     };
-    let handed = super::accounts::light_runtime()
+    let handed = super::context::light_runtime()
         .and_then(|rt| rt.block_on(app.hand_token(&name, Duration::ZERO)));
     let (handed, how): (Handed, Refreshed) = match handed {
         Ok(h) => h,

@@ -12,7 +12,7 @@
 //!       interactiveMode: Never
 //! ```
 
-use super::accounts::{Locations, light_runtime, open_app, report};
+use super::context::{Locations, light_runtime, open_app, report};
 use super::exit;
 use crate::app::kubecred;
 use crate::app::refresh::Refreshed;

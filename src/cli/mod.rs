@@ -1,33 +1,31 @@
 //! The command line: argument parsing, output formats and exit codes. A thin face on `app`.
 
-pub mod accounts;
 pub mod completions;
+pub mod context;
+pub mod dashboard;
+pub mod exec;
+pub mod export;
 pub mod gitcred;
 pub mod kube;
+pub mod login;
 pub mod providers;
 pub mod proxy;
+pub mod refresh;
+pub mod request;
+pub mod revoke;
+pub mod status;
+pub mod token;
 pub mod token_opts;
 pub mod vault;
 
 use crate::app::export::ExportFormat;
-use accounts::Locations;
 use clap::{Parser, Subcommand};
+use context::Locations;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-/// Exit codes, documented in the README.
-pub mod exit {
-    /// Success.
-    pub const OK: u8 = 0;
-    /// An error.
-    pub const ERROR: u8 = 1;
-    /// Bad usage (clap's own code).
-    pub const USAGE: u8 = 2;
-    /// The account needs a (new) login.
-    pub const NEEDS_LOGIN: u8 = 3;
-    /// Some accounts failed, the others succeeded.
-    pub const PARTIAL: u8 = 4;
-}
+/// The exit codes live in `app` (an `AppError` knows its own); re-exported for the commands.
+pub use crate::app::exit;
 
 /// authdeck: every OAuth 2.0 / OpenID Connect token you hold, in one place.
 ///
@@ -56,7 +54,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Log in to an account: browser, VPS paste mode, or the device grant.
-    Login(accounts::LoginArgs),
+    Login(login::LoginArgs),
     /// Print one valid access token (refreshed first when due) and nothing else.
     Token(token_opts::TokenArgs),
     /// Print `export NAME='token'` lines for every logged-in account (or those named),
@@ -69,7 +67,7 @@ pub enum Command {
         json: bool,
     },
     /// Refresh accounts now, due or not.
-    Refresh(accounts::RefreshArgs),
+    Refresh(refresh::RefreshArgs),
     /// Revoke an account's tokens at the provider, then forget them locally.
     Revoke {
         /// The account.
@@ -83,7 +81,7 @@ pub enum Command {
         name: String,
     },
     /// Send an authenticated HTTP request; on 401 refresh once and retry.
-    Request(accounts::RequestArgs),
+    Request(request::RequestArgs),
     /// Run a command with the accounts' tokens in its environment (never in argv).
     Exec {
         /// Accounts whose tokens to pass.
@@ -207,18 +205,18 @@ pub fn main() -> ExitCode {
         vault: cli.vault.clone(),
     };
     let code = match cli.command {
-        None => accounts::dashboard(&loc),
-        Some(Command::Login(args)) => accounts::login(&loc, &args),
-        Some(Command::Token(args)) if args.is_plain() => accounts::token(&loc, &args.name),
+        None => dashboard::dashboard(&loc),
+        Some(Command::Login(args)) => login::login(&loc, &args),
+        Some(Command::Token(args)) if args.is_plain() => token::token(&loc, &args.name),
         Some(Command::Token(args)) => token_opts::run(&loc, &args),
-        Some(Command::Export(args)) => accounts::export(&loc, &args.names, args.format),
-        Some(Command::Status { json }) => accounts::status(&loc, json),
-        Some(Command::Refresh(args)) => accounts::refresh(&loc, &args),
-        Some(Command::Revoke { name }) => accounts::revoke(&loc, &name),
-        Some(Command::Logout { name }) => accounts::logout(&loc, &name),
-        Some(Command::Request(args)) => accounts::request(&loc, &args),
-        Some(Command::Exec { names, command }) => accounts::exec(&loc, &names, &command),
-        Some(Command::Demo) => accounts::demo(),
+        Some(Command::Export(args)) => export::export(&loc, &args.names, args.format),
+        Some(Command::Status { json }) => status::status(&loc, json),
+        Some(Command::Refresh(args)) => refresh::refresh(&loc, &args),
+        Some(Command::Revoke { name }) => revoke::revoke(&loc, &name),
+        Some(Command::Logout { name }) => revoke::logout(&loc, &name),
+        Some(Command::Request(args)) => request::request(&loc, &args),
+        Some(Command::Exec { names, command }) => exec::exec(&loc, &names, &command),
+        Some(Command::Demo) => dashboard::demo(),
         Some(Command::Providers(args)) => providers::run(&args, cli.config.as_deref()),
         Some(Command::Vault { command }) => return vault::run(cli.vault, command),
         Some(Command::Proxy(args)) => return proxy::run(cli.config.as_deref(), &args),

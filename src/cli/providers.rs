@@ -1,6 +1,6 @@
 //! `authdeck providers` (templates, accounts, problems) and `authdeck providers check FILE...`.
 
-use super::exit;
+use crate::app::exit;
 use crate::provider::{self, Problem, Provider, Source};
 use clap::{Args, Subcommand};
 use std::io::{self, Write};

@@ -1,7 +1,7 @@
 //! `authdeck proxy --config proxy.toml [--listen ADDR]`: runs the exchange proxy until SIGTERM
 //! or Ctrl-C, then lets in-flight requests finish.
 
-use super::exit;
+use crate::app::exit;
 use crate::proxy::{MetricsMode, Proxy, ProxyConfig, Reloader, TracingSink};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

@@ -1,8 +1,8 @@
 //! `authdeck token NAME` with options: `--min-valid DURATION` and `--format xoauth2|oauthbearer
 //! [--user EMAIL]` (the SASL message mail clients without XOAUTH2 support of their own want).
-//! Plain `token NAME` stays on the fast path of `accounts::token`.
+//! Plain `token NAME` stays on the fast path of `token::token`.
 
-use super::accounts::{Locations, light_runtime, open_app, report};
+use super::context::{Locations, light_runtime, open_app, report};
 use super::exit;
 use crate::app::AppError;
 use crate::app::refresh::Refreshed;
@@ -41,7 +41,7 @@ pub struct TokenArgs {
 }
 
 impl TokenArgs {
-    /// Whether plain `accounts::token` answers this (no option given).
+    /// Whether plain `token::token` answers this (no option given).
     pub fn is_plain(&self) -> bool {
         self.min_valid.is_none() && self.format == TokenFormat::Raw
     }

@@ -33,10 +33,10 @@ pub enum VaultCommand {
 /// Runs a vault subcommand; `vault_path` is the global `--vault` / `AUTHDECK_VAULT`.
 pub fn run(vault_path: Option<PathBuf>, cmd: VaultCommand) -> ExitCode {
     match execute(vault_path, cmd) {
-        Ok(()) => ExitCode::from(super::exit::OK),
+        Ok(()) => ExitCode::from(crate::app::exit::OK),
         Err(e) => {
             eprintln!("authdeck: {e}");
-            ExitCode::from(super::exit::ERROR)
+            ExitCode::from(crate::app::exit::ERROR)
         }
     }
 }

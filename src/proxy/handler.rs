@@ -1,6 +1,7 @@
-//! One request, start to finish: routing (PROXY-1), CORS (PROXY-7/8), rate limit (PROXY-10),
+//! One request, start to finish: routing (PROXY-1), CORS (`cors`, PROXY-7/8), rate limit (PROXY-10),
 //! input checks (PROXY-2), the upstream call, and the access-log line.
 
+use super::cors::{self, Origin, with_origin};
 use super::device;
 use super::log::log_word;
 use super::upstream::{self, Reply, error_body};
@@ -25,7 +26,6 @@ pub const MAX_BODY: usize = 16 * 1024;
 /// How long a client may take to send its body: a slow sender must not pin a connection.
 const BODY_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a browser may cache a preflight answer.
-const PREFLIGHT_MAX_AGE: &str = "600";
 
 /// The routes the proxy knows (PROXY-1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -97,44 +97,6 @@ impl Reject {
             status: StatusCode::FORBIDDEN,
             code: "invalid_request",
             description: "origin not allowed".into(),
-        }
-    }
-}
-
-/// How the request's `Origin` relates to the configured origins.
-#[derive(Debug, Clone, Copy)]
-enum Origin<'a> {
-    /// No `Origin` header: a server-side or native caller; no CORS headers.
-    Absent,
-    /// Exactly a configured origin; echoed back in `Access-Control-Allow-Origin`.
-    Allowed(&'a str),
-    /// Anything else: no CORS headers, 403 (PROXY-8).
-    Refused,
-}
-
-impl<'a> Origin<'a> {
-    fn of(headers: &HeaderMap, allowed: &'a [String]) -> Self {
-        let Some(value) = headers.get(header::ORIGIN) else {
-            return Self::Absent;
-        };
-        let found = value
-            .to_str()
-            .ok()
-            .and_then(|o| allowed.iter().find(|a| a.as_str() == o));
-        match found {
-            Some(origin) => Self::Allowed(origin),
-            None => Self::Refused,
-        }
-    }
-
-    /// Narrows an origin allowed by some client to the selected client's list.
-    fn for_client(self, client: &ResolvedClient) -> Result<Self, Reject> {
-        match self {
-            Self::Allowed(o) if !client.allowed_origins.iter().any(|a| a == o) => {
-                Err(Reject::forbidden_origin())
-            }
-            Self::Refused => Err(Reject::forbidden_origin()),
-            other => Ok(other),
         }
     }
 }
@@ -248,38 +210,16 @@ where
 
 /// Answers a CORS preflight: only for an exactly configured origin asking for POST (PROXY-7/8).
 fn preflight(shared: &Shared, headers: &HeaderMap, note: &mut Note) -> Response<Body> {
-    let method_ok = headers
-        .get(header::ACCESS_CONTROL_REQUEST_METHOD)
-        .is_none_or(|m| m.as_bytes() == b"POST");
-    match Origin::of(headers, &shared.all_origins) {
-        Origin::Allowed(origin) if method_ok => {
-            let mut r = Response::new(Full::new(Bytes::new()));
-            *r.status_mut() = StatusCode::NO_CONTENT;
-            let h = r.headers_mut();
-            allow_origin(h, origin);
-            h.insert(
-                header::ACCESS_CONTROL_ALLOW_METHODS,
-                HeaderValue::from_static("POST"),
-            );
-            h.insert(
-                header::ACCESS_CONTROL_ALLOW_HEADERS,
-                HeaderValue::from_static("Content-Type"),
-            );
-            h.insert(
-                header::ACCESS_CONTROL_MAX_AGE,
-                HeaderValue::from_static(PREFLIGHT_MAX_AGE),
-            );
-            r
-        }
-        _ => {
+    match cors::preflight_origin(headers, &shared.all_origins) {
+        Some(origin) => cors::preflight_response(origin),
+        None => {
             let mut r = plain_error(
                 StatusCode::FORBIDDEN,
                 "invalid_request",
                 "origin not allowed",
                 note,
             );
-            r.headers_mut()
-                .insert(header::VARY, HeaderValue::from_static("Origin"));
+            cors::vary_origin(r.headers_mut());
             r
         }
     }
@@ -509,7 +449,9 @@ async fn exchange<'a>(
 ) -> Result<(Reply, Origin<'a>), Reject> {
     let req: ExchangeBody = parse(body)?;
     let client = select_client(shared, req.client.as_deref(), note)?;
-    let origin = origin.for_client(client)?;
+    let origin = origin
+        .for_client(&client.allowed_origins)
+        .ok_or_else(Reject::forbidden_origin)?;
     match req.grant_type.as_deref() {
         None | Some("authorization_code") => {}
         Some(device::GRANT) => {
@@ -560,7 +502,9 @@ async fn refresh<'a>(
 ) -> Result<(Reply, Origin<'a>), Reject> {
     let req: RefreshBody = parse(body)?;
     let client = select_client(shared, req.client.as_deref(), note)?;
-    let origin = origin.for_client(client)?;
+    let origin = origin
+        .for_client(&client.allowed_origins)
+        .ok_or_else(Reject::forbidden_origin)?;
     let token = required(req.refresh_token, RefreshToken::is_empty, "refresh_token")?;
     if req.scope.as_deref().is_some_and(|s| !scope_syntax_ok(s)) {
         return Err(Reject::bad_request(
@@ -592,7 +536,9 @@ async fn device_authorization<'a>(
 ) -> Result<(Reply, Origin<'a>), Reject> {
     let req: device::DeviceBody = parse(body)?;
     let client = select_client(shared, req.client.as_deref(), note)?;
-    let origin = origin.for_client(client)?;
+    let origin = origin
+        .for_client(&client.allowed_origins)
+        .ok_or_else(Reject::forbidden_origin)?;
     if req.scope.as_deref().is_some_and(|s| !scope_syntax_ok(s)) {
         return Err(Reject::bad_request(
             "scope must be space-separated scope tokens (RFC 6749 section 3.3)",
@@ -638,7 +584,9 @@ async fn revoke<'a>(
 ) -> Result<(Reply, Origin<'a>), Reject> {
     let req: RevokeBody = parse(body)?;
     let client = select_client(shared, req.client.as_deref(), note)?;
-    let origin = origin.for_client(client)?;
+    let origin = origin
+        .for_client(&client.allowed_origins)
+        .ok_or_else(Reject::forbidden_origin)?;
     let token = required(req.token, AnyToken::is_empty, "token")?;
     if !token_syntax_ok(token.secret()) {
         return Err(Reject::bad_request(format!(
@@ -732,25 +680,6 @@ fn plain_error(
     note.error = Some(code.to_owned());
     note.from_upstream = false;
     json_response(status, error_body(code, description))
-}
-
-fn allow_origin(h: &mut HeaderMap, origin: &str) {
-    if let Ok(v) = HeaderValue::from_str(origin) {
-        h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, v);
-    }
-    h.insert(header::VARY, HeaderValue::from_static("Origin"));
-}
-
-/// PROXY-7: echo an allowed origin; `Vary: Origin` always, since the answer depends on it.
-fn with_origin(mut r: Response<Body>, origin: Origin<'_>) -> Response<Body> {
-    match origin {
-        Origin::Allowed(o) => allow_origin(r.headers_mut(), o),
-        Origin::Absent | Origin::Refused => {
-            r.headers_mut()
-                .insert(header::VARY, HeaderValue::from_static("Origin"));
-        }
-    }
-    r
 }
 
 #[cfg(test)]

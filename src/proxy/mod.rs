@@ -12,6 +12,7 @@
 //! it on a listener (or [`Proxy::spawn`] it, in tests). See docs/proxy.md.
 
 pub mod config;
+mod cors;
 mod device;
 pub mod forwarded;
 mod handler;

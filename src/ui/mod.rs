@@ -7,6 +7,7 @@
 //! second when idle and at once on events, with no busy loop. The UI never waits on `app`:
 //! commands go out on an unbounded channel.
 
+pub mod field;
 pub mod format;
 pub mod keymap;
 pub mod preview;
@@ -14,10 +15,12 @@ pub mod qr;
 pub mod render;
 pub mod state;
 mod terminal;
+pub mod update;
 
 pub use preview::{many_accounts, preview_accounts, preview_now, preview_state};
 pub use render::{draw, view};
-pub use state::{DashboardState, Effect, Msg, Theme, update};
+pub use state::{DashboardState, Effect, Msg, Theme};
+pub use update::update;
 
 use crate::app::view::{AppEvent, UiCommand};
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};

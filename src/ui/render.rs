@@ -843,7 +843,8 @@ mod tests {
     use crate::app::view::{AppEvent, LoginStep};
     use crate::ui::keymap::Action;
     use crate::ui::preview::{preview_now, preview_state};
-    use crate::ui::state::{Msg, update};
+    use crate::ui::state::Msg;
+    use crate::ui::update::update;
     use ratatui::Terminal;
     use ratatui::backend::TestBackend;
     use std::time::Duration;

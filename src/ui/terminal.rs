@@ -5,7 +5,8 @@
 //! (URLs, codes, the paste field) reaches the scrollback. OSC 52 sends clipboard text to the
 //! terminal without displaying it.
 
-use super::state::{Clipboard, DashboardState, Effect, Msg, update};
+use super::state::{Clipboard, DashboardState, Effect, Msg};
+use super::update::update;
 use super::{UiError, render};
 use crate::app::view::{AppEvent, UiCommand};
 use base64::Engine;

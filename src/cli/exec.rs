@@ -1,0 +1,43 @@
+//! `authdeck exec`: run a command with tokens in its environment, never in argv.
+
+use super::context::{Locations, open_app, run};
+use crate::app::AppError;
+use crate::app::exit;
+
+/// `authdeck exec NAME... -- CMD [ARGS...]`: tokens in the environment, never in argv.
+pub fn exec(loc: &Locations, names: &[String], command: &[String]) -> u8 {
+    run(|rt| {
+        let app = open_app(loc, false)?;
+        let Some((program, args)) = command.split_first() else {
+            return Err(AppError::Config("exec needs a command after --".into()));
+        };
+        let mut cmd = std::process::Command::new(program);
+        cmd.args(args);
+        // HARD-2: the command gets the tokens it asked for, never the vault's key.
+        crate::process::prepare_child(&mut cmd);
+        for name in names {
+            let var = app.account(name)?.export_var_name();
+            let (token, _) = rt.block_on(app.fresh_token(name, false))?;
+            cmd.env(var, token.secret());
+        }
+        let status = cmd.status().map_err(|source| AppError::Io {
+            what: format!("cannot run {program}"),
+            source,
+        })?;
+        Ok(exit_status_code(status))
+    })
+}
+
+fn exit_status_code(status: std::process::ExitStatus) -> u8 {
+    if let Some(code) = status.code() {
+        return u8::try_from(code & 0xff).unwrap_or(exit::ERROR);
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::ExitStatusExt;
+        if let Some(sig) = status.signal() {
+            return u8::try_from((128 + sig) & 0xff).unwrap_or(exit::ERROR);
+        }
+    }
+    exit::ERROR
+}

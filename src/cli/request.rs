@@ -1,0 +1,87 @@
+//! `authdeck request`: an authenticated HTTP request, refreshed once on 401.
+
+use super::context::{Locations, open_app, run};
+use crate::app::AppError;
+use crate::app::exit;
+use crate::app::request::HttpRequest;
+use clap::Args;
+use std::io::Write;
+
+/// `authdeck request NAME URL [-X METHOD] [-H 'K: V']... [-d DATA]`.
+#[derive(Debug, Args)]
+pub struct RequestArgs {
+    /// The account whose token to send.
+    pub name: String,
+    /// The URL.
+    pub url: String,
+    /// HTTP method (default GET, or POST with -d).
+    #[arg(short = 'X', long = "request", value_name = "METHOD")]
+    pub method: Option<String>,
+    /// Extra header, `Name: value` (repeatable).
+    #[arg(short = 'H', long = "header", value_name = "HEADER")]
+    pub headers: Vec<String>,
+    /// Request body; `@FILE` reads a file, `@-` stdin.
+    #[arg(short = 'd', long = "data", value_name = "DATA")]
+    pub data: Option<String>,
+}
+
+/// Runs `request`: prints the body; exit 0 for 2xx, 1 otherwise (3 when a login is needed).
+pub fn request(loc: &Locations, args: &RequestArgs) -> u8 {
+    run(|rt| {
+        let app = open_app(loc, false)?;
+        let mut headers = Vec::new();
+        for h in &args.headers {
+            let (k, v) = h
+                .split_once(':')
+                .ok_or_else(|| AppError::Config(format!("header '{h}' is not 'Name: value'")))?;
+            headers.push((k.trim().to_string(), v.trim().to_string()));
+        }
+        let body = match args.data.as_deref() {
+            None => None,
+            Some("@-") => {
+                let mut buf = Vec::new();
+                std::io::Read::read_to_end(&mut std::io::stdin(), &mut buf).map_err(|source| {
+                    AppError::Io {
+                        what: "cannot read stdin".into(),
+                        source,
+                    }
+                })?;
+                Some(buf)
+            }
+            Some(d) if d.starts_with('@') => {
+                Some(std::fs::read(&d[1..]).map_err(|source| AppError::Io {
+                    what: format!("cannot read {}", &d[1..]),
+                    source,
+                })?)
+            }
+            Some(d) => Some(d.as_bytes().to_vec()),
+        };
+        let method = args.method.clone().unwrap_or_else(|| {
+            if body.is_some() {
+                "POST".into()
+            } else {
+                "GET".into()
+            }
+        });
+        let req = HttpRequest {
+            method,
+            url: args.url.clone(),
+            headers,
+            body,
+        };
+        let resp = rt.block_on(app.request(&args.name, &req))?;
+        let _ = std::io::stdout().lock().write_all(&resp.body);
+        if let Some(scope) = &resp.insufficient_scope {
+            eprintln!(
+                "authdeck: HTTP 403 insufficient_scope: the token lacks scope '{scope}' (not refreshed; log in with more scopes)"
+            );
+        } else if !(200..300).contains(&resp.status) {
+            eprintln!("authdeck: HTTP {}", resp.status);
+        }
+        Ok(if (200..300).contains(&resp.status) {
+            exit::OK
+        } else {
+            exit::ERROR
+        })
+    })
+}

@@ -1,0 +1,100 @@
+//! `authdeck status`: every account as a table or JSON.
+
+use super::context::{Locations, open_app, run};
+use crate::app::AppError;
+use crate::app::exit;
+use crate::app::status::{Health, human_duration, unix};
+use crate::provider;
+use std::io::Write;
+use std::time::SystemTime;
+
+/// `authdeck status [--json]`.
+pub fn status(loc: &Locations, json: bool) -> u8 {
+    run(|_| {
+        let app = open_app(loc, false)?;
+        let statuses = app.statuses(SystemTime::now())?;
+        let mut out = std::io::stdout().lock();
+        if json {
+            let text = serde_json::to_string_pretty(&statuses)
+                .map_err(|e| AppError::Config(e.to_string()))?;
+            let _ = writeln!(out, "{text}");
+            return Ok(exit::OK);
+        }
+        if statuses.is_empty() {
+            let _ = writeln!(
+                out,
+                "No accounts yet. Create {}/NAME.toml (see `authdeck providers`), then `authdeck login NAME`.",
+                provider::accounts_dir(app.config_dir()).display()
+            );
+            return Ok(exit::OK);
+        }
+        let rows: Vec<[String; 7]> = statuses
+            .iter()
+            .map(|s| {
+                [
+                    s.account.clone(),
+                    s.provider.clone(),
+                    s.state.as_str().to_string(),
+                    match (s.state, s.expires_in) {
+                        (Health::NeedsLogin, _) => "-".into(),
+                        (_, Some(secs)) if secs < 0 => {
+                            format!("expired {} ago", human_duration(-secs))
+                        }
+                        (_, Some(secs)) => human_duration(secs),
+                        (_, None) => "never/unknown".into(),
+                    },
+                    s.identity.clone().unwrap_or_else(|| "-".into()),
+                    if s.scopes.is_empty() {
+                        "-".into()
+                    } else {
+                        s.scopes.join(" ")
+                    },
+                    match (s.last_refresh, s.last_refresh_ok) {
+                        (Some(at), Some(ok)) => format!(
+                            "{} ago{}",
+                            human_duration(unix(SystemTime::now()) - at),
+                            if ok { "" } else { " (failed)" }
+                        ),
+                        _ => "-".into(),
+                    },
+                ]
+            })
+            .collect();
+        let header = [
+            "ACCOUNT",
+            "PROVIDER",
+            "STATE",
+            "EXPIRES IN",
+            "IDENTITY",
+            "SCOPES",
+            "LAST REFRESH",
+        ];
+        let widths: Vec<usize> = (0..7)
+            .map(|i| {
+                rows.iter()
+                    .map(|r| r[i].chars().count())
+                    .chain([header[i].len()])
+                    .max()
+                    .unwrap_or(0)
+            })
+            .collect();
+        let line = |cells: &[String]| {
+            cells
+                .iter()
+                .zip(&widths)
+                .map(|(c, w)| format!("{c:<w$}"))
+                .collect::<Vec<_>>()
+                .join("  ")
+                .trim_end()
+                .to_string()
+        };
+        let _ = writeln!(out, "{}", line(&header.map(String::from)));
+        for r in &rows {
+            let _ = writeln!(out, "{}", line(r));
+        }
+        for p in &app.loaded().problems {
+            eprintln!("{p}");
+        }
+        Ok(exit::OK)
+    })
+}
