@@ -9,7 +9,7 @@
 
 use authdeck::devserver::{DevServer, DevServerConfig};
 use authdeck::secret::{AccessToken, RefreshToken};
-use authdeck::vault::{AccountState, KeySource, Record, Vault, generate_key_file};
+use authdeck::vault::{KeySource, Record, StoredState, Vault, generate_key_file};
 use futures::StreamExt;
 use portable_pty::{CommandBuilder, PtySize, native_pty_system};
 use std::io::Read;
@@ -101,7 +101,7 @@ fn valid_record(i: usize, issuer: &str, expires_at: i64) -> Record {
         token_type: Some("Bearer".into()),
         obtained_at: Some(now()),
         expires_at: Some(expires_at),
-        state: AccountState::Valid,
+        state: StoredState::Valid,
         ..Record::default()
     }
 }

@@ -4,9 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use authdeck::secret::{AccessToken, Passphrase, RefreshToken};
-use authdeck::vault::{
-    AccountState, Claims, FileStore, KdfParams, KeySource, Record, Store, Vault,
-};
+use authdeck::vault::{Claims, FileStore, KdfParams, KeySource, Record, Store, StoredState, Vault};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -40,7 +38,7 @@ fn record(i: usize) -> Record {
             verified: true,
         },
         refresh_count: i as u64,
-        state: AccountState::Valid,
+        state: StoredState::Valid,
         ..Record::default()
     }
 }

@@ -8,10 +8,7 @@
 use super::login::{LoginEvent, LoginInput};
 use super::refresh::Refreshed;
 use super::status::{Health, from_unix, health};
-use super::view::{
-    AccountState, AccountView, AppEvent, LogEntry, LogKind, LoginMode as UiMode, LoginStep,
-    UiCommand,
-};
+use super::view::{AccountView, AppEvent, Badge, LogEntry, LogKind, LoginStep, UiCommand};
 use super::{App, AppError, export, mode::LoginMode, schedule};
 use crate::provider::{Provider, Source};
 use crate::secret::AccessToken;
@@ -68,13 +65,7 @@ pub fn account_view(p: &Provider, rec: Option<&Record>, now: SystemTime) -> Acco
         p.template.clone().unwrap_or_else(|| p.name.clone()),
     );
     v.display_name = p.display_name.clone();
-    v.state = match health(rec, now) {
-        Health::Valid => AccountState::Valid,
-        Health::Expiring => AccountState::Expiring,
-        Health::Expired => AccountState::Expired,
-        Health::NeedsLogin => AccountState::NeedsLogin,
-        Health::Error => AccountState::Error,
-    };
+    v.state = health(rec, now).into();
     v.provider_file = match &p.source {
         Source::File(path) => Some(path.clone()),
         Source::Bundled => None,
@@ -392,7 +383,7 @@ fn spawn_refresh(driver: &Arc<Driver>, name: String, force: bool) {
         }
     }
     if let Some(mut v) = driver.view_of(&name) {
-        v.state = AccountState::Refreshing;
+        v.state = Badge::Refreshing;
         driver.send(AppEvent::AccountUpdated(v));
     }
     let d = driver.clone();
@@ -565,7 +556,7 @@ fn waiting((at, step): (SystemTime, Duration), now: SystemTime) -> bool {
         .is_ok_and(|left| !left.is_zero() && left <= step)
 }
 
-fn spawn_login(driver: &Arc<Driver>, account: String, mode: UiMode) {
+fn spawn_login(driver: &Arc<Driver>, account: String, mode: LoginMode) {
     let (paste_tx, paste_rx) = tokio::sync::mpsc::unbounded_channel();
     let (cancel_tx, cancel_rx) = watch::channel(false);
     if let Ok(mut logins) = driver.logins.lock()
@@ -579,11 +570,6 @@ fn spawn_login(driver: &Arc<Driver>, account: String, mode: UiMode) {
     {
         let _ = old.cancel.send(true);
     }
-    let mode = match mode {
-        UiMode::Browser => LoginMode::Browser,
-        UiMode::Paste => LoginMode::Paste,
-        UiMode::Device => LoginMode::Device,
-    };
     let d = driver.clone();
     let failed = account.clone();
     let on_panic = move |d: &Driver, message: String| {

@@ -344,7 +344,7 @@ mod tests {
 
     /// A key-file vault holding `tokens` (name, token, expires_at) and one account file per name.
     fn fixture(tokens: &[(&str, &str, Option<i64>)]) -> (tempfile::TempDir, PathBuf, PathBuf) {
-        use crate::vault::{AccountState, KeySource, Record, VaultError, generate_key_file};
+        use crate::vault::{KeySource, Record, StoredState, VaultError, generate_key_file};
         let dir = tempfile::tempdir().unwrap();
         let config = dir.path().join("config");
         std::fs::create_dir_all(config.join("providers")).unwrap();
@@ -367,7 +367,7 @@ mod tests {
                         // (10 % of its lifetime, at least 60 s) is due.
                         obtained_at: Some(crate::app::status::unix(SystemTime::now()) - 3600),
                         expires_at: *expires_at,
-                        state: AccountState::Valid,
+                        state: StoredState::Valid,
                         ..Record::default()
                     },
                 );

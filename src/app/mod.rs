@@ -28,7 +28,7 @@ pub use status::{AccountStatus, Health};
 use crate::oauth::{ClientConfig, ClientSettings, OAuthClient, TokenSet};
 use crate::provider::{self, Loaded, Provider};
 use crate::secret::ClientSecret;
-use crate::vault::{AccountState, Claims, LoginGrant, Record, Snapshot, Vault};
+use crate::vault::{Claims, LoginGrant, Record, Snapshot, StoredState, Vault};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -429,7 +429,7 @@ pub fn apply_tokens(
             verified: claims.verified,
         };
     }
-    rec.state = AccountState::Valid;
+    rec.state = StoredState::Valid;
     rec
 }
 

@@ -1,7 +1,7 @@
 //! Choosing the login mode: a browser on a local desktop, VPS paste mode elsewhere (HL-1).
 
 /// How a login is carried out.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, clap::ValueEnum)]
 pub enum LoginMode {
     /// Open the system browser; the loopback listener receives the redirect.
     Browser,
@@ -10,6 +10,20 @@ pub enum LoginMode {
     Paste,
     /// The device authorization grant (RFC 8628).
     Device,
+}
+
+impl LoginMode {
+    /// Every mode, in picker order.
+    pub const ALL: [LoginMode; 3] = [Self::Browser, Self::Paste, Self::Device];
+
+    /// The name used by `login --mode`.
+    pub fn word(self) -> &'static str {
+        match self {
+            Self::Browser => "browser",
+            Self::Paste => "paste",
+            Self::Device => "device",
+        }
+    }
 }
 
 /// The default mode for this session: `browser` when a local display is available and the

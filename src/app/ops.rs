@@ -4,7 +4,7 @@ use super::refresh::{Refreshed, expired, failure_result, record_failure, record_
 use super::{App, AppError, Result, refresh_config};
 use crate::oauth::{ClientConfig, OAuthError, Revocation, TokenSet};
 use crate::provider::Provider;
-use crate::vault::{AccountState, Fence, LoginGrant, Record, VaultError};
+use crate::vault::{Fence, LoginGrant, Record, StoredState, VaultError};
 use futures::StreamExt;
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
@@ -296,7 +296,7 @@ impl App {
                 rec.access_token = None;
                 rec.refresh_token = None;
                 rec.expires_at = None;
-                rec.state = AccountState::NeedsLogin;
+                rec.state = StoredState::NeedsLogin;
             } else {
                 records.remove(name);
             }

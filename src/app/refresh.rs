@@ -10,7 +10,7 @@ use crate::provider::HintStage;
 use crate::provider::Provider;
 use crate::secret::AccessToken;
 use crate::vault::{
-    AccountLock, AccountState, Fence, LoginGrant, Record, Records, RefreshAttempt, RefreshOutcome,
+    AccountLock, Fence, LoginGrant, Record, Records, RefreshAttempt, RefreshOutcome, StoredState,
 };
 use std::time::SystemTime;
 
@@ -46,7 +46,7 @@ pub fn token_if_not_due(
     now: SystemTime,
 ) -> Option<Result<AccessToken>> {
     match record {
-        Some(r) if r.access_token.is_some() && r.state != AccountState::NeedsLogin => {
+        Some(r) if r.access_token.is_some() && r.state != StoredState::NeedsLogin => {
             (!status::is_due(r, now)).then(|| token_of(name, r))
         }
         _ => Some(Err(AppError::NeedsLogin(name.to_string()))),
@@ -160,9 +160,9 @@ pub(super) fn record_failure(records: &mut Records, name: &str, err: &OAuthError
     if err.is_invalid_grant() {
         // REF-6: the refresh token is dead; keep the rest of the record.
         rec.refresh_token = None;
-        rec.state = AccountState::NeedsLogin;
+        rec.state = StoredState::NeedsLogin;
     } else if err.is_config_error() {
-        rec.state = AccountState::Error { message: reason };
+        rec.state = StoredState::Error { message: reason };
     }
 }
 
@@ -219,7 +219,7 @@ pub(super) fn record_success(
 /// The record if it can give a token at all.
 pub(super) fn usable(name: &str, record: Option<Record>) -> Result<Record> {
     match record {
-        Some(r) if r.access_token.is_some() && r.state != AccountState::NeedsLogin => Ok(r),
+        Some(r) if r.access_token.is_some() && r.state != StoredState::NeedsLogin => Ok(r),
         _ => Err(AppError::NeedsLogin(name.to_string())),
     }
 }

@@ -3,7 +3,7 @@
 
 use super::schedule;
 use crate::provider::Provider;
-use crate::vault::{AccountState, Record, RefreshOutcome};
+use crate::vault::{Record, RefreshOutcome, StoredState};
 use serde::Serialize;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -96,9 +96,9 @@ pub fn health(record: Option<&Record>, now: SystemTime) -> Health {
         return Health::NeedsLogin;
     };
     match &record.state {
-        AccountState::NeedsLogin => return Health::NeedsLogin,
-        AccountState::Error { .. } => return Health::Error,
-        AccountState::Valid => {}
+        StoredState::NeedsLogin => return Health::NeedsLogin,
+        StoredState::Error { .. } => return Health::Error,
+        StoredState::Valid => {}
     }
     if record.access_token.is_none() {
         return Health::NeedsLogin;
@@ -113,7 +113,7 @@ pub fn health(record: Option<&Record>, now: SystemTime) -> Health {
 /// The account's last error, one line: its error state, else a failed last refresh.
 pub fn last_error(record: &Record) -> Option<String> {
     match (&record.state, &record.last_refresh) {
-        (AccountState::Error { message }, _) => Some(message.clone()),
+        (StoredState::Error { message }, _) => Some(message.clone()),
         (_, Some(attempt)) => match &attempt.outcome {
             RefreshOutcome::Failed { message } => Some(message.clone()),
             RefreshOutcome::Ok => None,
@@ -176,7 +176,7 @@ mod tests {
             access_token: Some(AccessToken::new("t")),
             obtained_at: Some(obtained),
             expires_at: expires,
-            state: AccountState::Valid,
+            state: StoredState::Valid,
             ..Record::default()
         }
     }
@@ -195,9 +195,9 @@ mod tests {
     #[test]
     fn needs_login_and_error_states_win() {
         let mut r = record(0, Some(3600));
-        r.state = AccountState::NeedsLogin;
+        r.state = StoredState::NeedsLogin;
         assert_eq!(health(Some(&r), from_unix(1)), Health::NeedsLogin);
-        r.state = AccountState::Error {
+        r.state = StoredState::Error {
             message: "x".into(),
         };
         assert_eq!(health(Some(&r), from_unix(1)), Health::Error);

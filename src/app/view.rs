@@ -14,6 +14,7 @@
 //!   embeds the access token and is exactly as sensitive; the dashboard writes it to the
 //!   terminal's clipboard through OSC 52 and drops it).
 
+use super::status::Health;
 use crate::secret::{AccessToken, AuthCode, Passphrase};
 use std::path::PathBuf;
 use std::time::SystemTime;
@@ -28,7 +29,7 @@ pub struct AccountView {
     /// The provider's human name, e.g. `GitHub`; may be empty.
     pub display_name: String,
     /// What the badge shows.
-    pub state: AccountState,
+    pub state: Badge,
     /// Absolute expiry of the access token; `None` when unknown or not logged in (EXP-3).
     pub expires_at: Option<SystemTime>,
     /// When the current access token was obtained.
@@ -68,7 +69,7 @@ impl AccountView {
             name: name.into(),
             provider: provider.into(),
             display_name: String::new(),
-            state: AccountState::NeedsLogin,
+            state: Badge::NeedsLogin,
             expires_at: None,
             obtained_at: None,
             identity: None,
@@ -88,9 +89,11 @@ impl AccountView {
     }
 }
 
-/// The state badge of an account. Each reads without colour: a symbol and a word.
+/// The dashboard's state badge of an account: its [`Health`] plus `Refreshing`. Each reads
+/// without colour: a symbol and a word. (The vault's own record of an account is
+/// [`StoredState`](crate::vault::StoredState).)
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum AccountState {
+pub enum Badge {
     /// A token that is not yet due for refresh.
     Valid,
     /// Inside the refresh margin (EXP-4): a refresh is due or scheduled.
@@ -105,9 +108,9 @@ pub enum AccountState {
     Refreshing,
 }
 
-impl AccountState {
+impl Badge {
     /// Every state, in badge order.
-    pub const ALL: [AccountState; 6] = [
+    pub const ALL: [Badge; 6] = [
         Self::Valid,
         Self::Expiring,
         Self::Expired,
@@ -146,31 +149,22 @@ impl AccountState {
     }
 }
 
-/// How a login proceeds.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum LoginMode {
-    /// Open a browser on this machine; the loopback listener gets the redirect.
-    Browser,
-    /// VPS / SSH: show the URL and a QR code, accept the pasted redirect URL or code (the
-    /// loopback listener keeps running too, for `ssh -L`).
-    Paste,
-    /// Device authorization grant (RFC 8628).
-    Device,
-}
-
-impl LoginMode {
-    /// Every mode, in picker order.
-    pub const ALL: [LoginMode; 3] = [Self::Browser, Self::Paste, Self::Device];
-
-    /// The name used by `login --mode`.
-    pub fn word(self) -> &'static str {
-        match self {
-            Self::Browser => "browser",
-            Self::Paste => "paste",
-            Self::Device => "device",
+/// The badge shows an account's [`Health`], or that a refresh is in flight.
+impl From<Health> for Badge {
+    fn from(h: Health) -> Self {
+        match h {
+            Health::Valid => Self::Valid,
+            Health::Expiring => Self::Expiring,
+            Health::Expired => Self::Expired,
+            Health::NeedsLogin => Self::NeedsLogin,
+            Health::Error => Self::Error,
         }
     }
 }
+
+/// How a login proceeds: the one [`LoginMode`](super::mode::LoginMode), re-exported so the
+/// dashboard contract is complete in this module.
+pub use super::mode::LoginMode;
 
 /// A line of the refresh panel: what the scheduler or a command did.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -325,12 +319,10 @@ mod tests {
 
     #[test]
     fn badges_differ_without_colour() {
-        let symbols: std::collections::HashSet<_> =
-            AccountState::ALL.iter().map(|s| s.symbol()).collect();
-        let words: std::collections::HashSet<_> =
-            AccountState::ALL.iter().map(|s| s.word()).collect();
-        assert_eq!(symbols.len(), AccountState::ALL.len());
-        assert_eq!(words.len(), AccountState::ALL.len());
+        let symbols: std::collections::HashSet<_> = Badge::ALL.iter().map(|s| s.symbol()).collect();
+        let words: std::collections::HashSet<_> = Badge::ALL.iter().map(|s| s.word()).collect();
+        assert_eq!(symbols.len(), Badge::ALL.len());
+        assert_eq!(words.len(), Badge::ALL.len());
     }
 
     #[test]

@@ -5,7 +5,7 @@ use super::context::{Locations, open_app, run};
 use super::status::status;
 use crate::app::dashboard;
 use crate::app::exit;
-use crate::app::mode::{self, LoginMode};
+use crate::app::mode;
 use crate::app::status::human_duration;
 use crate::app::{App, AppError};
 use crate::provider;
@@ -68,11 +68,7 @@ async fn run_dashboard(app: std::sync::Arc<App>) -> Result<u8, AppError> {
         now,
         crate::ui::Theme::from_env(),
     );
-    state.preferred_login = match mode::detect() {
-        LoginMode::Browser => crate::app::view::LoginMode::Browser,
-        LoginMode::Paste => crate::app::view::LoginMode::Paste,
-        LoginMode::Device => crate::app::view::LoginMode::Device,
-    };
+    state.preferred_login = mode::detect();
     let backend = tokio::spawn(driver::serve(app, cmd_rx, ev_tx));
     let result = crate::ui::run(state, cmd_tx, ev_rx).await;
     backend.abort();

@@ -64,7 +64,7 @@ pub struct ProxyConfig {
     /// Token requests allowed per client IP per minute; 0 turns the limit off.
     pub rate_limit_per_minute: u32,
     /// The clients by name (`[clients.NAME]`); never empty.
-    pub clients: BTreeMap<String, ClientConfig>,
+    pub clients: BTreeMap<String, ProxyClient>,
     /// Peers whose `X-Forwarded-For` / PROXY header is believed (PROXY-11); empty by default.
     pub trusted_proxies: TrustedProxies,
     /// The `listen` socket expects a PROXY protocol v1/v2 header on every connection
@@ -91,7 +91,7 @@ pub enum MetricsMode {
 
 /// One `[clients.NAME]` table.
 #[derive(Debug, Clone)]
-pub struct ClientConfig {
+pub struct ProxyClient {
     /// Where the token endpoint comes from.
     pub endpoint: EndpointSource,
     /// The RFC 7009 revocation endpoint for `POST /api/auth/revoke`: `revocation_endpoint`, else
@@ -378,7 +378,7 @@ fn parse_client(
     loc: &Locator<'_>,
     name: &str,
     table: &Spanned<RawClient>,
-) -> Result<ClientConfig, ConfigError> {
+) -> Result<ProxyClient, ConfigError> {
     let span = table.span();
     let raw = table.get_ref();
     let err = |span: Range<usize>, message: String| {
@@ -432,7 +432,7 @@ fn parse_client(
             ));
         }
     }
-    Ok(ClientConfig {
+    Ok(ProxyClient {
         endpoint,
         revocation_endpoint,
         device_authorization_endpoint,

@@ -24,7 +24,7 @@ mod reload;
 mod upstream;
 
 pub use config::MetricsMode;
-pub use config::{ClientConfig, ConfigError, EndpointSource, ProxyConfig, SecretSource};
+pub use config::{ConfigError, EndpointSource, ProxyClient, ProxyConfig, SecretSource};
 pub use handler::MAX_BODY;
 pub use log::{CaptureSink, LogSink, TracingSink};
 pub use metrics::MetricsEndpoint;
@@ -357,7 +357,7 @@ struct Endpoints {
 async fn resolve_endpoints(
     http: &reqwest::Client,
     name: &str,
-    client: &ClientConfig,
+    client: &ProxyClient,
 ) -> Result<Endpoints, ProxyError> {
     match &client.endpoint {
         EndpointSource::TokenEndpoint(url) => Ok(Endpoints {

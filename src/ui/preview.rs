@@ -2,7 +2,7 @@
 //! at the dashboard before `app` exists. Deterministic for a given `now`.
 
 use super::state::{DashboardState, Theme, log_entry};
-use crate::app::view::{AccountState, AccountView, LogKind};
+use crate::app::view::{AccountView, Badge, LogKind};
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
@@ -25,7 +25,7 @@ fn account(name: &str, provider: &str, display: &str, now: SystemTime) -> Accoun
         "{}_ACCESS_TOKEN",
         name.to_uppercase().replace('-', "_")
     ));
-    a.state = AccountState::Valid;
+    a.state = Badge::Valid;
     a.token_type = Some("Bearer".to_owned());
     a.obtained_at = Some(now - secs(1800));
     a.expires_at = Some(now + secs(1800));
@@ -49,7 +49,7 @@ pub fn preview_accounts(now: SystemTime) -> Vec<AccountView> {
 
     let mut google = account("google-work", "google", "Google", now);
     google.expires_at = Some(now + secs(245));
-    google.state = AccountState::Expiring;
+    google.state = Badge::Expiring;
     google.identity = Some("ada@work.example".to_owned());
     google.scopes = vec!["openid".into(), "email".into(), "profile".into()];
     google.next_refresh = Some(now + secs(5));
@@ -61,18 +61,18 @@ pub fn preview_accounts(now: SystemTime) -> Vec<AccountView> {
     ];
 
     let mut ms = account("microsoft", "microsoft", "Microsoft", now);
-    ms.state = AccountState::Refreshing;
+    ms.state = Badge::Refreshing;
     ms.expires_at = Some(now + secs(29));
     ms.identity = Some("ada@contoso.example".to_owned());
 
     let mut demo = account("demo", "devserver", "authdeck demo", now);
-    demo.state = AccountState::Expired;
+    demo.state = Badge::Expired;
     demo.expires_at = Some(now - secs(12));
     demo.identity = Some("demo-user".to_owned());
     demo.has_refresh_token = false;
 
     let mut gitlab = account("gitlab", "gitlab", "GitLab", now);
-    gitlab.state = AccountState::Error;
+    gitlab.state = Badge::Error;
     gitlab.expires_at = Some(now - secs(3 * 86_400));
     gitlab.last_error = Some("refresh failed: server error (HTTP 503), retrying".to_owned());
     gitlab.identity = Some("ada".to_owned());

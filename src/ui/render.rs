@@ -4,7 +4,7 @@
 use super::format::{clock, compact, countdown, datetime, remaining};
 use super::qr::QrArt;
 use super::state::{Confirm, DashboardState, DialogStep, LoginDialog, Overlay, Theme};
-use crate::app::view::{AccountState, AccountView, LogEntry, LogKind, LoginMode};
+use crate::app::view::{AccountView, Badge, LogEntry, LogKind, LoginMode};
 use ratatui::Frame;
 use ratatui::buffer::Buffer;
 use ratatui::layout::{Constraint, Layout, Rect};
@@ -27,14 +27,14 @@ impl Theme {
         }
     }
 
-    fn badge(self, s: AccountState) -> Style {
+    fn badge(self, s: Badge) -> Style {
         let (c, bold) = match s {
-            AccountState::Valid => (Color::Green, false),
-            AccountState::Expiring => (Color::Yellow, false),
-            AccountState::Expired => (Color::Red, true),
-            AccountState::NeedsLogin => (Color::Magenta, false),
-            AccountState::Error => (Color::Red, true),
-            AccountState::Refreshing => (Color::Cyan, false),
+            Badge::Valid => (Color::Green, false),
+            Badge::Expiring => (Color::Yellow, false),
+            Badge::Expired => (Color::Red, true),
+            Badge::NeedsLogin => (Color::Magenta, false),
+            Badge::Error => (Color::Red, true),
+            Badge::Refreshing => (Color::Cyan, false),
         };
         let style = self.fg(c);
         if bold {
@@ -126,12 +126,7 @@ fn draw_header(state: &DashboardState, area: Rect, buf: &mut Buffer) {
     let attention = state
         .accounts
         .iter()
-        .filter(|a| {
-            matches!(
-                a.state,
-                AccountState::Expired | AccountState::NeedsLogin | AccountState::Error
-            )
-        })
+        .filter(|a| matches!(a.state, Badge::Expired | Badge::NeedsLogin | Badge::Error))
         .count();
     let mut left = vec![
         Span::styled(" authdeck ", t.fg(Color::Cyan).add_modifier(Modifier::BOLD)),
@@ -1036,7 +1031,7 @@ mod tests {
         let mut s = preview_state(preview_now());
         s.theme = Theme { color: false };
         let text = render(&s, 120, 40).backend().to_string();
-        for st in AccountState::ALL {
+        for st in Badge::ALL {
             assert!(
                 text.contains(&format!("{} {}", st.symbol(), st.word())),
                 "{st:?} badge missing"

@@ -402,7 +402,7 @@ fn on_login_progress(state: &mut DashboardState, account: String, step: LoginSte
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::app::view::AccountState;
+    use crate::app::view::Badge;
     use crate::app::view::{AccountView, LogKind};
     use crate::secret::AccessToken;
     use crate::ui::keymap::InputMode;
@@ -782,9 +782,9 @@ mod tests {
         let mut s = preview_state(preview_now());
         press(&mut s, KeyCode::Char('j'));
         let mut g = s.accounts[1].clone();
-        g.state = AccountState::Refreshing;
+        g.state = Badge::Refreshing;
         update(&mut s, AppEvent::AccountUpdated(g).into());
-        assert_eq!(s.accounts[1].state, AccountState::Refreshing);
+        assert_eq!(s.accounts[1].state, Badge::Refreshing);
         update(
             &mut s,
             AppEvent::AccountUpdated(AccountView::new("new", "x")).into(),

@@ -28,7 +28,7 @@ pub use key::{
     PromptPurpose, generate_key_file, prompt_terminal, read_key_file, read_passphrase_file,
 };
 pub use record::{
-    AccountState, Claims, LoginGrant, Record, Records, RefreshAttempt, RefreshOutcome, UnixSeconds,
+    Claims, LoginGrant, Record, Records, RefreshAttempt, RefreshOutcome, StoredState, UnixSeconds,
 };
 pub use store::{FileStore, Rollback, Snapshot, Store, StoreLock};
 

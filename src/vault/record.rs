@@ -43,7 +43,7 @@ pub struct Record {
     /// How many refreshes have succeeded.
     pub refresh_count: u64,
     /// Whether the tokens are usable.
-    pub state: AccountState,
+    pub state: StoredState,
     /// A client secret stored here instead of in the account's TOML (optional).
     pub client_secret: Option<ClientSecret>,
     /// The grant of the last login (PROV-2: a device-grant token may refresh with another
@@ -101,10 +101,11 @@ pub enum RefreshOutcome {
     },
 }
 
-/// Whether an account's tokens can be used.
+/// What the vault remembers about whether an account's tokens can be used. (What users see is
+/// computed by `app` from this and the clock.)
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "state", rename_all = "snake_case")]
-pub enum AccountState {
+pub enum StoredState {
     /// Tokens present and believed good.
     Valid,
     /// No usable tokens: the user must log in (again). The default for a new record.
@@ -125,7 +126,7 @@ mod tests {
     fn old_records_with_missing_fields_still_parse() {
         let r: Record = serde_json::from_str(r#"{"provider":"github"}"#).unwrap();
         assert_eq!(r.provider, "github");
-        assert_eq!(r.state, AccountState::NeedsLogin);
+        assert_eq!(r.state, StoredState::NeedsLogin);
         assert_eq!(r.expires_at, None);
     }
 
@@ -142,7 +143,7 @@ mod tests {
 
     #[test]
     fn state_serializes_tagged() {
-        let s = AccountState::Error {
+        let s = StoredState::Error {
             message: "invalid_grant".into(),
         };
         assert_eq!(

@@ -163,7 +163,7 @@ async fn cli_paste_login_then_token_status_export_refresh_logout() {
 /// Puts a record with `token` straight into the vault through the library.
 fn seed(env: &Env, name: &str, token: &str) {
     use authdeck::secret::AccessToken;
-    use authdeck::vault::{AccountState, KeySource, Record, Vault};
+    use authdeck::vault::{KeySource, Record, StoredState, Vault};
     let vault = Vault::open(
         env.path("vault.bin"),
         KeySource::KeyFile(env.path("vault.key")),
@@ -177,7 +177,7 @@ fn seed(env: &Env, name: &str, token: &str) {
                     provider: "oidc".into(),
                     access_token: Some(AccessToken::new(token)),
                     token_type: Some("Bearer".into()),
-                    state: AccountState::Valid,
+                    state: StoredState::Valid,
                     ..Record::default()
                 },
             );

@@ -7,7 +7,7 @@ use crate::support::{stderr, stdout, wait_with_timeout};
 use authdeck::devserver::{DevServer, DevServerConfig, Endpoint, Fault};
 use authdeck::secret::{AccessToken, RefreshToken};
 use authdeck::vault::{
-    AccountState, Backend, KdfParams, KeySource, Record, Records, Store, VaultError,
+    Backend, KdfParams, KeySource, Record, Records, Store, StoredState, VaultError,
     etcd::{EtcdConfig, EtcdStore},
     generate_key_file,
 };
@@ -56,7 +56,7 @@ fn record(rt: &str, access: &str, expires_at: i64, issuer: &str) -> Record {
         token_type: Some("Bearer".into()),
         obtained_at: Some(now() - 3600),
         expires_at: Some(expires_at),
-        state: AccountState::Valid,
+        state: StoredState::Valid,
         ..Record::default()
     }
 }

@@ -5,11 +5,11 @@
 
 use crate::support::{paste_login, stderr, stdout};
 use authdeck::app::driver::{DriverSettings, serve_with};
-use authdeck::app::view::{AccountState as ViewState, AppEvent, LogKind, UiCommand};
+use authdeck::app::view::{AppEvent, Badge, LogKind, UiCommand};
 use authdeck::app::{App, Settings};
 use authdeck::devserver::{DevServer, DevServerConfig, Endpoint, Fault};
 use authdeck::secret::{AccessToken, AuthCode, RefreshToken};
-use authdeck::vault::{AccountState, KeySource, Record, Vault, VaultError, generate_key_file};
+use authdeck::vault::{KeySource, Record, StoredState, Vault, VaultError, generate_key_file};
 use serde_json::{Value, json};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -117,7 +117,7 @@ async fn setup_with(
             scopes: vec!["api".into()],
             obtained_at: Some(obtained),
             expires_at: expires,
-            state: AccountState::Valid,
+            state: StoredState::Valid,
             ..Record::default()
         };
         records.push((name, rec));
@@ -200,7 +200,7 @@ async fn collect_for(events: &mut UnboundedReceiver<AppEvent>, period: Duration)
 }
 
 fn is_refreshing(ev: &AppEvent) -> bool {
-    matches!(ev, AppEvent::AccountUpdated(v) if v.state == ViewState::Refreshing)
+    matches!(ev, AppEvent::AccountUpdated(v) if v.state == Badge::Refreshing)
 }
 
 fn is_refreshed(ev: &AppEvent) -> bool {

@@ -4,7 +4,7 @@
 
 use crate::support::stderr;
 use authdeck::secret::{AccessToken, RefreshToken};
-use authdeck::vault::{AccountState, KeySource, Record, Vault, VaultError};
+use authdeck::vault::{KeySource, Record, StoredState, Vault, VaultError};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -79,7 +79,7 @@ impl Env {
                         access_token: Some(AccessToken::new(access)),
                         refresh_token: refresh.map(RefreshToken::new),
                         token_type: Some("Bearer".into()),
-                        state: AccountState::Valid,
+                        state: StoredState::Valid,
                         ..Record::default()
                     },
                 );

@@ -8,7 +8,7 @@ use authdeck::app::refresh::Refreshed;
 use authdeck::app::{App, AppError, Settings};
 use authdeck::devserver::{DevServer, DevServerConfig};
 use authdeck::secret::{AccessToken, RefreshToken};
-use authdeck::vault::{AccountState, KeySource, Record, Vault, VaultError, generate_key_file};
+use authdeck::vault::{KeySource, Record, StoredState, Vault, VaultError, generate_key_file};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -85,7 +85,7 @@ async fn setup(srv: &DevServer, n: usize, bogus: usize) -> (tempfile::TempDir, A
             token_type: Some("Bearer".into()),
             obtained_at: Some(now() - 3600),
             expires_at: Some(now() - 10),
-            state: AccountState::Valid,
+            state: StoredState::Valid,
             ..Record::default()
         };
         records.push((name, rec));
@@ -186,12 +186,12 @@ async fn ref6_refresh_many_invalid_grant_needs_login_others_refreshed() {
     }
     let records = app.current().unwrap();
     let dead = &records.records["acc0"];
-    assert_eq!(dead.state, AccountState::NeedsLogin);
+    assert_eq!(dead.state, StoredState::NeedsLogin);
     assert!(
         dead.refresh_token.is_none(),
         "REF-6: the dead refresh token is dropped"
     );
-    assert_eq!(records.records["acc1"].state, AccountState::Valid);
+    assert_eq!(records.records["acc1"].state, StoredState::Valid);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

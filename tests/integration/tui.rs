@@ -117,7 +117,7 @@ fn tui_demo_paste_login_countdown_refresh_and_clean_exit() {
 #[test]
 fn tui_asks_for_the_passphrase_inside_the_dashboard_and_again_when_wrong() {
     use authdeck::secret::{AccessToken, Passphrase};
-    use authdeck::vault::{AccountState, KeySource, Record, Vault};
+    use authdeck::vault::{KeySource, Record, StoredState, Vault};
     let dir = tempfile::tempdir().unwrap();
     let providers = dir.path().join("config/providers");
     std::fs::create_dir_all(&providers).unwrap();
@@ -138,7 +138,7 @@ fn tui_asks_for_the_passphrase_inside_the_dashboard_and_again_when_wrong() {
                 "work".into(),
                 Record {
                     access_token: Some(AccessToken::new("tok")),
-                    state: AccountState::Valid,
+                    state: StoredState::Valid,
                     ..Record::default()
                 },
             );

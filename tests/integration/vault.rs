@@ -3,7 +3,7 @@
 
 use authdeck::secret::{AccessToken, ClientSecret, Passphrase, RefreshToken};
 use authdeck::vault::{
-    AccountState, Claims, FileStore, KdfParams, KeyKind, KeySource, Record, Records, Store, Vault,
+    Claims, FileStore, KdfParams, KeyKind, KeySource, Record, Records, Store, StoredState, Vault,
     VaultError, generate_key_file,
 };
 use std::os::unix::fs::PermissionsExt;
@@ -63,7 +63,7 @@ fn full_record() -> Record {
             },
         }),
         refresh_count: 3,
-        state: AccountState::Error {
+        state: StoredState::Error {
             message: "refresh failed".into(),
         },
         client_secret: Some(ClientSecret::new("cs-stored")),
