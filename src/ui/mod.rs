@@ -10,6 +10,7 @@
 pub mod field;
 pub mod format;
 pub mod keymap;
+mod overlay;
 pub mod preview;
 pub mod qr;
 pub mod render;
