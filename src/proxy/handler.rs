@@ -25,7 +25,6 @@ pub(crate) type Body = Full<Bytes>;
 pub const MAX_BODY: usize = 16 * 1024;
 /// How long a client may take to send its body: a slow sender must not pin a connection.
 const BODY_READ_TIMEOUT: Duration = Duration::from_secs(10);
-/// How long a browser may cache a preflight answer.
 
 /// The routes the proxy knows (PROXY-1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
