@@ -1,7 +1,7 @@
 //! The fake server's endpoints, as plain functions from a request to a [`Reply`] so that
 //! they are easy to read and test without sockets.
 
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
@@ -9,6 +9,11 @@ use bytes::Bytes;
 use serde_json::{Map, Value, json};
 use url::Url;
 
+use super::personality::{
+    AuthRule, Expiry, IssRule, Personality, RefreshRule, Revocation as PRevocation, Route,
+    TokenFormat,
+};
+use super::state::Lineage;
 use super::state::{
     CODE_TTL, CodeGrant, DeviceGrant, DeviceStatus, State, digest, random_token, random_user_code,
 };
@@ -33,6 +38,10 @@ pub struct Incoming {
     query: Vec<(String, String)>,
     authorization: Option<String>,
     form: Vec<(String, String)>,
+    /// The request said `Accept: application/json`.
+    accept_json: bool,
+    /// The body was `application/json` (its string members are in `form`).
+    json_body: bool,
 }
 
 impl Incoming {
@@ -48,12 +57,35 @@ impl Incoming {
             .get(http::header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
+        let header = |name: http::header::HeaderName| {
+            parts
+                .headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_ascii_lowercase()
+        };
+        let accept_json = header(http::header::ACCEPT).contains("application/json");
+        let json_body = header(http::header::CONTENT_TYPE).starts_with("application/json");
+        // A JSON body's string members are read like form fields (OpenAI and GitHub
+        // revocation); anything else in it is ignored.
+        let form = if json_body {
+            serde_json::from_slice::<Map<String, Value>>(&body)
+                .unwrap_or_default()
+                .into_iter()
+                .filter_map(|(k, v)| v.as_str().map(|s| (k, s.to_owned())))
+                .collect()
+        } else {
+            form_urlencoded::parse(&body).into_owned().collect()
+        };
         Self {
             method: parts.method.as_str().to_owned(),
             path: parts.uri.path().to_owned(),
             query,
             authorization,
-            form: form_urlencoded::parse(&body).into_owned().collect(),
+            form,
+            accept_json,
+            json_body,
         }
     }
 
@@ -182,6 +214,9 @@ pub fn fault_reply(fault: Fault) -> Reply {
 
 /// Dispatches a request to its endpoint.
 pub fn route(state: &mut State, req: &Incoming) -> Reply {
+    if let Some(p) = state.config.personality.clone() {
+        return route_personality(state, req, &p);
+    }
     match (req.method.as_str(), req.path.as_str()) {
         ("GET", "/.well-known/openid-configuration")
         | ("GET", "/.well-known/oauth-authorization-server") => discovery(&state.issuer),
@@ -198,6 +233,63 @@ pub fn route(state: &mut State, req: &Incoming) -> Reply {
         }
         _ => Reply::text(404, "not found"),
     }
+}
+
+/// A mimic's dispatch: the provider's own paths, its discovery only if it has one (PROV-1).
+fn route_personality(state: &mut State, req: &Incoming, p: &Personality) -> Reply {
+    match (req.method.as_str(), req.path.as_str()) {
+        ("GET", "/.well-known/openid-configuration") if p.discovery => {
+            personality_discovery(&state.issuer, p)
+        }
+        ("GET", "/jwks") if p.discovery => {
+            Reply::json(200, &json!({"keys": [state.signing.jwk()]}))
+        }
+        // The approval page stands in for the provider's device page (tests open it).
+        ("GET", "/device") => device_page(state, req),
+        (method, path) => match p.route(method, path) {
+            Some(Route::Authorize) => authorize(state, req),
+            Some(Route::Token) => token(state, req),
+            Some(Route::Device) => device_authorization(state, req),
+            Some(Route::Userinfo) => userinfo(state, req),
+            Some(Route::Revoke) => match p.revocation {
+                PRevocation::Rfc7009 => revoke(state, req),
+                PRevocation::Json => revoke_json(state, req),
+                PRevocation::Github => revoke_github(state, req, p),
+                PRevocation::None => Reply::text(404, "not found"),
+            },
+            None => Reply::text(404, "not found"),
+        },
+    }
+}
+
+/// A mimic's discovery document: its own paths, the generic server's keys.
+fn personality_discovery(issuer: &str, p: &Personality) -> Reply {
+    let path = |route: Route| {
+        p.routes
+            .iter()
+            .find(|(_, _, r)| *r == route)
+            .map(|(_, path, _)| format!("{issuer}{path}"))
+    };
+    let mut doc = json!({
+        "issuer": issuer,
+        "jwks_uri": format!("{issuer}/jwks"),
+        "response_types_supported": ["code"],
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": ["ES256"],
+        "code_challenge_methods_supported": ["S256"],
+    });
+    for (key, route) in [
+        ("authorization_endpoint", Route::Authorize),
+        ("token_endpoint", Route::Token),
+        ("device_authorization_endpoint", Route::Device),
+        ("revocation_endpoint", Route::Revoke),
+        ("userinfo_endpoint", Route::Userinfo),
+    ] {
+        if let (Some(url), Some(obj)) = (path(route), doc.as_object_mut()) {
+            obj.insert(key.into(), Value::from(url));
+        }
+    }
+    Reply::json(200, &doc)
 }
 
 /// The discovery document (OpenID Connect Discovery and RFC 8414 alike).
@@ -248,12 +340,11 @@ fn authorize(state: &mut State, req: &Incoming) -> Reply {
         );
     };
     let client_id = client.client_id.clone();
-    let redirect_ok = |uri: &str| {
-        if client.redirect_uris.is_empty() {
-            is_loopback_http(uri)
-        } else {
-            client.redirect_uris.iter().any(|r| r == uri)
-        }
+    let personality = state.config.personality.as_ref();
+    let redirect_ok = |uri: &str| match personality {
+        Some(p) => p.redirect_allowed(uri, &client.redirect_uris),
+        None if client.redirect_uris.is_empty() => is_loopback_http(uri),
+        None => client.redirect_uris.iter().any(|r| r == uri),
     };
     let Some(redirect_uri) = req.query("redirect_uri").filter(|u| redirect_ok(u)) else {
         return Reply::html(
@@ -280,7 +371,7 @@ fn authorize(state: &mut State, req: &Incoming) -> Reply {
                     challenge: challenge.to_owned(),
                     scope: req.query("scope").unwrap_or_default().to_owned(),
                     nonce: req.query("nonce").map(str::to_owned),
-                    expires: Instant::now() + CODE_TTL,
+                    expires: state.now() + CODE_TTL,
                 },
             );
             location.query_pairs_mut().append_pair("code", &code);
@@ -341,6 +432,12 @@ fn basic_credentials(header: &str) -> Option<(String, String)> {
 
 /// Authenticates the client as registered; returns its id, or the 401 reply.
 fn authenticate(state: &mut State, req: &Incoming) -> Result<String, Reply> {
+    authenticate_as(state, req, false)
+}
+
+/// [`authenticate`], also accepting a confidential client that sends only its id when
+/// `public_ok` (GitHub's device flow and its refreshes).
+fn authenticate_as(state: &mut State, req: &Incoming, public_ok: bool) -> Result<String, Reply> {
     let (client_id, secret, method) = match req.authorization.as_deref().map(basic_credentials) {
         Some(Some((id, secret))) => (id, Some(secret), ClientAuth::Basic),
         Some(None) => return Err(invalid_client()),
@@ -352,7 +449,8 @@ fn authenticate(state: &mut State, req: &Incoming) -> Result<String, Reply> {
     };
     let client = state.client(&client_id).ok_or_else(invalid_client)?;
     // A client_id in the body must agree with the authenticated one.
-    if req.form("client_id").is_some_and(|id| id != client_id) || client.auth != method {
+    let method_ok = client.auth == method || (public_ok && method == ClientAuth::None);
+    if req.form("client_id").is_some_and(|id| id != client_id) || !method_ok {
         return Err(invalid_client());
     }
     let secret_ok = match (&client.secret, &secret) {
@@ -369,7 +467,59 @@ fn authenticate(state: &mut State, req: &Incoming) -> Result<String, Reply> {
 
 /// `POST /token`.
 fn token(state: &mut State, req: &Incoming) -> Reply {
-    let client_id = match authenticate(state, req) {
+    let reply = token_rfc(state, req);
+    match &state.config.personality {
+        Some(p) if p.github_errors => github_error(reply, req),
+        _ => reply,
+    }
+}
+
+/// GitHub answers token errors with HTTP 200 and its own codes (PROV-12), in the format the
+/// request accepts.
+fn github_error(reply: Reply, req: &Incoming) -> Reply {
+    if reply.status == 200 {
+        return reply;
+    }
+    let Ok(body) = serde_json::from_str::<Map<String, Value>>(&reply.body) else {
+        return reply;
+    };
+    let code = body
+        .get("error")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let grant = req.form("grant_type").unwrap_or_default();
+    let github = match (code, grant) {
+        ("invalid_grant", "refresh_token") => "bad_refresh_token",
+        ("invalid_grant", "authorization_code") => "bad_verification_code",
+        ("invalid_grant", DEVICE_GRANT) => "incorrect_device_code",
+        ("invalid_client", _) => "incorrect_client_credentials",
+        (other, _) => other,
+    };
+    let description = body
+        .get("error_description")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    if req.accept_json {
+        Reply::json(
+            200,
+            &json!({"error": github, "error_description": description}),
+        )
+    } else {
+        let mut out = form_urlencoded::Serializer::new(String::new());
+        out.append_pair("error", github);
+        out.append_pair("error_description", description);
+        Reply {
+            status: 200,
+            content_type: "application/x-www-form-urlencoded",
+            body: out.finish(),
+            headers: Vec::new(),
+        }
+    }
+}
+
+/// `POST /token` as RFC 6749 says (the personality's rules inside).
+fn token_rfc(state: &mut State, req: &Incoming) -> Reply {
+    let client_id = match authenticate_as(state, req, public_grant(state, req)) {
         Ok(id) => id,
         Err(reply) => return reply,
     };
@@ -382,6 +532,25 @@ fn token(state: &mut State, req: &Incoming) -> Reply {
     }
 }
 
+/// True when a personality lets this token request go without the client secret: GitHub's
+/// device grant, and refreshes of the tokens it issued.
+fn public_grant(state: &State, req: &Incoming) -> bool {
+    let Some(p) = &state.config.personality else {
+        return false;
+    };
+    if p.auth != AuthRule::NoSecretForDevice {
+        return false;
+    }
+    match req.form("grant_type") {
+        Some(DEVICE_GRANT) => true,
+        Some("refresh_token") => req
+            .form("refresh_token")
+            .and_then(|t| state.refresh.get(&digest(t)))
+            .is_some_and(|g| g.lineage.via_device),
+        _ => false,
+    }
+}
+
 /// `grant_type=authorization_code`: single use, bound to client and redirect URI, PKCE S256.
 fn code_grant(state: &mut State, req: &Incoming, client_id: &str) -> Reply {
     let Some(code) = req.form("code") else {
@@ -391,7 +560,7 @@ fn code_grant(state: &mut State, req: &Incoming, client_id: &str) -> Reply {
     let Some(grant) = state.codes.remove(&digest(code)) else {
         return Reply::error(400, "invalid_grant", "unknown, used or expired code");
     };
-    if grant.expires < Instant::now() || grant.client_id != client_id {
+    if grant.expires < state.now() || grant.client_id != client_id {
         return Reply::error(
             400,
             "invalid_grant",
@@ -408,10 +577,22 @@ fn code_grant(state: &mut State, req: &Incoming, client_id: &str) -> Reply {
         return Reply::error(400, "invalid_grant", "PKCE verification failed");
     }
     state.stats.code_exchanges += 1;
-    let (access, refresh) = state.issue(client_id, &grant.scope);
-    let id_token =
-        wants_openid(&grant.scope).then(|| id_token(state, client_id, grant.nonce.as_deref()));
-    token_reply(state, &access, refresh.as_deref(), &grant.scope, id_token)
+    let lineage = Lineage {
+        via_device: false,
+        redirect_uri: Some(grant.redirect_uri.clone()),
+        born: Some(state.now()),
+    };
+    let (access, refresh) = state.issue_with(client_id, &grant.scope, lineage);
+    let id_token = wants_openid(&grant.scope)
+        .then(|| id_token(state, client_id, grant.nonce.as_deref(), true));
+    token_reply(
+        state,
+        req,
+        &access,
+        refresh.as_deref(),
+        &grant.scope,
+        id_token,
+    )
 }
 
 /// `grant_type=refresh_token`, rotating when configured.
@@ -428,20 +609,85 @@ fn refresh_grant(state: &mut State, req: &Incoming, client_id: &str) -> Reply {
         );
     };
     let scope = grant.scope.clone();
+    let lineage = grant.lineage.clone();
+    if let Some(refused) = personality_refresh_check(state, req, &lineage) {
+        if refused.body.contains("invalid_grant") {
+            state.refresh.remove(&key);
+        }
+        return refused;
+    }
     state.stats.refreshes += 1;
     // OIDC Core §12.2: a refresh may carry a new id_token (no nonce); this server sends one.
-    let id_token = wants_openid(&scope).then(|| id_token(state, client_id, None));
-    if state.config.rotate_refresh_tokens {
+    let id_token = wants_openid(&scope).then(|| id_token(state, client_id, None, false));
+    let rotate = match state.config.personality.as_ref().map(|p| p.refresh) {
+        Some(RefreshRule::Rotate) => true,
+        Some(RefreshRule::Keep | RefreshRule::NotIssued) => false,
+        None => state.config.rotate_refresh_tokens,
+    };
+    if rotate {
         state.refresh.remove(&key);
-        let (access, new_refresh) = state.issue(client_id, &scope);
-        token_reply(state, &access, new_refresh.as_deref(), &scope, id_token)
+        let (access, new_refresh) = state.issue_with(client_id, &scope, lineage);
+        token_reply(
+            state,
+            req,
+            &access,
+            new_refresh.as_deref(),
+            &scope,
+            id_token,
+        )
     } else {
         // Without rotation the old refresh token stays valid and none is sent back.
         let rotate = std::mem::replace(&mut state.config.issue_refresh_tokens, false);
-        let (access, _) = state.issue(client_id, &scope);
+        let (access, _) = state.issue_with(client_id, &scope, lineage);
         state.config.issue_refresh_tokens = rotate;
-        token_reply(state, &access, None, &scope, id_token)
+        token_reply(state, req, &access, None, &scope, id_token)
     }
+}
+
+/// A personality's refresh rules (PROV-1), before any token is issued: Microsoft wants
+/// `scope`; GitLab the login's `redirect_uri`; a Google "Testing" app's refresh token dies
+/// 7 days after the login. `None` when the request passes.
+fn personality_refresh_check(state: &State, req: &Incoming, lineage: &Lineage) -> Option<Reply> {
+    let p = state.config.personality.as_ref()?;
+    if p.scope_required_on_refresh && req.form("scope").is_none() {
+        return Some(Reply::error(
+            400,
+            "invalid_request",
+            "AADSTS90014: The required field 'scope' is missing from the request.",
+        ));
+    }
+    // A device login had no redirect URI to repeat.
+    if p.redirect_uri_required_on_refresh && lineage.redirect_uri.is_some() {
+        match req.form("redirect_uri") {
+            None => {
+                return Some(Reply::error(
+                    400,
+                    "invalid_request",
+                    "redirect_uri is missing",
+                ));
+            }
+            Some(uri) if Some(uri) != lineage.redirect_uri.as_deref() => {
+                return Some(Reply::error(
+                    400,
+                    "invalid_grant",
+                    "redirect_uri does not match the one of the authorization",
+                ));
+            }
+            Some(_) => {}
+        }
+    }
+    let expired = p
+        .refresh_token_lifetime
+        .zip(lineage.born)
+        .is_some_and(|(life, born)| state.now().saturating_duration_since(born) >= life);
+    if expired {
+        return Some(Reply::error(
+            400,
+            "invalid_grant",
+            "Token has been expired or revoked.",
+        ));
+    }
+    None
 }
 
 /// `grant_type=urn:ietf:params:oauth:grant-type:device_code` (RFC 8628 §3.4, §3.5).
@@ -452,7 +698,7 @@ fn device_grant(state: &mut State, req: &Incoming, client_id: &str) -> Reply {
     };
     let interval = std::time::Duration::from_secs(state.config.device_interval_secs);
     let auto_approve = state.config.auto_approve_device;
-    let now = Instant::now();
+    let now = state.now();
     let Some(grant) = state
         .devices
         .get_mut(&digest(code))
@@ -480,9 +726,14 @@ fn device_grant(state: &mut State, req: &Incoming, client_id: &str) -> Reply {
         DeviceStatus::Approved => {
             grant.status = DeviceStatus::Used;
             let scope = grant.scope.clone();
-            let (access, refresh) = state.issue(client_id, &scope);
-            let id_token = wants_openid(&scope).then(|| id_token(state, client_id, None));
-            token_reply(state, &access, refresh.as_deref(), &scope, id_token)
+            let lineage = Lineage {
+                via_device: true,
+                redirect_uri: None,
+                born: Some(now),
+            };
+            let (access, refresh) = state.issue_with(client_id, &scope, lineage);
+            let id_token = wants_openid(&scope).then(|| id_token(state, client_id, None, true));
+            token_reply(state, req, &access, refresh.as_deref(), &scope, id_token)
         }
     }
 }
@@ -494,6 +745,7 @@ fn wants_openid(scope: &str) -> bool {
 /// A successful token response in the configured shape.
 fn token_reply(
     state: &State,
+    req: &Incoming,
     access: &str,
     refresh: Option<&str>,
     scope: &str,
@@ -501,6 +753,7 @@ fn token_reply(
 ) -> Reply {
     let config = &state.config;
     let hostile = &config.hostile;
+    let personality = config.personality.as_ref();
     let ttl = config.access_token_ttl.as_secs();
     let access = hostile.access_token.as_deref().unwrap_or(access);
     let scope = hostile.scope.as_deref().unwrap_or(scope);
@@ -513,15 +766,27 @@ fn token_reply(
     if hostile.token_padding > 0 {
         fields.push(("padding", Value::from("x".repeat(hostile.token_padding))));
     }
-    if !config.omit_expires_in {
-        let ttl = if let Some(v) = &config.expires_in_value {
-            v.clone()
-        } else if config.expires_in_as_string {
-            Value::from(ttl.to_string())
-        } else {
-            Value::from(ttl)
-        };
-        fields.push(("expires_in", ttl));
+    match personality.map(|p| p.expiry) {
+        Some(Expiry::Seconds(s)) => fields.push(("expires_in", Value::from(s))),
+        // GitHub App user tokens: strings, and the refresh token's own lifetime (6 months).
+        Some(Expiry::StringSeconds(s)) => {
+            fields.push(("expires_in", Value::from(s.to_string())));
+            if refresh.is_some() {
+                fields.push(("refresh_token_expires_in", Value::from("15811200")));
+            }
+        }
+        Some(Expiry::Never) => {}
+        None if config.omit_expires_in => {}
+        None => {
+            let ttl = if let Some(v) = &config.expires_in_value {
+                v.clone()
+            } else if config.expires_in_as_string {
+                Value::from(ttl.to_string())
+            } else {
+                Value::from(ttl)
+            };
+            fields.push(("expires_in", ttl));
+        }
     }
     if let Some(r) = refresh {
         fields.push(("refresh_token", Value::from(r)));
@@ -530,7 +795,12 @@ fn token_reply(
     if let Some(t) = id_token {
         fields.push(("id_token", Value::from(t)));
     }
-    if config.form_encoded_responses {
+    let form = match personality.map(|p| p.token_format) {
+        Some(TokenFormat::FormUnlessAcceptJson) => !req.accept_json,
+        Some(TokenFormat::Json) => false,
+        None => config.form_encoded_responses,
+    };
+    if form {
         let mut out = form_urlencoded::Serializer::new(String::new());
         for (k, v) in &fields {
             match v {
@@ -559,12 +829,16 @@ fn now_epoch() -> u64 {
 
 /// An id_token signed with the server's ES256 key (DISC-5), or broken as the request's
 /// [`IdTokenFault`] says.
-fn id_token(state: &State, client_id: &str, nonce: Option<&str>) -> String {
+fn id_token(state: &State, client_id: &str, nonce: Option<&str>, login: bool) -> String {
     let iat = now_epoch();
     let fault = state.id_token_fault;
+    let personality_iss = match state.config.personality.as_ref().map(|p| p.iss) {
+        Some(IssRule::OnLogin(iss)) if login => Some(iss),
+        _ => None,
+    };
     let issuer = match fault {
         Some(IdTokenFault::WrongIssuer) => "http://127.0.0.1:1",
-        _ => state.issuer.as_str(),
+        _ => personality_iss.unwrap_or(state.issuer.as_str()),
     };
     let aud = match fault {
         Some(IdTokenFault::WrongAudience) => "someone-else",
@@ -634,12 +908,87 @@ fn revoke(state: &mut State, req: &Incoming) -> Reply {
     Reply::text(200, "")
 }
 
+/// OpenAI's revocation (PROV-3): a JSON body `{"token", "token_type_hint", "client_id"?}`, no
+/// client authentication; a form body is refused.
+fn revoke_json(state: &mut State, req: &Incoming) -> Reply {
+    if !req.json_body {
+        return Reply::error(400, "invalid_request", "expected a JSON body");
+    }
+    let Some(token) = req.form("token") else {
+        return Reply::error(400, "invalid_request", "token is missing");
+    };
+    state.stats.revocations += 1;
+    let key = digest(token);
+    state.access.remove(&key);
+    state.refresh.remove(&key);
+    Reply::json(200, &json!({}))
+}
+
+/// GitHub's `DELETE /applications/{client_id}/token` (PROV-3): HTTP Basic with the client id
+/// and secret (the path's client must be the authenticated one), JSON `{"access_token"}`,
+/// 204. Revoking the access token ends its grant: the refresh tokens of that login go too.
+fn revoke_github(state: &mut State, req: &Incoming, p: &Personality) -> Reply {
+    let Some(path_client) = p.client_id_in_path(&req.path) else {
+        return Reply::text(404, "not found");
+    };
+    let authenticated = req
+        .authorization
+        .as_deref()
+        .and_then(basic_credentials)
+        .filter(|(id, secret)| {
+            id == path_client
+                && state.client(id).is_some_and(|c| {
+                    c.secret
+                        .as_deref()
+                        .is_some_and(|s| ct_eq(s.as_bytes(), secret.as_bytes()))
+                })
+        });
+    let Some((client_id, _)) = authenticated else {
+        return Reply::json(401, &json!({"message": "Bad credentials"}));
+    };
+    let Some(token) = req.form("access_token").filter(|_| req.json_body) else {
+        return Reply::json(422, &json!({"message": "Validation Failed"}));
+    };
+    state.stats.revocations += 1;
+    let key = digest(token);
+    let Some(grant) = state.access.remove(&key) else {
+        return Reply::json(404, &json!({"message": "Not Found"}));
+    };
+    if grant.client_id != client_id {
+        state.access.insert(key, grant);
+        return Reply::json(404, &json!({"message": "Not Found"}));
+    }
+    // The grant's refresh tokens die with it (same login: same birth instant).
+    state
+        .refresh
+        .retain(|_, g| !(g.client_id == client_id && g.lineage.born == grant.lineage.born));
+    Reply {
+        status: 204,
+        content_type: "application/json",
+        body: String::new(),
+        headers: Vec::new(),
+    }
+}
+
 /// `POST /device_authorization` (RFC 8628 §3.1, §3.2).
 fn device_authorization(state: &mut State, req: &Incoming) -> Reply {
-    let client_id = match authenticate(state, req) {
+    let public_ok = state
+        .config
+        .personality
+        .as_ref()
+        .is_some_and(|p| p.auth == AuthRule::NoSecretForDevice);
+    let client_id = match authenticate_as(state, req, public_ok) {
         Ok(id) => id,
         Err(reply) => return reply,
     };
+    if state
+        .config
+        .device_client_ids
+        .as_ref()
+        .is_some_and(|ids| !ids.contains(&client_id))
+    {
+        return Reply::error(401, "invalid_client", "Invalid client type.");
+    }
     let device_code = random_token();
     let user_code = random_user_code();
     let ttl = state.config.device_code_ttl;
@@ -650,7 +999,7 @@ fn device_authorization(state: &mut State, req: &Incoming) -> Reply {
             client_id,
             scope: req.form("scope").unwrap_or_default().to_owned(),
             status: DeviceStatus::Pending,
-            expires: Instant::now() + ttl,
+            expires: state.now() + ttl,
             last_poll: None,
         },
     );

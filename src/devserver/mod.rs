@@ -24,6 +24,7 @@
 
 mod handlers;
 mod hostile;
+mod personality;
 mod state;
 
 use std::collections::VecDeque;
@@ -45,6 +46,10 @@ use crate::provider::ClientAuth;
 pub use handlers::FORGED_EMAIL;
 use handlers::{Incoming as Req, Reply};
 pub use hostile::Hostile;
+pub use personality::{
+    AuthRule, Expiry, IssRule, Personality, RedirectRule, RefreshRule, Revocation, Route,
+    TokenFormat,
+};
 use state::State;
 
 /// Largest request body the server reads.
@@ -115,6 +120,12 @@ pub struct DevServerConfig {
     pub device_code_ttl: Duration,
     /// Hostile answers for the security tests (none by default).
     pub hostile: Hostile,
+    /// Answer as this provider documents (its paths and quirks), instead of the generic
+    /// server; see [`Personality::for_template`].
+    pub personality: Option<Personality>,
+    /// When set, only these clients may start the device grant; others get `invalid_client`
+    /// "Invalid client type." (Google accepts only "TVs and Limited Input devices" clients).
+    pub device_client_ids: Option<Vec<String>>,
 }
 
 impl Default for DevServerConfig {
@@ -133,6 +144,8 @@ impl Default for DevServerConfig {
             device_interval_secs: 5,
             device_code_ttl: Duration::from_secs(600),
             hostile: Hostile::default(),
+            personality: None,
+            device_client_ids: None,
         }
     }
 }
@@ -344,6 +357,12 @@ impl DevServer {
         let kid = key.kid.clone();
         self.shared.state().signing = key;
         Ok(kid)
+    }
+
+    /// Moves the server's clock ahead by `by` (token lifetimes, refresh-token ages).
+    pub fn advance_clock(&self, by: Duration) {
+        let mut state = self.shared.state();
+        state.clock_offset = state.clock_offset.saturating_add(by);
     }
 
     /// Revokes every access and refresh token server-side.

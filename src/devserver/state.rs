@@ -128,6 +128,19 @@ pub struct Grant {
     pub scope: String,
     /// `None` for refresh tokens (they do not expire here).
     pub expires: Option<Instant>,
+    /// Where the tokens came from; refresh tokens carry it on through rotation.
+    pub lineage: Lineage,
+}
+
+/// What a refresh token remembers of the login that started it (personality rules).
+#[derive(Debug, Clone, Default)]
+pub struct Lineage {
+    /// The login used the device grant (GitHub lets its refreshes go without a secret).
+    pub via_device: bool,
+    /// The login's redirect URI (GitLab wants it again on refresh).
+    pub redirect_uri: Option<String>,
+    /// When the login happened, on the server's clock (Google "Testing" apps: 7 days).
+    pub born: Option<Instant>,
 }
 
 /// Where a device authorization stands.
@@ -170,6 +183,8 @@ pub struct State {
     pub refresh: HashMap<String, Grant>,
     /// Keyed by the digest of the device code.
     pub devices: HashMap<String, DeviceGrant>,
+    /// How far the tests moved the server's clock ahead ([`State::now`]).
+    pub clock_offset: Duration,
 }
 
 impl State {
@@ -186,6 +201,7 @@ impl State {
             access: HashMap::new(),
             refresh: HashMap::new(),
             devices: HashMap::new(),
+            clock_offset: Duration::ZERO,
         })
     }
 
@@ -198,17 +214,40 @@ impl State {
     }
 
     /// Issues an access token (and a refresh token when configured) for `client_id`/`scope`.
+    #[cfg(test)]
     pub fn issue(&mut self, client_id: &str, scope: &str) -> (String, Option<String>) {
+        let lineage = Lineage {
+            born: Some(self.now()),
+            ..Lineage::default()
+        };
+        self.issue_with(client_id, scope, lineage)
+    }
+
+    /// Issues tokens for a login (or refresh) of known `lineage`.
+    pub fn issue_with(
+        &mut self,
+        client_id: &str,
+        scope: &str,
+        lineage: Lineage,
+    ) -> (String, Option<String>) {
         let access = random_token();
+        let expires = self.access_ttl().map(|ttl| self.now() + ttl);
         self.access.insert(
             digest(&access),
             Grant {
                 client_id: client_id.to_owned(),
                 scope: scope.to_owned(),
-                expires: Some(Instant::now() + self.config.access_token_ttl),
+                expires,
+                lineage: lineage.clone(),
             },
         );
-        let refresh = self.config.issue_refresh_tokens.then(|| {
+        let issue_refresh = self.config.issue_refresh_tokens
+            && self
+                .config
+                .personality
+                .as_ref()
+                .is_none_or(|p| p.refresh != super::personality::RefreshRule::NotIssued);
+        let refresh = issue_refresh.then(|| {
             let refresh = random_token();
             self.refresh.insert(
                 digest(&refresh),
@@ -216,6 +255,7 @@ impl State {
                     client_id: client_id.to_owned(),
                     scope: scope.to_owned(),
                     expires: None,
+                    lineage,
                 },
             );
             refresh
@@ -223,11 +263,27 @@ impl State {
         (access, refresh)
     }
 
+    /// The access token lifetime: the personality's, else the configured one; `None` when
+    /// tokens never expire (GitHub OAuth apps).
+    pub fn access_ttl(&self) -> Option<Duration> {
+        use super::personality::Expiry;
+        match self.config.personality.as_ref().map(|p| p.expiry) {
+            Some(Expiry::Seconds(s) | Expiry::StringSeconds(s)) => Some(Duration::from_secs(s)),
+            Some(Expiry::Never) => None,
+            None => Some(self.config.access_token_ttl),
+        }
+    }
+
+    /// The server's clock: real time plus whatever the tests advanced it by.
+    pub fn now(&self) -> Instant {
+        Instant::now() + self.clock_offset
+    }
+
     /// The grant behind a live access token.
     pub fn live_access(&self, token: &str) -> Option<&Grant> {
         self.access
             .get(&digest(token))
-            .filter(|g| g.expires.is_none_or(|e| Instant::now() < e))
+            .filter(|g| g.expires.is_none_or(|e| self.now() < e))
     }
 
     /// Approves or denies the pending device authorization with `user_code`.

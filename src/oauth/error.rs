@@ -123,14 +123,21 @@ impl OAuthError {
 
     /// True for `invalid_grant`: the refresh token or code is dead; re-login required (REF-6).
     pub fn is_invalid_grant(&self) -> bool {
-        self.code() == Some("invalid_grant")
+        // PROV-12: GitHub's own names for a dead refresh token or code.
+        matches!(
+            self.code(),
+            Some("invalid_grant" | "bad_refresh_token" | "bad_verification_code")
+        )
     }
 
     /// True when the client configuration is wrong (REF-7): `invalid_client`,
     /// `unauthorized_client`, or a local [`OAuthError::Config`].
     pub fn is_config_error(&self) -> bool {
         matches!(self, Self::Config(_))
-            || matches!(self.code(), Some("invalid_client" | "unauthorized_client"))
+            || matches!(
+                self.code(),
+                Some("invalid_client" | "unauthorized_client" | "incorrect_client_credentials")
+            )
     }
 
     /// True for an RFC 6749 §5.2 token error code (ERR-2): never retried.
@@ -211,6 +218,12 @@ mod tests {
         let c = OAuthError::server(401, "invalid_client", None, None);
         assert!(c.is_config_error() && !c.is_invalid_grant());
         assert!(OAuthError::server(400, "unauthorized_client", None, None).is_config_error());
+        // PROV-12: GitHub's codes, sent with HTTP 200.
+        assert!(OAuthError::server(200, "bad_refresh_token", None, None).is_invalid_grant());
+        assert!(OAuthError::server(200, "bad_verification_code", None, None).is_invalid_grant());
+        assert!(
+            OAuthError::server(200, "incorrect_client_credentials", None, None).is_config_error()
+        );
         assert!(OAuthError::Timeout.is_transient());
         assert!(OAuthError::Http { status: 503 }.is_transient());
         assert!(!OAuthError::Http { status: 404 }.is_transient());

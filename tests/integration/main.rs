@@ -30,5 +30,6 @@ mod resource;
 mod rule_ids;
 mod smtp;
 mod support;
+mod templates;
 mod tui;
 mod vault;
