@@ -24,6 +24,7 @@ mod proxy_forwarded;
 mod proxy_lb;
 mod proxy_metrics;
 mod proxy_reload;
+mod proxy_spa;
 mod pty;
 mod refresh_batch;
 mod resource;

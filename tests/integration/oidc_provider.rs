@@ -330,7 +330,7 @@ fn run_npm_ci(dir: &Path) -> Result<(), String> {
     ))
 }
 
-/// True when node_modules has the oidc-provider version that package-lock.json pins.
+/// True when node_modules has every direct dependency at the version package-lock.json pins.
 fn node_modules_current(dir: &Path) -> bool {
     let read = |path: PathBuf| -> Option<serde_json::Value> {
         serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()
@@ -338,11 +338,15 @@ fn node_modules_current(dir: &Path) -> bool {
     let Some(lock) = read(dir.join("package-lock.json")) else {
         return false;
     };
-    let Some(installed) = read(dir.join("node_modules/oidc-provider/package.json")) else {
+    // Every direct dependency (oidc-provider, playwright-core) at its locked version.
+    let Some(direct) = lock["packages"][""]["dependencies"].as_object() else {
         return false;
     };
-    let wanted = &lock["packages"]["node_modules/oidc-provider"]["version"];
-    wanted.is_string() && *wanted == installed["version"]
+    direct.keys().all(|name| {
+        let wanted = &lock["packages"][format!("node_modules/{name}")]["version"];
+        let installed = read(dir.join(format!("node_modules/{name}/package.json")));
+        wanted.is_string() && installed.is_some_and(|i| i["version"] == *wanted)
+    })
 }
 
 fn check_tool(tool: &str) -> Result<(), String> {

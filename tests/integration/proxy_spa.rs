@@ -1,0 +1,231 @@
+//! Integration test: the browser front end of `examples/spa/` in Debian's headless Chromium
+//! (driven by playwright-core, tests/interop/spa.mjs) against the real oidc-provider, with the
+//! code exchange, refresh and revocation through `authdeck proxy` (PROXY-7/8 in a real
+//! browser). The page is served from two origins: the one the proxy allows logs in; the other
+//! gets through the provider's login but its exchange is blocked by CORS.
+//!
+//! The logged-in page's screenshot is kept as `target/tmp/spa-logged-in.png`.
+
+use crate::oidc_provider::{BASIC_CLIENT_ID, BASIC_CLIENT_SECRET, OidcProvider};
+use authdeck::proxy::{CaptureSink, Proxy, ProxyConfig};
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use std::convert::Infallible;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::net::TcpListener;
+
+const SECRET_ENV: &str = "SPA_PROXY_SECRET";
+
+fn spa_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples/spa")
+}
+
+/// Serves examples/spa (index.html also at /callback) and the given config.json.
+async fn serve_spa(listener: TcpListener, config: String) {
+    let config = Bytes::from(config);
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            return;
+        };
+        let config = config.clone();
+        tokio::spawn(async move {
+            let service = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                let config = config.clone();
+                async move {
+                    let (file, kind) = match req.uri().path() {
+                        "/" | "/callback" => ("index.html", "text/html; charset=utf-8"),
+                        "/app.js" => ("app.js", "text/javascript"),
+                        "/style.css" => ("style.css", "text/css"),
+                        "/config.json" => ("", "application/json"),
+                        _ => ("404", "text/plain"),
+                    };
+                    let body = match file {
+                        "" => Some(config),
+                        "404" => None,
+                        name => std::fs::read(spa_dir().join(name)).ok().map(Bytes::from),
+                    };
+                    let mut resp =
+                        hyper::Response::new(Full::new(body.clone().unwrap_or_default()));
+                    if body.is_none() {
+                        *resp.status_mut() = hyper::StatusCode::NOT_FOUND;
+                    }
+                    resp.headers_mut()
+                        .insert("content-type", kind.parse().unwrap());
+                    resp.headers_mut()
+                        .insert("cache-control", "no-store".parse().unwrap());
+                    Ok::<_, Infallible>(resp)
+                }
+            });
+            let _ = http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
+
+fn chromium() -> String {
+    for path in ["/usr/bin/chromium", "/usr/bin/chromium-browser"] {
+        if Path::new(path).exists() {
+            return path.to_owned();
+        }
+    }
+    panic!("chromium is not installed (apt-get install chromium; .ci/run installs it)");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spa_in_chromium_logs_in_refreshes_and_revokes_through_the_proxy_and_cors_blocks_another_origin_proxy_7_8()
+ {
+    let chromium = chromium();
+    let op = OidcProvider::start().unwrap();
+    let allowed_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let other_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let allowed = format!("http://{}", allowed_listener.local_addr().unwrap());
+    let other = format!("http://{}", other_listener.local_addr().unwrap());
+
+    let text = format!(
+        r#"[clients.spa]
+issuer = "{issuer}"
+client_id = "{BASIC_CLIENT_ID}"
+client_secret_env = "{SECRET_ENV}"
+redirect_uris = ["{allowed}/callback", "{other}/callback"]
+allowed_origins = ["{allowed}"]
+"#,
+        issuer = op.issuer
+    );
+    let config = ProxyConfig::from_str(&text, "spa.toml").unwrap();
+    let log = Arc::new(CaptureSink::default());
+    let env = |name: &str| (name == SECRET_ENV).then(|| BASIC_CLIENT_SECRET.to_owned());
+    let proxy = Proxy::build(&config, &env, log.clone()).await.unwrap();
+    let proxy = proxy
+        .spawn(TcpListener::bind("127.0.0.1:0").await.unwrap())
+        .unwrap();
+
+    let spa_config = serde_json::json!({
+        "authorization_endpoint": op.url("/auth"),
+        "client_id": BASIC_CLIENT_ID,
+        "scope": "openid email profile offline_access",
+        "proxy": proxy.url(),
+    })
+    .to_string();
+    let servers = [
+        tokio::spawn(serve_spa(allowed_listener, spa_config.clone())),
+        tokio::spawn(serve_spa(other_listener, spa_config)),
+    ];
+
+    let profile = tempfile::tempdir().unwrap();
+    let shots = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+    let screenshot = shots.join("spa-logged-in.png");
+    let _ = std::fs::remove_file(&screenshot);
+    let interop = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/interop");
+    let mut cmd = Command::new("node");
+    cmd.arg("spa.mjs")
+        .current_dir(&interop)
+        .env("SPA_ALLOWED", &allowed)
+        .env("SPA_OTHER", &other)
+        .env("SPA_PROXY", proxy.url())
+        .env("SPA_SCREENSHOT", &screenshot)
+        .env("SPA_PROFILE", profile.path())
+        .env("CHROMIUM", &chromium)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let out = tokio::task::spawn_blocking(move || {
+        let child = cmd.spawn().expect("node");
+        let started = Instant::now();
+        let out = child.wait_with_output().unwrap();
+        assert!(started.elapsed() < Duration::from_secs(150));
+        out
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let result: serde_json::Value = stdout
+        .lines()
+        .last()
+        .and_then(|l| serde_json::from_str(l).ok())
+        .unwrap_or_else(|| panic!("no result line from spa.mjs: {stdout}\n{stderr}"));
+    assert!(result["error"].is_null(), "{result:#}\n{stderr}");
+
+    // Login from the allowed origin: the exchange went through the proxy.
+    assert_eq!(
+        result["login_status"], "Logged in as spa-user",
+        "{result:#}"
+    );
+    let claims = &result["claims"];
+    assert_eq!(claims["sub"], "spa-user");
+    assert_eq!(claims["email"], "spa-user@example.test");
+    assert_eq!(claims["iss"], op.issuer.as_str());
+    assert_eq!(claims["aud"], BASIC_CLIENT_ID);
+    let after_login = result["url_after_login"].as_str().unwrap();
+    assert!(
+        !after_login.contains("code="),
+        "the code left the address bar: {after_login}"
+    );
+    // Refresh: a new access token; revoke: the provider then refuses the refresh token.
+    assert_eq!(result["refresh_status"], "Refreshed");
+    assert_ne!(result["fingerprint_login"], result["fingerprint_refresh"]);
+    assert_eq!(result["revoke_status"], "Revoked and logged out");
+    assert_eq!(result["refresh_after_revoke"]["status"], 400);
+    assert_eq!(result["refresh_after_revoke"]["error"], "invalid_grant");
+    // The other origin: the browser blocked the exchange (CORS), no session.
+    let other_status = result["other_status"].as_str().unwrap();
+    assert!(
+        other_status.starts_with("exchange failed: ") && other_status.contains("Failed to fetch"),
+        "{other_status}"
+    );
+    assert_eq!(result["other_session_hidden"], true);
+
+    // The proxy's side: one exchange, refresh and two revocations served for the allowed
+    // origin; for the other one only a refused preflight, never a POST (PROXY-8).
+    let lines: Vec<String> = log.lines().into_iter().map(|(_, l)| l).collect();
+    let count = |prefix: &str| lines.iter().filter(|l| l.starts_with(prefix)).count();
+    assert_eq!(
+        count("access method=POST path=/api/auth/exchange status=200"),
+        1,
+        "{lines:?}"
+    );
+    assert_eq!(
+        count("access method=POST path=/api/auth/refresh status=200"),
+        1,
+        "{lines:?}"
+    );
+    assert_eq!(
+        count("access method=POST path=/api/auth/revoke status=200"),
+        2,
+        "{lines:?}"
+    );
+    assert_eq!(
+        count("access method=OPTIONS path=/api/auth/exchange status=403"),
+        1,
+        "{lines:?}"
+    );
+    assert_eq!(
+        count("access method=POST path=/api/auth/exchange"),
+        1,
+        "{lines:?}"
+    );
+    for line in &lines {
+        assert!(!line.contains(BASIC_CLIENT_SECRET), "{line}");
+    }
+
+    // The screenshot of the logged-in page is a real PNG.
+    let png = std::fs::read(&screenshot).unwrap();
+    assert!(
+        png.starts_with(b"\x89PNG\r\n\x1a\n") && png.len() > 2_000,
+        "{}",
+        png.len()
+    );
+    eprintln!("screenshot: {}", screenshot.display());
+
+    for server in servers {
+        server.abort();
+    }
+    proxy.shutdown().await.unwrap();
+}
