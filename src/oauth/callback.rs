@@ -138,6 +138,9 @@ fn show_description(description: &Option<String>) -> String {
         .unwrap_or_default()
 }
 
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
+
 /// Outcome sent from the server task to the waiting login.
 type Outcome = Result<CallbackResult, CallbackError>;
 
@@ -599,11 +602,7 @@ impl Params {
 }
 
 /// Answers one request; completes a pending login when it is a valid redirect.
-fn handle(
-    shared: &Shared,
-    req: &Request<Incoming>,
-    deferred: &DeferredSlot,
-) -> Response<Full<Bytes>> {
+fn handle<B>(shared: &Shared, req: &Request<B>, deferred: &DeferredSlot) -> Response<Full<Bytes>> {
     if !host_allowed(shared, req) {
         tracing::warn!("callback: rejected a request with an unexpected Host header");
         return page(StatusCode::BAD_REQUEST, "Bad request", "Unexpected host.");
@@ -633,7 +632,7 @@ fn handle(
     complete(shared, params, deferred)
 }
 
-fn host_allowed(shared: &Shared, req: &Request<Incoming>) -> bool {
+fn host_allowed<B>(shared: &Shared, req: &Request<B>) -> bool {
     let mut values = req.headers().get_all(HOST).iter();
     let (Some(host), None) = (values.next(), values.next()) else {
         return false;

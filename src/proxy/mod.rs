@@ -15,6 +15,8 @@ pub mod config;
 mod cors;
 mod device;
 pub mod forwarded;
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 mod handler;
 mod limits;
 pub mod log;

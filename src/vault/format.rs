@@ -198,7 +198,20 @@ pub(crate) fn seal(key: &Unlocked, generation: u64, records: &Records) -> Result
     let mut counter = Counter(0);
     serde_json::to_writer(&mut counter, &payload)
         .map_err(|e| VaultError::Serialize(e.to_string()))?;
-    let pt_len = counter.0;
+    seal_with(key, generation, counter.0, |out| {
+        serde_json::to_writer(out, &payload).map_err(|e| VaultError::Serialize(e.to_string()))
+    })
+}
+
+/// Writes the header for a `pt_len`-byte plaintext, lets `write` append exactly that plaintext,
+/// and encrypts it in place. The buffer is sized once up front, so it is never reallocated (a
+/// reallocation would leave an unzeroized copy of the tokens in freed memory).
+pub(super) fn seal_with(
+    key: &Unlocked,
+    generation: u64,
+    pt_len: usize,
+    write: impl FnOnce(&mut Vec<u8>) -> Result<()>,
+) -> Result<Vec<u8>> {
     if pt_len > MAX_PLAINTEXT {
         return Err(VaultError::Serialize(
             "the records exceed 64 MiB".to_owned(),
@@ -229,7 +242,12 @@ pub(crate) fn seal(key: &Unlocked, generation: u64, records: &Records) -> Result
     out.extend_from_slice(&((pt_len + TAG_LEN) as u32).to_le_bytes());
     let sum = header_sum(&out[..80]);
     out.extend_from_slice(&sum);
-    serde_json::to_writer(&mut *out, &payload).map_err(|e| VaultError::Serialize(e.to_string()))?;
+    write(&mut out)?;
+    if out.len() != HEADER_LEN + pt_len {
+        return Err(VaultError::Serialize(
+            "the records changed while sealing".to_owned(),
+        ));
+    }
     let cipher = Aes256Gcm::new(key.key.secret().into());
     let (aad, body) = out.split_at_mut(HEADER_LEN);
     let tag = cipher

@@ -13,6 +13,8 @@ mod coord;
 mod error;
 pub mod etcd;
 mod format;
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 mod key;
 mod keyring;
 pub mod private;

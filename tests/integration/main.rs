@@ -4,6 +4,7 @@
 mod callback;
 mod cli;
 mod cli_interop;
+mod crash_campaign;
 mod devserver;
 mod engine_interop;
 mod etcd;
