@@ -4,7 +4,7 @@
 #
 #   scripts/fuzz.sh [SECONDS] [TARGET...]      default: 20 seconds, every target
 #   scripts/fuzz.sh --list                     names the targets
-#   scripts/fuzz.sh --build                    builds only
+#   scripts/fuzz.sh --build [TARGET...]        builds only
 #
 # Environment: FUZZ_NICE=19 runs the fuzzers under `nice -n 19` (default 0); FUZZ_BIN_DIR=DIR
 # runs the targets already built in DIR instead of building (long runs from a fixed build);
@@ -32,12 +32,17 @@ if [[ "${1:-}" == "--build" ]]; then
   build_only=true
   shift
 fi
-seconds=${1:-20}
-shift || true
-if [[ ! "$seconds" =~ ^[0-9]+$ ]]; then
-  echo "usage: $0 [SECONDS] [TARGET...]" >&2
-  exit 2
+seconds=20
+if [[ "${1:-}" =~ ^[0-9]+$ ]]; then
+  seconds=$1
+  shift
 fi
+for t in "$@"; do
+  if ! targets | grep -qx -- "$t"; then
+    echo "usage: $0 [--list | --build] [SECONDS] [TARGET...]; unknown target '$t'" >&2
+    exit 2
+  fi
+done
 if (($#)); then
   wanted=("$@")
 else

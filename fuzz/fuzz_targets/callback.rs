@@ -80,12 +80,52 @@ fn listener(head: &[u8], issuer: Option<&str>, require_iss: bool) {
         }
         Some(Err(_)) | None => assert_ne!(a.status, 200, "200 without a finished login"),
     }
-    let shown: Vec<String> = [values("error"), values("error_description")].concat();
-    for code in values("code") {
-        if distinctive(&code) && !shown.iter().any(|s| s.contains(&code)) {
-            assert!(!a.body.contains(&code), "the page shows the code");
+    // The code leaks if the page shows it, unless the same request with another code gives
+    // a page that shows it too (it is then part of the fixed text or of reflected text).
+    let codes = values("code");
+    if codes
+        .iter()
+        .any(|c| distinctive(c) && a.body.contains(c.as_str()))
+    {
+        let other = with_codes_replaced(query);
+        let mut builder = http::Request::builder()
+            .method(req.method())
+            .uri(format!("{}?{other}", req.uri().path()));
+        for (name, value) in req.headers() {
+            builder = builder.header(name, value);
+        }
+        let b = answer(
+            &builder.body(()).expect("same head"),
+            STATE,
+            issuer,
+            require_iss,
+        );
+        for c in codes.iter().filter(|c| distinctive(c)) {
+            assert!(
+                !a.body.contains(c.as_str()) || b.body.contains(c.as_str()),
+                "the page shows the code"
+            );
         }
     }
+}
+
+/// `query` with every `code` value replaced by a string of the same length that shares no
+/// character with it.
+fn with_codes_replaced(query: &str) -> String {
+    let mut out = form_urlencoded::Serializer::new(String::new());
+    for (k, v) in form_urlencoded::parse(query.as_bytes()) {
+        if k == "code" {
+            let filler = if v.contains('\u{1}') {
+                "\u{2}"
+            } else {
+                "\u{1}"
+            };
+            out.append_pair(&k, &filler.repeat(v.chars().count()));
+        } else {
+            out.append_pair(&k, &v);
+        }
+    }
+    out.finish()
 }
 
 fn pasted(line: &str, issuer: Option<&str>) {
@@ -107,14 +147,23 @@ fn pasted(line: &str, issuer: Option<&str>) {
             let Ok(url) = url::Url::parse(line.trim()) else {
                 return;
             };
-            let pairs: Vec<(String, String)> = url.query_pairs().into_owned().collect();
-            for (k, code) in &pairs {
-                let echoed = pairs
-                    .iter()
-                    .any(|(k2, v)| k2.starts_with("error") && v.contains(code.as_str()));
-                if k == "code" && distinctive(code) && !echoed {
-                    assert!(!shown.contains(code.as_str()), "a refusal shows the code");
-                }
+            let codes: Vec<String> = url
+                .query_pairs()
+                .filter(|(k, v)| k == "code" && distinctive(v) && shown.contains(v.as_ref()))
+                .map(|(_, v)| v.into_owned())
+                .collect();
+            if codes.is_empty() {
+                return;
+            }
+            // As for the page: a leak only if another code would not be shown in its place.
+            let mut other = url.clone();
+            other.set_query(Some(&with_codes_replaced(url.query().unwrap_or(""))));
+            let again = format!(
+                "{:?}",
+                check_pasted(other.as_str(), &redirect, &state, issuer)
+            );
+            for c in codes {
+                assert!(again.contains(&c), "a refusal shows the code");
             }
         }
     }

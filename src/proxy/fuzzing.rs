@@ -93,7 +93,7 @@ fn rig() -> &'static Rig {
 /// Answers `req` as the proxy would for a client at 127.0.0.1.
 pub fn answer(req: Request<Full<Bytes>>) -> Answer {
     let rig = rig();
-    let shared = Arc::clone(&rig.proxy.shared);
+    let shared = rig.proxy.current.load();
     let peer = IpAddr::V4(Ipv4Addr::LOCALHOST);
     let (status, body) = rig.runtime.block_on(async move {
         let response = handler::handle(shared, peer, req).await;
