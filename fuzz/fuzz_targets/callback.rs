@@ -6,10 +6,11 @@
 //! (CB-7) and exactly one non-empty `code`, and an `iss` equal to the issuer when one is
 //! required or given (AUTHZ-4); every page is the fixed template with all input HTML-escaped
 //! (CB-11) and never shows the code; a pasted line yields a non-empty code only with the right
-//! `state`, and its refusals never show the code.
+//! `state` (and, where required or expected, the right `iss`), and its refusals never show the
+//! code.
 #![no_main]
 
-use authdeck::app::login::check_pasted;
+use authdeck::app::login::{IssuerCheck, check_pasted};
 use authdeck::oauth::callback::fuzzing::{PATH, PORT, answer};
 use authdeck::secret::CsrfState;
 use authdeck_fuzz::{Input, distinctive};
@@ -29,7 +30,13 @@ fuzz_target!(|data: &[u8]| {
     if mode % 2 == 0 {
         listener(input.rest(), issuer, require_iss);
     } else if let Ok(line) = std::str::from_utf8(input.rest()) {
-        pasted(line, issuer);
+        pasted(
+            line,
+            IssuerCheck {
+                expected: issuer,
+                required: require_iss,
+            },
+        );
     }
 });
 
@@ -128,7 +135,7 @@ fn with_codes_replaced(query: &str) -> String {
     out.finish()
 }
 
-fn pasted(line: &str, issuer: Option<&str>) {
+fn pasted(line: &str, issuer: IssuerCheck<'_>) {
     let redirect = format!("http://127.0.0.1:{PORT}{PATH}");
     let state = CsrfState::new(STATE);
     match check_pasted(line, &redirect, &state, issuer) {
@@ -140,6 +147,17 @@ fn pasted(line: &str, issuer: Option<&str>) {
                     url.query_pairs().any(|(k, v)| k == "state" && v == STATE),
                     "CB-7: a pasted URL without the login's state was accepted"
                 );
+                // The last `iss` counts in paste mode.
+                let iss = url.query_pairs().filter(|(k, _)| k == "iss").last();
+                if issuer.required {
+                    assert!(
+                        iss.is_some(),
+                        "AUTHZ-4: a pasted URL without iss was accepted"
+                    );
+                }
+                if let (Some((_, iss)), Some(expected)) = (iss, issuer.expected) {
+                    assert_eq!(iss, expected, "AUTHZ-4: a pasted URL from another issuer");
+                }
             }
         }
         Err(refusal) => {

@@ -2,12 +2,15 @@
 //! `parse_device_authorization`.
 //!
 //! Properties: no panic; a success has a non-empty device code, user code and verification URI
-//! and a positive lifetime; `Debug` never shows the device code or the user code (DEV-3, LOG-1).
+//! and a positive lifetime and interval, both capped (HARD-4); `Debug` never shows the device
+//! code or the user code (DEV-3, LOG-1).
 #![no_main]
 
 use std::time::Instant;
 
-use authdeck::oauth::device::parse_device_authorization;
+use authdeck::oauth::device::{
+    MAX_DEVICE_INTERVAL, MAX_DEVICE_LIFETIME, parse_device_authorization,
+};
 use authdeck::oauth::token::parse_fields;
 use authdeck_fuzz::{Input, distinctive};
 use libfuzzer_sys::fuzz_target;
@@ -33,6 +36,13 @@ fuzz_target!(|data: &[u8]| {
     assert!(!auth.verification_uri.is_empty());
     assert!(!auth.expires_in.is_zero(), "a zero lifetime accepted");
     assert!(!auth.interval.is_zero(), "a zero polling interval accepted");
+    // HARD-4: the server's numbers are capped, so the polling deadline is representable.
+    assert!(auth.expires_in <= MAX_DEVICE_LIFETIME && auth.interval <= MAX_DEVICE_INTERVAL);
+    assert!(
+        auth.started
+            .checked_add(auth.expires_in + auth.interval)
+            .is_some()
+    );
     let shown = format!("{auth:?}");
     for secret in [auth.device_code.secret(), auth.user_code.as_str()] {
         let repeated = fields
