@@ -11,7 +11,7 @@
 
 use crate::support::{authorize_location, stderr};
 use authdeck::devserver::{DevServer, DevServerConfig};
-use authdeck::vault::{AccountState, KeySource, Snapshot, Vault};
+use authdeck::vault::{KeySource, Snapshot, StoredState, Vault};
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -149,7 +149,7 @@ impl Campaign {
             .filter(|a| {
                 snap.records
                     .get(*a)
-                    .is_some_and(|r| r.state == AccountState::Valid && r.refresh_token.is_some())
+                    .is_some_and(|r| r.state == StoredState::Valid && r.refresh_token.is_some())
             })
             .collect()
     }
@@ -317,7 +317,7 @@ impl Campaign {
         }
         self.committed = self.committed.max(snap.generation);
         for (name, r) in &snap.records {
-            if r.state == AccountState::Valid && r.access_token.is_none() {
+            if r.state == StoredState::Valid && r.access_token.is_none() {
                 self.fault(format!("{name}: valid without an access token"));
             }
         }
