@@ -218,7 +218,9 @@ pub fn main() -> ExitCode {
         Some(Command::Exec { names, command }) => exec::exec(&loc, &names, &command),
         Some(Command::Demo) => dashboard::demo(),
         Some(Command::Providers(args)) => providers::run(&args, cli.config.as_deref()),
-        Some(Command::Vault { command }) => return vault::run(cli.vault, command),
+        Some(Command::Vault { command }) => {
+            return vault::run(cli.vault, cli.config.as_deref(), command);
+        }
         Some(Command::Proxy(args)) => return proxy::run(cli.config.as_deref(), &args),
         Some(Command::GitCredential(args)) => gitcred::run(&loc, &args),
         Some(Command::KubeCredential(args)) => kube::run(&loc, &args),

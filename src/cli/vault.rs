@@ -1,8 +1,8 @@
 //! `authdeck vault ...`: create the vault, change its key, show where it lives.
 
 use crate::vault::{
-    self, KeyEnv, KeySource, PromptPurpose, Vault, VaultError, generate_key_file, prompt_terminal,
-    read_passphrase_file,
+    self, Backend, KeyEnv, KeySource, PromptPurpose, Vault, VaultError, generate_key_file,
+    prompt_terminal, read_passphrase_file,
 };
 use clap::Subcommand;
 use std::path::{Path, PathBuf};
@@ -28,11 +28,25 @@ pub enum VaultCommand {
     },
     /// Print the vault's path.
     Path,
+    /// Move the vault to another backend (a file or etcd, either way), atomically: the source
+    /// is moved aside only after the copy was read back and verified (docs/etcd.md).
+    Migrate {
+        /// Where to: a file path or `etcd://host:port,host:port/prefix`.
+        #[arg(long, value_name = "TARGET")]
+        to: PathBuf,
+        /// Check that it can be done and say what would be copied; write nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
 }
 
 /// Runs a vault subcommand; `vault_path` is the global `--vault` / `AUTHDECK_VAULT`.
-pub fn run(vault_path: Option<PathBuf>, cmd: VaultCommand) -> ExitCode {
-    match execute(vault_path, cmd) {
+pub fn run(vault_path: Option<PathBuf>, config: Option<&Path>, cmd: VaultCommand) -> ExitCode {
+    let result = match cmd {
+        VaultCommand::Migrate { to, dry_run } => migrate(vault_path, config, &to, dry_run),
+        cmd => execute(vault_path, cmd),
+    };
+    match result {
         Ok(()) => ExitCode::from(crate::app::exit::OK),
         Err(e) => {
             eprintln!("authdeck: {e}");
@@ -52,11 +66,44 @@ fn execute(vault_path: Option<PathBuf>, cmd: VaultCommand) -> Result<(), VaultEr
             Ok(())
         }
         VaultCommand::Init { key_file } => init(&path, key_file),
+        // `run` sends it to `migrate`, which also needs the config directory.
+        VaultCommand::Migrate { .. } => Ok(()),
         VaultCommand::Passwd {
             new_key_file,
             new_passphrase_file,
         } => passwd(&path, new_key_file, new_passphrase_file),
     }
+}
+
+/// `vault migrate`: from the vault `--vault` / `config.toml` name, to `to`.
+fn migrate(
+    vault_path: Option<PathBuf>,
+    config: Option<&Path>,
+    to: &Path,
+    dry_run: bool,
+) -> Result<(), VaultError> {
+    let config_dir =
+        crate::provider::config_dir(config).map_err(|e| VaultError::Backend(e.to_string()))?;
+    let from = Backend::resolve(vault_path.as_deref(), &config_dir)?;
+    let to = Backend::from_arg(to)?;
+    let key = from.key_from_env()?;
+    let done = vault::migrate::migrate(&from, &to, key, dry_run)?;
+    let (from, to) = (from.display(), to.display());
+    let n = done.accounts;
+    match done.moved_to {
+        None => println!(
+            "would migrate {n} account(s) (generation {}) from {from} to {to}; nothing was written",
+            done.generation
+        ),
+        Some(aside) => {
+            println!("migrated {n} account(s) from {from} to {to}; the old vault is now {aside}");
+            println!(
+                "point every machine at the new vault: --vault {to}, or [vault] in config.toml \
+                 (docs/etcd.md)"
+            );
+        }
+    }
+    Ok(())
 }
 
 /// Uses `path` as a key file, creating one of 32 random bytes if it does not exist yet.

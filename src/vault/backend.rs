@@ -109,6 +109,21 @@ impl Backend {
         }
     }
 
+    /// The key for the existing vault here, from the environment or the terminal, of the kind
+    /// its header names.
+    pub fn key_from_env(&self) -> Result<KeySource> {
+        let store = self.store(KeySource::KeyFile(PathBuf::new()))?;
+        let kind = store.key_kind()?.ok_or_else(|| VaultError::NotFound {
+            path: store.location().to_path_buf(),
+        })?;
+        KeyEnv::from_process().resolve(
+            store.location(),
+            Some(kind),
+            PromptPurpose::Unlock,
+            prompt_terminal,
+        )
+    }
+
     /// Opens the vault with `key` (no environment, no prompt).
     pub fn open_with(&self, key: KeySource) -> Result<Vault> {
         Vault::open_store(self.store(key)?)

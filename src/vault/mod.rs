@@ -17,6 +17,7 @@ mod format;
 pub mod fuzzing;
 mod key;
 mod keyring;
+pub mod migrate;
 pub mod private;
 mod record;
 mod store;

@@ -125,6 +125,15 @@ pub trait Store: Send + Sync {
     fn local_file(&self) -> Option<&Path> {
         None
     }
+
+    /// `vault migrate`: writes `records` as generation `generation` where no vault exists yet
+    /// (the copy keeps the source's generation), else [`VaultError::AlreadyExists`].
+    fn import(&self, lock: &StoreLock, generation: u64, records: &Records) -> Result<()>;
+
+    /// `vault migrate`, after the copy was verified: moves this vault aside if it is still at
+    /// `expected` (else `Conflict`), so nobody keeps using a copy that no longer changes.
+    /// Returns where it went, for the message.
+    fn retire(&self, lock: &StoreLock, expected: u64) -> Result<String>;
 }
 
 /// Signs of a vault rolled back to an older copy (HARD-8). A warning, not an error: restoring
@@ -641,6 +650,31 @@ impl Store for FileStore {
             }
         };
         self.write_generation(&key, expected + 1, records, backup)
+    }
+
+    fn import(&self, _lock: &StoreLock, generation: u64, records: &Records) -> Result<()> {
+        if self.check_generation(0).is_err() {
+            return Err(VaultError::AlreadyExists {
+                path: self.path.clone(),
+            });
+        }
+        let source = lock_unpoisoned(&self.source).clone();
+        let key = self.unlock_new(&source)?;
+        self.write_generation(&key, generation, records, BackupPlan::Nothing)?;
+        *lock_unpoisoned(&self.cache) = Some(key);
+        Ok(())
+    }
+
+    fn retire(&self, _lock: &StoreLock, expected: u64) -> Result<String> {
+        self.check_generation(expected)?;
+        let aside = sibling(&self.path, ".migrated");
+        fs::rename(&self.path, &aside)
+            .map_err(|e| VaultError::io("cannot move the old vault aside", &self.path, e))?;
+        let dir = parent_dir(&self.path);
+        File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| VaultError::io("cannot sync vault directory", dir, e))?;
+        Ok(aside.display().to_string())
     }
 
     fn rekey_if_generation(

@@ -221,13 +221,24 @@ impl EtcdStore {
         fences: &[Fence],
         new_key: Option<KeySource>,
     ) -> Result<u64> {
+        self.write(expected, expected + 1, records, fences, new_key)
+    }
+
+    /// Seals `records` as `generation` and stores it if the vault is still at `expected`.
+    fn write(
+        &self,
+        expected: u64,
+        generation: u64,
+        records: &Records,
+        fences: &[Fence],
+        new_key: Option<KeySource>,
+    ) -> Result<u64> {
         let (cmp, current_key) = self.precondition(expected)?;
         let key = match (&new_key, current_key) {
             (None, Some(k)) => k,
             (Some(s), _) => self.keyring.unlock_new(Some(s))?,
             (None, None) => self.keyring.unlock_new(None)?,
         };
-        let generation = expected + 1;
         let bytes = format::seal(&key, generation, records)?;
         let mut compares = vec![cmp];
         compares.extend(
@@ -301,6 +312,40 @@ impl EtcdStore {
                 other => Ok(Saved::Refused(other)),
             }
         })
+    }
+
+    /// Moves `P/vault` to `P/vault.migrated` in one transaction, if it is still at the revision
+    /// read for generation `expected`.
+    fn move_aside(&self, expected: u64) -> Result<String> {
+        let (cmp, _) = self.precondition(expected)?;
+        let Some((bytes, _)) = self.fetch()? else {
+            return Err(self.conflict(expected, 0));
+        };
+        let shared = self.shared();
+        let key = self.vault_key.clone();
+        let mut aside = key.clone();
+        aside.extend_from_slice(b".migrated");
+        let aside_name = String::from_utf8_lossy(&aside).into_owned();
+        let moved = self.bridge.block(async move {
+            let resp = shared
+                .retrying(shared.cfg.timeout * 3, None, |mut c| {
+                    let txn = Txn::new().when(vec![cmp.clone()]).and_then(vec![
+                        TxnOp::put(aside.clone(), bytes.clone(), None),
+                        TxnOp::delete(key.clone(), None),
+                    ]);
+                    async move { c.txn(txn).await }
+                })
+                .await
+                .map_err(|f| shared.error(f))?;
+            Ok(resp.succeeded())
+        })?;
+        self.remember(None);
+        // A retried transaction that had committed finds the key already moved.
+        if moved || self.fetch_revision()? == 0 {
+            Ok(format!("key {aside_name} on etcd"))
+        } else {
+            Err(self.conflict(expected, self.generation()?))
+        }
     }
 
     /// Starts the watch task that feeds [`Store::changes`] (ETCD-7).
@@ -450,6 +495,19 @@ impl Store for EtcdStore {
         new_key: KeySource,
     ) -> Result<u64> {
         self.save_with(expected, records, &[], Some(new_key))
+    }
+
+    fn import(&self, _lock: &StoreLock, generation: u64, records: &Records) -> Result<()> {
+        match self.write(0, generation, records, &[], None) {
+            Err(VaultError::Conflict { .. }) => Err(VaultError::AlreadyExists {
+                path: self.location.clone(),
+            }),
+            other => other.map(|_| ()),
+        }
+    }
+
+    fn retire(&self, _lock: &StoreLock, expected: u64) -> Result<String> {
+        self.move_aside(expected)
     }
 
     fn lock_account(&self, name: &str) -> Result<AccountLock> {
