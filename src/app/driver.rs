@@ -8,11 +8,13 @@
 use super::login::{LoginEvent, LoginInput};
 use super::refresh::Refreshed;
 use super::status::{Health, from_unix, health};
-use super::view::{AccountView, AppEvent, Badge, LogEntry, LogKind, LoginStep, UiCommand};
+use super::view::{
+    AccountView, AppEvent, BackendStatus, Badge, LogEntry, LogKind, LoginStep, UiCommand,
+};
 use super::{App, AppError, export, mode::LoginMode, schedule};
 use crate::provider::{Provider, Source};
 use crate::secret::AccessToken;
-use crate::vault::{Record, Records};
+use crate::vault::{BackendHealth, Record, Records};
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
@@ -116,6 +118,13 @@ struct Driver {
     app: Arc<App>,
     events: UnboundedSender<AppEvent>,
     refreshing: Mutex<HashSet<String>>,
+    /// Each account's `obtained_at` as our own last refresh left it: a reload that finds another
+    /// value saw another machine's refresh (logged as such).
+    own_refresh: Mutex<HashMap<String, Option<i64>>>,
+    /// Set by the vault's change notifications (ETCD-7): the scheduler reloads at its next tick.
+    reload_now: std::sync::atomic::AtomicBool,
+    /// The backend health last sent to the header.
+    backend: Mutex<Option<BackendStatus>>,
     /// Accounts whose last scheduled refresh failed: when to try again, and the backoff.
     retry_at: Mutex<HashMap<String, (SystemTime, Duration)>>,
     logins: Mutex<HashMap<String, LoginHandle>>,
@@ -196,6 +205,9 @@ pub async fn serve_with(
         app,
         events,
         refreshing: Mutex::new(HashSet::new()),
+        own_refresh: Mutex::new(HashMap::new()),
+        reload_now: std::sync::atomic::AtomicBool::new(false),
+        backend: Mutex::new(None),
         retry_at: Mutex::new(HashMap::new()),
         logins: Mutex::new(HashMap::new()),
         settings,
@@ -212,7 +224,9 @@ pub async fn serve_with(
             message: p.to_string().lines().next().unwrap_or_default().to_string(),
         });
     }
+    driver.report_backend();
     let scheduler = tokio::spawn(scheduler(driver.clone()));
+    let watcher = tokio::spawn(follow_changes(driver.clone()));
     while let Some(cmd) = commands.recv().await {
         if matches!(cmd, UiCommand::Quit) {
             break;
@@ -220,6 +234,7 @@ pub async fn serve_with(
         handle(&driver, cmd);
     }
     scheduler.abort();
+    watcher.abort();
     let logins: Vec<LoginHandle> = driver
         .logins
         .lock()
@@ -463,6 +478,7 @@ fn spawn_refresh(driver: &Arc<Driver>, name: String, force: bool) {
                     );
                 }
             }
+            d.note_own_refresh(&name);
             if let Ok(mut busy) = d.refreshing.lock() {
                 busy.remove(&name);
             }
@@ -507,10 +523,14 @@ async fn scheduler(d: Arc<Driver>) {
         let reload_due = now
             .duration_since(last_reload)
             .map_or(true, |e| e >= reload_every);
-        if reload_due {
+        let notified = d
+            .reload_now
+            .swap(false, std::sync::atomic::Ordering::Relaxed);
+        if reload_due || notified {
             let d2 = d.clone();
             if let Ok(fresh) = tokio::task::spawn_blocking(move || d2.records()).await {
                 if fresh != records {
+                    d.log_refreshed_elsewhere(&records, &fresh);
                     let views = account_views(&d.app, &fresh, now);
                     for v in views {
                         d.send(AppEvent::AccountUpdated(v));
@@ -518,6 +538,7 @@ async fn scheduler(d: Arc<Driver>) {
                 }
                 records = fresh;
             }
+            d.report_backend();
             last_reload = now;
         }
         for name in d.due_now(&records, now) {
@@ -530,7 +551,95 @@ async fn scheduler(d: Arc<Driver>) {
     }
 }
 
+/// ETCD-7: follows the vault's change notifications, when the backend has them, so another
+/// machine's refresh shows up here at once (the next scheduler tick) rather than at the next
+/// periodic reload. This is the hook an agent uses too: `Vault::changes`.
+async fn follow_changes(d: Arc<Driver>) {
+    let Some(mut changes) = d.app.vault().changes() else {
+        return;
+    };
+    while changes.changed().await.is_ok() {
+        d.reload_now
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
 impl Driver {
+    /// Sends the shared backend's health to the header when it changed (a local file has
+    /// none); a newly unavailable backend also gets a status-bar notice.
+    fn report_backend(&self) {
+        let status = match self.app.vault().health() {
+            BackendHealth::Local => return,
+            BackendHealth::Connected { backend } => BackendStatus {
+                backend,
+                healthy: true,
+                reason: None,
+            },
+            BackendHealth::Unavailable { backend, reason } => BackendStatus {
+                backend,
+                healthy: false,
+                reason: Some(reason),
+            },
+        };
+        let Ok(mut last) = self.backend.lock() else {
+            return;
+        };
+        if last.as_ref() == Some(&status) {
+            return;
+        }
+        if let Some(reason) = &status.reason {
+            self.send(AppEvent::Notice {
+                error: true,
+                message: format!("vault backend unavailable: {reason}"),
+            });
+        }
+        *last = Some(status.clone());
+        self.send(AppEvent::Backend(status));
+    }
+
+    /// Notes what our own refresh of `name` left in the vault.
+    fn note_own_refresh(&self, name: &str) {
+        let obtained = self
+            .app
+            .current()
+            .ok()
+            .and_then(|s| s.records.get(name).map(|r| r.obtained_at));
+        if let (Some(obtained), Ok(mut own)) = (obtained, self.own_refresh.lock()) {
+            own.insert(name.to_string(), obtained);
+        }
+    }
+
+    /// Logs the accounts whose tokens changed between `old` and `new` by someone else's refresh.
+    fn log_refreshed_elsewhere(&self, old: &Records, new: &Records) {
+        let busy = self
+            .refreshing
+            .lock()
+            .map(|b| b.clone())
+            .unwrap_or_default();
+        let own = self
+            .own_refresh
+            .lock()
+            .map(|o| o.clone())
+            .unwrap_or_default();
+        for (name, rec) in new {
+            let before = old.get(name).map(|r| r.obtained_at);
+            let changed = before.is_some_and(|b| b != rec.obtained_at);
+            if changed
+                && rec.obtained_at.is_some()
+                && !busy.contains(name)
+                && own.get(name) != Some(&rec.obtained_at)
+            {
+                self.log(
+                    name,
+                    LogKind::Refreshed {
+                        new_expiry: rec.expires_at.map(from_unix),
+                    },
+                );
+                self.log(name, LogKind::Info("refreshed by another machine".into()));
+            }
+        }
+    }
+
     /// The accounts the scheduler should refresh at `now`: logged in with a refresh token, due
     /// by EXP-4 (never when the expiry is unknown, EXP-3), and not waiting out a backoff.
     fn due_now(&self, records: &Records, now: SystemTime) -> Vec<String> {

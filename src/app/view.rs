@@ -266,6 +266,8 @@ pub enum AppEvent {
         /// e.g. `export GITHUB_ACCESS_TOKEN='…'`, in the token's secret wrapper.
         line: AccessToken,
     },
+    /// The shared vault backend's health for the header (never sent for a local file).
+    Backend(BackendStatus),
     /// A one-line message for the status bar (e.g. "cannot export: needs login").
     Notice {
         /// Shown as an error.
@@ -273,6 +275,17 @@ pub enum AppEvent {
         /// The message, no secret.
         message: String,
     },
+}
+
+/// How the shared vault backend (etcd) is doing, for the dashboard's header. No secret.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BackendStatus {
+    /// What it is, e.g. `etcd 10.0.0.1:2379,10.0.0.2:2379`.
+    pub backend: String,
+    /// Whether its last request succeeded.
+    pub healthy: bool,
+    /// Why not, one sanitized line.
+    pub reason: Option<String>,
 }
 
 /// Everything the dashboard asks the background to do.

@@ -138,6 +138,15 @@ fn draw_header(state: &DashboardState, area: Rect, buf: &mut Buffer) {
             t.fg(Color::Yellow),
         ));
     }
+    if let Some(b) = &state.backend {
+        // The shared vault (ETCD-6): a symbol and a word, readable without colour.
+        let kind = b.backend.split(' ').next().unwrap_or("vault");
+        left.push(if b.healthy {
+            Span::styled(format!(" · {kind} ✓ connected"), t.fg(Color::Green))
+        } else {
+            Span::styled(format!(" · {kind} ✗ unavailable"), t.fg(Color::Red))
+        });
+    }
     let right = format!("{} ", datetime(state.now));
     let right_w = u16::try_from(right.len()).unwrap_or(0);
     Line::from(left).render_ref(area, buf);
@@ -556,6 +565,32 @@ mod tests {
             }
             .into(),
         );
+    }
+
+    /// ETCD-6: the header shows the shared backend's health, from the `Backend` event.
+    #[test]
+    fn header_shows_the_shared_backend_health() {
+        use crate::app::view::BackendStatus;
+        let mut s = DashboardState::new(Vec::new(), preview_now(), Theme { color: false });
+        let header = |s: &DashboardState| {
+            let term = render(s, 100, 24);
+            let buf = term.backend().buffer().clone();
+            (0..100u16)
+                .map(|x| buf[(x, 0)].symbol().to_string())
+                .collect::<String>()
+        };
+        assert!(!header(&s).contains("etcd"), "a local file shows nothing");
+        let mut status = BackendStatus {
+            backend: "etcd 127.0.0.1:2379".into(),
+            healthy: true,
+            reason: None,
+        };
+        update(&mut s, AppEvent::Backend(status.clone()).into());
+        assert!(header(&s).contains("etcd ✓ connected"), "{}", header(&s));
+        status.healthy = false;
+        status.reason = Some("no answer within 5000 ms".into());
+        update(&mut s, AppEvent::Backend(status).into());
+        assert!(header(&s).contains("etcd ✗ unavailable"), "{}", header(&s));
     }
 
     #[test]

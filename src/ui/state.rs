@@ -159,6 +159,8 @@ pub struct DashboardState {
     pub preferred_login: LoginMode,
     /// Set once the dashboard should close.
     pub quit: bool,
+    /// The shared vault backend's health (`None`: a local file, nothing to show).
+    pub backend: Option<crate::app::view::BackendStatus>,
 }
 
 /// What the loop feeds `update`.
@@ -239,6 +241,7 @@ impl DashboardState {
             ticks: 0,
             preferred_login: LoginMode::Browser,
             quit: false,
+            backend: None,
         }
     }
 

@@ -348,6 +348,7 @@ fn on_app(state: &mut DashboardState, ev: AppEvent) -> Vec<Effect> {
             return vec![Effect::Copy(Clipboard::ExportLine(line))];
         }
         AppEvent::Notice { error, message } => state.flash(message, error),
+        AppEvent::Backend(status) => state.backend = Some(status),
     }
     Vec::new()
 }

@@ -643,3 +643,73 @@ fn etcd_migrate_file_to_etcd_and_back_keeps_every_record() {
         "byte-identical"
     );
 }
+
+/// ETCD-7: a dashboard driver on one machine sees another machine's refresh through the
+/// watch, long before its periodic reload (set to a minute here), and logs it; the header gets
+/// the backend's health.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn etcd7_dashboard_driver_sees_another_machines_refresh_at_once() {
+    use authdeck::app::driver::{DriverSettings, serve_with};
+    use authdeck::app::view::{AppEvent, LogKind};
+    use authdeck::app::{App, Settings};
+    let w = world("/driver").await;
+    let mut settings = Settings::default();
+    settings.http.system_proxy = false;
+    let open = |m: &Machine| {
+        let backend = Backend::Etcd(Box::new(config(&w.cluster, "/driver")));
+        let vault = backend
+            .open_with(KeySource::KeyFile(m.key.clone()))
+            .unwrap();
+        App::new(m.config.clone(), vault, settings.clone()).unwrap()
+    };
+    let (dash, other) =
+        tokio::task::block_in_place(|| (open(&w.machines[0]), open(&w.machines[1])));
+    // The dashboard's account is not due for it: only the other machine refreshes.
+    let (_cmd_tx, cmd_rx) = tokio::sync::mpsc::unbounded_channel();
+    let (ev_tx, mut ev_rx) = tokio::sync::mpsc::unbounded_channel();
+    let driver = tokio::spawn(serve_with(
+        std::sync::Arc::new(dash),
+        cmd_rx,
+        ev_tx,
+        DriverSettings {
+            reload_every: Duration::from_secs(60),
+            tick: Duration::from_millis(200),
+            ..DriverSettings::default()
+        },
+    ));
+    let mut healthy = false;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !healthy && Instant::now() < deadline {
+        if let Ok(Some(AppEvent::Backend(b))) =
+            tokio::time::timeout(Duration::from_millis(200), ev_rx.recv()).await
+        {
+            healthy = b.healthy && b.backend.starts_with("etcd ");
+        }
+    }
+    assert!(healthy, "the header got the backend's health");
+    // Let the dashboard's own scheduler settle (the account is due, so it refreshes once).
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    while ev_rx.try_recv().is_ok() {}
+    let (_, how) = other.fresh_token("acct", true).await.unwrap();
+    assert!(
+        matches!(how, authdeck::app::refresh::Refreshed::Done { .. }),
+        "{how:?}"
+    );
+    let saved = Instant::now();
+    let mut seen = false;
+    while !seen && saved.elapsed() < Duration::from_secs(10) {
+        if let Ok(Some(AppEvent::Log(entry))) =
+            tokio::time::timeout(Duration::from_millis(200), ev_rx.recv()).await
+        {
+            seen = entry.account == "acct"
+                && matches!(&entry.kind, LogKind::Info(m) if m.contains("another machine"));
+        }
+    }
+    assert!(seen, "the refresh log shows the other machine's refresh");
+    assert!(
+        saved.elapsed() < Duration::from_secs(5),
+        "through the watch, not the 60 s reload: {:?}",
+        saved.elapsed()
+    );
+    driver.abort();
+}
