@@ -56,7 +56,8 @@ pub(super) fn run(f: impl FnOnce(&tokio::runtime::Runtime) -> Result<u8, AppErro
 }
 
 /// A current-thread runtime: enough for `token` and `--export`, which make at most a few
-/// sequential requests, and it starts no worker threads (issue 5: export time).
+/// sequential requests, and it starts no worker threads (the `--export` budget in
+/// docs/benchmarks.md).
 pub(super) fn light_runtime() -> Result<tokio::runtime::Runtime, AppError> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -12,7 +12,8 @@ use std::time::SystemTime;
 /// `authdeck --export [NAME...] [--format ...]`.
 ///
 /// Valid tokens come straight from the one decrypted snapshot; an async runtime is started only
-/// when some account is due for a refresh (issue 5: export of 50 accounts in ≤ 2 ms).
+/// when some account is due for a refresh (the budget in docs/benchmarks.md: 50 accounts in
+/// ≤ 2 ms).
 pub fn export(loc: &Locations, names: &[String], format: ExportFormat) -> u8 {
     match export_tokens(loc, names, format) {
         Ok(code) => code,

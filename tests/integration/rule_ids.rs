@@ -310,11 +310,37 @@ fn file_tokens(path: &str, text: &str, prefixes: &BTreeSet<String>) -> Vec<Token
     out
 }
 
+/// Citations of an issue number (the word "issue", a space and digits) in Rust code: a comment
+/// cites the rule it follows instead, which a reader of this repository alone can look up.
+fn issue_citations(path: &str, text: &str) -> Vec<String> {
+    if !path.ends_with(".rs") {
+        return Vec::new();
+    }
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let lower = line.to_ascii_lowercase();
+        let cited = lower.match_indices("issue ").any(|(at, word)| {
+            let word_start = at == 0 || !lower[..at].ends_with(|c: char| is_word(c));
+            let after = &lower[at + word.len()..];
+            word_start && after.starts_with(|c: char| c.is_ascii_digit())
+        });
+        if cited {
+            out.push(format!(
+                "{path}:{}: cites an issue number: cite the rule it meant (an ID defined in \
+                 {PROTOCOL}, adding one if needed) or say why in words",
+                i + 1
+            ));
+        }
+    }
+    out
+}
+
 /// Checks `files` (path relative to the root, text) against `cat`; one message per problem.
 fn check(cat: &Catalogue, files: &[(String, String)]) -> Vec<String> {
     let mut problems = Vec::new();
     let mut tested: BTreeSet<String> = BTreeSet::new();
     for (path, text) in files {
+        problems.extend(issue_citations(path, text));
         for token in file_tokens(path, text, &cat.prefixes) {
             let id = token.id();
             let at = format!("{path}:{}", token.line);
@@ -534,6 +560,27 @@ fn scanner_counts_only_test_code_as_tests() {
         "`{}` is defined but no test cites it",
         id("AB", 1)
     )));
+}
+
+#[test]
+fn scanner_reports_issue_numbers_in_code() {
+    let src = format!(
+        "// fine: no tissue 5 here\n// see {} 7 item 1\n/// ({} 5: speed)\n",
+        "issue", "Issue"
+    );
+    let problems = planted(&planted_catalogue(), &[("src/x.rs", src.clone())]);
+    let issues: Vec<&String> = problems
+        .iter()
+        .filter(|p| p.contains("cites an issue number"))
+        .collect();
+    assert_eq!(issues.len(), 2, "{problems:?}");
+    assert!(issues[0].starts_with("src/x.rs:2:") && issues[1].starts_with("src/x.rs:3:"));
+    // Only Rust code is checked: a changelog may name an issue.
+    let problems = planted(&planted_catalogue(), &[("CHANGELOG.md", src)]);
+    assert!(
+        !problems.iter().any(|p| p.contains("issue number")),
+        "{problems:?}"
+    );
 }
 
 #[test]
