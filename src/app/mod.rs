@@ -18,6 +18,7 @@ pub mod ops;
 pub mod refresh;
 pub mod request;
 pub mod schedule;
+pub mod scoped;
 pub mod status;
 pub mod timefmt;
 pub mod view;

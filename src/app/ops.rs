@@ -295,6 +295,8 @@ impl App {
             if rec.client_secret.is_some() {
                 rec.access_token = None;
                 rec.refresh_token = None;
+                rec.id_token = None;
+                rec.narrowed.clear();
                 rec.expires_at = None;
                 rec.state = StoredState::NeedsLogin;
             } else {

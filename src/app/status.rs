@@ -63,6 +63,17 @@ pub struct AccountStatus {
     pub refresh_count: u64,
     /// Whether a refresh token is held.
     pub has_refresh_token: bool,
+    /// Narrower tokens kept beside the main one (REF-9): what each is for and its expiry.
+    pub narrowed: Vec<NarrowedStatus>,
+}
+
+/// One narrower token of an account, as `status` shows it. No secret.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct NarrowedStatus {
+    /// What was asked: `scope=…`, `resource=…`, `audience=…`.
+    pub key: String,
+    /// Seconds until it expires (negative when expired); `None` when unknown.
+    pub expires_in: Option<i64>,
 }
 
 /// Seconds since the Unix epoch for `t` (negative before 1970).
@@ -151,6 +162,18 @@ pub fn account_status(
         error,
         refresh_count: record.map_or(0, |r| r.refresh_count),
         has_refresh_token: record.is_some_and(|r| r.refresh_token.is_some()),
+        narrowed: record
+            .map(|r| {
+                r.narrowed
+                    .iter()
+                    .filter(|(_, t)| t.access_token.is_some())
+                    .map(|(key, t)| NarrowedStatus {
+                        key: key.clone(),
+                        expires_in: t.expires_at.map(|exp| exp - unix(now)),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default(),
     }
 }
 

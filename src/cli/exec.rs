@@ -5,7 +5,12 @@ use crate::app::AppError;
 use crate::app::exit;
 
 /// `authdeck exec NAME... -- CMD [ARGS...]`: tokens in the environment, never in argv.
-pub fn exec(loc: &Locations, names: &[String], command: &[String]) -> u8 {
+pub fn exec(
+    loc: &Locations,
+    names: &[String],
+    narrow: &crate::app::scoped::NarrowRequest,
+    command: &[String],
+) -> u8 {
     run(|rt| {
         let app = open_app(loc, false)?;
         let Some((program, args)) = command.split_first() else {
@@ -17,8 +22,10 @@ pub fn exec(loc: &Locations, names: &[String], command: &[String]) -> u8 {
         crate::process::prepare_child(&mut cmd);
         for name in names {
             let var = app.account(name)?.export_var_name();
-            let (token, _) = rt.block_on(app.fresh_token(name, false))?;
-            cmd.env(var, token.secret());
+            // REF-9: a narrower token when `--scope`/`--resource`/`--audience` ask for one.
+            let min = std::time::Duration::ZERO;
+            let (handed, _) = rt.block_on(app.token_as_asked(name, narrow, min))?;
+            cmd.env(var, handed.token.secret());
         }
         let status = cmd.status().map_err(|source| AppError::Io {
             what: format!("cannot run {program}"),

@@ -87,6 +87,9 @@ pub enum Command {
         /// Accounts whose tokens to pass.
         #[arg(required = true, add = completions::accounts())]
         names: Vec<String>,
+        /// Another scope, resource or audience than each account's own.
+        #[command(flatten)]
+        narrow: token_opts::NarrowArgs,
         /// The command and its arguments, after `--`.
         #[arg(last = true, required = true)]
         command: Vec<String>,
@@ -135,6 +138,9 @@ pub struct ExportArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = ExportFormat::Sh)]
     pub format: ExportFormat,
+    /// Another scope, resource or audience than each account's own.
+    #[command(flatten)]
+    pub narrow: token_opts::NarrowArgs,
 }
 
 /// The clap definition, for completion and the man page.
@@ -209,13 +215,22 @@ pub fn main() -> ExitCode {
         Some(Command::Login(args)) => login::login(&loc, &args),
         Some(Command::Token(args)) if args.is_plain() => token::token(&loc, &args.name),
         Some(Command::Token(args)) => token_opts::run(&loc, &args),
-        Some(Command::Export(args)) => export::export(&loc, &args.names, args.format),
+        Some(Command::Export(args)) if args.narrow.request().is_empty() => {
+            export::export(&loc, &args.names, args.format)
+        }
+        Some(Command::Export(args)) => {
+            token_opts::export_narrowed(&loc, &args.names, args.format, &args.narrow)
+        }
         Some(Command::Status { json }) => status::status(&loc, json),
         Some(Command::Refresh(args)) => refresh::refresh(&loc, &args),
         Some(Command::Revoke { name }) => revoke::revoke(&loc, &name),
         Some(Command::Logout { name }) => revoke::logout(&loc, &name),
         Some(Command::Request(args)) => request::request(&loc, &args),
-        Some(Command::Exec { names, command }) => exec::exec(&loc, &names, &command),
+        Some(Command::Exec {
+            names,
+            narrow,
+            command,
+        }) => exec::exec(&loc, &names, &narrow.request(), &command),
         Some(Command::Demo) => dashboard::demo(),
         Some(Command::Providers(args)) => providers::run(&args, cli.config.as_deref()),
         Some(Command::Vault { command }) => {

@@ -89,8 +89,17 @@ pub fn status(loc: &Locations, json: bool) -> u8 {
                 .to_string()
         };
         let _ = writeln!(out, "{}", line(&header.map(String::from)));
-        for r in &rows {
+        for (r, s) in rows.iter().zip(&statuses) {
             let _ = writeln!(out, "{}", line(r));
+            // REF-9: narrower tokens under their account.
+            for n in &s.narrowed {
+                let left = match n.expires_in {
+                    Some(secs) if secs < 0 => format!("expired {} ago", human_duration(-secs)),
+                    Some(secs) => format!("expires in {}", human_duration(secs)),
+                    None => "expiry unknown".into(),
+                };
+                let _ = writeln!(out, "  + {}  {left}", n.key);
+            }
         }
         for p in &app.loaded().problems {
             eprintln!("{p}");

@@ -6,6 +6,7 @@ use super::context::{Locations, light_runtime, open_app, report};
 use super::exit;
 use crate::app::AppError;
 use crate::app::refresh::Refreshed;
+use crate::app::scoped::NarrowRequest;
 use crate::oauth::sasl::{self, Mechanism};
 use clap::{Args, ValueEnum};
 use std::io::Write;
@@ -38,13 +39,77 @@ pub struct TokenArgs {
     /// The SASL user name (default: the e-mail of the account's ID token).
     #[arg(long, value_name = "EMAIL", requires = "format")]
     pub user: Option<String>,
+    /// Another scope, resource or audience than the account's own.
+    #[command(flatten)]
+    pub narrow: NarrowArgs,
+}
+
+/// `--scope`, `--resource`, `--audience`: a token for something narrower than the account's
+/// own scope, obtained with its refresh token and kept beside its main token (REF-9).
+#[derive(Debug, Clone, Default, Args)]
+pub struct NarrowArgs {
+    /// Scopes, space-separated: `--scope "Mail.Read offline_access"`.
+    #[arg(long, value_name = "SCOPES", conflicts_with = "resource")]
+    pub scope: Option<String>,
+    /// An RFC 8707 resource URL, or a name from the account's `[resources]` (`graph`).
+    #[arg(long, value_name = "URL|NAME")]
+    pub resource: Option<String>,
+    /// An `audience` for providers that take one.
+    #[arg(long, value_name = "AUDIENCE")]
+    pub audience: Option<String>,
+}
+
+impl NarrowArgs {
+    /// The request for `app`.
+    pub fn request(&self) -> NarrowRequest {
+        NarrowRequest {
+            scope: self.scope.clone(),
+            resource: self.resource.clone(),
+            audience: self.audience.clone(),
+        }
+    }
 }
 
 impl TokenArgs {
     /// Whether plain `token::token` answers this (no option given).
     pub fn is_plain(&self) -> bool {
-        self.min_valid.is_none() && self.format == TokenFormat::Raw
+        self.min_valid.is_none()
+            && self.format == TokenFormat::Raw
+            && self.narrow.request().is_empty()
     }
+}
+
+/// `authdeck export NAMES --scope/--resource/--audience`: each named account's narrowed token
+/// under its usual variable.
+pub fn export_narrowed(
+    loc: &Locations,
+    names: &[String],
+    format: crate::app::export::ExportFormat,
+    narrow: &NarrowArgs,
+) -> u8 {
+    let result = (|| -> Result<u8, AppError> {
+        if names.is_empty() {
+            return Err(AppError::Config(
+                "name the accounts whose narrowed tokens to export".into(),
+            ));
+        }
+        let app = open_app(loc, false)?;
+        let rt = light_runtime()?;
+        let req = narrow.request();
+        let mut vars = Vec::new();
+        for name in names {
+            let var = app.account(name)?.export_var_name();
+            let (handed, _) = rt.block_on(app.token_as_asked(name, &req, Duration::ZERO))?;
+            vars.push((var, handed.token));
+        }
+        let pairs: Vec<(String, &str)> =
+            vars.iter().map(|(v, t)| (v.clone(), t.secret())).collect();
+        let text = crate::app::export::render(format, &pairs)
+            .map_err(|e| AppError::Config(e.to_string()))?;
+        let _ = std::io::stdout().lock().write_all(text.as_bytes());
+        Ok(exit::OK)
+    })();
+    result.unwrap_or_else(|e| report(&e))
 }
 
 /// Prints the token as asked.
@@ -58,7 +123,9 @@ pub fn run(loc: &Locations, args: &TokenArgs) -> u8 {
 fn print(loc: &Locations, args: &TokenArgs) -> Result<u8, AppError> {
     let app = open_app(loc, false)?;
     let min_valid = args.min_valid.unwrap_or(Duration::ZERO);
-    let (handed, how) = light_runtime()?.block_on(app.hand_token(&args.name, min_valid))?;
+    let req = args.narrow.request();
+    let (handed, how) =
+        light_runtime()?.block_on(app.token_as_asked(&args.name, &req, min_valid))?;
     if let Refreshed::FailedButValid { reason } = how {
         eprintln!("authdeck: warning: refresh failed ({reason}); the current token is still valid");
     }

@@ -608,13 +608,24 @@ fn refresh_grant(state: &mut State, req: &Incoming, client_id: &str) -> Reply {
             "unknown, rotated or revoked refresh token",
         );
     };
-    let scope = grant.scope.clone();
+    let granted = grant.scope.clone();
     let lineage = grant.lineage.clone();
     if let Some(refused) = personality_refresh_check(state, req, &lineage) {
         if refused.body.contains("invalid_grant") {
             state.refresh.remove(&key);
         }
         return refused;
+    }
+    // RFC 6749 §6: a narrower scope may be asked for; the refresh token keeps the grant's.
+    let scope = match narrowed_scope(&granted, req.form("scope")) {
+        Ok(s) => s,
+        Err(reply) => return reply,
+    };
+    // RFC 8707: a resource must be one this server serves.
+    if let Some(resource) = req.form("resource")
+        && !state.config.resources.iter().any(|r| r == resource)
+    {
+        return Reply::error(400, "invalid_target", "this server serves no such resource");
     }
     state.stats.refreshes += 1;
     // OIDC Core §12.2: a refresh may carry a new id_token (no nonce); this server sends one.
@@ -627,6 +638,11 @@ fn refresh_grant(state: &mut State, req: &Incoming, client_id: &str) -> Reply {
     if rotate {
         state.refresh.remove(&key);
         let (access, new_refresh) = state.issue_with(client_id, &scope, lineage);
+        if let Some(r) = &new_refresh
+            && let Some(g) = state.refresh.get_mut(&digest(r))
+        {
+            g.scope = granted;
+        }
         token_reply(
             state,
             req,
@@ -688,6 +704,24 @@ fn personality_refresh_check(state: &State, req: &Incoming, lineage: &Lineage) -
         ));
     }
     None
+}
+
+/// The scope of a refreshed access token: the grant's, or the subset asked for (RFC 6749 §6);
+/// a scope outside the grant is `invalid_scope`.
+fn narrowed_scope(granted: &str, asked: Option<&str>) -> Result<String, Reply> {
+    let Some(asked) = asked else {
+        return Ok(granted.to_owned());
+    };
+    let have: Vec<&str> = granted.split_whitespace().collect();
+    if asked.split_whitespace().all(|s| have.contains(&s)) && !asked.trim().is_empty() {
+        Ok(asked.split_whitespace().collect::<Vec<_>>().join(" "))
+    } else {
+        Err(Reply::error(
+            400,
+            "invalid_scope",
+            "the scope asked for exceeds the grant",
+        ))
+    }
 }
 
 /// `grant_type=urn:ietf:params:oauth:grant-type:device_code` (RFC 8628 §3.4, §3.5).

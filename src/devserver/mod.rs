@@ -126,6 +126,8 @@ pub struct DevServerConfig {
     /// When set, only these clients may start the device grant; others get `invalid_client`
     /// "Invalid client type." (Google accepts only "TVs and Limited Input devices" clients).
     pub device_client_ids: Option<Vec<String>>,
+    /// RFC 8707 resource indicators a refresh may ask for (default none: `invalid_target`).
+    pub resources: Vec<String>,
 }
 
 impl Default for DevServerConfig {
@@ -146,6 +148,7 @@ impl Default for DevServerConfig {
             hostile: Hostile::default(),
             personality: None,
             device_client_ids: None,
+            resources: Vec::new(),
         }
     }
 }

@@ -31,7 +31,8 @@ pub use key::{
     PromptPurpose, generate_key_file, prompt_terminal, read_key_file, read_passphrase_file,
 };
 pub use record::{
-    Claims, LoginGrant, Record, Records, RefreshAttempt, RefreshOutcome, StoredState, UnixSeconds,
+    Claims, LoginGrant, NarrowedToken, Record, Records, RefreshAttempt, RefreshOutcome,
+    StoredState, UnixSeconds,
 };
 pub use store::{FileStore, Rollback, Snapshot, Store, StoreLock};
 

@@ -46,6 +46,10 @@ pub struct Record {
     pub state: StoredState,
     /// A client secret stored here instead of in the account's TOML (optional).
     pub client_secret: Option<ClientSecret>,
+    /// Narrower tokens obtained with the refresh token (`token --scope/--resource/--audience`),
+    /// keyed by what was asked (REF-9). Each is refreshed on its own; none holds a refresh
+    /// token (that stays the account's one).
+    pub narrowed: BTreeMap<String, NarrowedToken>,
     /// The grant of the last login (PROV-2: a device-grant token may refresh with another
     /// client authentication). `None` in records written before it was kept.
     pub login_grant: Option<LoginGrant>,
@@ -62,6 +66,20 @@ pub enum LoginGrant {
     Code,
     /// Device authorization grant (RFC 8628).
     Device,
+}
+
+/// A token for another scope, resource or audience than the account's own (REF-9).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct NarrowedToken {
+    /// The access token.
+    pub access_token: Option<AccessToken>,
+    /// Granted scopes.
+    pub scopes: Vec<String>,
+    /// When it was obtained.
+    pub obtained_at: Option<UnixSeconds>,
+    /// Its absolute expiry, when the server said.
+    pub expires_at: Option<UnixSeconds>,
 }
 
 /// The id_token claims worth showing.

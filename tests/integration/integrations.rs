@@ -498,3 +498,131 @@ fn man_page_lists_every_command() {
     assert!(dir.join("authdeck.1").exists());
     assert!(dir.join("authdeck-token.1").exists());
 }
+
+/// The scope the devserver granted to an access token (its `/api/…` echoes it).
+fn granted_scope(srv_api: &str, token: &str) -> String {
+    let v: serde_json::Value = reqwest::blocking::Client::new()
+        .get(srv_api)
+        .bearer_auth(token)
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    v["scope"].as_str().unwrap_or_default().to_owned()
+}
+
+/// REF-9: `token --scope` and `--resource` get narrower tokens with the refresh token, kept
+/// beside the main token and reused while valid; a refusal leaves the account as it was; the
+/// rotated refresh token is kept, so the main token still refreshes; `status` lists them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn narrowed_tokens_per_scope_and_resource() {
+    let srv = DevServer::start(DevServerConfig {
+        resources: vec!["https://api.example.com/".into()],
+        ..DevServerConfig::default()
+    })
+    .await
+    .unwrap();
+    let api = srv.url("/api/echo");
+    let home = Home::new(&srv.issuer());
+    let srv = blocking(move || {
+        home.account("work", "");
+        home.login("work");
+        let token = |args: &[&str]| {
+            let mut all = vec!["token", "work"];
+            all.extend(args);
+            home.authdeck(&all).output().unwrap()
+        };
+        let main = stdout(&token(&[])).trim().to_owned();
+        let out = token(&["--scope", "email openid"]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let narrow = stdout(&out).trim().to_owned();
+        assert_ne!(narrow, main);
+        assert_eq!(granted_scope(&api, &narrow), "email openid");
+        assert_eq!(
+            stdout(&token(&["--scope", "openid email"])).trim(),
+            narrow,
+            "kept and reused"
+        );
+        assert_eq!(
+            stdout(&token(&[])).trim(),
+            main,
+            "the main token is untouched"
+        );
+
+        // A scope outside the grant: a clear error, nothing changed.
+        let out = token(&["--scope", "admin"]);
+        assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+        assert!(stderr(&out).contains("invalid_scope"), "{}", stderr(&out));
+        assert_eq!(stdout(&token(&[])).trim(), main);
+
+        let out = token(&["--resource", "https://api.example.com/"]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let out = token(&["--resource", "https://elsewhere.example.com/"]);
+        assert!(stderr(&out).contains("invalid_target"), "{}", stderr(&out));
+        let out = token(&["--resource", "graph"]);
+        assert_eq!(out.status.code(), Some(1));
+        assert!(
+            stderr(&out).contains("no resource \"graph\""),
+            "{}",
+            stderr(&out)
+        );
+        let out = token(&[
+            "--scope",
+            "openid",
+            "--resource",
+            "https://api.example.com/",
+        ]);
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "conflicting options are a usage error"
+        );
+
+        // The refresh token rotated twice on the way; the main token still refreshes.
+        let out = home.authdeck(&["refresh", "work"]).output().unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+
+        let status = home.authdeck(&["status"]).output().unwrap();
+        assert!(
+            stdout(&status).contains("+ scope=email openid"),
+            "{}",
+            stdout(&status)
+        );
+        let json = home.authdeck(&["status", "--json"]).output().unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+        assert_eq!(v[0]["narrowed"].as_array().unwrap().len(), 2);
+
+        // export and exec take the same options.
+        let out = home
+            .authdeck(&[
+                "export",
+                "work",
+                "--scope",
+                "openid email",
+                "--format",
+                "json",
+            ])
+            .output()
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(v["WORK_ACCESS_TOKEN"], narrow.as_str());
+        let out = home
+            .authdeck(&[
+                "exec",
+                "work",
+                "--scope",
+                "openid email",
+                "--",
+                "sh",
+                "-c",
+                "printf %s \"$WORK_ACCESS_TOKEN\"",
+            ])
+            .output()
+            .unwrap();
+        assert_eq!(stdout(&out), narrow);
+        srv
+    })
+    .await;
+    // One refresh per narrowed token obtained, one for `refresh work`.
+    assert_eq!(srv.stats().refreshes, 3);
+}

@@ -67,6 +67,16 @@ fn full_record() -> Record {
             message: "refresh failed".into(),
         },
         client_secret: Some(ClientSecret::new("cs-stored")),
+        narrowed: [(
+            "scope=Mail.Read".to_string(),
+            authdeck::vault::NarrowedToken {
+                access_token: Some(AccessToken::new("gho_narrow")),
+                scopes: vec!["Mail.Read".into()],
+                obtained_at: Some(1_700_000_000),
+                expires_at: Some(1_700_003_600),
+            },
+        )]
+        .into(),
         login_grant: Some(authdeck::vault::LoginGrant::Device),
         redirect_uri: Some("http://127.0.0.1:8123/callback".into()),
     }
