@@ -11,5 +11,6 @@ pub mod process;
 pub mod provider;
 pub mod proxy;
 pub mod secret;
+pub mod text;
 pub mod ui;
 pub mod vault;

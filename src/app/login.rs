@@ -8,6 +8,7 @@ use crate::oauth::callback::{CallbackError, CallbackListener, ListenerOptions};
 use crate::oauth::{AuthorizationRequest, ClientConfig, OAuthError, TokenSet};
 use crate::provider::{ClientAuth, HintStage, Provider};
 use crate::secret::{AuthCode, CsrfState};
+use crate::text::sanitize;
 use crate::vault::LoginGrant;
 use tokio::sync::{mpsc, watch};
 use url::Url;
@@ -171,9 +172,11 @@ impl App {
             .map_err(|e| fail(e.to_string()))?;
         // AUTHZ-4: before the URL is shown, so no redirect can arrive unchecked.
         pending.set_require_iss(cfg.require_iss);
-        let browser_opened = opener
+        // Kept until the login ends: the browser may read the page late (HARD-12).
+        let handoff = opener
             .as_ref()
-            .is_some_and(|b| open_browser(b.as_deref(), request.url.as_str()));
+            .and_then(|b| open_browser(b.as_deref(), request.url.as_str()));
+        let browser_opened = handoff.is_some();
         sink.event(LoginEvent::AuthorizationUrl {
             url: request.url.to_string(),
             redirect_uri: redirect_uri.clone(),
@@ -417,14 +420,14 @@ pub fn check_pasted(
     }
 }
 
-/// Printable, truncated server text (AUTHZ-7).
-fn sanitize(s: &str, max: usize) -> String {
-    s.chars().filter(|c| !c.is_control()).take(max).collect()
-}
-
-/// Opens `url` with `$BROWSER` (a command; `%s` replaced by the URL, else appended) or the
-/// system opener. The URL travels as one argv element, never through a shell.
-pub fn open_browser(browser: Option<&str>, url: &str) -> bool {
+/// Opens `url` with `$BROWSER` (a command; `%s` replaced by the page, else appended) or the
+/// system opener. The browser gets the path of a private page that forwards to `url`, never
+/// `url` itself: argv is readable by every local user, and `url` carries `state` and `nonce`
+/// (HARD-12). The page is passed as one argv element, never through a shell (AUTHZ-1). `None`
+/// when the browser could not be started; the returned handoff must live until the login ends.
+pub fn open_browser(browser: Option<&str>, url: &str) -> Option<super::browser::BrowserHandoff> {
+    let handoff = super::browser::BrowserHandoff::new(url).ok()?;
+    let page = handoff.path().to_string_lossy().into_owned();
     let spawn = |program: &str, args: Vec<String>| {
         let mut cmd = std::process::Command::new(program);
         // HARD-2: the browser gets nothing that unlocks the vault.
@@ -436,27 +439,27 @@ pub fn open_browser(browser: Option<&str>, url: &str) -> bool {
             .spawn()
             .is_ok()
     };
-    if let Some(cmd) = browser.filter(|b| !b.trim().is_empty()) {
+    let started = if let Some(cmd) = browser.filter(|b| !b.trim().is_empty()) {
         // $BROWSER may be a list separated by ':' (the convention); take the first.
         let first = cmd.split(':').next().unwrap_or(cmd);
         let mut parts = first.split_whitespace();
-        let Some(program) = parts.next() else {
-            return false;
-        };
+        let program = parts.next()?;
         let mut args: Vec<String> = parts.map(str::to_string).collect();
         if let Some(slot) = args.iter_mut().find(|a| a.contains("%s")) {
-            *slot = slot.replace("%s", url);
+            *slot = slot.replace("%s", &page);
         } else {
-            args.push(url.to_string());
+            args.push(page);
         }
-        return spawn(program, args);
-    }
-    let opener = if cfg!(target_os = "macos") {
-        "open"
+        spawn(program, args)
     } else {
-        "xdg-open"
+        let opener = if cfg!(target_os = "macos") {
+            "open"
+        } else {
+            "xdg-open"
+        };
+        spawn(opener, vec![page])
     };
-    spawn(opener, vec![url.to_string()])
+    started.then_some(handoff)
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 //! faces on it.
 
 pub mod dashboard;
+pub mod browser;
 pub mod demo;
 pub mod driver;
 pub mod error;

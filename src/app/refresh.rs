@@ -225,10 +225,16 @@ pub(super) fn usable(name: &str, record: Option<Record>) -> Result<Record> {
 }
 
 pub(super) fn token_of(name: &str, record: &Record) -> Result<AccessToken> {
-    record
+    let token = record
         .access_token
         .clone()
-        .ok_or_else(|| AppError::NeedsLogin(name.to_string()))
+        .ok_or_else(|| AppError::NeedsLogin(name.to_string()))?;
+    // HARD-9: tokens are checked when received; one stored by an older build that would put
+    // control characters on a terminal or into a shell is not handed out.
+    if !crate::text::is_vschar(token.secret()) {
+        return Err(AppError::NeedsLogin(name.to_string()));
+    }
+    Ok(token)
 }
 
 pub(super) fn expired(record: &Record) -> bool {

@@ -202,6 +202,32 @@ pub(super) fn device_authorization_from(resp: &RawResponse) -> Result<DeviceAuth
     parse_device_authorization(&fields, started)
 }
 
+/// A verification URI must be an `https` URL, or `http` on a loopback host (the devserver,
+/// tests), with nothing a terminal would act on (HARD-9).
+fn check_verification_uri(uri: &str) -> Result<()> {
+    let bad = || {
+        OAuthError::InvalidResponse(format!(
+            "the device authorization's verification URI '{}' is not an https URL",
+            crate::text::sanitize(uri, 100)
+        ))
+    };
+    if !crate::text::is_vschar(uri) {
+        return Err(bad());
+    }
+    let url = url::Url::parse(uri).map_err(|_| bad())?;
+    let loopback = match url.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(d)) => d == "localhost",
+        None => false,
+    };
+    match url.scheme() {
+        "https" if url.host().is_some() => Ok(()),
+        "http" if loopback => Ok(()),
+        _ => Err(bad()),
+    }
+}
+
 /// `at + d`, or the farthest representable instant rather than a panic (HARD-4).
 fn later(at: Instant, d: Duration) -> Instant {
     at.checked_add(d)
@@ -246,6 +272,17 @@ pub fn parse_device_authorization(
     let verification_uri = text("verification_uri")
         .or_else(|| text("verification_url"))
         .ok_or_else(|| missing("verification_uri"))?;
+    // HARD-9: what the user is told to open or type must be what it looks like.
+    check_verification_uri(verification_uri)?;
+    let complete = text("verification_uri_complete");
+    if let Some(uri) = complete {
+        check_verification_uri(uri)?;
+    }
+    if user_code.chars().any(crate::text::is_unsafe) {
+        return Err(OAuthError::InvalidResponse(
+            "the device authorization's user_code holds control characters".into(),
+        ));
+    }
     // HARD-4: the server's numbers are capped before any arithmetic uses them.
     let expires_in = fields
         .get("expires_in")
@@ -261,7 +298,7 @@ pub fn parse_device_authorization(
         device_code: DeviceCode::new(device_code),
         user_code: user_code.to_owned(),
         verification_uri: verification_uri.to_owned(),
-        verification_uri_complete: text("verification_uri_complete").map(str::to_owned),
+        verification_uri_complete: complete.map(str::to_owned),
         expires_in,
         interval,
         started,
@@ -348,6 +385,34 @@ mod tests {
         assert_eq!(a.expires_in, MAX_DEVICE_LIFETIME);
         assert_eq!(a.interval, MAX_DEVICE_INTERVAL);
         assert!(later(Instant::now(), Duration::MAX) > Instant::now());
+    }
+
+    /// HARD-9: verification URIs must be https (or loopback http) and the user code free of
+    /// control characters; an OSC 52 sequence in either is refused.
+    #[test]
+    fn hard9_device_uris_and_user_code_are_checked() {
+        let parse = |uri: &str, complete: &str, code: &str| {
+            let fields = serde_json::json!({
+                "device_code": "d", "user_code": code, "verification_uri": uri,
+                "verification_uri_complete": complete, "expires_in": 600,
+            });
+            parse_device_authorization(fields.as_object().unwrap(), Instant::now())
+        };
+        let ok = "https://as.example/device";
+        assert!(parse(ok, ok, "ABCD-EFGH").is_ok());
+        assert!(parse("http://127.0.0.1:8080/device", ok, "ABCD").is_ok());
+        for (uri, complete, code) in [
+            ("http://as.example/device", ok, "ABCD"),
+            ("javascript:alert(1)", ok, "ABCD"),
+            (ok, "https://as.example/d\u{1b}]52;c;cHduZWQ=\u{7}", "ABCD"),
+            ("file:///etc/passwd", ok, "ABCD"),
+            (ok, ok, "AB\u{1b}[2JCD"),
+        ] {
+            assert!(
+                parse(uri, complete, code).is_err(),
+                "{uri:?} {complete:?} {code:?}"
+            );
+        }
     }
 
     /// HARD-4: a 503 with a huge `Retry-After` during device polling neither panics nor waits

@@ -151,23 +151,9 @@ pub fn is_retryable_status(status: u16) -> bool {
     matches!(status, 429 | 500 | 502 | 503 | 504)
 }
 
-/// Escapes control and non-ASCII characters and truncates to `max` characters (AUTHZ-7), so
-/// server text can neither forge terminal escapes nor flood the screen.
-pub fn sanitize(text: &str, max: usize) -> String {
-    let mut out = String::new();
-    for (n, c) in text.chars().enumerate() {
-        if n >= max {
-            out.push('…');
-            break;
-        }
-        if c.is_ascii_graphic() || c == ' ' {
-            out.push(c);
-        } else {
-            out.extend(c.escape_default());
-        }
-    }
-    out
-}
+/// Escapes what a terminal would act on and truncates (AUTHZ-7): the one sanitiser, see
+/// [`crate::text::sanitize`].
+pub use crate::text::sanitize;
 
 fn show_code(code: &str) -> String {
     sanitize(code, MAX_CODE_CHARS)

@@ -145,6 +145,19 @@ pub fn token_set_from(
     };
     let access = text("access_token")
         .ok_or_else(|| OAuthError::InvalidResponse("no access_token in the response".into()))?;
+    // HARD-9: tokens and scopes are printable ASCII (RFC 6749 Appendix A); anything else is
+    // refused here, before it can reach a terminal, a header or a shell through `--export`.
+    let refresh = text("refresh_token");
+    if !crate::text::is_vschar(access) || !refresh.is_none_or(crate::text::is_vschar) {
+        return Err(OAuthError::InvalidResponse(
+            "a token in the response holds characters outside printable ASCII".into(),
+        ));
+    }
+    if !text("scope").is_none_or(crate::text::is_vschar) {
+        return Err(OAuthError::InvalidResponse(
+            "the scope in the response holds characters outside printable ASCII".into(),
+        ));
+    }
     // TOK-4 requires token_type. GitHub always sends `token_type=bearer`, so no exception.
     let token_type = text("token_type")
         .ok_or_else(|| OAuthError::InvalidResponse("no token_type in the response".into()))?;
@@ -182,7 +195,7 @@ pub fn token_set_from(
     Ok(TokenSet {
         access_token: AccessToken::new(access),
         token_type: "Bearer".to_owned(),
-        refresh_token: text("refresh_token").map(RefreshToken::new),
+        refresh_token: refresh.map(RefreshToken::new),
         // `lifetime_of` only returns lifetimes that fit after `sent_at`.
         expires_at: lifetime.and_then(|d| sent_at.checked_add(d)),
         lifetime,
@@ -241,6 +254,29 @@ mod tests {
     }
     fn parse(status: u16, ct: Option<&str>, body: &str) -> Result<TokenSet> {
         parse_token_response(status, ct, body.as_bytes(), &scopes(), None, t0())
+    }
+
+    /// HARD-9: an access token, refresh token or scope with a terminal escape (or any byte
+    /// outside printable ASCII) is refused when received.
+    #[test]
+    fn hard9_tokens_and_scopes_outside_printable_ascii_are_refused() {
+        for body in [
+            "{\"access_token\":\"at\\u001b]52;c;cHduZWQ=\\u0007\",\"token_type\":\"Bearer\"}",
+            "{\"access_token\":\"at\",\"refresh_token\":\"rt\\r\",\"token_type\":\"Bearer\"}",
+            "{\"access_token\":\"at\",\"token_type\":\"Bearer\",\"scope\":\"openid \\u001b[2J\"}",
+            "{\"access_token\":\"caf\u{e9}\",\"token_type\":\"Bearer\"}",
+        ] {
+            let e = parse(200, JSON, body).unwrap_err();
+            assert!(e.to_string().contains("printable ASCII"), "{body}: {e}");
+        }
+        assert!(
+            parse(
+                200,
+                JSON,
+                r#"{"access_token":"a.b-c_d~e+f/g=","token_type":"Bearer","scope":"openid email"}"#
+            )
+            .is_ok()
+        );
     }
 
     #[test]

@@ -86,6 +86,15 @@ pub fn finish(layer: Layer, mode: Mode, meta: Meta) -> Result<Provider, Vec<Prob
             ));
         }
     }
+    if let Some(pkce) = layer.pkce.as_ref().filter(|p| !p.value) {
+        // PKCE-3: every login sends an S256 challenge; a bare pasted code is safe only because
+        // of it (HL-4). The field stays accepted as `true` for older files.
+        v.problems.push(pkce.origin.error(
+            "`pkce = false` is not supported: every login sends a PKCE S256 challenge",
+            "remove `pkce` (PKCE is always on; providers that do not support it ignore the \
+             challenge, RFC 7636 §5)",
+        ));
+    }
     let scopes = v.scopes(&layer);
     v.check_export_var(&layer);
     let default_lifetime_secs = v.lifetime(&layer);

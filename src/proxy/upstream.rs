@@ -259,18 +259,37 @@ pub(crate) async fn discover(http: &reqwest::Client, issuer: &str) -> Result<Dis
         revocation_endpoint: Option<String>,
         device_authorization_endpoint: Option<String>,
     }
-    let doc: Discovery = response
-        .json()
+    // HARD-3: the document is read up to the same cap as a token answer.
+    let mut response = response;
+    let mut body = Vec::new();
+    while let Some(chunk) = response
+        .chunk()
         .await
+        .map_err(|e| format!("discovery at {url} failed: {e}"))?
+    {
+        if body.len() + chunk.len() > MAX_UPSTREAM_BODY {
+            return Err(format!(
+                "discovery at {url} answered more than {} KiB",
+                MAX_UPSTREAM_BODY / 1024
+            ));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    let doc: Discovery = serde_json::from_slice(&body)
         .map_err(|_| format!("discovery at {url} did not return issuer and token_endpoint"))?;
     if doc.issuer != issuer {
+        // HARD-9: the server's text is escaped before it reaches the terminal.
         return Err(format!(
             "discovery at {url} names issuer '{}', not the configured one",
-            doc.issuer
+            crate::text::sanitize(&doc.issuer, 200)
         ));
     }
-    let token_endpoint = super::config::upstream_url(&doc.token_endpoint)
-        .map_err(|m| format!("the discovered token_endpoint {m}"))?;
+    let token_endpoint = super::config::upstream_url(&doc.token_endpoint).map_err(|m| {
+        format!(
+            "the discovered token_endpoint {}",
+            crate::text::sanitize(&m, 300)
+        )
+    })?;
     Ok(Discovered {
         token_endpoint,
         revocation_endpoint: doc.revocation_endpoint,

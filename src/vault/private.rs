@@ -44,6 +44,11 @@ pub fn open_lock_file(path: &Path) -> io::Result<File> {
     Ok(file)
 }
 
+/// Creates a new file with mode 0600; fails if `path` exists (no following a planted link).
+pub fn open_new_private(path: &Path) -> io::Result<File> {
+    file_options().write(true).create_new(true).open(path)
+}
+
 /// Removes the permission bits outside `allowed` from `path`, if any are set.
 pub(crate) fn tighten(path: &Path, allowed: u32) -> io::Result<()> {
     #[cfg(unix)]

@@ -367,8 +367,9 @@ async fn cli_browser_login_with_browser_command() {
     let srv = server(DevServerConfig::default()).await;
     let env = Env::new(&srv.issuer());
     blocking(move || {
-        // $BROWSER records the URL; the test plays the browser from it. AUTHZ-1: the whole URL
-        // arrives as the command's one argument (`$1`), no shell in between.
+        // $BROWSER records its argument; the test plays the browser from it. AUTHZ-1: it
+        // arrives as the command's one argument (`$1`), no shell in between; HARD-12: it is
+        // the path of a private page that forwards to the URL, not the URL.
         let url_file = env.path("url.txt");
         let script = env.path("browser.sh");
         std::fs::write(
@@ -390,7 +391,8 @@ async fn cli_browser_login_with_browser_command() {
             assert!(Instant::now() < deadline, "browser command never ran");
             std::thread::sleep(Duration::from_millis(20));
         }
-        let location = authorize_location(&std::fs::read_to_string(&url_file).unwrap());
+        let url = crate::support::handed_url(&std::fs::read_to_string(&url_file).unwrap());
+        let location = authorize_location(&url);
         let page = reqwest::blocking::Client::builder()
             .no_proxy()
             .build()

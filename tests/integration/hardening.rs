@@ -719,3 +719,120 @@ async fn hard3_a_huge_token_response_is_refused() {
     .await
     .unwrap();
 }
+
+/// HARD-12: the browser command's argv carries neither `state` nor `nonce` (any local user can
+/// read argv): it gets the path of a 0600 page in a 0700 directory that forwards to the
+/// authorization URL, and the page is gone once the login ends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hard12_state_and_nonce_never_reach_the_browsers_argv() {
+    use authdeck::devserver::{DevServer, DevServerConfig};
+    let srv = DevServer::start(DevServerConfig::default()).await.unwrap();
+    let env = Env::new(&srv.issuer(), "");
+    tokio::task::spawn_blocking(move || {
+        let args_file = env.path("args.txt");
+        let script = env.path("browser.sh");
+        std::fs::write(
+            &script,
+            format!(
+                "#!/bin/sh\nstat -c '%a' \"$2\" \"$(dirname \"$2\")\" > '{0}.modes'\n\
+                 printf '%s\\n' \"$@\" > '{0}.tmp' && mv '{0}.tmp' '{0}'\n",
+                args_file.display()
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let child = env
+            .cmd(&["login", "demo", "--mode", "browser"])
+            .env("BROWSER", format!("{} --flag %s", script.display()))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !args_file.exists() {
+            assert!(Instant::now() < deadline, "browser command never ran");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let args = std::fs::read_to_string(&args_file).unwrap();
+        let args: Vec<&str> = args.lines().collect();
+        assert_eq!(args.len(), 2, "{args:?}");
+        assert_eq!(args[0], "--flag");
+        let page = args[1];
+        assert!(!page.contains("state") && !page.contains("nonce"), "{page}");
+        let modes = std::fs::read_to_string(format!("{}.modes", args_file.display())).unwrap();
+        assert_eq!(modes.split_whitespace().collect::<Vec<_>>(), ["600", "700"]);
+        let url = crate::support::handed_url(page);
+        assert!(url.contains("state=") && url.contains("nonce="), "{url}");
+        crate::support::open_like_a_browser(page);
+        let out = crate::support::wait_with_timeout(child, Duration::from_secs(20));
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert!(!Path::new(page).exists(), "the page outlived the login");
+        assert!(!Path::new(page).parent().unwrap().exists());
+    })
+    .await
+    .unwrap();
+}
+
+/// PKCE-3: `pkce = false` was documented but ignored (PKCE was sent anyway); it is now refused
+/// with a message naming the field, so the file and the behaviour agree.
+#[test]
+fn pkce3_pkce_false_is_refused_not_ignored() {
+    let env = Env::new("https://as.example", "pkce = false\n");
+    let file = env.path("config/providers/demo.toml");
+    let out = env
+        .cmd(&["providers", "check"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    let all = format!("{}{}", crate::support::stdout(&out), stderr(&out));
+    assert!(!out.status.success(), "{all}");
+    assert!(all.contains("pkce = false"), "{all}");
+    std::fs::write(
+        &file,
+        "extends = \"oidc\"\nissuer = \"https://as.example\"\nclient_id = \"x\"\npkce = true\n",
+    )
+    .unwrap();
+    let out = env
+        .cmd(&["providers", "check"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+}
+
+/// HARD-12 with a real browser: headless Chromium, given only the page's path by
+/// `--mode browser`, follows it to the devserver and back to authdeck's loopback listener, and
+/// the login completes. Skipped (with a note) where Chromium is not installed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hard12_a_real_browser_follows_the_private_page_to_a_login() {
+    use authdeck::devserver::{DevServer, DevServerConfig};
+    let Some(chromium) = ["chromium", "chromium-browser", "google-chrome"]
+        .into_iter()
+        .find(|c| Command::new(c).arg("--version").output().is_ok())
+    else {
+        eprintln!("skipped: no Chromium installed");
+        return;
+    };
+    let srv = DevServer::start(DevServerConfig::default()).await.unwrap();
+    let env = Env::new(&srv.issuer(), "");
+    tokio::task::spawn_blocking(move || {
+        let profile = env.path("chromium-profile");
+        let browser = format!(
+            "{chromium} --headless --no-sandbox --disable-gpu --no-first-run \
+             --user-data-dir={} --virtual-time-budget=10000 --dump-dom %s",
+            profile.display()
+        );
+        let child = env
+            .cmd(&["login", "demo", "--mode", "browser"])
+            .env("BROWSER", browser)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let out = crate::support::wait_with_timeout(child, Duration::from_secs(60));
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert!(env.vault().read().unwrap().contains_key("demo"));
+    })
+    .await
+    .unwrap();
+}

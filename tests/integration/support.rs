@@ -81,10 +81,22 @@ pub fn paste_login(mut cmd: Command) -> Output {
     done
 }
 
-/// Plays the browser for what a `$BROWSER` command was given: follows the authorization URL to
+/// The authorization URL behind what a `$BROWSER` command was given: the path of a private
+/// page that forwards to it (HARD-12). Panics if the argument itself carries `state`.
+pub fn handed_url(browser_arg: &str) -> String {
+    assert!(
+        !browser_arg.contains("state=") && !browser_arg.contains("nonce="),
+        "state or nonce in the browser's argv: {browser_arg}"
+    );
+    let page = std::fs::read_to_string(browser_arg)
+        .unwrap_or_else(|e| panic!("the browser got {browser_arg:?}, not a readable page: {e}"));
+    authdeck::app::browser::forwarded_url(&page).expect("the page forwards to a URL")
+}
+
+/// Plays the browser for what a `$BROWSER` command was given: opens the page, follows it to
 /// the server (which approves at once) and then to the loopback redirect, like a browser would.
-pub fn open_like_a_browser(target: &str) {
-    let location = authorize_location(target);
+pub fn open_like_a_browser(browser_arg: &str) {
+    let location = authorize_location(&handed_url(browser_arg));
     let page = reqwest::blocking::Client::builder()
         .no_proxy()
         .timeout(Duration::from_secs(10))
