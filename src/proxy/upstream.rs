@@ -287,7 +287,7 @@ pub(crate) async fn discover(http: &reqwest::Client, issuer: &str) -> Result<Dis
     let token_endpoint = super::config::upstream_url(&doc.token_endpoint).map_err(|m| {
         format!(
             "the discovered token_endpoint {}",
-            crate::text::sanitize(&m, 300)
+            crate::text::sanitize(m, 300)
         )
     })?;
     Ok(Discovered {
