@@ -2,8 +2,8 @@
 //! account across processes, export, authenticated requests, the demo. `cli` and `ui` are thin
 //! faces on it.
 
-pub mod dashboard;
 pub mod browser;
+pub mod dashboard;
 pub mod demo;
 pub mod driver;
 pub mod error;
