@@ -101,7 +101,7 @@ pub fn account_view(p: &Provider, rec: Option<&Record>, now: SystemTime) -> Acco
     v
 }
 
-/// The views of every account.
+/// The views of every account, and a row for each account file that does not validate.
 pub fn account_views(app: &App, records: &Records, now: SystemTime) -> Vec<AccountView> {
     let mut views: Vec<AccountView> = app
         .loaded()
@@ -109,8 +109,38 @@ pub fn account_views(app: &App, records: &Records, now: SystemTime) -> Vec<Accou
         .iter()
         .map(|p| account_view(p, records.get(&p.name), now))
         .collect();
+    views.extend(invalid_views(&app.loaded().problems));
     views.sort_by(|a, b| a.name.cmp(&b.name));
     views
+}
+
+/// One row per account file with errors: the account the user meant to have stays visible,
+/// with its first problem as `FILE:LINE:COL: message` (and how many more there are).
+pub fn invalid_views(problems: &[crate::provider::Problem]) -> Vec<AccountView> {
+    let mut by_file: std::collections::BTreeMap<&str, Vec<&crate::provider::Problem>> =
+        std::collections::BTreeMap::new();
+    for p in problems.iter().filter(|p| p.is_error()) {
+        by_file.entry(p.file.as_str()).or_default().push(p);
+    }
+    by_file
+        .into_iter()
+        .filter(|(file, _)| file.ends_with(".toml"))
+        .filter_map(|(file, found)| {
+            let path = std::path::Path::new(file);
+            let name = path.file_stem()?.to_string_lossy().into_owned();
+            let first = found.first()?.to_string();
+            let first = first.lines().next().unwrap_or_default();
+            let more = match found.len() {
+                1 => String::new(),
+                n => format!(" (and {} more)", n - 1),
+            };
+            let mut v = AccountView::new(name, "");
+            v.state = Badge::Invalid;
+            v.last_error = Some(format!("{first}{more}"));
+            v.provider_file = Some(path.to_path_buf());
+            Some(v)
+        })
+        .collect()
 }
 
 /// Shared state of the driver's tasks.
@@ -765,6 +795,38 @@ fn spawn_login(driver: &Arc<Driver>, account: String, mode: LoginMode) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_invalid_account_file_becomes_a_row_with_file_line_col() {
+        let dir = tempfile::tempdir().unwrap();
+        let providers = dir.path().join("providers");
+        std::fs::create_dir_all(&providers).unwrap();
+        std::fs::write(
+            providers.join("good.toml"),
+            "extends = \"oidc\"\nissuer = \"http://127.0.0.1:9\"\nclient_id = \"c\"\n",
+        )
+        .unwrap();
+        std::fs::write(
+            providers.join("broken.toml"),
+            "extends = \"google\"\nclient_id = \"c\"\nscope = 1\ntypo = 2\n",
+        )
+        .unwrap();
+        let loaded = crate::provider::load_accounts(dir.path());
+        let rows = invalid_views(&loaded.problems);
+        assert_eq!(rows.len(), 1, "{rows:?}");
+        let r = &rows[0];
+        assert_eq!((r.name.as_str(), r.state), ("broken", Badge::Invalid));
+        let err = r.last_error.as_deref().unwrap_or_default();
+        assert!(
+            err.contains("broken.toml:3:1: unknown field `scope`"),
+            "{err}"
+        );
+        assert!(err.ends_with("(and 1 more)"), "{err}");
+        assert_eq!(
+            r.provider_file.as_deref(),
+            Some(providers.join("broken.toml").as_path())
+        );
+    }
 
     #[test]
     fn backoff_waits_its_step_and_a_backward_clock_jump_does_not_stall_it() {

@@ -106,17 +106,20 @@ pub enum Badge {
     Error,
     /// A refresh is in flight.
     Refreshing,
+    /// The account file does not validate: `last_error` holds `FILE:LINE:COL: message`.
+    Invalid,
 }
 
 impl Badge {
     /// Every state, in badge order.
-    pub const ALL: [Badge; 6] = [
+    pub const ALL: [Badge; 7] = [
         Self::Valid,
         Self::Expiring,
         Self::Expired,
         Self::NeedsLogin,
         Self::Error,
         Self::Refreshing,
+        Self::Invalid,
     ];
 
     /// A one-character symbol that tells the states apart without colour.
@@ -128,6 +131,7 @@ impl Badge {
             Self::NeedsLogin => "○",
             Self::Error => "!",
             Self::Refreshing => "↻",
+            Self::Invalid => "⊘",
         }
     }
 
@@ -140,6 +144,7 @@ impl Badge {
             Self::NeedsLogin => "needs login",
             Self::Error => "error",
             Self::Refreshing => "refreshing",
+            Self::Invalid => "invalid",
         }
     }
 

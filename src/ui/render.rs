@@ -35,6 +35,7 @@ impl Theme {
             Badge::NeedsLogin => (Color::Magenta, false),
             Badge::Error => (Color::Red, true),
             Badge::Refreshing => (Color::Cyan, false),
+            Badge::Invalid => (Color::Red, true),
         };
         let style = self.fg(c);
         if bold {
@@ -123,18 +124,29 @@ impl<W: ratatui::widgets::Widget> RenderRef for W {
 
 fn draw_header(state: &DashboardState, area: Rect, buf: &mut Buffer) {
     let t = state.theme;
-    let attention = state
-        .accounts
-        .iter()
-        .filter(|a| matches!(a.state, Badge::Expired | Badge::NeedsLogin | Badge::Error))
-        .count();
+    let count = |f: fn(Badge) -> bool| state.accounts.iter().filter(|a| f(a.state)).count();
+    let attention = count(|b| matches!(b, Badge::Expired | Badge::NeedsLogin | Badge::Error));
+    let invalid = count(|b| b == Badge::Invalid);
     let mut left = vec![
         Span::styled(" authdeck ", t.fg(Color::Cyan).add_modifier(Modifier::BOLD)),
-        Span::raw(format!(" {} accounts", state.accounts.len())),
+        Span::raw(format!(
+            " {}",
+            plural(state.accounts.len(), "account", "accounts")
+        )),
     ];
+    // A file that does not validate is an account the user meant to have: counted, and named.
+    if invalid > 0 {
+        left.push(Span::styled(
+            format!(" · {invalid} invalid"),
+            t.fg(Color::Red).add_modifier(Modifier::BOLD),
+        ));
+    }
     if attention > 0 {
         left.push(Span::styled(
-            format!(" · {attention} need attention"),
+            format!(
+                " · {attention} {} attention",
+                if attention == 1 { "needs" } else { "need" }
+            ),
             t.fg(Color::Yellow),
         ));
     }
@@ -154,6 +166,11 @@ fn draw_header(state: &DashboardState, area: Rect, buf: &mut Buffer) {
         let r = Rect::new(area.right() - right_w, area.y, right_w, 1);
         Span::styled(right, t.dim()).render_ref(r, buf);
     }
+}
+
+/// `1 account`, `2 accounts`.
+fn plural(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
 }
 
 fn draw_body(state: &DashboardState, area: Rect, buf: &mut Buffer) {
@@ -615,6 +632,32 @@ mod tests {
     }
 
     #[test]
+    fn snapshot_invalid_account_row_counted_in_the_header() {
+        let mut s = preview_state(preview_now());
+        let mut broken = AccountView::new("broken", "");
+        broken.state = Badge::Invalid;
+        broken.last_error = Some(
+            "/home/ada/.config/authdeck/providers/broken.toml:3:1: unknown field `scope`".into(),
+        );
+        s.accounts.insert(0, broken);
+        s.selected = 0;
+        let text = format!("{:?}", render(&s, 120, 40).backend());
+        assert!(text.contains("1 invalid"), "{text}");
+        snap("invalid", &s);
+    }
+
+    #[test]
+    fn header_says_1_account_not_1_accounts() {
+        let mut s = preview_state(preview_now());
+        s.accounts.truncate(1);
+        let text = format!("{:?}", render(&s, 120, 40).backend());
+        assert!(
+            text.contains(" 1 account ") && !text.contains("1 accounts"),
+            "{text}"
+        );
+    }
+
+    #[test]
     fn snapshot_error_selected() {
         let mut s = preview_state(preview_now());
         s.selected = 4; // gitlab: error with last_error
@@ -745,6 +788,10 @@ mod tests {
     fn badges_read_without_colour() {
         let mut s = preview_state(preview_now());
         s.theme = Theme { color: false };
+        // The preview's accounts all load; an invalid file is a row of its own.
+        let mut broken = AccountView::new("broken", "");
+        broken.state = Badge::Invalid;
+        s.accounts.push(broken);
         let text = render(&s, 120, 40).backend().to_string();
         for st in Badge::ALL {
             assert!(

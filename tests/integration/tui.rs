@@ -225,3 +225,66 @@ fn tui_first_login_from_the_dashboard_creates_the_vault() {
     assert!(vault.exists(), "the first login created the vault");
     drop(srv);
 }
+
+/// An account file that does not validate stays in the dashboard: a row with its error
+/// (`FILE:LINE:COL`), counted in the header; one valid account reads "1 account".
+#[test]
+fn tui_invalid_account_file_is_a_row_with_its_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let providers = dir.path().join("config/providers");
+    std::fs::create_dir_all(&providers).unwrap();
+    std::fs::write(
+        providers.join("work.toml"),
+        "extends = \"oidc\"\nissuer = \"http://127.0.0.1:9\"\nclient_id = \"c\"\n",
+    )
+    .unwrap();
+    std::fs::write(
+        providers.join("broken.toml"),
+        "extends = \"google\"\nclient_id = \"c\"\nscope = [\"email\"]\n",
+    )
+    .unwrap();
+    let key = dir.path().join("vault.key");
+    authdeck::vault::generate_key_file(&key).unwrap();
+    let d = dir.path().to_str().unwrap();
+    let config = format!("{d}/config");
+    let vault = dir.path().join("vault.bin");
+    let mut s = PtySession::spawn(
+        &crate::support::bin(),
+        &[],
+        &[
+            ("HOME", d),
+            ("AUTHDECK_CONFIG_DIR", &config),
+            ("AUTHDECK_VAULT", vault.to_str().unwrap()),
+            ("AUTHDECK_KEY_FILE", key.to_str().unwrap()),
+        ],
+        240,
+        40,
+    );
+    let screen = s.wait_for("the invalid row", WAIT, |sc| {
+        sc.contains("2 accounts") && sc.contains("1 invalid") && sc.contains("broken")
+    });
+    assert!(screen.contains("invalid"), "{screen}");
+    // The row is selected first (sorted by name): its details show the error and position.
+    let screen = s.wait_for("the error", WAIT, |sc| sc.contains("broken.toml:3:1"));
+    assert!(screen.contains("unknown field"), "{screen}");
+    s.send("q");
+    assert!(s.wait_exit(WAIT).success());
+
+    std::fs::remove_file(providers.join("broken.toml")).unwrap();
+    let mut s = PtySession::spawn(
+        &crate::support::bin(),
+        &[],
+        &[
+            ("HOME", d),
+            ("AUTHDECK_CONFIG_DIR", &config),
+            ("AUTHDECK_VAULT", vault.to_str().unwrap()),
+            ("AUTHDECK_KEY_FILE", key.to_str().unwrap()),
+        ],
+        240,
+        40,
+    );
+    let screen = s.wait_for_text("1 account", WAIT);
+    assert!(!screen.contains("1 accounts"), "{screen}");
+    s.send("q");
+    assert!(s.wait_exit(WAIT).success());
+}
