@@ -11,7 +11,8 @@ use super::status::{Health, from_unix, health};
 use super::view::{
     AccountView, AppEvent, BackendStatus, Badge, LogEntry, LogKind, LoginStep, UiCommand,
 };
-use super::{App, AppError, export, mode::LoginMode, schedule};
+use super::{App, export, mode::LoginMode, schedule};
+use crate::oauth::FailureKind;
 use crate::provider::{Provider, Source};
 use crate::secret::AccessToken;
 use crate::vault::{BackendHealth, Record, Records};
@@ -155,8 +156,12 @@ struct Driver {
     reload_now: std::sync::atomic::AtomicBool,
     /// The backend health last sent to the header.
     backend: Mutex<Option<BackendStatus>>,
-    /// Accounts whose last scheduled refresh failed: when to try again, and the backoff.
+    /// Accounts whose last scheduled refresh failed transiently: when to try again, and the
+    /// backoff.
     retry_at: Mutex<HashMap<String, (SystemTime, Duration)>>,
+    /// Accounts whose last refresh failed in a way that retrying cannot fix (misconfigured,
+    /// refused, REF-7): the scheduler leaves them alone until a manual refresh or a login.
+    parked: Mutex<HashSet<String>>,
     logins: Mutex<HashMap<String, LoginHandle>>,
     settings: DriverSettings,
     /// At most `refresh_concurrency` token requests at once (as `refresh --all`): refreshing
@@ -206,6 +211,23 @@ impl Driver {
         Some(account_view(p, rec, self.now()))
     }
 
+    /// Keeps the scheduler away from `name` until [`unpark`](Self::unpark).
+    fn park(&self, name: &str) {
+        if let Ok(mut p) = self.parked.lock() {
+            p.insert(name.to_owned());
+        }
+        if let Ok(mut r) = self.retry_at.lock() {
+            r.remove(name);
+        }
+    }
+
+    /// Lets the scheduler refresh `name` again: after a success, a login, or a manual refresh.
+    fn unpark(&self, name: &str) {
+        if let Ok(mut p) = self.parked.lock() {
+            p.remove(name);
+        }
+    }
+
     fn push_view(&self, name: &str) {
         if let Some(v) = self.view_of(name) {
             self.send(AppEvent::AccountUpdated(v));
@@ -239,6 +261,7 @@ pub async fn serve_with(
         reload_now: std::sync::atomic::AtomicBool::new(false),
         backend: Mutex::new(None),
         retry_at: Mutex::new(HashMap::new()),
+        parked: Mutex::new(HashSet::new()),
         logins: Mutex::new(HashMap::new()),
         settings,
     });
@@ -419,6 +442,10 @@ fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
 }
 
 fn spawn_refresh(driver: &Arc<Driver>, name: String, force: bool) {
+    if force {
+        // The user asked: a parked account gets its one try (and is parked again on failure).
+        driver.unpark(&name);
+    }
     {
         let Ok(mut busy) = driver.refreshing.lock() else {
             return;
@@ -442,7 +469,7 @@ fn spawn_refresh(driver: &Arc<Driver>, name: String, force: bool) {
             LogKind::Failed {
                 reason: message,
                 next_try: None,
-                transient: false,
+                kind: FailureKind::Refused,
             },
         );
         d.push_view(&failed);
@@ -458,6 +485,7 @@ fn spawn_refresh(driver: &Arc<Driver>, name: String, force: bool) {
                     if let Ok(mut r) = d.retry_at.lock() {
                         r.remove(&name);
                     }
+                    d.unpark(&name);
                     match how {
                         Refreshed::Done {
                             expires_at,
@@ -489,21 +517,29 @@ fn spawn_refresh(driver: &Arc<Driver>, name: String, force: bool) {
                                 LogKind::Failed {
                                     reason,
                                     next_try: Some(next),
-                                    transient: true,
+                                    kind: FailureKind::Transient,
                                 },
                             );
                         }
                     }
                 }
                 Err(e) => {
-                    let transient = !e.needs_login() && !matches!(e, AppError::BadAccount { .. });
-                    let next = transient.then(|| backoff(&d, &name));
+                    // Only a transient failure is retried on the backoff schedule; anything else
+                    // waits for the user (REF-6, REF-7).
+                    let kind = e.kind();
+                    let next = match kind {
+                        FailureKind::Transient => Some(backoff(&d, &name)),
+                        _ => {
+                            d.park(&name);
+                            None
+                        }
+                    };
                     d.log(
                         &name,
                         LogKind::Failed {
                             reason: e.to_string(),
                             next_try: next,
-                            transient,
+                            kind,
                         },
                     );
                 }
@@ -674,6 +710,7 @@ impl Driver {
     /// by EXP-4 (never when the expiry is unknown, EXP-3), and not waiting out a backoff.
     fn due_now(&self, records: &Records, now: SystemTime) -> Vec<String> {
         let retry_at = self.retry_at.lock().map(|m| m.clone()).unwrap_or_default();
+        let parked = self.parked.lock().map(|p| p.clone()).unwrap_or_default();
         records
             .iter()
             .filter(|(name, rec)| {
@@ -682,6 +719,7 @@ impl Driver {
                     && health(Some(rec), now) != Health::NeedsLogin
                     && super::status::is_due(rec, now)
                     && !retry_at.get(*name).is_some_and(|r| waiting(*r, now))
+                    && !parked.contains(*name)
             })
             .map(|(name, _)| name.clone())
             .collect()
@@ -778,6 +816,7 @@ fn spawn_login(driver: &Arc<Driver>, account: String, mode: LoginMode) {
                         account: account.clone(),
                         step: LoginStep::Done,
                     });
+                    d.unpark(&account);
                     d.log(&account, LogKind::LoggedIn);
                     warn_unknown_expiry(&d, &account, expires_at);
                 }

@@ -1,6 +1,8 @@
-//! The `app` error type: every failure a command can end with, each mapped to an exit code.
+//! The `app` error type: every failure a command can end with, each classified by
+//! [`AppError::kind`] (the same [`FailureKind`] the OAuth engine uses) and mapped to an exit
+//! code from it.
 
-use crate::oauth::OAuthError;
+use crate::oauth::{FailureKind, OAuthError};
 use crate::vault::VaultError;
 
 /// Result alias for `app`.
@@ -35,7 +37,7 @@ pub enum AppError {
         reason: String,
     },
     /// An OAuth request failed.
-    #[error("account '{name}': {source}")]
+    #[error("account '{name}': {source}{}", fix_suffix(source))]
     OAuth {
         /// The account.
         name: String,
@@ -77,7 +79,9 @@ pub enum AppError {
 }
 
 impl AppError {
-    /// Wraps an OAuth error for `name`, turning `invalid_grant` into [`AppError::RefreshRefused`].
+    /// Wraps an OAuth error for `name`. It is not reclassified: an `invalid_grant` stays an
+    /// [`AppError::OAuth`] whose [`kind`](Self::kind) is [`FailureKind::NeedsLogin`]; the refresh
+    /// path itself turns it into [`AppError::RefreshRefused`] after marking the record (REF-6).
     pub fn oauth(name: &str, source: OAuthError) -> Self {
         AppError::OAuth {
             name: name.to_string(),
@@ -85,20 +89,56 @@ impl AppError {
         }
     }
 
-    /// True when the user must log in again (exit code 3).
+    /// What this failure means for whoever must act on it: the one classification behind the
+    /// exit code, the dashboard's retry schedule and its refresh log.
+    pub fn kind(&self) -> FailureKind {
+        match self {
+            AppError::NeedsLogin(_) | AppError::RefreshRefused { .. } => FailureKind::NeedsLogin,
+            AppError::OAuth { source, .. } => source.kind(),
+            AppError::UnknownAccount(_)
+            | AppError::BadAccount { .. }
+            | AppError::Unsupported { .. }
+            | AppError::Config(_) => FailureKind::Misconfigured,
+            AppError::Vault(e) => vault_kind(e),
+            AppError::Login { .. } => FailureKind::Refused,
+            AppError::Io { .. } => FailureKind::Transient,
+        }
+    }
+
+    /// Shorthand for `kind() == FailureKind::NeedsLogin` (exit code 3).
     pub fn needs_login(&self) -> bool {
-        matches!(
-            self,
-            AppError::NeedsLogin(_) | AppError::RefreshRefused { .. }
-        )
+        self.kind() == FailureKind::NeedsLogin
     }
 
     /// The process exit code for this error (README: 1 error, 3 needs login).
     pub fn exit_code(&self) -> u8 {
-        if self.needs_login() {
-            super::exit::NEEDS_LOGIN
-        } else {
-            super::exit::ERROR
+        match self.kind() {
+            FailureKind::NeedsLogin => super::exit::NEEDS_LOGIN,
+            FailureKind::Transient
+            | FailureKind::Misconfigured
+            | FailureKind::Refused
+            | FailureKind::Cancelled => super::exit::ERROR,
         }
     }
+}
+
+/// A vault failure's kind: contention and I/O pass; a wrong key or setup must be fixed; a
+/// damaged file is final.
+fn vault_kind(e: &VaultError) -> FailureKind {
+    match e {
+        VaultError::Conflict { .. }
+        | VaultError::LockTimeout { .. }
+        | VaultError::LockLost { .. }
+        | VaultError::BackendUnavailable { .. }
+        | VaultError::Io { .. } => FailureKind::Transient,
+        VaultError::Corrupt { .. }
+        | VaultError::NotAVault { .. }
+        | VaultError::UnsupportedVersion { .. } => FailureKind::Refused,
+        _ => FailureKind::Misconfigured,
+    }
+}
+
+/// `"; what to fix"` after an OAuth error the client configuration caused (REF-7).
+fn fix_suffix(e: &OAuthError) -> String {
+    e.fix_hint().map(|h| format!("; {h}")).unwrap_or_default()
 }

@@ -5,7 +5,7 @@
 
 use super::status::{self, unix};
 use super::{App, AppError, Result, apply_tokens, refresh_config};
-use crate::oauth::{ClientConfig, OAuthError, TokenSet};
+use crate::oauth::{ClientConfig, FailureKind, OAuthError, TokenSet};
 use crate::provider::HintStage;
 use crate::provider::Provider;
 use crate::secret::AccessToken;
@@ -157,12 +157,21 @@ pub(super) fn record_failure(records: &mut Records, name: &str, err: &OAuthError
             message: reason.clone(),
         },
     });
-    if err.is_invalid_grant() {
-        // REF-6: the refresh token is dead; keep the rest of the record.
-        rec.refresh_token = None;
-        rec.state = StoredState::NeedsLogin;
-    } else if err.is_config_error() {
-        rec.state = StoredState::Error { message: reason };
+    match err.kind() {
+        FailureKind::NeedsLogin => {
+            // REF-6: the refresh token is dead; keep the rest of the record.
+            rec.refresh_token = None;
+            rec.state = StoredState::NeedsLogin;
+        }
+        FailureKind::Misconfigured => {
+            // REF-7: kept until the next success or login, with what to fix.
+            let message = match err.fix_hint() {
+                Some(fix) => format!("{reason}; {fix}"),
+                None => reason,
+            };
+            rec.state = StoredState::Error { message };
+        }
+        FailureKind::Transient | FailureKind::Refused | FailureKind::Cancelled => {}
     }
 }
 
@@ -175,7 +184,8 @@ pub(super) fn failure_result(
     err: OAuthError,
 ) -> Result<(AccessToken, Refreshed)> {
     let reason = err.to_string();
-    if err.is_invalid_grant() {
+    let kind = err.kind();
+    if kind == FailureKind::NeedsLogin {
         let code = err
             .code()
             .map_or_else(|| reason.clone(), ToString::to_string);
@@ -189,7 +199,7 @@ pub(super) fn failure_result(
             reason,
         });
     }
-    if err.is_transient() && !expired(current) {
+    if kind == FailureKind::Transient && !expired(current) {
         return Ok((
             token_of(name, current)?,
             Refreshed::FailedButValid { reason },

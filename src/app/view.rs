@@ -15,6 +15,8 @@
 //!   terminal's clipboard through OSC 52 and drops it).
 
 use super::status::Health;
+/// The failure classification, re-exported so the dashboard contract is complete here.
+pub use crate::oauth::FailureKind;
 use crate::secret::{AccessToken, AuthCode, Passphrase};
 use std::path::PathBuf;
 use std::time::SystemTime;
@@ -194,10 +196,12 @@ pub enum LogKind {
     Failed {
         /// One line, user-facing.
         reason: String,
-        /// When the scheduler will try again; `None` when it will not (needs login).
+        /// When the scheduler will try again; `None` when it will not (only a transient
+        /// failure is retried on its own).
         next_try: Option<SystemTime>,
-        /// Transient (network, 5xx: retried) or permanent (`invalid_grant`: needs login).
-        transient: bool,
+        /// What the failure means (transient: retried; needs login; misconfigured: fix the
+        /// account file; refused).
+        kind: FailureKind,
     },
     /// The server rotated the refresh token (and the new one was saved first).
     Rotated,

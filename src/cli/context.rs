@@ -31,7 +31,10 @@ pub(super) fn open_parts(loc: &Locations, create: bool) -> Result<(PathBuf, Vaul
     Ok((config_dir, vault))
 }
 
-/// Prints `err` as one message and returns its exit code: the single place errors become text.
+/// Prints `err` as one `authdeck: …` line on stderr and returns its exit code (from
+/// [`AppError::kind`]). The text itself is the error's `Display`, the same words the dashboard
+/// shows in its refresh log and notices; commands that go on after a failure (`--export`,
+/// `refresh`) print per-account lines themselves.
 pub fn report(err: &AppError) -> u8 {
     eprintln!("authdeck: {err}");
     err.exit_code()

@@ -107,42 +107,106 @@ impl OAuthError {
         }
     }
 
-    /// True for failures worth trying again later without user action: network errors,
-    /// timeouts, 5xx / 429, and the `temporarily_unavailable` / `server_error` codes.
-    /// A transient failure must never delete anything (REF-6: only `invalid_grant` does).
-    pub fn is_transient(&self) -> bool {
+    /// What this failure means for whoever must act on it: the one classification that the
+    /// CLI's exit codes, the dashboard's retry schedule, the refresh log and `AppError` use.
+    ///
+    /// Transient: network errors, timeouts, 429 / 5xx without an OAuth error code, and the
+    /// `temporarily_unavailable` / `server_error` codes (NET-2). A transient failure must never
+    /// delete anything (REF-6: only `invalid_grant` does). `invalid_grant` needs a login
+    /// (REF-6); `invalid_client`, `unauthorized_client` and local configuration errors are the
+    /// client configuration's fault and are never retried (REF-7); everything else is final
+    /// for this request (NET-3, ERR-2).
+    pub fn kind(&self) -> FailureKind {
         match self {
-            Self::Network(_) | Self::Timeout => true,
-            Self::Http { status } => is_retryable_status(*status),
-            Self::Server { error, .. } => {
-                matches!(error.as_str(), "temporarily_unavailable" | "server_error")
-            }
-            _ => false,
+            Self::Network(_) | Self::Timeout => FailureKind::Transient,
+            Self::Http { status } if is_retryable_status(*status) => FailureKind::Transient,
+            Self::Server { error, .. } => match error.as_str() {
+                "temporarily_unavailable" | "server_error" => FailureKind::Transient,
+                // PROV-12: GitHub's own names for a dead refresh token or code, and for
+                // refused client credentials.
+                "invalid_grant" | "bad_refresh_token" | "bad_verification_code" => {
+                    FailureKind::NeedsLogin
+                }
+                "invalid_client" | "unauthorized_client" | "incorrect_client_credentials" => {
+                    FailureKind::Misconfigured
+                }
+                _ => FailureKind::Refused,
+            },
+            Self::Config(_) | Self::IssuerMismatch { .. } => FailureKind::Misconfigured,
+            Self::Cancelled => FailureKind::Cancelled,
+            Self::Http { .. }
+            | Self::InvalidResponse(_)
+            | Self::NoRevocationEndpoint
+            | Self::DeviceExpired
+            | Self::NonceMismatch
+            | Self::IdToken(_) => FailureKind::Refused,
         }
     }
 
-    /// True for `invalid_grant`: the refresh token or code is dead; re-login required (REF-6).
-    pub fn is_invalid_grant(&self) -> bool {
-        // PROV-12: GitHub's own names for a dead refresh token or code.
-        matches!(
-            self.code(),
-            Some("invalid_grant" | "bad_refresh_token" | "bad_verification_code")
-        )
+    /// What the user should change when [`kind`](Self::kind) is
+    /// [`FailureKind::Misconfigured`] because the server refused the client (REF-7): one line,
+    /// or `None` for other failures.
+    pub fn fix_hint(&self) -> Option<&'static str> {
+        match self.code()? {
+            "invalid_client" | "incorrect_client_credentials" => Some(
+                "the provider does not accept this client: check client_id, client_secret and client_auth in the account file",
+            ),
+            "unauthorized_client" => Some(
+                "this client may not use this grant: check the client's registration at the provider and grant settings in the account file",
+            ),
+            _ => None,
+        }
     }
 
-    /// True when the client configuration is wrong (REF-7): `invalid_client`,
-    /// `unauthorized_client`, or a local [`OAuthError::Config`].
+    /// Shorthand for `kind() == FailureKind::Transient`.
+    pub fn is_transient(&self) -> bool {
+        self.kind() == FailureKind::Transient
+    }
+
+    /// Shorthand for `kind() == FailureKind::NeedsLogin`: `invalid_grant`, the refresh token
+    /// or code is dead (REF-6).
+    pub fn is_invalid_grant(&self) -> bool {
+        self.kind() == FailureKind::NeedsLogin
+    }
+
+    /// Shorthand for `kind() == FailureKind::Misconfigured` (REF-7).
     pub fn is_config_error(&self) -> bool {
-        matches!(self, Self::Config(_))
-            || matches!(
-                self.code(),
-                Some("invalid_client" | "unauthorized_client" | "incorrect_client_credentials")
-            )
+        self.kind() == FailureKind::Misconfigured
     }
 
     /// True for an RFC 6749 §5.2 token error code (ERR-2): never retried.
     pub fn is_token_error(&self) -> bool {
         self.code().is_some_and(|c| TOKEN_ERROR_CODES.contains(&c))
+    }
+}
+
+/// What a failure means for whoever must act on it (see [`OAuthError::kind`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FailureKind {
+    /// Worth trying again later without user action (NET-2).
+    Transient,
+    /// The grant is dead: the user must log in again (REF-6).
+    NeedsLogin,
+    /// The client or account configuration is wrong; retrying cannot help until it is fixed
+    /// (REF-7).
+    Misconfigured,
+    /// The server refused this request or answered something unusable; final for this request
+    /// (NET-3, ERR-2), not retried automatically.
+    Refused,
+    /// The user cancelled.
+    Cancelled,
+}
+
+impl FailureKind {
+    /// One word for logs and the refresh panel.
+    pub fn word(self) -> &'static str {
+        match self {
+            Self::Transient => "transient",
+            Self::NeedsLogin => "needs login",
+            Self::Misconfigured => "misconfigured",
+            Self::Refused => "refused",
+            Self::Cancelled => "cancelled",
+        }
     }
 }
 

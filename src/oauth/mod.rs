@@ -26,7 +26,7 @@ pub use client::{ClientSettings, OAuthClient};
 pub use config::ClientConfig;
 pub use device::{DeviceAuthorization, DeviceTiming};
 pub use discovery::ProviderMetadata;
-pub use error::{OAuthError, Result};
+pub use error::{FailureKind, OAuthError, Result};
 pub use idtoken::IdClaims;
 pub use narrow::Narrowing;
 pub use pkce::PkcePair;

@@ -105,7 +105,7 @@ pub fn preview_state(now: SystemTime) -> DashboardState {
             LogKind::Failed {
                 reason: "server error (HTTP 503)".into(),
                 next_try: Some(now + secs(30)),
-                transient: true,
+                kind: crate::app::view::FailureKind::Transient,
             },
         ),
         log_entry(now - secs(120), "old-account", LogKind::Revoked),

@@ -4,7 +4,7 @@
 use super::format::{clock, countdown, datetime};
 use super::overlay::draw_overlay;
 use super::state::{DashboardState, Overlay, Theme};
-use crate::app::view::{AccountView, Badge, LogEntry, LogKind};
+use crate::app::view::{AccountView, Badge, FailureKind, LogEntry, LogKind};
 use ratatui::Frame;
 use ratatui::buffer::Buffer;
 use ratatui::layout::{Constraint, Layout, Rect};
@@ -423,13 +423,14 @@ fn log_line(e: &LogEntry, t: Theme) -> Line<'_> {
         LogKind::Failed {
             reason,
             next_try,
-            transient,
+            kind,
         } => {
-            let kind = if *transient { "transient" } else { "permanent" };
-            let next = match next_try {
-                Some(n) => format!(", next try {}", clock(*n)),
-                None => ", needs login".to_owned(),
+            let next = match (next_try, kind) {
+                (Some(n), _) => format!(", next try {}", clock(*n)),
+                (None, FailureKind::NeedsLogin) => ", needs login".to_owned(),
+                (None, _) => ", not retried automatically".to_owned(),
             };
+            let kind = kind.word();
             (
                 "✗",
                 format!("refresh failed ({kind}): {reason}{next}"),

@@ -5,7 +5,7 @@
 
 use crate::support::{paste_login, stderr, stdout};
 use authdeck::app::driver::{DriverSettings, serve_with};
-use authdeck::app::view::{AppEvent, Badge, LogKind, UiCommand};
+use authdeck::app::view::{AppEvent, Badge, FailureKind, LogKind, UiCommand};
 use authdeck::app::{App, Settings};
 use authdeck::devserver::{DevServer, DevServerConfig, Endpoint, Fault};
 use authdeck::secret::{AccessToken, AuthCode, RefreshToken};
@@ -347,6 +347,90 @@ async fn exp4_scheduler_refreshes_after_a_forward_clock_jump_and_not_after_a_bac
         "refresh after a backward jump: {seen:?}"
     );
     assert_eq!(srv.stats().refreshes, 1, "no refresh storm");
+    cmds.send(UiCommand::Quit).unwrap();
+}
+
+/// REF-7: a refresh refused with `invalid_client` is a configuration error. The dashboard's
+/// scheduler logs it once with what to fix and no next try, and does not come back to it on a
+/// backoff however far the clock moves; a manual refresh tries once more.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ref7_scheduler_does_not_retry_invalid_client_on_a_backoff() {
+    let tick = Duration::from_millis(100);
+    let srv = DevServer::start(devserver_config(Some(json!(3600))))
+        .await
+        .unwrap();
+    // Due now (100 s left of an hour), logged in with a real refresh token...
+    let (dir, app) = setup(&srv, 1, |now| (now - 3500, Some(now + 100))).await;
+    drop(app);
+    // ...but the account file now names a client the server does not know.
+    let file = dir.path().join("config/providers/acc0.toml");
+    let text = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(&file, text.replace("demo-public", "no-such-client")).unwrap();
+    let vault = Vault::open(
+        dir.path().join("vault.bin"),
+        KeySource::KeyFile(dir.path().join("vault.key")),
+    )
+    .unwrap();
+    let mut settings = Settings::default();
+    settings.http.system_proxy = false;
+    let app = Arc::new(App::new(dir.path().join("config"), vault, settings).unwrap());
+
+    let clock = FakeClock::default();
+    let (cmds, mut events) = start_driver(app.clone(), clock.settings(tick));
+    let failed = wait_for(
+        &mut events,
+        Duration::from_secs(10),
+        |ev| matches!(ev, AppEvent::Log(e) if matches!(e.kind, LogKind::Failed { .. })),
+    )
+    .await
+    .expect("the scheduled refresh did not fail");
+    let AppEvent::Log(entry) = failed else {
+        unreachable!()
+    };
+    let LogKind::Failed {
+        reason,
+        next_try,
+        kind,
+    } = entry.kind
+    else {
+        unreachable!()
+    };
+    assert_eq!(kind, FailureKind::Misconfigured, "{reason}");
+    assert_eq!(
+        next_try, None,
+        "invalid_client must not be retried: {reason}"
+    );
+    assert!(
+        reason.contains("invalid_client") && reason.contains("client_id"),
+        "the log says what to fix: {reason}"
+    );
+    let attempts = srv.stats().token_requests;
+
+    // Past any backoff step (15 s .. 5 min): still nothing.
+    for offset in [20, 120, 400, 3000] {
+        clock.set_offset_secs(offset);
+        let seen = collect_for(&mut events, tick * 5).await;
+        assert!(
+            !seen.iter().any(is_refreshing),
+            "retried {offset} s later: {seen:?}"
+        );
+    }
+    assert_eq!(srv.stats().token_requests, attempts, "no request was sent");
+    let rec = app.current().unwrap().records["acc0"].clone();
+    assert!(
+        matches!(&rec.state, StoredState::Error { message } if message.contains("client_id")),
+        "{:?}",
+        rec.state
+    );
+
+    // The user asks: one more try, refused the same way.
+    cmds.send(UiCommand::Refresh("acc0".into())).unwrap();
+    let again = wait_for(&mut events, Duration::from_secs(10), |ev| {
+        matches!(ev, AppEvent::Log(e) if matches!(e.kind, LogKind::Failed { kind: FailureKind::Misconfigured, next_try: None, .. }))
+    })
+    .await;
+    assert!(again.is_some(), "the manual refresh was not tried");
+    assert_eq!(srv.stats().token_requests, attempts + 1);
     cmds.send(UiCommand::Quit).unwrap();
 }
 
