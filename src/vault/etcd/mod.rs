@@ -26,10 +26,16 @@ use etcd_client::{Compare, CompareOp, GetOptions, Txn, TxnOp, TxnOpResponse, Wat
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+/// ETCD-8: how long a read of the vault key answers later lock-free reads of this process.
+const READ_REUSE: Duration = Duration::from_millis(50);
 
 /// Domain separation for the account-name hash in lock keys (ETCD-2).
 const LOCK_NAME_DOMAIN: &[u8] = b"authdeck etcd account lock v1\0";
+
+/// The vault key's value and modification revision.
+type Stored = (Vec<u8>, i64);
 
 /// The vault key's state as last read: its revision and header.
 #[derive(Debug, Clone)]
@@ -53,6 +59,8 @@ pub struct EtcdStore {
     vault_key: Vec<u8>,
     keyring: Keyring,
     seen: Mutex<Option<Seen>>,
+    /// The last read of the vault key and when it was made (ETCD-8).
+    recent: Mutex<Option<(Instant, Option<Stored>)>>,
     changes: OnceLock<Changes>,
 }
 
@@ -78,6 +86,7 @@ impl EtcdStore {
             location,
             vault_key,
             seen: Mutex::new(None),
+            recent: Mutex::new(None),
             changes: OnceLock::new(),
         })
     }
@@ -119,8 +128,40 @@ impl EtcdStore {
         format!("{}/locks/account/{hex}", self.config().prefix).into_bytes()
     }
 
-    /// Reads the vault key (linearizable).
+    /// The vault key: the read made less than [`READ_REUSE`] ago when there is one and no lock
+    /// was taken since (ETCD-8), else a new read.
     fn fetch(&self) -> Result<Option<(Vec<u8>, i64)>> {
+        if let Some((at, value)) = self
+            .recent
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
+            && at.elapsed() < READ_REUSE
+        {
+            return Ok(value.clone());
+        }
+        let value = self.fetch_now()?;
+        *self.recent.lock().unwrap_or_else(PoisonError::into_inner) =
+            Some((Instant::now(), value.clone()));
+        Ok(value)
+    }
+
+    /// Forgets the last read: after taking a lock or saving, the next read asks etcd.
+    fn forget_recent(&self) {
+        *self.recent.lock().unwrap_or_else(PoisonError::into_inner) = None;
+    }
+
+    /// Whether a read made less than [`READ_REUSE`] ago can answer.
+    fn recent_is_fresh(&self) -> bool {
+        self.recent
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
+            .is_some_and(|(at, _)| at.elapsed() < READ_REUSE)
+    }
+
+    /// Reads the vault key now (linearizable).
+    fn fetch_now(&self) -> Result<Option<(Vec<u8>, i64)>> {
         let shared = self.shared();
         let key = self.vault_key.clone();
         self.bridge.block(async move {
@@ -155,6 +196,12 @@ impl EtcdStore {
     }
 
     fn remember(&self, seen: Option<Seen>) {
+        self.forget_recent();
+        *self.seen.lock().unwrap_or_else(PoisonError::into_inner) = seen;
+    }
+
+    /// Records what a read found (keeps the read for reuse, unlike [`remember`]).
+    fn note_seen(&self, seen: Option<Seen>) {
         *self.seen.lock().unwrap_or_else(PoisonError::into_inner) = seen;
     }
 
@@ -168,7 +215,7 @@ impl EtcdStore {
     /// The header and revision of the stored vault, fetched now (`None`: absent).
     fn fetch_seen(&self) -> Result<Option<Seen>> {
         let Some((bytes, mod_revision)) = self.fetch()? else {
-            self.remember(None);
+            self.note_seen(None);
             return Ok(None);
         };
         let header = format::parse_header(&bytes, &self.ctx())?;
@@ -176,7 +223,7 @@ impl EtcdStore {
             mod_revision,
             header,
         };
-        self.remember(Some(seen.clone()));
+        self.note_seen(Some(seen.clone()));
         Ok(Some(seen))
     }
 
@@ -432,14 +479,14 @@ impl Store for EtcdStore {
 
     fn load(&self) -> Result<Option<Snapshot>> {
         let Some((bytes, mod_revision)) = self.fetch()? else {
-            self.remember(None);
+            self.note_seen(None);
             return Ok(None);
         };
         let header = format::parse_header(&bytes, &self.ctx())?;
         let key = self.keyring.unlock_for(&header)?;
         let records = format::open(&bytes, &header, &key, &self.ctx())?;
         let generation = header.generation;
-        self.remember(Some(Seen {
+        self.note_seen(Some(Seen {
             mod_revision,
             header,
         }));
@@ -450,6 +497,9 @@ impl Store for EtcdStore {
     }
 
     fn generation(&self) -> Result<u64> {
+        if self.recent_is_fresh() {
+            return Ok(self.fetch_seen()?.map_or(0, |s| s.header.generation));
+        }
         let rev = self.fetch_revision()?;
         if rev == 0 {
             return Ok(0);
@@ -465,6 +515,8 @@ impl Store for EtcdStore {
     fn lock(&self) -> Result<StoreLock> {
         let name = format!("{}/locks/vault", self.config().prefix).into_bytes();
         let held = self.bridge.lock(name, false)?;
+        // ETCD-8: what was read before the lock may be stale; read again under it.
+        self.forget_recent();
         Ok(StoreLock::new(Box::new(held)))
     }
 
@@ -512,6 +564,8 @@ impl Store for EtcdStore {
 
     fn lock_account(&self, name: &str) -> Result<AccountLock> {
         let held = self.bridge.lock(self.account_lock_name(name), true)?;
+        // ETCD-8: another machine may have refreshed while we waited; read again.
+        self.forget_recent();
         let fence = Fence {
             key: held.key.clone(),
             revision: held.revision,
