@@ -40,13 +40,10 @@ pub enum VaultCommand {
     },
 }
 
-/// Runs a vault subcommand; `vault_path` is the global `--vault` / `AUTHDECK_VAULT`.
+/// Runs a vault subcommand; `vault_path` is the global `--vault` / `AUTHDECK_VAULT` (a file or
+/// an `etcd://` URL), else `config.toml` in the `config` directory names the vault.
 pub fn run(vault_path: Option<PathBuf>, config: Option<&Path>, cmd: VaultCommand) -> ExitCode {
-    let result = match cmd {
-        VaultCommand::Migrate { to, dry_run } => migrate(vault_path, config, &to, dry_run),
-        cmd => execute(vault_path, cmd),
-    };
-    match result {
+    match execute(vault_path, config, cmd) {
         Ok(()) => ExitCode::from(crate::app::exit::OK),
         Err(e) => {
             eprintln!("authdeck: {e}");
@@ -55,39 +52,85 @@ pub fn run(vault_path: Option<PathBuf>, config: Option<&Path>, cmd: VaultCommand
     }
 }
 
-fn execute(vault_path: Option<PathBuf>, cmd: VaultCommand) -> Result<(), VaultError> {
-    let path = match vault_path {
-        Some(p) => p,
-        None => vault::default_path()?,
-    };
-    match cmd {
-        VaultCommand::Path => {
-            println!("{}", path.display());
-            Ok(())
-        }
-        VaultCommand::Init { key_file } => init(&path, key_file),
-        // `run` sends it to `migrate`, which also needs the config directory.
-        VaultCommand::Migrate { .. } => Ok(()),
-        VaultCommand::Passwd {
-            new_key_file,
-            new_passphrase_file,
-        } => passwd(&path, new_key_file, new_passphrase_file),
-    }
-}
-
-/// `vault migrate`: from the vault `--vault` / `config.toml` name, to `to`.
-fn migrate(
+fn execute(
     vault_path: Option<PathBuf>,
     config: Option<&Path>,
-    to: &Path,
-    dry_run: bool,
+    cmd: VaultCommand,
 ) -> Result<(), VaultError> {
     let config_dir =
         crate::provider::config_dir(config).map_err(|e| VaultError::Backend(e.to_string()))?;
-    let from = Backend::resolve(vault_path.as_deref(), &config_dir)?;
+    let backend = Backend::resolve(vault_path.as_deref(), &config_dir)?;
+    match cmd {
+        VaultCommand::Path => {
+            println!("{}", backend.display());
+            Ok(())
+        }
+        VaultCommand::Init { key_file } => match backend.file() {
+            Some(path) => init(path, key_file),
+            None => init_shared(&backend, key_file),
+        },
+        VaultCommand::Migrate { to, dry_run } => migrate(&backend, &to, dry_run),
+        VaultCommand::Passwd {
+            new_key_file,
+            new_passphrase_file,
+        } => {
+            let new_key = || new_key_source(new_key_file, new_passphrase_file);
+            match backend.file() {
+                Some(path) => passwd(path, new_key),
+                None => passwd_shared(&backend, new_key),
+            }
+        }
+    }
+}
+
+/// `vault init` on a shared backend (etcd): fails if a vault is there already.
+fn init_shared(backend: &Backend, key_file: Option<PathBuf>) -> Result<(), VaultError> {
+    let where_ = PathBuf::from(backend.display());
+    let key = match key_file {
+        Some(f) => key_file_source(f)?,
+        None => {
+            KeyEnv::from_process().resolve(&where_, None, PromptPurpose::New, prompt_terminal)?
+        }
+    };
+    let kind = key.kind();
+    backend.create(key)?;
+    println!("created vault {} (unlocked with {kind})", backend.display());
+    Ok(())
+}
+
+/// `vault passwd` on a shared backend (etcd): every machine needs the new key afterwards.
+fn passwd_shared(
+    backend: &Backend,
+    new_key: impl FnOnce() -> Result<KeySource, VaultError>,
+) -> Result<(), VaultError> {
+    let vault = backend.open_with(backend.key_from_env()?)?;
+    let new_key = new_key()?;
+    let kind = new_key.kind();
+    vault.rekey(new_key)?;
+    println!(
+        "re-encrypted vault {} (now unlocked with {kind}; give every machine the new key)",
+        backend.display()
+    );
+    Ok(())
+}
+
+/// The new key of `vault passwd`: a key file, a passphrase file, or the prompt.
+fn new_key_source(
+    new_key_file: Option<PathBuf>,
+    new_passphrase_file: Option<PathBuf>,
+) -> Result<KeySource, VaultError> {
+    Ok(match (new_key_file, new_passphrase_file) {
+        (Some(f), _) => key_file_source(f)?,
+        (None, Some(f)) => KeySource::Passphrase(read_passphrase_file(&f)?),
+        (None, None) => KeySource::Passphrase(prompt_terminal(PromptPurpose::New)?),
+    })
+}
+
+/// `vault migrate`: from the vault `--vault` / `config.toml` name (`from`), to `to`.
+fn migrate(from: &Backend, to: &Path, dry_run: bool) -> Result<(), VaultError> {
     let to = Backend::from_arg(to)?;
     let key = from.key_from_env()?;
-    let done = vault::migrate::migrate(&from, &to, key, dry_run)?;
+    let done = vault::migrate::migrate(from, &to, key, dry_run)?;
     let (from, to) = (from.display(), to.display());
     let n = done.accounts;
     match done.moved_to {
@@ -136,8 +179,7 @@ fn init(path: &Path, key_file: Option<PathBuf>) -> Result<(), VaultError> {
 
 fn passwd(
     path: &Path,
-    new_key_file: Option<PathBuf>,
-    new_passphrase_file: Option<PathBuf>,
+    new_key: impl FnOnce() -> Result<KeySource, VaultError>,
 ) -> Result<(), VaultError> {
     if !path.exists() {
         return Err(VaultError::NotFound {
@@ -146,11 +188,7 @@ fn passwd(
     }
     let vault = Vault::open_from_env(path)?;
     super::warn_rollback(&vault);
-    let new_key = match (new_key_file, new_passphrase_file) {
-        (Some(f), _) => key_file_source(f)?,
-        (None, Some(f)) => KeySource::Passphrase(read_passphrase_file(&f)?),
-        (None, None) => KeySource::Passphrase(prompt_terminal(PromptPurpose::New)?),
-    };
+    let new_key = new_key()?;
     let kind = new_key.kind();
     vault.rekey(new_key)?;
     println!(

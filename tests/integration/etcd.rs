@@ -644,6 +644,57 @@ fn etcd_migrate_file_to_etcd_and_back_keeps_every_record() {
         json(&original.records),
         "byte-identical"
     );
+
+    // `vault init`, `path` and `passwd` act on the etcd vault a URL names (never on a file
+    // called `etcd:`).
+    let admin = |args: &[&str]| {
+        let mut c = Command::new(crate::support::bin());
+        c.args(args)
+            .current_dir(dir.path())
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("HOME", dir.path())
+            .env("AUTHDECK_CONFIG_DIR", &config_dir)
+            .env("AUTHDECK_KEY_FILE", &key);
+        c.output().unwrap()
+    };
+    let init_url = cluster.url("/init");
+    let out = admin(&["--vault", &init_url, "vault", "path"]);
+    assert_eq!(stdout(&out).trim(), init_url);
+    let out = admin(&["--vault", &init_url, "vault", "init"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        !dir.path().join("etcd:").exists(),
+        "no file vault named after the URL"
+    );
+    let init_store = store(&config(&cluster, "/init"), &key);
+    assert_eq!(init_store.load().unwrap().unwrap().generation, 1);
+    let out = admin(&["--vault", &init_url, "vault", "init"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("already exists"), "{}", stderr(&out));
+    let new_key = dir.path().join("new.key");
+    let out = admin(&[
+        "--vault",
+        &init_url,
+        "vault",
+        "passwd",
+        "--new-key-file",
+        new_key.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let rekeyed = store(&config(&cluster, "/init"), &new_key);
+    assert_eq!(
+        rekeyed.load().unwrap().unwrap().generation,
+        2,
+        "opens with the new key"
+    );
+    assert!(
+        matches!(
+            store(&config(&cluster, "/init"), &key).load(),
+            Err(VaultError::WrongKey { .. })
+        ),
+        "not with the old one"
+    );
 }
 
 /// ETCD-7: a dashboard driver on one machine sees another machine's refresh through the
