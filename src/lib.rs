@@ -3,6 +3,8 @@
 //! Dependencies point one way: `ui` and `cli` → `app` → `oauth` / `vault` / `provider` →
 //! `secret`. `proxy` and `devserver` stand beside them. See `docs/architecture.md`.
 
+#![warn(missing_docs)]
+
 pub mod app;
 pub mod cli;
 pub mod devserver;

@@ -46,6 +46,7 @@ pub struct Cli {
     #[arg(long, num_args = 0.., value_name = "NAME", add = completions::accounts())]
     pub export: Option<Vec<String>>,
 
+    /// The command; none opens the dashboard.
     #[command(subcommand)]
     pub command: Option<Command>,
 }

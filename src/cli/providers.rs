@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 /// Arguments of `authdeck providers`.
 #[derive(Debug, Args)]
 pub struct ProvidersArgs {
+    /// `check FILE...`; none lists templates, accounts and problems.
     #[command(subcommand)]
     pub action: Option<ProvidersAction>,
 }
