@@ -410,15 +410,13 @@ fn handle(driver: &Arc<Driver>, cmd: UiCommand) {
 /// Runs `task` on the runtime; should it panic, `on_panic` gets the (sanitised) panic message
 /// and turns it into an event, so the dashboard reports the failure and stays usable instead
 /// of losing the task silently (HARD-4).
-fn spawn_guarded<F>(
-    driver: &Arc<Driver>,
-    task: F,
-    on_panic: impl FnOnce(&Driver, String) + Send + 'static,
-) where
+fn spawn_guarded<C, F>(driver: &Arc<C>, task: F, on_panic: impl FnOnce(&C, String) + Send + 'static)
+where
+    C: Send + Sync + 'static,
     F: std::future::Future<Output = ()> + Send + 'static,
 {
     let handle = tokio::spawn(task);
-    let d = driver.clone();
+    let d = Arc::clone(driver);
     tokio::spawn(async move {
         if let Err(e) = handle.await
             && e.is_panic()
@@ -887,5 +885,31 @@ mod tests {
         let before = SystemTime::now();
         let read = (s.clock)();
         assert!(read >= before && read <= SystemTime::now());
+    }
+
+    /// HARD-4: a task that panics is reported through `on_panic` with its message escaped,
+    /// and the runtime (the dashboard's back end) keeps running.
+    #[tokio::test]
+    async fn a_panicking_task_becomes_an_event() {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+        let ctx = Arc::new(tx);
+        spawn_guarded(
+            &ctx,
+            async { panic!("overflow when adding duration to instant\u{1b}[2J") },
+            |tx, message| {
+                let _ = tx.send(message);
+            },
+        );
+        let message = tokio::time::timeout(Duration::from_secs(5), rx.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(
+            message.starts_with("internal error (a bug): overflow"),
+            "{message}"
+        );
+        assert!(!message.contains('\u{1b}'), "{message}");
+        // The runtime is still there for the next task.
+        assert_eq!(tokio::spawn(async { 7 }).await.unwrap(), 7);
     }
 }

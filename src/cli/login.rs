@@ -90,10 +90,15 @@ fn print_login_event(event: LoginEvent, mode: LoginMode, tty: bool) {
             verification_uri_complete,
             expires_in,
         } => {
-            eprintln!("Go to {verification_uri} and enter the code:");
-            println!("{user_code}");
+            // HARD-9: checked when received; escaped here all the same, as all server text.
+            let sanitize = crate::text::sanitize;
+            eprintln!(
+                "Go to {} and enter the code:",
+                sanitize(&verification_uri, 500)
+            );
+            println!("{}", sanitize(&user_code, 100));
             if let Some(complete) = verification_uri_complete {
-                eprintln!("(or open {complete})");
+                eprintln!("(or open {})", sanitize(&complete, 500));
                 if tty
                     && let Some(qr) =
                         crate::ui::qr::QrArt::encode(&complete).map(|q| q.lines.join("\n"))

@@ -73,7 +73,8 @@ pub fn request(loc: &Locations, args: &RequestArgs) -> u8 {
         let _ = std::io::stdout().lock().write_all(&resp.body);
         if let Some(scope) = &resp.insufficient_scope {
             eprintln!(
-                "authdeck: HTTP 403 insufficient_scope: the token lacks scope '{scope}' (not refreshed; log in with more scopes)"
+                "authdeck: HTTP 403 insufficient_scope: the token lacks scope '{}' (not refreshed; log in with more scopes)",
+                crate::text::sanitize(scope, 200)
             );
         } else if !(200..300).contains(&resp.status) {
             eprintln!("authdeck: HTTP {}", resp.status);

@@ -5,6 +5,7 @@ use crate::app::AppError;
 use crate::app::exit;
 use crate::app::status::{Health, human_duration, unix};
 use crate::provider;
+use crate::text::sanitize;
 use std::io::Write;
 use std::time::SystemTime;
 
@@ -43,11 +44,14 @@ pub fn status(loc: &Locations, json: bool) -> u8 {
                         (_, Some(secs)) => human_duration(secs),
                         (_, None) => "never/unknown".into(),
                     },
-                    s.identity.clone().unwrap_or_else(|| "-".into()),
+                    // HARD-9: the identity and scopes come from the server.
+                    s.identity
+                        .as_deref()
+                        .map_or_else(|| "-".into(), |i| sanitize(i, 200)),
                     if s.scopes.is_empty() {
                         "-".into()
                     } else {
-                        s.scopes.join(" ")
+                        sanitize(&s.scopes.join(" "), 500)
                     },
                     match (s.last_refresh, s.last_refresh_ok) {
                         (Some(at), Some(ok)) => format!(

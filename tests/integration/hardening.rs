@@ -836,3 +836,109 @@ async fn hard12_a_real_browser_follows_the_private_page_to_a_login() {
     .await
     .unwrap();
 }
+
+/// HARD-9: a hostile server's ID token e-mail with escape sequences (colour, OSC 52 clipboard
+/// write, BEL, CR) reaches `status` only as visible escapes; a scope or an access token with
+/// one is refused at login; a device answer's user code or verification URI with one is
+/// refused before anything is printed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hard9_server_text_never_reaches_the_terminal_raw() {
+    use authdeck::devserver::{DevServer, DevServerConfig, Hostile};
+    let hostile = "evil\u{1b}]52;c;cHduZWQ=\u{7}\u{1b}[31m@example.com\r";
+    let srv = std::sync::Arc::new(
+        DevServer::start(DevServerConfig {
+            auto_approve_device: true,
+            device_interval_secs: 1,
+            hostile: Hostile {
+                email: Some(hostile.into()),
+                ..Hostile::default()
+            },
+            ..DevServerConfig::default()
+        })
+        .await
+        .unwrap(),
+    );
+    let env = Env::new(&srv.issuer(), "");
+    let s = srv.clone();
+    tokio::task::spawn_blocking(move || {
+        let raw = |out: &Output| {
+            let all = [out.stdout.as_slice(), out.stderr.as_slice()].concat();
+            all.iter().any(|b| *b == 0x1b || *b == 0x07 || *b == b'\r')
+        };
+        crate::support::paste_login(env.cmd(&["login", "demo", "--mode", "paste"]));
+        let out = env.run(&["status"]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert!(!raw(&out), "status printed raw escapes");
+        assert!(
+            crate::support::stdout(&out).contains("evil\\u{1b}]52;c;"),
+            "{}",
+            crate::support::stdout(&out)
+        );
+        let json = env.run(&["status", "--json"]);
+        assert!(!raw(&json), "status --json printed raw escapes");
+
+        for bad in [
+            Hostile {
+                scope: Some("openid \u{1b}[2J".into()),
+                ..Hostile::default()
+            },
+            Hostile {
+                access_token: Some("at\u{1b}]52;c;cHduZWQ=\u{7}".into()),
+                ..Hostile::default()
+            },
+        ] {
+            s.set_hostile(bad);
+            let mut child = env
+                .cmd(&["login", "demo", "--mode", "paste"])
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap();
+            let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+            let mut url = String::new();
+            std::io::BufRead::read_line(&mut out, &mut url).unwrap();
+            let location = crate::support::authorize_location(url.trim());
+            let mut stdin = child.stdin.take().unwrap();
+            std::io::Write::write_all(&mut stdin, format!("{location}\n").as_bytes()).unwrap();
+            let done = crate::support::wait_with_timeout(child, Duration::from_secs(20));
+            drop(stdin);
+            assert_eq!(done.status.code(), Some(1), "{}", stderr(&done));
+            assert!(
+                stderr(&done).contains("printable ASCII"),
+                "{}",
+                stderr(&done)
+            );
+            assert!(!raw(&done));
+        }
+
+        for bad in [
+            Hostile {
+                user_code: Some("WDJB\u{1b}]52;c;cHduZWQ=\u{7}".into()),
+                ..Hostile::default()
+            },
+            Hostile {
+                verification_uri_complete: Some("https://as.example/\u{1b}[2J".into()),
+                ..Hostile::default()
+            },
+            Hostile {
+                verification_uri: Some("http://attacker.example/device".into()),
+                ..Hostile::default()
+            },
+        ] {
+            s.set_hostile(bad);
+            let child = env
+                .cmd(&["login", "demo", "--mode", "device"])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap();
+            let done = crate::support::wait_with_timeout(child, Duration::from_secs(20));
+            assert_eq!(done.status.code(), Some(1), "{}", stderr(&done));
+            assert!(!raw(&done), "device login printed raw escapes");
+            assert!(!crate::support::stdout(&done).contains("WDJB"));
+        }
+    })
+    .await
+    .unwrap();
+}
