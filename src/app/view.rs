@@ -169,7 +169,7 @@ impl From<Health> for Badge {
     }
 }
 
-/// How a login proceeds: the one [`LoginMode`](super::mode::LoginMode), re-exported so the
+/// How a login proceeds: the one [`LoginMode`], re-exported so the
 /// dashboard contract is complete in this module.
 pub use super::mode::LoginMode;
 

@@ -1,6 +1,6 @@
 //! The dashboard: a ratatui TUI over [`app::view`](crate::app::view)'s contract.
 //!
-//! Elm style: [`DashboardState`] is plain data, [`update`] applies a [`Msg`] and returns
+//! Elm style: [`DashboardState`] is plain data, [`update()`] applies a [`Msg`] and returns
 //! [`Effect`]s, [`view`] is a pure function of the state. [`run`] owns the terminal and one
 //! event channel that merges key presses (crossterm's `EventStream`), a 1 s tick, the app's
 //! [`AppEvent`]s and termination signals; it redraws after each batch of messages, so once a

@@ -1,4 +1,4 @@
-//! The dashboard's state: what `update` (in [`super::update`]) changes and `render` draws.
+//! The dashboard's state: what `update` (in [`super::update`](mod@super::update)) changes and `render` draws.
 //! Plain data; no I/O.
 
 use super::field::Field;
@@ -165,7 +165,7 @@ pub struct DashboardState {
 
 /// What the loop feeds `update`.
 pub enum Msg {
-    /// A key press (mapped through [`keymap`]).
+    /// A key press (mapped through [`keymap`](super::keymap)).
     Key(KeyEvent),
     /// An already-mapped action (tests, scripted input).
     Action(Action),

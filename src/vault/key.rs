@@ -276,7 +276,7 @@ pub const MAX_PASSPHRASE_FILE: u64 = 4096;
 
 /// Reads the first line of a passphrase file (the trailing newline is not part of it). The file
 /// follows the key file's mode rule (VAULT-4: nobody else may read it) and is read up to
-/// [`MAX_PASSPHRASE_FILE`] bytes; a larger one is refused rather than cut (HARD-6).
+/// `MAX_PASSPHRASE_FILE` bytes; a larger one is refused rather than cut (HARD-6).
 pub fn read_passphrase_file(path: &Path) -> Result<Passphrase> {
     let mut file = std::fs::File::open(path)
         .map_err(|e| VaultError::io("cannot open passphrase file", path, e))?;
