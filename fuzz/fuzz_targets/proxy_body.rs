@@ -13,10 +13,11 @@ use http_body_util::Full;
 use libfuzzer_sys::fuzz_target;
 use serde_json::Value;
 
-const PATHS: [&str; 5] = [
+const PATHS: [&str; 6] = [
     "/api/auth/exchange",
     "/api/auth/refresh",
     "/api/auth/revoke",
+    "/api/auth/device",
     "/healthz",
     "/api/auth/other",
 ];
@@ -28,7 +29,13 @@ const TYPES: [Option<&str>; 4] = [
     None,
 ];
 const ORIGINS: [Option<&str>; 3] = [None, Some(ORIGIN), Some("https://evil.example")];
-const SECRET_FIELDS: [&str; 4] = ["code", "code_verifier", "refresh_token", "token"];
+const SECRET_FIELDS: [&str; 5] = [
+    "code",
+    "code_verifier",
+    "refresh_token",
+    "token",
+    "device_code",
+];
 
 fuzz_target!(|data: &[u8]| {
     let mut input = Input::new(data);

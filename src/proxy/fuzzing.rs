@@ -3,9 +3,9 @@
 //!
 //! [`answer`] runs one request through the handler every proxy connection uses: routing, CORS,
 //! content type and size checks, the JSON body parser and the field checks. The proxy is built
-//! once, from a fixed configuration, by [`Proxy::build`]; its one client's token and revocation
-//! endpoints are a closed loopback port, so a request that passes every check ends in a quick
-//! 502 instead of leaving the machine.
+//! once, from a fixed configuration, by [`Proxy::build`]; its one client's token, revocation
+//! and device endpoints are a closed loopback port, so a request that passes every check ends
+//! in a quick 502 instead of leaving the machine.
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
@@ -31,6 +31,7 @@ rate_limit_per_minute = 0
 [clients.dash]
 token_endpoint = "http://127.0.0.1:9/token"
 revocation_endpoint = "http://127.0.0.1:9/revoke"
+device_authorization_endpoint = "http://127.0.0.1:9/device"
 client_id = "dash"
 client_secret_env = "FUZZ_SECRET"
 redirect_uris = ["http://127.0.0.1:8765/callback"]
