@@ -59,7 +59,10 @@ export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$fuzz_dir/target}
 bin_dir=${FUZZ_BIN_DIR:-$CARGO_TARGET_DIR/$host/release}
 if [[ -z "${FUZZ_BIN_DIR:-}" ]]; then
   build_start=$SECONDS
-  cargo build --release ${FUZZ_LOCKED---locked} --manifest-path "$fuzz_dir/Cargo.toml" \
+  # The library's dependencies at exactly the versions of the main build: start from its lock
+  # file (cargo then adds the few fuzz-only crates, pinned in fuzz/Cargo.toml).
+  cp "$root/Cargo.lock" "$fuzz_dir/Cargo.lock"
+  cargo build --release --manifest-path "$fuzz_dir/Cargo.toml" \
     --target "$host" $(printf -- '--bin %s ' "${wanted[@]}")
   echo "fuzz: built ${#wanted[@]} target(s) in $((SECONDS - build_start)) s"
 fi
