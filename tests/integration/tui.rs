@@ -288,3 +288,65 @@ fn tui_invalid_account_file_is_a_row_with_its_error() {
     s.send("q");
     assert!(s.wait_exit(WAIT).success());
 }
+
+/// HARD-4 in the dashboard: a device answer with `expires_in` = 2^63 − 1 used to panic a
+/// worker, after which the panic hook restored the terminal under a still-running dashboard
+/// and `q` no longer worked. Now the code shows with a bounded countdown, Esc cancels, and `q`
+/// quits cleanly.
+#[test]
+fn tui_hard4_a_huge_device_expires_in_leaves_the_dashboard_usable() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let srv = rt
+        .block_on(authdeck::devserver::DevServer::start(
+            authdeck::devserver::DevServerConfig {
+                hostile: authdeck::devserver::Hostile {
+                    device_expires_in: Some(serde_json::json!(9_223_372_036_854_775_807_u64)),
+                    ..Default::default()
+                },
+                ..Default::default()
+            },
+        ))
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let providers = dir.path().join("config/providers");
+    std::fs::create_dir_all(&providers).unwrap();
+    std::fs::write(
+        providers.join("work.toml"),
+        format!(
+            "extends = \"oidc\"\nissuer = \"{}\"\nclient_id = \"demo-public\"\nscopes = [\"openid\", \"email\"]\n",
+            srv.issuer()
+        ),
+    )
+    .unwrap();
+    let key = dir.path().join("vault.key");
+    authdeck::vault::generate_key_file(&key).unwrap();
+    let vault = dir.path().join("vault.bin");
+    let d = dir.path().to_str().unwrap();
+    let config = format!("{d}/config");
+    let mut s = PtySession::spawn(
+        &crate::support::bin(),
+        &[],
+        &[
+            ("HOME", d),
+            ("AUTHDECK_CONFIG_DIR", &config),
+            ("AUTHDECK_VAULT", vault.to_str().unwrap()),
+            ("AUTHDECK_KEY_FILE", key.to_str().unwrap()),
+            ("NO_PROXY", "127.0.0.1"),
+        ],
+        100,
+        40,
+    );
+    s.wait_for_text("needs login", WAIT);
+    s.send("l");
+    s.wait_for_text("Device", WAIT);
+    s.send("v");
+    s.wait_for_text("waiting for approval", WAIT);
+    assert!(s.alternate_screen(), "the dashboard is still on its screen");
+    s.send("\x1b");
+    std::thread::sleep(Duration::from_millis(300));
+    s.send("q");
+    let status = s.wait_exit(WAIT);
+    assert!(status.success(), "exit status {status:?}");
+    assert!(!s.alternate_screen(), "terminal restored");
+    drop(srv);
+}
