@@ -45,6 +45,7 @@ pub const FIELDS: &[&str] = &[
     "send_redirect_uri_on_refresh",
     "redirect_fallback_ports",
     "require_redirect_uri",
+    "require_ip_literal_redirect",
     "issuer_aliases",
     "error_hints",
     "resources",
@@ -87,6 +88,7 @@ struct RawFile {
     send_redirect_uri_on_refresh: Option<Spanned<bool>>,
     redirect_fallback_ports: Option<Spanned<Vec<Spanned<i64>>>>,
     require_redirect_uri: Option<Spanned<bool>>,
+    require_ip_literal_redirect: Option<Spanned<bool>>,
     issuer_aliases: Option<Spanned<Vec<Spanned<String>>>>,
     error_hints: Option<BTreeMap<String, Spanned<String>>>,
     resources: Option<BTreeMap<String, Spanned<Vec<Spanned<String>>>>>,
@@ -216,6 +218,7 @@ pub struct Layer {
     pub send_redirect_uri_on_refresh: Option<At<bool>>,
     pub redirect_fallback_ports: Option<AtList<i64>>,
     pub require_redirect_uri: Option<At<bool>>,
+    pub require_ip_literal_redirect: Option<At<bool>>,
     pub issuer_aliases: Option<AtList<String>>,
     pub error_hints: AtTable,
     pub resources: AtListTable,
@@ -262,6 +265,7 @@ impl Layer {
             refresh_token_rotates, send_scope_on_refresh, default_lifetime_secs, pkce,
             device_client_auth, device_client_id, device_client_secret_env, revocation_format,
             send_redirect_uri_on_refresh, redirect_fallback_ports, require_redirect_uri,
+            require_ip_literal_redirect,
             issuer_aliases;
             name: over.name,
             source: over.source,
@@ -433,6 +437,7 @@ impl RawFile {
             send_redirect_uri_on_refresh: self.send_redirect_uri_on_refresh.map(|s| one(s, &at)),
             redirect_fallback_ports: self.redirect_fallback_ports.map(|s| list(s, &at)),
             require_redirect_uri: self.require_redirect_uri.map(|s| one(s, &at)),
+            require_ip_literal_redirect: self.require_ip_literal_redirect.map(|s| one(s, &at)),
             issuer_aliases: self.issuer_aliases.map(|s| list(s, &at)),
             error_hints: self
                 .error_hints

@@ -254,6 +254,24 @@ fn prov7_dexcom_demands_a_fixed_redirect_uri_naming_the_field() {
 }
 
 #[test]
+fn prov13_spotify_refuses_a_localhost_redirect_uri() {
+    assert_problem(
+        "extends = \"spotify\"\nclient_id = \"x\"\nredirect_uri = \"http://localhost:8123/cb\"\n",
+        3,
+        16,
+        "loopback redirects must be IP literals",
+    );
+    account(
+        "extends = \"spotify\"\nclient_id = \"x\"\nredirect_uri = \"http://127.0.0.1:8123/cb\"\n",
+    );
+    account("extends = \"spotify\"\nclient_id = \"x\"\nredirect_uri = \"http://[::1]:8123/cb\"\n");
+    // Other templates keep localhost (OpenAI's registered redirect is one).
+    account(
+        "extends = \"gitlab\"\nclient_id = \"x\"\nredirect_uri = \"http://localhost:8123/cb\"\n",
+    );
+}
+
+#[test]
 fn prov2_github_device_grant_needs_no_secret_but_the_web_flow_does() {
     let g = template("github").unwrap();
     assert_eq!(g.client_auth, ClientAuth::Post);
@@ -510,7 +528,7 @@ fn loopback_redirects_are_accepted_with_any_port() {
         "http://localhost:1455/auth/callback",
     ] {
         let p = account(&format!(
-            "extends = \"spotify\"\nclient_id = \"x\"\nredirect_uri = \"{uri}\"\n"
+            "extends = \"gitlab\"\nclient_id = \"x\"\nredirect_uri = \"{uri}\"\n"
         ));
         assert!(p.redirect_uri.is_some());
     }

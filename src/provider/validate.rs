@@ -111,6 +111,7 @@ pub fn finish(layer: Layer, mode: Mode, meta: Meta) -> Result<Provider, Vec<Prob
             &start,
             meta.template.as_deref(),
         );
+        v.check_ip_literal_redirect(&layer, redirect_uri.as_ref(), meta.template.as_deref());
     }
     let issuer_aliases = v.issuer_aliases(&layer);
     v.check_error_hints(&layer);
@@ -539,6 +540,36 @@ impl Validator {
                 ));
                 None
             }
+        }
+    }
+
+    /// PROV-13: a template that says `require_ip_literal_redirect = true` refuses a
+    /// `localhost` redirect (Spotify accepts loopback IP literals only).
+    fn check_ip_literal_redirect(
+        &mut self,
+        layer: &Layer,
+        redirect: Option<&Url>,
+        template: Option<&str>,
+    ) {
+        if !layer
+            .require_ip_literal_redirect
+            .as_ref()
+            .is_some_and(|b| b.value)
+        {
+            return;
+        }
+        let (Some(at), Some(url)) = (&layer.redirect_uri, redirect) else {
+            return;
+        };
+        if matches!(url.host(), Some(Host::Domain(_))) {
+            let who = template.map_or_else(
+                || "this provider".to_owned(),
+                |t| format!("the `{t}` template's provider"),
+            );
+            self.problems.push(at.origin.error(
+                format!("redirect_uri uses `{}`, which {who} refuses: loopback redirects must be IP literals", host_of(url)),
+                "use http://127.0.0.1:PORT/PATH or http://[::1]:PORT/PATH (and register it so)",
+            ));
         }
     }
 

@@ -618,31 +618,34 @@ async fn prov1_spotify_ip_literal_loopback_and_single_use_refresh() {
             assert!(env.refresh().contains("refresh token rotated"));
         }
         assert!(env.revoke().contains("no revocation endpoint"));
+        // A localhost redirect is refused when the account is loaded (PROV-13)...
         let localhost = Env::new(
             "sp",
-            &format!("{toml}redirect_uri = \"http://localhost:0/callback\"\n"),
+            &format!("{toml}redirect_uri = \"http://localhost:8123/callback\"\n"),
         );
-        let mut child = localhost
-            .cmd(&["login", "sp", "--mode", "paste"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut url = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut url)
-            .unwrap();
+        let file = localhost.path("config/providers/sp.toml");
+        let out = localhost.run(&["providers", "check", file.to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(1));
+        assert!(
+            stderr(&out).contains("must be IP literals"),
+            "{}",
+            stderr(&out)
+        );
+        // ...and by the mimic, as Spotify does, for anyone who sends one anyway.
+        let url = format!(
+            "{m}/authorize?response_type=code&client_id=sp-app&state=s\
+             &redirect_uri=http%3A%2F%2Flocalhost%3A8123%2Fcallback\
+             &code_challenge=E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM&code_challenge_method=S256"
+        );
         let resp = reqwest::blocking::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .no_proxy()
             .build()
             .unwrap()
-            .get(url.trim())
+            .get(url)
             .send()
             .unwrap();
         assert_eq!(resp.status().as_u16(), 400, "localhost is refused");
-        let _ = child.kill();
-        let _ = child.wait();
     })
     .await;
 }
