@@ -794,3 +794,213 @@ fn etcd8_reads_after_taking_a_lock_are_fresh() {
         drop(lock);
     }
 }
+
+/// Kills a child process on drop.
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Runs `openssl` with `args` in `dir`; panics with its stderr on failure.
+fn openssl(dir: &Path, args: &[&str]) {
+    let out = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("openssl (apt-get install openssl; .ci/run installs it)");
+    assert!(out.status.success(), "openssl {args:?}: {}", stderr(&out));
+}
+
+/// A CA, a server certificate for 127.0.0.1 and a client certificate, as PEM files in `dir`.
+fn make_certs(dir: &Path) {
+    std::fs::write(
+        dir.join("ext.cnf"),
+        "[ca]\nbasicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign,cRLSign\n\
+         [server]\nbasicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\n\
+         extendedKeyUsage=serverAuth\nsubjectAltName=IP:127.0.0.1\n\
+         [client]\nbasicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\n\
+         extendedKeyUsage=clientAuth\n",
+    )
+    .unwrap();
+    let ec = ["-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256"];
+    openssl(dir, &[&["genpkey"][..], &ec, &["-out", "ca.key"]].concat());
+    openssl(
+        dir,
+        &[
+            "req",
+            "-x509",
+            "-new",
+            "-key",
+            "ca.key",
+            "-subj",
+            "/CN=test-ca",
+            "-days",
+            "2",
+            "-out",
+            "ca.pem",
+            "-config",
+            "ext.cnf",
+            "-extensions",
+            "ca",
+        ],
+    );
+    for n in ["server", "client"] {
+        let key = format!("{n}.key");
+        let csr = format!("{n}.csr");
+        let pem = format!("{n}.pem");
+        openssl(dir, &[&["genpkey"][..], &ec, &["-out", &key]].concat());
+        openssl(
+            dir,
+            &[
+                "req",
+                "-new",
+                "-key",
+                &key,
+                "-subj",
+                &format!("/CN={n}"),
+                "-out",
+                &csr,
+                "-config",
+                "ext.cnf",
+            ],
+        );
+        openssl(
+            dir,
+            &[
+                "x509",
+                "-req",
+                "-in",
+                &csr,
+                "-CA",
+                "ca.pem",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-days",
+                "2",
+                "-out",
+                &pem,
+                "-extfile",
+                "ext.cnf",
+                "-extensions",
+                n,
+            ],
+        );
+    }
+}
+
+/// TLS with client certificates (etcd `--client-cert-auth`), through `config.toml`'s
+/// `ca_file`, `cert_file` and `key_file`: the vault works; without the client certificate the
+/// command fails with the clear error (ETCD-6) and exit 1.
+#[test]
+fn etcd6_tls_with_client_certificates() {
+    let dir = tempfile::tempdir().unwrap();
+    make_certs(dir.path());
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let peer = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let client_url = format!("https://127.0.0.1:{port}");
+    let peer_url = format!("http://127.0.0.1:{peer}");
+    let p = |f: &str| dir.path().join(f).to_str().unwrap().to_string();
+    let _etcd = KillOnDrop(
+        Command::new("/usr/bin/etcd")
+            .args([
+                "--name",
+                "t",
+                "--data-dir",
+                &p("data"),
+                "--listen-client-urls",
+                &client_url,
+                "--advertise-client-urls",
+                &client_url,
+                "--listen-peer-urls",
+                &peer_url,
+                "--initial-advertise-peer-urls",
+                &peer_url,
+                "--initial-cluster",
+                &format!("t={peer_url}"),
+                "--cert-file",
+                &p("server.pem"),
+                "--key-file",
+                &p("server.key"),
+                "--trusted-ca-file",
+                &p("ca.pem"),
+                "--client-cert-auth",
+                "--logger",
+                "zap",
+                "--log-level",
+                "error",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start etcd"),
+    );
+    let config_dir = dir.path().join("config");
+    std::fs::create_dir_all(&config_dir).unwrap();
+    let toml = |with_client_cert: bool| {
+        let client = if with_client_cert {
+            format!(
+                "cert_file = \"{}\"\nkey_file = \"{}\"\n",
+                p("client.pem"),
+                p("client.key")
+            )
+        } else {
+            String::new()
+        };
+        std::fs::write(
+            config_dir.join("config.toml"),
+            format!(
+                "[vault]\nbackend = \"etcd\"\nendpoints = [\"127.0.0.1:{port}\"]\n\
+                 prefix = \"/tls\"\nca_file = \"{}\"\n{client}timeout_ms = 1500\n",
+                p("ca.pem")
+            ),
+        )
+        .unwrap();
+    };
+    let key = key_file(dir.path());
+    let run_cli = |args: &[&str]| {
+        Command::new(crate::support::bin())
+            .args(args)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("HOME", dir.path())
+            .env("AUTHDECK_CONFIG_DIR", &config_dir)
+            .env("AUTHDECK_KEY_FILE", &key)
+            .output()
+            .unwrap()
+    };
+    toml(true);
+    // The member needs a moment to serve; `vault init` is retried until then (bounded).
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let out = loop {
+        let out = run_cli(&["vault", "init"]);
+        if out.status.success() || Instant::now() > deadline {
+            break out;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains(&format!("etcd://127.0.0.1:{port}/tls")));
+    let out = run_cli(&["status"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    toml(false);
+    let out = run_cli(&["status"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("vault backend unavailable"),
+        "{}",
+        stderr(&out)
+    );
+}

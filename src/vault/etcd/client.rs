@@ -83,8 +83,16 @@ impl Shared {
     {
         let deadline = Instant::now() + budget;
         let mut pause = Duration::from_millis(50);
+        let mut last: Option<Failure> = None;
         loop {
             let remaining = deadline.saturating_duration_since(Instant::now());
+            if remaining < Duration::from_millis(10)
+                && let Some(f) = last.take()
+            {
+                // The budget is spent: report what actually failed, not an empty attempt.
+                self.note(Err(&f));
+                return Err(f);
+            }
             let bound = remaining.min(attempt.unwrap_or(self.cfg.timeout));
             let result = tokio::time::timeout(bound, async {
                 let client = self.client().await?;
@@ -111,6 +119,11 @@ impl Shared {
                     if remaining.is_zero() {
                         self.note(Err(&f));
                         return Err(f);
+                    }
+                    // A timed-out attempt says less than the failure before it.
+                    let timed_out = f.reason().starts_with("no answer within");
+                    if !(timed_out && last.is_some()) {
+                        last = Some(f);
                     }
                     tokio::time::sleep(pause.min(remaining)).await;
                     pause = (pause * 2).min(Duration::from_millis(500));
