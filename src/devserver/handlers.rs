@@ -1119,12 +1119,12 @@ fn userinfo(state: &mut State, req: &Incoming) -> Reply {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::oauth::client::basic_auth;
+    use crate::oauth::wire::basic_auth;
     use crate::secret::ClientSecret;
 
     #[test]
     fn basic_credentials_are_form_urldecoded_rfc6749_2_3_1() {
-        let header = basic_auth("my client", &ClientSecret::new("p@ss:w+rd"));
+        let header = basic_auth("my client", &ClientSecret::new("p@ss:w+rd")).unwrap();
         let (id, secret) = basic_credentials(header.to_str().unwrap()).unwrap();
         assert_eq!(id, "my client");
         assert_eq!(secret, "p@ss:w+rd");

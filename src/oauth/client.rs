@@ -3,8 +3,6 @@
 
 use std::time::{Duration, Instant, SystemTime};
 
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
 use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderValue, RETRY_AFTER};
 use url::Url;
 
@@ -14,6 +12,7 @@ use super::error::{OAuthError, Result, TOKEN_ERROR_CODES, is_retryable_status};
 use super::narrow::Narrowing;
 use super::retry::{RetryPolicy, parse_retry_after};
 use super::token::{TokenSet, error_in, parse_fields, parse_token_response};
+pub use super::wire::basic_auth;
 use crate::provider::ClientAuth;
 use crate::secret::{AuthCode, ClientSecret, PkceVerifier, RefreshToken};
 
@@ -257,7 +256,7 @@ impl OAuthClient {
                 form.append_pair("client_secret", config.secret_for_auth()?.secret());
             }
             ClientAuth::Basic => {
-                basic = Some(basic_auth(&config.client_id, config.secret_for_auth()?));
+                basic = Some(basic_header(&config.client_id, config.secret_for_auth()?)?);
             }
         }
         for (k, v) in &config.token_params {
@@ -457,15 +456,11 @@ pub(crate) fn host_of(url: &Url) -> String {
     url.host_str().unwrap_or("?").to_owned()
 }
 
-/// RFC 6749 §2.3.1: `Basic base64(urlencode(id) ":" urlencode(secret))`.
-pub fn basic_auth(client_id: &str, secret: &ClientSecret) -> HeaderValue {
-    let id: String = form_urlencoded::byte_serialize(client_id.as_bytes()).collect();
-    let pw: String = form_urlencoded::byte_serialize(secret.secret().as_bytes()).collect();
-    let encoded = STANDARD.encode(format!("{id}:{pw}"));
-    let mut value = HeaderValue::try_from(format!("Basic {encoded}"))
-        .unwrap_or_else(|_| HeaderValue::from_static("Basic"));
-    value.set_sensitive(true);
-    value
+/// [`basic_auth`] for a request: an unbuildable header is a configuration error, never a bare
+/// `Basic`.
+pub(crate) fn basic_header(client_id: &str, secret: &ClientSecret) -> Result<HeaderValue> {
+    basic_auth(client_id, secret)
+        .ok_or_else(|| OAuthError::Config("the client credentials cannot be encoded".into()))
 }
 
 #[cfg(test)]
@@ -500,9 +495,9 @@ mod tests {
 
     #[test]
     fn secret2_basic_auth_rfc6749_vectors() {
-        let v = basic_auth("s6BhdRkqt3", &ClientSecret::new("gX1fBat3bV"));
+        let v = basic_auth("s6BhdRkqt3", &ClientSecret::new("gX1fBat3bV")).unwrap();
         assert_eq!(v.to_str().unwrap(), "Basic czZCaGRSa3F0MzpnWDFmQmF0M2JW");
-        let v = basic_auth("my client", &ClientSecret::new("p@ss:w/rd+=?"));
+        let v = basic_auth("my client", &ClientSecret::new("p@ss:w/rd+=?")).unwrap();
         assert_eq!(
             v.to_str().unwrap(),
             "Basic bXkrY2xpZW50OnAlNDBzcyUzQXclMkZyZCUyQiUzRCUzRg=="
@@ -971,7 +966,7 @@ mod tests {
         let logs = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
         assert!(logs.contains("token granted"), "nothing logged: {logs}");
         assert!(!logs.contains("LEAK"), "secret in logs: {logs}");
-        let header = basic_auth("my client", &ClientSecret::new("cs-LEAK-3"));
+        let header = basic_auth("my client", &ClientSecret::new("cs-LEAK-3")).unwrap();
         let b64 = header.to_str().unwrap().trim_start_matches("Basic ");
         assert!(!logs.contains(b64), "basic header in logs");
     }

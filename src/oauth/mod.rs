@@ -20,6 +20,7 @@ pub mod sasl;
 #[cfg(test)]
 pub(crate) mod testutil;
 pub mod token;
+pub mod wire;
 
 pub use authorize::AuthorizationRequest;
 pub use client::{ClientSettings, OAuthClient};

@@ -3,7 +3,7 @@
 use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE};
 use url::Url;
 
-use super::client::{OAuthClient, Replay, basic_auth};
+use super::client::{OAuthClient, Replay, basic_header};
 use super::config::{ClientConfig, check_endpoint};
 use super::error::{OAuthError, Result};
 use super::token::{error_in, parse_fields};
@@ -163,7 +163,7 @@ fn github_revoke_request(
         .delete(url.clone())
         .header(ACCEPT, "application/vnd.github+json")
         .header(CONTENT_TYPE, "application/json")
-        .header(AUTHORIZATION, basic_auth(&config.client_id, secret))
+        .header(AUTHORIZATION, basic_header(&config.client_id, secret)?)
         .body(body.to_string())
         .build()
         .map_err(|_| OAuthError::Config("cannot build the request".into()))
@@ -374,7 +374,8 @@ mod tests {
         assert_eq!(
             reqs[0].header("authorization").as_deref(),
             Some(
-                basic_auth("cid", &ClientSecret::new("sec"))
+                crate::oauth::wire::basic_auth("cid", &ClientSecret::new("sec"))
+                    .unwrap()
                     .to_str()
                     .unwrap()
             )

@@ -6,6 +6,7 @@ use super::device;
 use super::log::log_word;
 use super::upstream::{self, Reply, error_body};
 use super::{ResolvedClient, Shared};
+use crate::oauth::wire::basic_auth;
 use crate::secret::{AnyToken, AuthCode, DeviceCode, PkceVerifier, RefreshToken};
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderValue};
@@ -633,7 +634,7 @@ async fn call_upstream(
     form: String,
     map: upstream::MapFn,
 ) -> Reply {
-    let Some(auth) = upstream::basic_auth(&client.client_id, &client.secret) else {
+    let Some(auth) = basic_auth(&client.client_id, &client.secret) else {
         return upstream::proxy_error(
             StatusCode::INTERNAL_SERVER_ERROR,
             "server_error",

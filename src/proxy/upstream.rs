@@ -5,8 +5,6 @@
 //! Deliberately separate from `crate::oauth`: the client secret lives only here and in the
 //! config, and leaves the process only inside `Authorization: Basic` (SECRET-3).
 
-use crate::secret::ClientSecret;
-use base64::Engine;
 use bytes::Bytes;
 use http::{HeaderValue, StatusCode};
 use serde::Deserialize;
@@ -44,18 +42,6 @@ pub(crate) fn build_client(timeout: Duration) -> Result<reqwest::Client, reqwest
         .no_proxy()
         .user_agent(concat!("authdeck-proxy/", env!("CARGO_PKG_VERSION")))
         .build()
-}
-
-/// `Basic base64(urlencode(id) ":" urlencode(secret))`, as RFC 6749 §2.3.1 asks: each part is
-/// form-urlencoded first, so a `:` or non-ASCII byte in either survives. Marked sensitive so
-/// hyper never logs it.
-pub(crate) fn basic_auth(client_id: &str, secret: &ClientSecret) -> Option<HeaderValue> {
-    let id: String = form_urlencoded::byte_serialize(client_id.as_bytes()).collect();
-    let pw: String = form_urlencoded::byte_serialize(secret.secret().as_bytes()).collect();
-    let encoded = base64::engine::general_purpose::STANDARD.encode(format!("{id}:{pw}"));
-    let mut value = HeaderValue::from_str(&format!("Basic {encoded}")).ok()?;
-    value.set_sensitive(true);
-    Some(value)
 }
 
 /// How an upstream status and body become the proxy's reply: [`map_response`] for the token
@@ -303,18 +289,6 @@ mod tests {
 
     fn text(reply: &Reply) -> &str {
         std::str::from_utf8(&reply.body).unwrap()
-    }
-
-    #[test]
-    fn basic_auth_form_encodes_both_parts_proxy_3() {
-        // RFC 6749 §2.3.1: "a b:c" → "a+b%3Ac" before base64.
-        let value = basic_auth("id:1", &ClientSecret::new("a b:c/é")).unwrap();
-        assert!(value.is_sensitive());
-        let b64 = value.to_str().unwrap().strip_prefix("Basic ").unwrap();
-        let raw = base64::engine::general_purpose::STANDARD
-            .decode(b64)
-            .unwrap();
-        assert_eq!(String::from_utf8(raw).unwrap(), "id%3A1:a+b%3Ac%2F%C3%A9");
     }
 
     #[test]

@@ -87,7 +87,7 @@ async fn post(
     if let Some((id, secret)) = basic {
         req = req.header(
             "authorization",
-            authdeck::oauth::client::basic_auth(id, &ClientSecret::new(secret)),
+            authdeck::oauth::wire::basic_auth(id, &ClientSecret::new(secret)).unwrap(),
         );
     }
     let resp = req.send().await.unwrap();
