@@ -5,6 +5,7 @@
 
 #![warn(missing_docs)]
 
+pub mod agent;
 pub mod app;
 pub mod cli;
 pub mod devserver;

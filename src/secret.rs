@@ -213,6 +213,71 @@ impl fmt::Debug for Key32 {
     }
 }
 
+/// A [`Key32`] kept for a long time (the agent's vault key, AGENT-6): one heap copy, locked in
+/// RAM where the OS allows (`mlock`, so it is never written to swap), zeroized and then unlocked
+/// on drop.
+pub struct LockedKey32 {
+    key: Box<Key32>,
+    locked: bool,
+}
+
+impl LockedKey32 {
+    /// Moves `key` to its own allocation and tries to lock that memory.
+    pub fn new(key: Key32) -> Self {
+        let key = Box::new(key);
+        let locked = mlock_region(key.0.as_ptr(), key.0.len());
+        Self { key, locked }
+    }
+
+    /// The key.
+    pub fn key(&self) -> &Key32 {
+        &self.key
+    }
+
+    /// Whether the OS agreed to lock the key's memory (RLIMIT_MEMLOCK may forbid it).
+    pub fn is_memory_locked(&self) -> bool {
+        self.locked
+    }
+}
+
+impl Drop for LockedKey32 {
+    fn drop(&mut self) {
+        self.key.zeroize();
+        if self.locked {
+            munlock_region(self.key.0.as_ptr(), self.key.0.len());
+        }
+    }
+}
+
+impl fmt::Debug for LockedKey32 {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("LockedKey32([redacted])")
+    }
+}
+
+#[cfg(unix)]
+fn mlock_region(ptr: *const u8, len: usize) -> bool {
+    // SAFETY: `ptr..ptr+len` is a live allocation owned by the caller; mlock only changes
+    // paging attributes of the pages that hold it.
+    unsafe { libc::mlock(ptr.cast(), len) == 0 }
+}
+
+#[cfg(unix)]
+fn munlock_region(ptr: *const u8, len: usize) {
+    // SAFETY: as in `mlock_region`; the region is still allocated here.
+    unsafe {
+        libc::munlock(ptr.cast(), len);
+    }
+}
+
+#[cfg(not(unix))]
+fn mlock_region(_ptr: *const u8, _len: usize) -> bool {
+    false
+}
+
+#[cfg(not(unix))]
+fn munlock_region(_ptr: *const u8, _len: usize) {}
+
 /// `N` bytes from the operating system's random generator.
 ///
 /// # Panics
@@ -254,6 +319,9 @@ mod tests {
         assert_eq!(format!("{any:?}"), "AnyToken([redacted])");
         let k = Key32::from_bytes([7; 32]);
         assert_eq!(format!("{k:?}"), "Key32([redacted])");
+        let locked = LockedKey32::new(Key32::from_bytes([7; 32]));
+        assert_eq!(format!("{locked:?}"), "LockedKey32([redacted])");
+        assert_eq!(locked.key().secret(), &[7; 32]);
     }
 
     #[test]

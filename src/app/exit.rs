@@ -14,3 +14,5 @@ pub const USAGE: u8 = 2;
 pub const NEEDS_LOGIN: u8 = 3;
 /// Some accounts failed, the others succeeded.
 pub const PARTIAL: u8 = 4;
+/// The agent is locked: run `authdeck unlock` (AGENT-9).
+pub const LOCKED: u8 = 5;

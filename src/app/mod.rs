@@ -2,6 +2,7 @@
 //! account across processes, export, authenticated requests, the demo. `cli` and `ui` are thin
 //! faces on it.
 
+pub mod access;
 pub mod browser;
 pub mod dashboard;
 pub mod demo;

@@ -4,11 +4,11 @@
 use super::schedule;
 use crate::provider::Provider;
 use crate::vault::{Record, RefreshOutcome, StoredState};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// The state of an account as users see it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Health {
     /// Tokens present, not yet due for refresh.
@@ -37,7 +37,7 @@ impl Health {
 }
 
 /// One account's status, ready to print or serialize (`status --json`); holds no secret.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct AccountStatus {
     /// The account name.
     pub account: String,
@@ -68,7 +68,7 @@ pub struct AccountStatus {
 }
 
 /// One narrower token of an account, as `status` shows it. No secret.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NarrowedStatus {
     /// What was asked: `scope=…`, `resource=…`, `audience=…`.
     pub key: String,

@@ -1,5 +1,6 @@
 //! The command line: argument parsing, output formats and exit codes. A thin face on `app`.
 
+pub mod agent;
 pub mod completions;
 pub mod context;
 pub mod dashboard;
@@ -103,6 +104,12 @@ pub enum Command {
     ///
     /// The global `--config` names the proxy's TOML file here (or a directory with proxy.toml).
     Proxy(proxy::ProxyArgs),
+    /// The agent: unlock once, tokens for every command over a socket, background refresh.
+    Agent(agent::AgentArgs),
+    /// Unlock the agent: the passphrase from the terminal or AUTHDECK_PASSPHRASE(_FILE).
+    Unlock,
+    /// Lock the agent: it forgets the vault key until the next `authdeck unlock`.
+    Lock,
     /// Manage the encrypted token vault.
     Vault {
         /// What to do.
@@ -234,6 +241,9 @@ pub fn main() -> ExitCode {
         }) => exec::exec(&loc, &names, &narrow.request(), &command),
         Some(Command::Demo) => dashboard::demo(),
         Some(Command::Providers(args)) => providers::run(&args, cli.config.as_deref()),
+        Some(Command::Agent(args)) => agent::run(&loc, &args),
+        Some(Command::Unlock) => agent::unlock(),
+        Some(Command::Lock) => agent::lock(),
         Some(Command::Vault { command }) => {
             return vault::run(cli.vault, cli.config.as_deref(), command);
         }

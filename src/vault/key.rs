@@ -2,11 +2,12 @@
 //! command line finds one in the environment or on the terminal.
 
 use super::error::{Result, VaultError};
-use crate::secret::{Key32, Passphrase};
+use crate::secret::{Key32, LockedKey32, Passphrase};
 use std::ffi::OsString;
 use std::fmt;
 use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use zeroize::Zeroizing;
 
 /// Environment variable naming a key file.
@@ -42,13 +43,50 @@ pub enum KeySource {
     Passphrase(Passphrase),
     /// A file of 32 random bytes (or 64 hex digits), mode 0600.
     KeyFile(PathBuf),
+    /// A passphrase vault's key, already derived (`FileStore::derive_key`): what a long-running
+    /// process keeps instead of the passphrase (AGENT-6).
+    Derived(DerivedKey),
+}
+
+/// A passphrase vault's key derived for one header (its salt and Argon2id parameters), held in
+/// locked memory. Clones share the one copy; it is zeroized when the last clone goes.
+#[derive(Clone)]
+pub struct DerivedKey {
+    pub(crate) params: KdfParams,
+    pub(crate) salt: [u8; 16],
+    key: Arc<LockedKey32>,
+}
+
+impl DerivedKey {
+    pub(crate) fn new(params: KdfParams, salt: [u8; 16], key: Key32) -> Self {
+        Self {
+            params,
+            salt,
+            key: Arc::new(LockedKey32::new(key)),
+        }
+    }
+
+    pub(crate) fn key(&self) -> &Key32 {
+        self.key.key()
+    }
+
+    /// Whether the OS agreed to lock the key's memory.
+    pub fn is_memory_locked(&self) -> bool {
+        self.key.is_memory_locked()
+    }
+}
+
+impl fmt::Debug for DerivedKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("DerivedKey([redacted])")
+    }
 }
 
 impl KeySource {
     /// The kind of key this source provides.
     pub fn kind(&self) -> KeyKind {
         match self {
-            Self::Passphrase(_) => KeyKind::Passphrase,
+            Self::Passphrase(_) | Self::Derived(_) => KeyKind::Passphrase,
             Self::KeyFile(_) => KeyKind::KeyFile,
         }
     }

@@ -61,8 +61,19 @@ impl Keyring {
             (KeySource::Passphrase(p), Some(params)) => {
                 key::derive_key(p, &header.salt, params, &self.location)?
             }
+            (KeySource::Derived(d), Some(params))
+                if d.salt == header.salt && d.params == params =>
+            {
+                d.key().clone()
+            }
+            // Derived for another salt: the vault was re-keyed since.
+            (KeySource::Derived(_), Some(_)) => {
+                return Err(VaultError::WrongKey {
+                    path: self.location.clone(),
+                });
+            }
             (KeySource::KeyFile(f), _) => key::read_key_file(f)?,
-            (KeySource::Passphrase(_), None) => {
+            (KeySource::Passphrase(_) | KeySource::Derived(_), None) => {
                 return Err(VaultError::KeyKindMismatch {
                     path: self.location.clone(),
                     expected: KeyKind::KeyFile,
@@ -81,7 +92,10 @@ impl Keyring {
             salt: header.salt,
             key,
         };
-        *cache = Some(unlocked.clone());
+        // A derived key is kept once, in locked memory, by its source (AGENT-6).
+        if !matches!(source, KeySource::Derived(_)) {
+            *cache = Some(unlocked.clone());
+        }
         Ok(unlocked)
     }
 
@@ -106,6 +120,12 @@ impl Keyring {
                 params: None,
                 salt: [0; 16],
                 key: key::read_key_file(f)?,
+            },
+            KeySource::Derived(d) => Unlocked {
+                kind: KeyKind::Passphrase,
+                params: Some(d.params),
+                salt: d.salt,
+                key: d.key().clone(),
             },
         };
         Ok(unlocked)

@@ -27,8 +27,9 @@ pub use coord::{AccountLock, BackendHealth, Changes, Fence, account_lock_path, l
 pub use error::{Result, VaultError};
 pub use format::{FORMAT_VERSION, HEADER_LEN, SCHEMA_VERSION};
 pub use key::{
-    ENV_KEY_FILE, ENV_PASSPHRASE, ENV_PASSPHRASE_FILE, KdfParams, KeyEnv, KeyKind, KeySource,
-    PromptPurpose, generate_key_file, prompt_terminal, read_key_file, read_passphrase_file,
+    DerivedKey, ENV_KEY_FILE, ENV_PASSPHRASE, ENV_PASSPHRASE_FILE, KdfParams, KeyEnv, KeyKind,
+    KeySource, PromptPurpose, generate_key_file, prompt_terminal, read_key_file,
+    read_passphrase_file,
 };
 pub use record::{
     Claims, LoginGrant, NarrowedToken, Record, Records, RefreshAttempt, RefreshOutcome,

@@ -331,8 +331,19 @@ impl FileStore {
             (KeySource::Passphrase(p), Some(params)) => {
                 key::derive_key(p, &header.salt, params, &self.path)?
             }
+            // A key derived for another salt: the vault was re-keyed since (`vault passwd`).
+            (KeySource::Derived(d), Some(params))
+                if d.salt == header.salt && d.params == params =>
+            {
+                d.key().clone()
+            }
+            (KeySource::Derived(_), Some(_)) => {
+                return Err(VaultError::WrongKey {
+                    path: self.path.clone(),
+                });
+            }
             (KeySource::KeyFile(f), _) => key::read_key_file(f)?,
-            (KeySource::Passphrase(_), None) => {
+            (KeySource::Passphrase(_) | KeySource::Derived(_), None) => {
                 return Err(VaultError::KeyKindMismatch {
                     path: self.path.clone(),
                     expected: KeyKind::KeyFile,
@@ -351,7 +362,11 @@ impl FileStore {
             salt: header.salt,
             key,
         };
-        *cache = Some(unlocked.clone());
+        // A derived key is kept once, in locked memory, by its source (AGENT-6): no second
+        // long-lived copy in the cache.
+        if !matches!(source, KeySource::Derived(_)) {
+            *cache = Some(unlocked.clone());
+        }
         Ok(unlocked)
     }
 
@@ -373,7 +388,38 @@ impl FileStore {
                 salt: [0; 16],
                 key: key::read_key_file(f)?,
             },
+            KeySource::Derived(d) => Unlocked {
+                kind: KeyKind::Passphrase,
+                params: Some(d.params),
+                salt: d.salt,
+                key: d.key().clone(),
+            },
         })
+    }
+
+    /// Derives the key of this existing passphrase vault from `pass` and checks it against the
+    /// header (AGENT-6: the agent keeps this key, never the passphrase). A wrong passphrase is
+    /// [`VaultError::WrongKey`]; nothing is written.
+    pub fn derive_key(&self, pass: &crate::secret::Passphrase) -> Result<key::DerivedKey> {
+        let Some(header) = self.header_only()? else {
+            return Err(VaultError::NotFound {
+                path: self.path.clone(),
+            });
+        };
+        let Some(params) = header.params else {
+            return Err(VaultError::KeyKindMismatch {
+                path: self.path.clone(),
+                expected: header.kind,
+                given: KeyKind::Passphrase,
+            });
+        };
+        let key = key::derive_key(pass, &header.salt, params, &self.path)?;
+        if !header.key_matches(&key) {
+            return Err(VaultError::WrongKey {
+                path: self.path.clone(),
+            });
+        }
+        Ok(key::DerivedKey::new(params, header.salt, key))
     }
 
     /// Checks the CAS condition and returns the current vault (if any): the key it is under,

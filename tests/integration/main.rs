@@ -1,6 +1,7 @@
 //! One integration-test binary: the real `authdeck` binary and the library, end to end.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod agent;
 mod callback;
 mod cli;
 mod cli_interop;

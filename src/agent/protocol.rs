@@ -1,0 +1,485 @@
+//! The agent's wire protocol, version 1 (docs/agent-protocol.md, AGENT-3).
+//!
+//! One JSON object per line in each direction, at most [`MAX_FRAME`] bytes including the
+//! newline. A client may send several requests on one connection, one at a time; every request
+//! gets exactly one answer. A frame the agent cannot accept gets an error answer and the
+//! connection is closed.
+
+use crate::app::AccountStatus;
+use crate::secret::{AccessToken, Passphrase};
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+
+/// The protocol version this build speaks.
+pub const VERSION: u32 = 1;
+
+/// Largest frame, newline included (AGENT-3).
+pub const MAX_FRAME: usize = 64 * 1024;
+
+/// The verbs of version 1.
+pub const VERBS: &[&str] = &[
+    "status", "token", "export", "refresh", "lock", "unlock", "stop",
+];
+
+/// A request. On the wire: `{"v":1,"verb":"token","account":"work",...}`.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "verb", rename_all = "snake_case")]
+pub enum Request {
+    /// The agent itself (who serves, locked or not) and, when unlocked, every account's status.
+    Status {
+        /// The caller's view of where it runs (AGENT-10); absent for `agent status`.
+        #[serde(default, flatten)]
+        origin: Origin,
+    },
+    /// One account's access token, refreshed first when due, or when it would expire within
+    /// `min_valid` seconds, or when `force`.
+    Token {
+        /// The account.
+        account: String,
+        /// Seconds the token must stay valid at least.
+        #[serde(default)]
+        min_valid: u64,
+        /// Refresh even when not due (`request` after a 401, USE-1).
+        #[serde(default)]
+        force: bool,
+        /// The caller's view of where it runs (AGENT-10).
+        #[serde(default, flatten)]
+        origin: Origin,
+    },
+    /// Several accounts' variables and tokens (every logged-in account when `accounts` is
+    /// empty), what is due refreshed first.
+    Export {
+        /// The accounts; empty for all logged-in ones.
+        #[serde(default)]
+        accounts: Vec<String>,
+        /// The caller's view of where it runs (AGENT-10).
+        #[serde(default, flatten)]
+        origin: Origin,
+    },
+    /// Refresh now, due or not (every logged-in account when `accounts` is empty).
+    Refresh {
+        /// The accounts.
+        #[serde(default)]
+        accounts: Vec<String>,
+    },
+    /// Forget the key now (AGENT-6).
+    Lock,
+    /// Derive the key from a passphrase and keep it (AGENT-6, AGENT-7).
+    Unlock {
+        /// The vault passphrase.
+        passphrase: Passphrase,
+    },
+    /// Exit (`authdeck agent stop`).
+    Stop,
+}
+
+/// Where a client runs and which vault it would use itself: an agent on the same host that
+/// serves another vault answers `other_vault`, and the client uses its own vault (AGENT-10).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Origin {
+    /// The client's host name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    /// The vault the client would open.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vault: Option<PathBuf>,
+}
+
+/// The outer frame of a request: the version beside the verb's fields.
+#[derive(Serialize)]
+struct RequestFrame<'a> {
+    v: u32,
+    #[serde(flatten)]
+    request: &'a Request,
+}
+
+/// Only the version and the verb: read first, so a wrong version or an unknown verb gets its
+/// own error code whatever else the frame holds.
+#[derive(Deserialize)]
+struct Head {
+    #[serde(default)]
+    v: Option<serde_json::Value>,
+    #[serde(default)]
+    verb: Option<serde_json::Value>,
+}
+
+/// Why the agent refused a request, on the wire as a snake_case string.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// Not one JSON object on one line.
+    BadFrame,
+    /// Over [`MAX_FRAME`] bytes.
+    TooLarge,
+    /// A protocol version this agent does not speak.
+    BadVersion,
+    /// A verb this agent does not know.
+    UnknownVerb,
+    /// A known verb with missing or malformed fields.
+    BadRequest,
+    /// The peer is another user (AGENT-2).
+    Forbidden,
+    /// Too many connections at once.
+    Busy,
+    /// The agent holds no key: run `authdeck unlock`.
+    Locked,
+    /// The passphrase did not open the vault (AGENT-7).
+    WrongPassphrase,
+    /// The account needs a login (exit code 3).
+    NeedsLogin,
+    /// The agent serves another vault on this host (AGENT-10).
+    OtherVault,
+    /// Anything else (exit code 1); the message says what.
+    Error,
+    /// A code from a newer agent.
+    #[serde(other)]
+    Unknown,
+}
+
+impl ErrorCode {
+    /// Whether the agent closes the connection after answering with this code (AGENT-3).
+    pub fn closes(self) -> bool {
+        matches!(
+            self,
+            ErrorCode::BadFrame
+                | ErrorCode::TooLarge
+                | ErrorCode::BadVersion
+                | ErrorCode::UnknownVerb
+                | ErrorCode::BadRequest
+                | ErrorCode::Forbidden
+                | ErrorCode::Busy
+        )
+    }
+}
+
+/// An error answer's payload: a code for programs, a one-line message for people (the very
+/// text the direct path prints, so output is the same either way).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Failure {
+    /// What kind of failure.
+    pub code: ErrorCode,
+    /// One line, secret-free.
+    pub message: String,
+}
+
+impl Failure {
+    /// A failure with `code` and `message`.
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+/// One exported variable (AGENT-4: an access token, nothing else).
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ExportVar {
+    /// The account.
+    pub account: String,
+    /// The environment variable name.
+    pub name: String,
+    /// The access token.
+    pub token: AccessToken,
+}
+
+/// One account that gave no token, or whose refresh failed.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AccountFailure {
+    /// The account.
+    pub account: String,
+    /// Why.
+    #[serde(flatten)]
+    pub failure: Failure,
+}
+
+/// The result of refreshing one account.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RefreshResult {
+    /// The account.
+    pub account: String,
+    /// What happened, as `authdeck refresh` words it.
+    pub outcome: String,
+    /// The new expiry when a refresh was made (Unix seconds).
+    #[serde(default)]
+    pub expires_at: Option<i64>,
+    /// Whether the refresh produced a token (`false` for `not_due`, `by_other`, ...).
+    #[serde(default)]
+    pub refreshed: bool,
+}
+
+/// Who serves and in what state (`status`, `agent status`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AgentInfo {
+    /// authdeck's version.
+    pub version: String,
+    /// The agent's process id (on its own host).
+    pub pid: u32,
+    /// The host the agent runs on (differs from the caller's when forwarded over SSH).
+    pub host: String,
+    /// The vault it serves.
+    pub vault: PathBuf,
+    /// The configuration directory it reads account files from.
+    pub config_dir: PathBuf,
+    /// The socket it listens on (its own path, on its own host).
+    pub socket: PathBuf,
+    /// `locked`, `unlocked`, or `no_vault`.
+    pub state: KeyState,
+    /// How the vault is unlocked: `passphrase`, `key_file`, or none yet.
+    #[serde(default)]
+    pub key: Option<String>,
+    /// When it will lock by itself (Unix seconds), with `--lock-after`.
+    #[serde(default)]
+    pub lock_at: Option<i64>,
+    /// Whether the key's memory is locked in RAM (mlock).
+    #[serde(default)]
+    pub key_memory_locked: bool,
+    /// Whether the agent process is non-dumpable (HARD-1).
+    #[serde(default)]
+    pub non_dumpable: bool,
+    /// When the agent started (Unix seconds).
+    pub started_at: i64,
+}
+
+/// Whether the agent can answer with tokens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KeyState {
+    /// It holds the key (or needs none: a key-file vault).
+    Unlocked,
+    /// It holds no key: `authdeck unlock`.
+    Locked,
+    /// There is no vault yet; tokens appear after a login.
+    NoVault,
+}
+
+impl KeyState {
+    /// The word shown to people.
+    pub fn word(self) -> &'static str {
+        match self {
+            KeyState::Unlocked => "unlocked",
+            KeyState::Locked => "locked",
+            KeyState::NoVault => "no vault yet",
+        }
+    }
+}
+
+/// An answer. Fields that do not apply to the verb are absent.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct Response {
+    /// The protocol version.
+    pub v: u32,
+    /// True for success.
+    pub ok: bool,
+    /// Set when `ok` is false.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<Failure>,
+    /// `token`: the access token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<AccessToken>,
+    /// `token`: its expiry (Unix seconds), when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<i64>,
+    /// `token`: a warning for the caller's stderr (a transient refresh failure).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warning: Option<String>,
+    /// `export`: the variables, in the order asked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vars: Option<Vec<ExportVar>>,
+    /// `export`, `refresh`: accounts that failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failures: Option<Vec<AccountFailure>>,
+    /// `refresh`: what happened per account.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refreshed: Option<Vec<RefreshResult>>,
+    /// `status`, `unlock`, `lock`: the agent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent: Option<AgentInfo>,
+    /// `status` when unlocked: every account (no secrets).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accounts: Option<Vec<AccountStatus>>,
+}
+
+impl Response {
+    /// A success with nothing in it yet.
+    pub fn ok() -> Self {
+        Self {
+            v: VERSION,
+            ok: true,
+            ..Self::default()
+        }
+    }
+
+    /// An error answer.
+    pub fn fail(failure: Failure) -> Self {
+        Self {
+            v: VERSION,
+            ok: false,
+            error: Some(failure),
+            ..Self::default()
+        }
+    }
+}
+
+/// Encodes a request as one frame (newline included).
+pub fn encode_request(request: &Request) -> Vec<u8> {
+    encode(&RequestFrame {
+        v: VERSION,
+        request,
+    })
+}
+
+/// Encodes an answer as one frame (newline included).
+pub fn encode_response(response: &Response) -> Vec<u8> {
+    encode(response)
+}
+
+fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+    // Serializing these types cannot fail (string keys, no maps with non-string keys); an
+    // empty object would still be a valid frame.
+    let mut out = serde_json::to_vec(value).unwrap_or_else(|_| b"{}".to_vec());
+    out.push(b'\n');
+    out
+}
+
+/// Decodes one request frame (without its newline), classifying what is wrong (AGENT-3).
+pub fn decode_request(line: &[u8]) -> Result<Request, Failure> {
+    // serde would read a struct from a JSON array too; a frame must be an object.
+    if line.trim_ascii_start().first() != Some(&b'{') {
+        return Err(Failure::new(
+            ErrorCode::BadFrame,
+            "not a JSON object on one line",
+        ));
+    }
+    let head: Head = serde_json::from_slice(line)
+        .map_err(|_| Failure::new(ErrorCode::BadFrame, "not a JSON object on one line"))?;
+    match head.v.as_ref().and_then(serde_json::Value::as_u64) {
+        Some(v) if v == u64::from(VERSION) => {}
+        _ => {
+            return Err(Failure::new(
+                ErrorCode::BadVersion,
+                format!("this agent speaks protocol version {VERSION} (field \"v\")"),
+            ));
+        }
+    }
+    let verb = head
+        .verb
+        .as_ref()
+        .and_then(serde_json::Value::as_str)
+        .unwrap_or_default();
+    if !VERBS.contains(&verb) {
+        return Err(Failure::new(
+            ErrorCode::UnknownVerb,
+            format!("unknown verb (known: {})", VERBS.join(", ")),
+        ));
+    }
+    serde_json::from_slice(line).map_err(|e| {
+        // serde's message names the field and the expected type, never the value.
+        Failure::new(
+            ErrorCode::BadRequest,
+            format!("bad {verb} request: {}", sanitize_serde(&e)),
+        )
+    })
+}
+
+/// Decodes one answer frame (without its newline).
+pub fn decode_response(line: &[u8]) -> Result<Response, serde_json::Error> {
+    serde_json::from_slice(line)
+}
+
+/// A secret-free account of what serde disliked: a missing field is named; anything else may
+/// quote the offending value (a passphrase of the wrong type), so it is not repeated.
+fn sanitize_serde(e: &serde_json::Error) -> String {
+    let text = e.to_string();
+    if text.starts_with("missing field `") {
+        let cut = text.find(" at line ").unwrap_or(text.len());
+        return text[..cut]
+            .chars()
+            .filter(|c| !c.is_control())
+            .take(120)
+            .collect();
+    }
+    "a field has the wrong type or the JSON is malformed".into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn code(line: &str) -> ErrorCode {
+        decode_request(line.as_bytes()).unwrap_err().code
+    }
+
+    #[test]
+    fn agent3_requests_round_trip() {
+        let req = Request::Token {
+            account: "work".into(),
+            min_valid: 30,
+            force: false,
+            origin: Origin {
+                host: Some("h".into()),
+                vault: None,
+            },
+        };
+        let frame = encode_request(&req);
+        assert_eq!(frame.last(), Some(&b'\n'));
+        let text = std::str::from_utf8(&frame).unwrap();
+        assert!(
+            text.starts_with(r#"{"v":1,"verb":"token","account":"work""#),
+            "{text}"
+        );
+        match decode_request(&frame[..frame.len() - 1]).unwrap() {
+            Request::Token {
+                account,
+                min_valid,
+                origin,
+                ..
+            } => {
+                assert_eq!(account, "work");
+                assert_eq!(min_valid, 30);
+                assert_eq!(origin.host.as_deref(), Some("h"));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            decode_request(br#"{"v":1,"verb":"export"}"#).unwrap(),
+            Request::Export { accounts, .. } if accounts.is_empty()
+        ));
+    }
+
+    #[test]
+    fn agent3_each_bad_frame_has_its_code() {
+        assert_eq!(code("garbage"), ErrorCode::BadFrame);
+        assert_eq!(code("[1,2]"), ErrorCode::BadFrame);
+        assert_eq!(code(r#"{"verb":"status"}"#), ErrorCode::BadVersion);
+        assert_eq!(code(r#"{"v":2,"verb":"status"}"#), ErrorCode::BadVersion);
+        assert_eq!(code(r#"{"v":"1","verb":"status"}"#), ErrorCode::BadVersion);
+        assert_eq!(code(r#"{"v":1,"verb":"steal"}"#), ErrorCode::UnknownVerb);
+        assert_eq!(code(r#"{"v":1}"#), ErrorCode::UnknownVerb);
+        assert_eq!(code(r#"{"v":1,"verb":"token"}"#), ErrorCode::BadRequest);
+        assert_eq!(
+            code(r#"{"v":1,"verb":"token","account":7}"#),
+            ErrorCode::BadRequest
+        );
+    }
+
+    #[test]
+    fn agent3_a_bad_unlock_frame_does_not_echo_the_passphrase() {
+        let f = decode_request(br#"{"v":1,"verb":"unlock","passphrase":12345678}"#).unwrap_err();
+        assert_eq!(f.code, ErrorCode::BadRequest);
+        assert!(!f.message.contains("12345678"), "{}", f.message);
+        let f =
+            decode_request(br#"{"v":1,"verb":"unlock","passphrase":"hunter2","x":[}"#).unwrap_err();
+        assert!(!f.message.contains("hunter2"), "{}", f.message);
+    }
+
+    #[test]
+    fn agent4_answers_redact_in_debug_and_unknown_codes_survive() {
+        let mut r = Response::ok();
+        r.token = Some(AccessToken::new("at-secret-1"));
+        assert!(!format!("{r:?}").contains("at-secret-1"));
+        let line = br#"{"v":1,"ok":false,"error":{"code":"from_the_future","message":"m"}}"#;
+        let r = decode_response(line).unwrap();
+        assert_eq!(r.error.unwrap().code, ErrorCode::Unknown);
+    }
+}

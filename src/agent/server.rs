@@ -1,0 +1,949 @@
+//! The agent process: binds the socket, checks every peer, answers frames, keeps the vault key
+//! (and nothing derived from a passphrase but the key) and runs the dashboard's scheduler in
+//! the background.
+
+use super::AgentError;
+use super::harden::{self, peer_of};
+use super::protocol::{
+    self, AccountFailure, AgentInfo, ErrorCode, ExportVar, Failure, KeyState, MAX_FRAME, Origin,
+    RefreshResult, Request, Response,
+};
+use super::socket::{self, Existing, SocketPath};
+use crate::app::driver::{self, DriverSettings};
+use crate::app::status::unix;
+use crate::app::view::{AppEvent, LogKind, UiCommand};
+use crate::app::{App, AppError, Settings};
+use crate::secret::Passphrase;
+use crate::vault::{self, FileStore, KeyEnv, KeyKind, KeySource, Vault, VaultError};
+use std::fs::File;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::{Notify, Semaphore, mpsc};
+use zeroize::Zeroizing;
+
+/// Connections served at once; more are answered `busy` and closed.
+const MAX_CONNECTIONS: usize = 256;
+
+/// How long a connection may sit without sending a complete frame.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The longest delay after wrong passphrases (AGENT-7).
+const MAX_UNLOCK_DELAY: Duration = Duration::from_secs(30);
+
+/// How the agent is set up.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Where to listen.
+    pub socket: SocketPath,
+    /// The vault served.
+    pub vault: PathBuf,
+    /// The configuration directory (account files).
+    pub config_dir: PathBuf,
+    /// Lock after this much time without a request (AGENT-8).
+    pub lock_after: Option<Duration>,
+    /// App settings (timeouts, concurrency).
+    pub settings: Settings,
+    /// The scheduler's clock and tick.
+    pub driver: DriverSettings,
+    /// The delay after the first wrong passphrase; doubles with each (AGENT-7).
+    pub unlock_delay: Duration,
+    /// Keys the agent may use at start: a key file, or a passphrase from the environment.
+    pub key_env: KeyEnv,
+}
+
+impl ServerConfig {
+    /// The defaults for `socket`, `vault` and `config_dir`.
+    pub fn new(socket: SocketPath, vault: PathBuf, config_dir: PathBuf) -> Self {
+        Self {
+            socket,
+            vault,
+            config_dir,
+            lock_after: None,
+            settings: Settings::default(),
+            driver: DriverSettings::default(),
+            unlock_delay: Duration::from_millis(500),
+            key_env: KeyEnv::default(),
+        }
+    }
+}
+
+/// The key the agent holds, and what runs because of it.
+enum Holder {
+    /// No vault file yet.
+    NoVault,
+    /// A passphrase vault with no key held.
+    Locked,
+    /// Tokens can be served.
+    Unlocked(Box<Unlocked>),
+}
+
+struct Unlocked {
+    app: Arc<App>,
+    kind: KeyKind,
+    memory_locked: bool,
+    /// The scheduler (`app::driver`); dropped or told to quit on lock.
+    commands: mpsc::UnboundedSender<UiCommand>,
+}
+
+impl Drop for Unlocked {
+    fn drop(&mut self) {
+        let _ = self.commands.send(UiCommand::Quit);
+    }
+}
+
+struct Shared {
+    cfg: ServerConfig,
+    uid: u32,
+    host: String,
+    started_at: i64,
+    holder: Mutex<Holder>,
+    last_used: Mutex<Instant>,
+    /// Serializes unlock attempts and counts consecutive failures (AGENT-7).
+    unlock_gate: tokio::sync::Mutex<u32>,
+    shutdown: Notify,
+    connections: Arc<Semaphore>,
+}
+
+/// A bound agent, ready to [`run`](Server::run).
+pub struct Server {
+    listener: std::os::unix::net::UnixListener,
+    shared: Arc<Shared>,
+    /// Held for the agent's life: one agent per vault (AGENT-5).
+    _vault_claim: File,
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server")
+            .field("socket", &self.shared.cfg.socket.path)
+            .field("vault", &self.shared.cfg.vault)
+            .finish_non_exhaustive()
+    }
+}
+
+/// `<vault>.agent`: the file whose lock says an agent serves this vault, and who.
+pub fn claim_path(vault: &Path) -> PathBuf {
+    let mut name = vault.file_name().unwrap_or_default().to_os_string();
+    name.push(".agent");
+    vault.with_file_name(name)
+}
+
+impl Server {
+    /// Prepares the socket directory (AGENT-1), claims the vault (AGENT-5), replaces a stale
+    /// socket and binds. Nothing is listening if this fails.
+    pub fn bind(cfg: ServerConfig) -> Result<Server, AgentError> {
+        let uid = socket::current_uid();
+        socket::prepare_dir(&cfg.socket, uid)?;
+        let claim = claim_vault(&cfg.vault, &cfg.socket.path)?;
+        match socket::probe(&cfg.socket.path)? {
+            Existing::Nothing => {}
+            Existing::Stale => {
+                tracing::info!(socket = %cfg.socket.path.display(), "replacing a stale socket");
+                std::fs::remove_file(&cfg.socket.path)
+                    .map_err(|e| AgentError::io("cannot remove", &cfg.socket.path, e))?;
+            }
+            Existing::Live => return Err(already_running(&cfg.socket)),
+            Existing::NotASocket => {
+                return Err(AgentError::NotASocket {
+                    path: cfg.socket.path.clone(),
+                });
+            }
+        }
+        let listener = bind_private(&cfg.socket.path)?;
+        let shared = Arc::new(Shared {
+            uid,
+            host: socket::host_name(),
+            started_at: unix(SystemTime::now()),
+            holder: Mutex::new(Holder::NoVault),
+            last_used: Mutex::new(Instant::now()),
+            unlock_gate: tokio::sync::Mutex::new(0),
+            shutdown: Notify::new(),
+            connections: Arc::new(Semaphore::new(MAX_CONNECTIONS)),
+            cfg,
+        });
+        Ok(Server {
+            listener,
+            shared,
+            _vault_claim: claim,
+        })
+    }
+
+    /// The socket path.
+    pub fn socket(&self) -> &Path {
+        &self.shared.cfg.socket.path
+    }
+
+    /// Serves until `stop`, SIGTERM or SIGINT; then forgets the key and removes the socket.
+    /// Must run inside a tokio runtime.
+    pub async fn run(self) -> Result<(), AgentError> {
+        let Server {
+            listener,
+            shared,
+            _vault_claim,
+        } = self;
+        listener
+            .set_nonblocking(true)
+            .map_err(|e| AgentError::io("cannot configure", &shared.cfg.socket.path, e))?;
+        let listener = UnixListener::from_std(listener)
+            .map_err(|e| AgentError::io("cannot listen on", &shared.cfg.socket.path, e))?;
+        shared.open_at_start().await;
+        let ticker = tokio::spawn(lock_ticker(shared.clone()));
+        let mut term = signal(tokio::signal::unix::SignalKind::terminate());
+        let mut int = signal(tokio::signal::unix::SignalKind::interrupt());
+        loop {
+            tokio::select! {
+                accepted = listener.accept() => match accepted {
+                    Ok((stream, _)) => {
+                        let s = shared.clone();
+                        tokio::spawn(async move { s.connection(stream).await });
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                },
+                () = shared.shutdown.notified() => break,
+                _ = recv(&mut term) => break,
+                _ = recv(&mut int) => break,
+            }
+        }
+        ticker.abort();
+        shared.lock_now("agent stopping");
+        // Only our own socket: a new agent may have replaced it after a `stop` raced a start.
+        let _ = std::fs::remove_file(&shared.cfg.socket.path);
+        tracing::info!("agent stopped");
+        Ok(())
+    }
+}
+
+fn signal(kind: tokio::signal::unix::SignalKind) -> Option<tokio::signal::unix::Signal> {
+    tokio::signal::unix::signal(kind).ok()
+}
+
+async fn recv(sig: &mut Option<tokio::signal::unix::Signal>) {
+    match sig {
+        Some(s) => {
+            s.recv().await;
+        }
+        None => std::future::pending().await,
+    }
+}
+
+fn already_running(sock: &SocketPath) -> AgentError {
+    // Ask the live agent who it is; if it does not say, still refuse to take its socket.
+    let info = super::Client::connect(sock)
+        .ok()
+        .flatten()
+        .and_then(|mut c| {
+            c.call(&Request::Status {
+                origin: Origin::default(),
+            })
+            .ok()
+            .and_then(|r| r.agent)
+        });
+    match info {
+        Some(a) => AgentError::AlreadyRunning {
+            socket: sock.path.clone(),
+            pid: a.pid,
+            vault: a.vault,
+        },
+        None => AgentError::AlreadyRunning {
+            socket: sock.path.clone(),
+            pid: 0,
+            vault: PathBuf::from("?"),
+        },
+    }
+}
+
+/// AGENT-5: one agent per vault: an exclusive lock on `<vault>.agent`, holding the pid and the
+/// socket for the message a second agent prints.
+fn claim_vault(vault_path: &Path, sock: &Path) -> Result<File, AgentError> {
+    let path = claim_path(vault_path);
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
+        && !dir.exists()
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(|e| AgentError::io("cannot create", dir, e))?;
+    }
+    let mut opts = File::options();
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600);
+    }
+    let mut file = opts
+        .open(&path)
+        .map_err(|e| AgentError::io("cannot open", &path, e))?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let holder = std::fs::read_to_string(&path)
+                .ok()
+                .map(|t| {
+                    t.trim()
+                        .chars()
+                        .filter(|c| !c.is_control())
+                        .take(300)
+                        .collect()
+                })
+                .filter(|t: &String| !t.is_empty())
+                .unwrap_or_else(|| "pid unknown".into());
+            return Err(AgentError::VaultTaken {
+                vault: vault_path.to_path_buf(),
+                holder,
+            });
+        }
+        Err(std::fs::TryLockError::Error(e)) => {
+            return Err(AgentError::io("cannot lock", &path, e));
+        }
+    }
+    let note = format!("pid {}, socket {}", std::process::id(), sock.display());
+    let _ = file.set_len(0);
+    let _ = file.write_all(note.as_bytes());
+    Ok(file)
+}
+
+/// Binds with a umask that leaves the socket 0600 from the start (the directory is private
+/// anyway; this covers an explicit AUTHDECK_AGENT_SOCK in a shared directory).
+fn bind_private(path: &Path) -> Result<std::os::unix::net::UnixListener, AgentError> {
+    // SAFETY: umask only changes this process's file-creation mask; restored right after.
+    let old = unsafe { libc::umask(0o177) };
+    let bound = std::os::unix::net::UnixListener::bind(path);
+    // SAFETY: as above.
+    unsafe { libc::umask(old) };
+    bound.map_err(|e| AgentError::io("cannot bind", path, e))
+}
+
+/// Locks after `lock_after` without a request (AGENT-8); looks once a second.
+async fn lock_ticker(shared: Arc<Shared>) {
+    let Some(after) = shared.cfg.lock_after else {
+        return;
+    };
+    let mut tick = tokio::time::interval(Duration::from_secs(1).min(after));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let idle = shared
+            .last_used
+            .lock()
+            .map(|t| t.elapsed())
+            .unwrap_or_default();
+        if idle >= after && shared.lockable() {
+            shared.lock_now("idle");
+        }
+    }
+}
+
+/// Classifies an app error for the wire: the same text the direct path prints.
+fn failure_of(e: &AppError) -> Failure {
+    let code = if e.needs_login() {
+        ErrorCode::NeedsLogin
+    } else {
+        ErrorCode::Error
+    };
+    Failure::new(code, e.to_string())
+}
+
+fn locked_failure() -> Failure {
+    Failure::new(
+        ErrorCode::Locked,
+        "the agent is locked: run `authdeck unlock` (or `authdeck lock` to keep it so)",
+    )
+}
+
+impl Shared {
+    fn touch(&self) {
+        if let Ok(mut t) = self.last_used.lock() {
+            *t = Instant::now();
+        }
+    }
+
+    fn lockable(&self) -> bool {
+        matches!(&*self.holder(), Holder::Unlocked(u) if u.kind == KeyKind::Passphrase)
+    }
+
+    fn holder(&self) -> std::sync::MutexGuard<'_, Holder> {
+        self.holder
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// AGENT-6: drops the app (its snapshot of records, the scheduler) and with it the last
+    /// copy of the key, which zeroizes itself.
+    fn lock_now(&self, why: &str) {
+        let old = {
+            let mut h = self.holder();
+            if !matches!(&*h, Holder::Unlocked(_)) {
+                return;
+            }
+            std::mem::replace(&mut *h, Holder::Locked)
+        };
+        drop(old);
+        tracing::info!(reason = why, "locked: the vault key was forgotten");
+    }
+
+    /// The app, after checking that the vault still exists and is what the holder thinks.
+    fn app(&self) -> Result<Arc<App>, Failure> {
+        self.refresh_holder();
+        match &*self.holder() {
+            Holder::Unlocked(u) => Ok(u.app.clone()),
+            Holder::Locked => Err(locked_failure()),
+            Holder::NoVault => Err(Failure::new(
+                ErrorCode::Error,
+                format!(
+                    "no vault at {} yet (log in to an account first)",
+                    self.cfg.vault.display()
+                ),
+            )),
+        }
+    }
+
+    /// A vault created after the agent started (by a login) makes a `NoVault` agent `Locked`,
+    /// or unlocked with its key file.
+    fn refresh_holder(&self) {
+        let no_vault = matches!(&*self.holder(), Holder::NoVault);
+        if no_vault && self.cfg.vault.exists() {
+            self.open_with_env(false);
+        }
+    }
+
+    /// At start: a key file, or a passphrase in the agent's own environment, unlocks at once.
+    async fn open_at_start(self: &Arc<Self>) {
+        let s = self.clone();
+        let _ = tokio::task::spawn_blocking(move || s.open_with_env(true)).await;
+        tracing::info!(
+            socket = %self.cfg.socket.path.display(),
+            vault = %self.cfg.vault.display(),
+            state = self.key_state().word(),
+            non_dumpable = !harden::is_dumpable(),
+            "agent listening"
+        );
+    }
+
+    fn key_state(&self) -> KeyState {
+        match &*self.holder() {
+            Holder::NoVault => KeyState::NoVault,
+            Holder::Locked => KeyState::Locked,
+            Holder::Unlocked(_) => KeyState::Unlocked,
+        }
+    }
+
+    fn open_with_env(&self, at_start: bool) {
+        let store = FileStore::new(&self.cfg.vault, KeySource::KeyFile(PathBuf::new()));
+        let kind = match store.key_kind() {
+            Ok(Some(kind)) => kind,
+            Ok(None) => return,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the vault header");
+                *self.holder() = Holder::Locked;
+                return;
+            }
+        };
+        let env = &self.cfg.key_env;
+        let source = match kind {
+            KeyKind::KeyFile => env.key_file.clone().map(KeySource::KeyFile),
+            KeyKind::Passphrase if at_start => env
+                .passphrase
+                .clone()
+                .or_else(|| {
+                    env.passphrase_file
+                        .as_deref()
+                        .and_then(|f| vault::read_passphrase_file(f).ok())
+                })
+                .and_then(|p| store.derive_key(&p).ok())
+                .map(KeySource::Derived),
+            KeyKind::Passphrase => None,
+        };
+        let Some(source) = source else {
+            if kind == KeyKind::KeyFile {
+                tracing::warn!(
+                    "the vault uses a key file: start the agent with AUTHDECK_KEY_FILE set"
+                );
+            }
+            *self.holder() = Holder::Locked;
+            return;
+        };
+        match self.install(source) {
+            Ok(()) => tracing::info!("unlocked at start"),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot open the vault");
+                *self.holder() = Holder::Locked;
+            }
+        }
+    }
+
+    /// Opens the vault with `source` and starts the scheduler on it.
+    fn install(&self, source: KeySource) -> Result<(), AppError> {
+        let kind = source.kind();
+        let memory_locked = match &source {
+            KeySource::Derived(d) => d.is_memory_locked(),
+            _ => false,
+        };
+        let vault = Vault::open(&self.cfg.vault, source)?;
+        let app = Arc::new(App::new(
+            self.cfg.config_dir.clone(),
+            vault,
+            self.cfg.settings.clone(),
+        )?);
+        let (commands, rx) = mpsc::unbounded_channel();
+        let (events, ev_rx) = mpsc::unbounded_channel();
+        tokio::spawn(driver::serve_with(
+            app.clone(),
+            rx,
+            events,
+            self.cfg.driver.clone(),
+        ));
+        tokio::spawn(log_events(ev_rx));
+        *self.holder() = Holder::Unlocked(Box::new(Unlocked {
+            app,
+            kind,
+            memory_locked,
+            commands,
+        }));
+        self.touch();
+        Ok(())
+    }
+
+    fn info(&self) -> AgentInfo {
+        let (state, key, memory_locked) = match &*self.holder() {
+            Holder::NoVault => (KeyState::NoVault, None, false),
+            Holder::Locked => (KeyState::Locked, Some(KeyKind::Passphrase), false),
+            Holder::Unlocked(u) => (KeyState::Unlocked, Some(u.kind), u.memory_locked),
+        };
+        let lock_at = match (state, key, self.cfg.lock_after) {
+            (KeyState::Unlocked, Some(KeyKind::Passphrase), Some(after)) => {
+                let idle = self
+                    .last_used
+                    .lock()
+                    .map(|t| t.elapsed())
+                    .unwrap_or_default();
+                let left = after.saturating_sub(idle);
+                Some(unix(SystemTime::now() + left))
+            }
+            _ => None,
+        };
+        AgentInfo {
+            version: env!("CARGO_PKG_VERSION").into(),
+            pid: std::process::id(),
+            host: self.host.clone(),
+            vault: self.cfg.vault.clone(),
+            config_dir: self.cfg.config_dir.clone(),
+            socket: self.cfg.socket.path.clone(),
+            state,
+            key: key.map(|k| match k {
+                KeyKind::Passphrase => "passphrase".into(),
+                KeyKind::KeyFile => "key_file".into(),
+            }),
+            lock_at,
+            key_memory_locked: memory_locked,
+            non_dumpable: !harden::is_dumpable(),
+            started_at: self.started_at,
+        }
+    }
+
+    fn check_origin(&self, origin: &Origin) -> Result<(), Failure> {
+        match other_vault(origin, &self.host, &self.cfg.vault) {
+            Some(f) => Err(f),
+            None => Ok(()),
+        }
+    }
+
+    /// One connection: the peer check (AGENT-2), then frames until the client closes or sends
+    /// something the agent does not accept (AGENT-3).
+    async fn connection(self: Arc<Self>, stream: UnixStream) {
+        let Ok(_slot) = self.connections.clone().try_acquire_owned() else {
+            let _ = reply_and_close(
+                stream,
+                Failure::new(ErrorCode::Busy, "too many connections; try again"),
+            )
+            .await;
+            return;
+        };
+        match peer_of(&stream) {
+            Ok(peer) if peer.uid == self.uid => {}
+            Ok(peer) => {
+                tracing::warn!(
+                    uid = peer.uid,
+                    pid = peer.pid,
+                    "refused a connection from another user"
+                );
+                let _ = reply_and_close(
+                    stream,
+                    Failure::new(ErrorCode::Forbidden, "this agent serves only its own user"),
+                )
+                .await;
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the peer's credentials; refused");
+                return;
+            }
+        }
+        let (rd, mut wr) = stream.into_split();
+        let mut rd = BufReader::new(rd);
+        loop {
+            let mut line = Zeroizing::new(Vec::new());
+            let read = tokio::time::timeout(
+                IDLE_TIMEOUT,
+                (&mut rd)
+                    .take(MAX_FRAME as u64)
+                    .read_until(b'\n', &mut line),
+            )
+            .await;
+            let n = match read {
+                Ok(Ok(n)) => n,
+                Ok(Err(_)) | Err(_) => return,
+            };
+            if n == 0 {
+                return;
+            }
+            let request = if line.last() != Some(&b'\n') {
+                Err(if n >= MAX_FRAME {
+                    Failure::new(ErrorCode::TooLarge, "frame over 64 KiB")
+                } else {
+                    Failure::new(ErrorCode::BadFrame, "the frame ended without a newline")
+                })
+            } else {
+                protocol::decode_request(&line[..n - 1])
+            };
+            drop(line);
+            let (answer, stop) = match request {
+                Ok(Request::Stop) => (Response::ok(), true),
+                Ok(req) => (self.answer(req).await, false),
+                Err(f) => {
+                    tracing::debug!(code = ?f.code, "refused a frame");
+                    (Response::fail(f), false)
+                }
+            };
+            let closes = answer.error.as_ref().is_some_and(|f| f.code.closes());
+            let frame = Zeroizing::new(protocol::encode_response(&answer));
+            drop(answer);
+            if wr.write_all(&frame).await.is_err() {
+                return;
+            }
+            if stop {
+                tracing::info!("stop requested");
+                self.shutdown.notify_one();
+                return;
+            }
+            if closes {
+                let _ = wr.shutdown().await;
+                return;
+            }
+        }
+    }
+
+    async fn answer(self: &Arc<Self>, request: Request) -> Response {
+        match self.dispatch(request).await {
+            Ok(r) => r,
+            Err(f) => Response::fail(f),
+        }
+    }
+
+    async fn dispatch(self: &Arc<Self>, request: Request) -> Result<Response, Failure> {
+        match request {
+            Request::Status { origin } => {
+                self.check_origin(&origin)?;
+                self.refresh_holder();
+                let mut r = Response::ok();
+                r.agent = Some(self.info());
+                if let Holder::Unlocked(u) = &*self.holder() {
+                    r.accounts = Some(
+                        u.app
+                            .statuses(SystemTime::now())
+                            .map_err(|e| failure_of(&e))?,
+                    );
+                }
+                Ok(r)
+            }
+            Request::Token {
+                account,
+                min_valid,
+                force,
+                origin,
+            } => {
+                self.check_origin(&origin)?;
+                let app = self.app()?;
+                self.touch();
+                let t = app
+                    .token_at_least(&account, Duration::from_secs(min_valid), force)
+                    .await
+                    .map_err(|e| failure_of(&e))?;
+                let mut r = Response::ok();
+                r.token = Some(t.token);
+                r.expires_at = t.expires_at;
+                r.warning = t.warning;
+                Ok(r)
+            }
+            Request::Export { accounts, origin } => {
+                self.check_origin(&origin)?;
+                let app = self.app()?;
+                self.touch();
+                let slots = app
+                    .export_slots(&accounts)
+                    .await
+                    .map_err(|e| failure_of(&e))?;
+                let mut vars = Vec::new();
+                let mut failures = Vec::new();
+                for (account, slot) in slots {
+                    match slot {
+                        Ok((name, token)) => vars.push(ExportVar {
+                            account,
+                            name,
+                            token,
+                        }),
+                        Err(e) => failures.push(AccountFailure {
+                            account,
+                            failure: failure_of(&e),
+                        }),
+                    }
+                }
+                let mut r = Response::ok();
+                r.vars = Some(vars);
+                r.failures = Some(failures);
+                Ok(r)
+            }
+            Request::Refresh { accounts } => {
+                let app = self.app()?;
+                self.touch();
+                let names = if accounts.is_empty() {
+                    let snap = app.current().map_err(|e| failure_of(&e))?;
+                    app.logged_in(&snap)
+                } else {
+                    accounts
+                };
+                let mut done = Vec::new();
+                let mut failures = Vec::new();
+                // `refresh_many`'s future is not `Send` for every lifetime (its stream closure
+                // borrows the names), so it runs on a blocking thread of this runtime.
+                let handle = tokio::runtime::Handle::current();
+                let results =
+                    tokio::task::spawn_blocking(move || handle.block_on(app.refresh_many(&names)))
+                        .await
+                        .map_err(|_| Failure::new(ErrorCode::Error, "the refresh task failed"))?;
+                for (account, result) in results {
+                    match result {
+                        Ok(how) => done.push(RefreshResult {
+                            outcome: crate::app::access::describe(&how),
+                            expires_at: match &how {
+                                crate::app::refresh::Refreshed::Done { expires_at, .. } => {
+                                    *expires_at
+                                }
+                                _ => None,
+                            },
+                            refreshed: matches!(how, crate::app::refresh::Refreshed::Done { .. }),
+                            account,
+                        }),
+                        Err(e) => failures.push(AccountFailure {
+                            account,
+                            failure: failure_of(&e),
+                        }),
+                    }
+                }
+                let mut r = Response::ok();
+                r.refreshed = Some(done);
+                r.failures = Some(failures);
+                Ok(r)
+            }
+            Request::Lock => {
+                if matches!(&*self.holder(), Holder::Unlocked(u) if u.kind == KeyKind::KeyFile) {
+                    return Err(Failure::new(
+                        ErrorCode::Error,
+                        "this vault opens with a key file: there is no key to forget (stop the agent instead)",
+                    ));
+                }
+                self.lock_now("authdeck lock");
+                let mut r = Response::ok();
+                r.agent = Some(self.info());
+                Ok(r)
+            }
+            Request::Unlock { passphrase } => self.unlock(passphrase).await,
+            Request::Stop => Ok(Response::ok()),
+        }
+    }
+
+    /// AGENT-6, AGENT-7: derive, check, keep only the key. One attempt at a time; each wrong
+    /// passphrase doubles the wait before the answer, and changes nothing else.
+    async fn unlock(self: &Arc<Self>, passphrase: Passphrase) -> Result<Response, Failure> {
+        let mut failures = self.unlock_gate.lock().await;
+        self.refresh_holder();
+        match &*self.holder() {
+            Holder::Unlocked(_) => {
+                let mut r = Response::ok();
+                r.agent = Some(self.info());
+                return Ok(r);
+            }
+            Holder::NoVault => {
+                return Err(Failure::new(
+                    ErrorCode::Error,
+                    format!(
+                        "no vault at {} yet (log in to an account first)",
+                        self.cfg.vault.display()
+                    ),
+                ));
+            }
+            Holder::Locked => {}
+        }
+        let path = self.cfg.vault.clone();
+        let derived = tokio::task::spawn_blocking(move || {
+            FileStore::new(&path, KeySource::KeyFile(PathBuf::new())).derive_key(&passphrase)
+        })
+        .await
+        .map_err(|_| Failure::new(ErrorCode::Error, "the key derivation task failed"))?;
+        match derived {
+            Ok(key) => {
+                let s = self.clone();
+                // Opening decrypts the vault: blocking work, off the reactor.
+                let installed =
+                    tokio::task::spawn_blocking(move || s.install(KeySource::Derived(key)))
+                        .await
+                        .map_err(|_| Failure::new(ErrorCode::Error, "the unlock task failed"))?;
+                installed.map_err(|e| failure_of(&e))?;
+                *failures = 0;
+                tracing::info!("unlocked");
+                let mut r = Response::ok();
+                r.agent = Some(self.info());
+                Ok(r)
+            }
+            Err(VaultError::WrongKey { .. }) => {
+                *failures = failures.saturating_add(1);
+                let delay = unlock_delay(self.cfg.unlock_delay, *failures);
+                tracing::warn!(
+                    attempts = *failures,
+                    delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
+                    "wrong passphrase"
+                );
+                tokio::time::sleep(delay).await;
+                Err(Failure::new(
+                    ErrorCode::WrongPassphrase,
+                    "wrong passphrase: the agent stays locked",
+                ))
+            }
+            Err(e) => Err(Failure::new(ErrorCode::Error, e.to_string())),
+        }
+    }
+}
+
+/// AGENT-7: `base` after the first wrong passphrase, doubling with each one after, at most
+/// [`MAX_UNLOCK_DELAY`].
+pub fn unlock_delay(base: Duration, failures: u32) -> Duration {
+    let factor = 1u32 << failures.saturating_sub(1).min(16);
+    base.saturating_mul(factor).min(MAX_UNLOCK_DELAY)
+}
+
+/// AGENT-10: a client on this host that would use another vault is told so, and uses its own;
+/// a forwarded client (another host) or one that names no vault is served.
+fn other_vault(origin: &Origin, host: &str, vault: &Path) -> Option<Failure> {
+    let (Some(their_host), Some(their_vault)) = (&origin.host, &origin.vault) else {
+        return None;
+    };
+    if their_host != host || same_file(their_vault, vault) {
+        return None;
+    }
+    Some(Failure::new(
+        ErrorCode::OtherVault,
+        format!(
+            "the agent serves vault {}, not {}",
+            vault.display(),
+            their_vault.display()
+        ),
+    ))
+}
+
+fn same_file(a: &Path, b: &Path) -> bool {
+    if a == b {
+        return true;
+    }
+    match (std::fs::canonicalize(a), std::fs::canonicalize(b)) {
+        (Ok(x), Ok(y)) => x == y,
+        _ => false,
+    }
+}
+
+async fn reply_and_close(mut stream: UnixStream, failure: Failure) -> std::io::Result<()> {
+    let frame = protocol::encode_response(&Response::fail(failure));
+    stream.write_all(&frame).await?;
+    stream.shutdown().await
+}
+
+/// The scheduler's refresh panel, as log lines (no secrets: the events carry none).
+async fn log_events(mut events: mpsc::UnboundedReceiver<AppEvent>) {
+    while let Some(ev) = events.recv().await {
+        let AppEvent::Log(entry) = ev else {
+            continue;
+        };
+        let account = entry.account.as_str();
+        match entry.kind {
+            LogKind::Refreshed { new_expiry } => {
+                tracing::info!(account, expires_at = new_expiry.map(unix), "refreshed")
+            }
+            LogKind::Rotated => tracing::info!(account, "refresh token rotated"),
+            LogKind::Failed {
+                reason,
+                next_try,
+                kind,
+            } => tracing::warn!(
+                account,
+                kind = kind.word(),
+                next_try = next_try.map(unix),
+                reason = %reason,
+                "refresh failed"
+            ),
+            LogKind::Info(msg) => tracing::info!(account, "{msg}"),
+            LogKind::Revoked | LogKind::LoggedIn | LogKind::LoggedOut => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn agent7_delay_doubles_and_is_capped() {
+        let base = Duration::from_millis(500);
+        assert_eq!(unlock_delay(base, 1), Duration::from_millis(500));
+        assert_eq!(unlock_delay(base, 2), Duration::from_secs(1));
+        assert_eq!(unlock_delay(base, 3), Duration::from_secs(2));
+        assert_eq!(unlock_delay(base, 10), MAX_UNLOCK_DELAY);
+        assert_eq!(unlock_delay(base, u32::MAX), MAX_UNLOCK_DELAY);
+    }
+
+    #[test]
+    fn agent10_only_a_local_client_of_another_vault_is_sent_away() {
+        let mine = Path::new("/home/u/.local/share/authdeck/vault.bin");
+        let origin = |host: Option<&str>, vault: Option<&str>| Origin {
+            host: host.map(String::from),
+            vault: vault.map(PathBuf::from),
+        };
+        assert!(other_vault(&origin(None, None), "h", mine).is_none());
+        assert!(other_vault(&origin(Some("h"), None), "h", mine).is_none());
+        assert!(other_vault(&origin(Some("h"), Some(mine.to_str().unwrap())), "h", mine).is_none());
+        assert!(
+            other_vault(&origin(Some("remote"), Some("/other/vault.bin")), "h", mine).is_none(),
+            "forwarded over SSH: served"
+        );
+        let f = other_vault(&origin(Some("h"), Some("/other/vault.bin")), "h", mine).unwrap();
+        assert_eq!(f.code, ErrorCode::OtherVault);
+        assert!(f.message.contains("/other/vault.bin"), "{}", f.message);
+    }
+
+    #[test]
+    fn agent5_claim_path_is_beside_the_vault() {
+        assert_eq!(
+            claim_path(Path::new("/d/vault.bin")),
+            PathBuf::from("/d/vault.bin.agent")
+        );
+    }
+}
