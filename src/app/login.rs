@@ -75,6 +75,11 @@ pub struct LoginInput<'a> {
 impl App {
     /// Logs `name` in and stores its tokens. Returns the new record's expiry (Unix seconds).
     pub async fn login(&self, name: &str, input: LoginInput<'_>) -> Result<Option<i64>> {
+        if self.account(name)?.grant == crate::provider::AccountGrant::ClientCredentials {
+            return Err(AppError::Config(format!(
+                "{name} is a machine account (grant = \"client_credentials\"): it needs no login; `authdeck token {name}` fetches a token"
+            )));
+        }
         let account = self.account(name)?;
         let grant = match input.mode {
             LoginMode::Device => LoginGrant::Device,

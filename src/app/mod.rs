@@ -15,6 +15,7 @@ pub mod handoff;
 mod idtoken;
 pub mod kubecred;
 pub mod login;
+mod machine;
 pub mod mode;
 pub mod ops;
 pub mod refresh;

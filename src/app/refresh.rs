@@ -57,6 +57,9 @@ impl App {
     /// A usable access token for `name`, refreshed first when due (or when `force`).
     pub async fn fresh_token(&self, name: &str, force: bool) -> Result<(AccessToken, Refreshed)> {
         let account = self.account(name)?;
+        if account.grant == crate::provider::AccountGrant::ClientCredentials {
+            return self.machine_token(name, force).await;
+        }
         let before = self.current()?.records.get(name).cloned();
         let before = usable(name, before)?;
         if !force && !status::is_due(&before, SystemTime::now()) {

@@ -65,6 +65,9 @@ pub struct AccountStatus {
     pub has_refresh_token: bool,
     /// Narrower tokens kept beside the main one (REF-9): what each is for and its expiry.
     pub narrowed: Vec<NarrowedStatus>,
+    /// A machine account (MACH-1): it needs no login; without a token it has simply not been
+    /// asked for one yet.
+    pub machine: bool,
 }
 
 /// One narrower token of an account, as `status` shows it. No secret.
@@ -162,6 +165,7 @@ pub fn account_status(
         error,
         refresh_count: record.map_or(0, |r| r.refresh_count),
         has_refresh_token: record.is_some_and(|r| r.refresh_token.is_some()),
+        machine: provider.grant == crate::provider::AccountGrant::ClientCredentials,
         narrowed: record
             .map(|r| {
                 r.narrowed

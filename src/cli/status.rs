@@ -35,7 +35,12 @@ pub fn status(loc: &Locations, json: bool) -> u8 {
                 [
                     s.account.clone(),
                     s.provider.clone(),
-                    s.state.as_str().to_string(),
+                    // MACH-1: a machine account is never "needs login".
+                    match (s.machine, s.state) {
+                        (true, Health::NeedsLogin) => "machine (no token yet)".into(),
+                        (true, state) => format!("{} (machine)", state.as_str()),
+                        (false, state) => state.as_str().to_string(),
+                    },
                     match (s.state, s.expires_in) {
                         (Health::NeedsLogin, _) => "-".into(),
                         (_, Some(secs)) if secs < 0 => {

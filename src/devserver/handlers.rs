@@ -305,7 +305,8 @@ fn discovery(issuer: &str) -> Reply {
             "userinfo_endpoint": format!("{issuer}/userinfo"),
             "jwks_uri": format!("{issuer}/jwks"),
             "response_types_supported": ["code"],
-            "grant_types_supported": ["authorization_code", "refresh_token", DEVICE_GRANT],
+            "grant_types_supported":
+                ["authorization_code", "refresh_token", DEVICE_GRANT, "client_credentials"],
             "code_challenge_methods_supported": ["S256"],
             "token_endpoint_auth_methods_supported":
                 ["none", "client_secret_basic", "client_secret_post"],
@@ -527,9 +528,32 @@ fn token_rfc(state: &mut State, req: &Incoming) -> Reply {
         Some("authorization_code") => code_grant(state, req, &client_id),
         Some("refresh_token") => refresh_grant(state, req, &client_id),
         Some(DEVICE_GRANT) => device_grant(state, req, &client_id),
+        Some("client_credentials") => client_credentials_grant(state, req, &client_id),
         Some(_) => Reply::error(400, "unsupported_grant_type", "grant_type not supported"),
         None => Reply::error(400, "invalid_request", "grant_type is missing"),
     }
+}
+
+/// `grant_type=client_credentials` (RFC 6749 §4.4): confidential clients only, no refresh
+/// token, the scope asked for.
+fn client_credentials_grant(state: &mut State, req: &Incoming, client_id: &str) -> Reply {
+    if state.client(client_id).is_none_or(|c| c.secret.is_none()) {
+        return Reply::error(
+            400,
+            "unauthorized_client",
+            "client_credentials needs a confidential client",
+        );
+    }
+    let scope = req.form("scope").unwrap_or_default().to_owned();
+    state.stats.client_credentials += 1;
+    let rotate = std::mem::replace(&mut state.config.issue_refresh_tokens, false);
+    let lineage = Lineage {
+        born: Some(state.now()),
+        ..Lineage::default()
+    };
+    let (access, _) = state.issue_with(client_id, &scope, lineage);
+    state.config.issue_refresh_tokens = rotate;
+    token_reply(state, req, &access, None, &scope, None)
 }
 
 /// True when a personality lets this token request go without the client secret: GitHub's

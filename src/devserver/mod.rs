@@ -228,6 +228,8 @@ pub struct Stats {
     pub last_client_auth: Option<String>,
     /// Requests to `/jwks`.
     pub jwks_requests: u64,
+    /// Tokens issued by the client credentials grant.
+    pub client_credentials: u64,
 }
 
 /// One queued fault: `fault` on `on`, `left` more times.

@@ -172,6 +172,20 @@ impl OAuthClient {
             .await
     }
 
+    /// The client credentials grant (RFC 6749 §4.4; MACH-1): a token for the client itself, no
+    /// user and no refresh token. Sending it again is harmless, so a send that may have
+    /// reached the server is retried like a refresh.
+    pub async fn client_credentials(&self, config: &ClientConfig) -> Result<TokenSet> {
+        let scope = config.scope_string();
+        let mut params = vec![("grant_type", "client_credentials")];
+        if let Some(scope) = &scope {
+            params.push(("scope", scope));
+        }
+        let request = self.token_request(config, config.token_url()?, &params)?;
+        self.token_grant(config, request, Replay::OncePostSend, "client_credentials")
+            .await
+    }
+
     /// A refresh for a narrower token (REF-9): the refresh token grant with `scope`, and RFC
     /// 8707 `resource` or `audience`, as asked, instead of the account's own scope. The
     /// caller keeps the account's main access token; a rotated refresh token replaces the

@@ -107,6 +107,17 @@ impl HintStage {
     }
 }
 
+/// How an account gets its tokens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum AccountGrant {
+    /// A person logs in (authorization code, paste mode or the device grant).
+    #[default]
+    AuthorizationCode,
+    /// A machine account (MACH-1): no login; the client's own credentials fetch each token.
+    ClientCredentials,
+}
+
 /// The format the token endpoint answers in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
@@ -180,6 +191,8 @@ pub struct Provider {
     pub git_username: Option<String>,
     /// Token endpoint response format.
     pub token_response: TokenResponse,
+    /// How the account gets its tokens (`grant`).
+    pub grant: AccountGrant,
     /// True when a refresh may return a new refresh token that replaces the old one.
     pub refresh_token_rotates: bool,
     /// True when refresh requests must carry `scope` (Microsoft).

@@ -2,7 +2,7 @@
 //! from, so a problem found after `extends` merging still points at the right line.
 
 use super::problem::{Position, Problem, closest};
-use super::{ClientAuth, RevocationFormat, TokenResponse};
+use super::{ClientAuth, RevocationFormat, AccountGrant, TokenResponse};
 use crate::secret::ClientSecret;
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -33,6 +33,7 @@ pub const FIELDS: &[&str] = &[
     "git_urls",
     "git_username",
     "token_response",
+    "grant",
     "refresh_token_rotates",
     "send_scope_on_refresh",
     "default_lifetime_secs",
@@ -76,6 +77,7 @@ struct RawFile {
     git_urls: Option<Spanned<Vec<Spanned<String>>>>,
     git_username: Option<Spanned<String>>,
     token_response: Option<Spanned<TokenResponse>>,
+    grant: Option<Spanned<AccountGrant>>,
     refresh_token_rotates: Option<Spanned<bool>>,
     send_scope_on_refresh: Option<Spanned<bool>>,
     default_lifetime_secs: Option<Spanned<i64>>,
@@ -206,6 +208,7 @@ pub struct Layer {
     pub git_urls: Option<At<Vec<At<String>>>>,
     pub git_username: Option<At<String>>,
     pub token_response: Option<At<TokenResponse>>,
+    pub grant: Option<At<AccountGrant>>,
     pub refresh_token_rotates: Option<At<bool>>,
     pub send_scope_on_refresh: Option<At<bool>>,
     pub default_lifetime_secs: Option<At<i64>>,
@@ -261,7 +264,7 @@ impl Layer {
         child_else_base!(
             display_name, issuer, authorization_endpoint, token_endpoint, revocation_endpoint,
             device_authorization_endpoint, userinfo_endpoint, scopes, client_id, client_auth,
-            redirect_uri, export_var, exchange_proxy, git_urls, git_username, token_response,
+            redirect_uri, export_var, exchange_proxy, git_urls, git_username, token_response, grant,
             refresh_token_rotates, send_scope_on_refresh, default_lifetime_secs, pkce,
             device_client_auth, device_client_id, device_client_secret_env, revocation_format,
             send_redirect_uri_on_refresh, redirect_fallback_ports, require_redirect_uri,
@@ -353,6 +356,8 @@ fn type_hint(e: &toml::de::Error) -> String {
         "client_auth is one of \"none\", \"basic\", \"post\"".to_owned()
     } else if m.contains("`json`, `form`") {
         "token_response is \"json\" or \"form\"".to_owned()
+    } else if m.contains("`authorization_code`, `client_credentials`") {
+        "grant is \"authorization_code\" (a person logs in) or \"client_credentials\" (a machine account)".to_owned()
     } else if m.contains("`rfc7009`") {
         "revocation_format is one of \"rfc7009\", \"json\", \"github\"".to_owned()
     } else {
@@ -420,6 +425,7 @@ impl RawFile {
             git_urls: self.git_urls.map(|s| list(s, &at)),
             git_username: opt(self.git_username),
             token_response: self.token_response.map(|s| one(s, &at)),
+            grant: self.grant.map(|s| one(s, &at)),
             refresh_token_rotates: self.refresh_token_rotates.map(|s| one(s, &at)),
             send_scope_on_refresh: self.send_scope_on_refresh.map(|s| one(s, &at)),
             default_lifetime_secs: self.default_lifetime_secs.map(|s| one(s, &at)),

@@ -2,7 +2,7 @@
 //! required fields and secret sources.
 
 use super::raw::{At, Layer, Origin};
-use super::{ClientAuth, Problem, Provider, RevocationFormat, Source, TokenResponse};
+use super::{AccountGrant, ClientAuth, Problem, Provider, RevocationFormat, Source, TokenResponse};
 use crate::secret::ClientSecret;
 use std::collections::BTreeMap;
 use url::{Host, Url};
@@ -97,6 +97,9 @@ pub fn finish(layer: Layer, mode: Mode, meta: Meta) -> Result<Provider, Vec<Prob
     }
     let scopes = v.scopes(&layer);
     v.check_export_var(&layer);
+    if mode == Mode::Account {
+        v.check_machine_account(&layer);
+    }
     let default_lifetime_secs = v.lifetime(&layer);
     let client_auth = layer
         .client_auth
@@ -159,6 +162,7 @@ pub fn finish(layer: Layer, mode: Mode, meta: Meta) -> Result<Provider, Vec<Prob
             .token_response
             .as_ref()
             .map_or(TokenResponse::Json, |t| t.value),
+        grant: layer.grant.as_ref().map_or(AccountGrant::default(), |g| g.value),
         refresh_token_rotates: layer
             .refresh_token_rotates
             .as_ref()
@@ -344,6 +348,34 @@ impl Validator {
             }
         }
         out
+    }
+
+    /// MACH-1: a machine account authenticates as its client, so it needs a secret and a
+    /// client authentication that sends it.
+    fn check_machine_account(&mut self, layer: &Layer) {
+        let Some(grant) = layer
+            .grant
+            .as_ref()
+            .filter(|g| g.value == AccountGrant::ClientCredentials)
+        else {
+            return;
+        };
+        if layer.client_secret.is_none() && layer.client_secret_env.is_none() {
+            self.problems.push(grant.origin.error(
+                "grant = \"client_credentials\" needs the client's secret",
+                "set client_secret_env = \"VAR\" (the variable holding the secret)",
+            ));
+        }
+        if layer
+            .client_auth
+            .as_ref()
+            .is_some_and(|a| a.value == ClientAuth::None)
+        {
+            self.problems.push(grant.origin.error(
+                "grant = \"client_credentials\" cannot use client_auth = \"none\"",
+                "use client_auth = \"basic\" or \"post\"",
+            ));
+        }
     }
 
     fn check_export_var(&mut self, layer: &Layer) {

@@ -626,3 +626,120 @@ async fn narrowed_tokens_per_scope_and_resource() {
     // One refresh per narrowed token obtained, one for `refresh work`.
     assert_eq!(srv.stats().refreshes, 3);
 }
+
+/// MACH-1: a machine account (`grant = "client_credentials"`) fetches its token with the
+/// client's own credentials (Basic and post), caches it until due, makes one request for five
+/// processes asking at once, needs no login, and `status` shows it as a machine account.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn machine_accounts_fetch_their_own_tokens() {
+    use authdeck::devserver::DevClient;
+    use authdeck::provider::ClientAuth;
+    let srv = DevServer::start(DevServerConfig {
+        clients: vec![
+            DevClient::public("demo-public"),
+            DevClient::confidential("svc-basic", "s3cret-b", ClientAuth::Basic),
+            DevClient::confidential("svc-post", "s3cret-p", ClientAuth::Post),
+        ],
+        ..DevServerConfig::default()
+    })
+    .await
+    .unwrap();
+    let api = srv.url("/api/whoami");
+    let issuer = srv.issuer();
+    let home = Home::new(&issuer);
+    let srv = blocking(move || {
+        for (name, id, auth, var) in [
+            ("svc", "svc-basic", "basic", "SVC_B"),
+            ("svc2", "svc-post", "post", "SVC_P"),
+        ] {
+            std::fs::write(
+                home.path(&format!("config/providers/{name}.toml")),
+                format!(
+                    "extends = \"oidc\"\nissuer = \"{issuer}\"\nclient_id = \"{id}\"\n\
+                     client_auth = \"{auth}\"\nclient_secret_env = \"{var}\"\n\
+                     grant = \"client_credentials\"\nscopes = [\"api\"]\n"
+                ),
+            )
+            .unwrap();
+        }
+        let run = |args: &[&str]| {
+            home.authdeck(args)
+                .env("SVC_B", "s3cret-b")
+                .env("SVC_P", "s3cret-p")
+                .output()
+                .unwrap()
+        };
+        let status = run(&["status"]);
+        assert!(stdout(&status).contains("machine (no token yet)"), "{}", stdout(&status));
+        assert!(!stdout(&status).contains("needs login"));
+
+        // Five processes at once on an empty vault: one token request.
+        let children: Vec<_> = (0..5)
+            .map(|_| {
+                home.authdeck(&["token", "svc"])
+                    .env("SVC_B", "s3cret-b")
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::piped())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        let tokens: Vec<String> = children
+            .into_iter()
+            .map(|c| {
+                let out = crate::support::wait_with_timeout(c, Duration::from_secs(30));
+                assert!(out.status.success(), "{}", stderr(&out));
+                stdout(&out).trim().to_owned()
+            })
+            .collect();
+        assert!(tokens.iter().all(|t| t == &tokens[0]), "{tokens:?}");
+        let who: serde_json::Value = reqwest::blocking::Client::new()
+            .get(&api)
+            .bearer_auth(&tokens[0])
+            .send()
+            .unwrap()
+            .json()
+            .unwrap();
+        assert_eq!(who["client_id"], "svc-basic");
+
+        let out = run(&["token", "svc2"]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert_eq!(stdout(&run(&["token", "svc2"])), stdout(&out), "cached until due");
+
+        let out = run(&["login", "svc"]);
+        assert_eq!(out.status.code(), Some(1));
+        assert!(stderr(&out).contains("machine account"), "{}", stderr(&out));
+        let status = run(&["status"]);
+        assert!(stdout(&status).contains("valid (machine)"), "{}", stdout(&status));
+
+        // Without the secret: a clear error naming the variable, no request.
+        let out = home.authdeck(&["token", "svc2"]).output().unwrap();
+        assert_eq!(stdout(&out), stdout(&run(&["token", "svc2"])), "stored token still served");
+        srv
+    })
+    .await;
+    assert_eq!(srv.stats().client_credentials, 2, "one per account");
+}
+
+/// MACH-1: a machine account without a secret, or with `client_auth = "none"`, is refused by
+/// validation with the field named.
+#[test]
+fn machine_account_needs_a_secret() {
+    let home = Home::new("https://issuer.example");
+    let file = home.path("config/providers/svc.toml");
+    std::fs::write(
+        &file,
+        "extends = \"oidc\"\nissuer = \"https://issuer.example\"\nclient_id = \"svc\"\n\
+         client_auth = \"none\"\ngrant = \"client_credentials\"\n",
+    )
+    .unwrap();
+    let out = home
+        .authdeck(&["providers", "check", file.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_ne!(out.status.code(), Some(0));
+    let err = stderr(&out) + &stdout(&out);
+    assert!(err.contains("needs the client's secret"), "{err}");
+    assert!(err.contains("client_auth = \"none\""), "{err}");
+    assert!(err.contains("svc.toml:5:"), "{err}");
+}
