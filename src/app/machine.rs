@@ -27,14 +27,13 @@ impl App {
     ) -> Result<(AccessToken, Refreshed)> {
         let account = self.account(name)?;
         let before = self.current()?.records.get(name).cloned();
-        if !force
-            && let Some(t) = current_token(before.as_ref(), SystemTime::now())
-        {
+        if !force && let Some(t) = current_token(before.as_ref(), SystemTime::now()) {
             return Ok((t.clone(), Refreshed::NotDue));
         }
         let _lock = self.lock_account(name).await?;
         let current = self.current()?.records.get(name).cloned();
-        let changed = current.as_ref().map(|r| r.obtained_at) != before.as_ref().map(|r| r.obtained_at);
+        let changed =
+            current.as_ref().map(|r| r.obtained_at) != before.as_ref().map(|r| r.obtained_at);
         if (changed || !force)
             && let Some(t) = current_token(current.as_ref(), SystemTime::now())
         {

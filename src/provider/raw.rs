@@ -2,7 +2,7 @@
 //! from, so a problem found after `extends` merging still points at the right line.
 
 use super::problem::{Position, Problem, closest};
-use super::{ClientAuth, RevocationFormat, AccountGrant, TokenResponse};
+use super::{AccountGrant, ClientAuth, RevocationFormat, TokenResponse};
 use crate::secret::ClientSecret;
 use serde::Deserialize;
 use std::collections::BTreeMap;

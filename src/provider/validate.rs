@@ -162,7 +162,10 @@ pub fn finish(layer: Layer, mode: Mode, meta: Meta) -> Result<Provider, Vec<Prob
             .token_response
             .as_ref()
             .map_or(TokenResponse::Json, |t| t.value),
-        grant: layer.grant.as_ref().map_or(AccountGrant::default(), |g| g.value),
+        grant: layer
+            .grant
+            .as_ref()
+            .map_or(AccountGrant::default(), |g| g.value),
         refresh_token_rotates: layer
             .refresh_token_rotates
             .as_ref()

@@ -81,7 +81,9 @@ impl Backend {
     pub fn open(&self, create: bool) -> Result<Vault> {
         match self {
             Backend::File(path) => {
-                if create || path.exists() {
+                // A key file in the environment costs nothing to open, and lets a first save
+                // (a machine account's first token, MACH-1) create the vault.
+                if create || path.exists() || KeyEnv::from_process().key_file.is_some() {
                     Vault::open_from_env(path)
                 } else {
                     Vault::open(path, KeySource::KeyFile(PathBuf::new()))

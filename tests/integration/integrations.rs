@@ -670,7 +670,11 @@ async fn machine_accounts_fetch_their_own_tokens() {
                 .unwrap()
         };
         let status = run(&["status"]);
-        assert!(stdout(&status).contains("machine (no token yet)"), "{}", stdout(&status));
+        assert!(
+            stdout(&status).contains("machine (no token yet)"),
+            "{}",
+            stdout(&status)
+        );
         assert!(!stdout(&status).contains("needs login"));
 
         // Five processes at once on an empty vault: one token request.
@@ -704,17 +708,29 @@ async fn machine_accounts_fetch_their_own_tokens() {
 
         let out = run(&["token", "svc2"]);
         assert!(out.status.success(), "{}", stderr(&out));
-        assert_eq!(stdout(&run(&["token", "svc2"])), stdout(&out), "cached until due");
+        assert_eq!(
+            stdout(&run(&["token", "svc2"])),
+            stdout(&out),
+            "cached until due"
+        );
 
         let out = run(&["login", "svc"]);
         assert_eq!(out.status.code(), Some(1));
         assert!(stderr(&out).contains("machine account"), "{}", stderr(&out));
         let status = run(&["status"]);
-        assert!(stdout(&status).contains("valid (machine)"), "{}", stdout(&status));
+        assert!(
+            stdout(&status).contains("valid (machine)"),
+            "{}",
+            stdout(&status)
+        );
 
         // Without the secret: a clear error naming the variable, no request.
         let out = home.authdeck(&["token", "svc2"]).output().unwrap();
-        assert_eq!(stdout(&out), stdout(&run(&["token", "svc2"])), "stored token still served");
+        assert_eq!(
+            stdout(&out),
+            stdout(&run(&["token", "svc2"])),
+            "stored token still served"
+        );
         srv
     })
     .await;
