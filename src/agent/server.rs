@@ -836,7 +836,7 @@ impl Shared {
 }
 
 /// AGENT-7: `base` after the first wrong passphrase, doubling with each one after, at most
-/// [`MAX_UNLOCK_DELAY`].
+/// `MAX_UNLOCK_DELAY`.
 pub fn unlock_delay(base: Duration, failures: u32) -> Duration {
     let factor = 1u32 << failures.saturating_sub(1).min(16);
     base.saturating_mul(factor).min(MAX_UNLOCK_DELAY)
