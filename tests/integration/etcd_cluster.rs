@@ -39,20 +39,29 @@ fn etcd_bin() -> PathBuf {
     p
 }
 
-fn free_port() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").expect("bind a free port");
-    l.local_addr().unwrap().port()
+/// `n` distinct free ports: every listener is held until all are bound, so the kernel cannot
+/// hand the same port out twice (it did: two members on one client port left the cluster
+/// with two members, and a one-member-down test then lost quorum).
+fn free_ports(n: usize) -> Vec<u16> {
+    let listeners: Vec<TcpListener> = (0..n)
+        .map(|_| TcpListener::bind("127.0.0.1:0").expect("bind a free port"))
+        .collect();
+    listeners
+        .iter()
+        .map(|l| l.local_addr().unwrap().port())
+        .collect()
 }
 
 impl Cluster {
     /// Starts three members and waits until the cluster answers with a leader.
     pub fn start() -> Cluster {
         let dir = tempfile::tempdir().unwrap();
+        let ports = free_ports(6);
         let mut members: Vec<Member> = (0..3)
             .map(|i| Member {
                 name: format!("m{i}"),
-                client_port: free_port(),
-                peer_port: free_port(),
+                client_port: ports[2 * i],
+                peer_port: ports[2 * i + 1],
                 data: dir.path().join(format!("m{i}")),
                 child: None,
             })
