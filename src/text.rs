@@ -41,12 +41,6 @@ pub fn is_unsafe(c: char) -> bool {
         )
 }
 
-/// True when every byte is printable ASCII, space included (RFC 6749 Appendix A's VSCHAR):
-/// the syntax of access tokens, refresh tokens and scopes (HARD-9).
-pub fn is_vschar(text: &str) -> bool {
-    text.bytes().all(|b| (0x20..=0x7e).contains(&b))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -63,13 +57,5 @@ mod tests {
         assert_eq!(sanitize("José ✓", 10), "José ✓");
         assert_eq!(sanitize(&"x".repeat(50), 5), "xxxxx…");
         assert!(sanitize("\u{9b}31m", 10).starts_with("\\u{9b}"), "C1 CSI");
-    }
-
-    #[test]
-    fn vschar_is_printable_ascii() {
-        assert!(is_vschar("ya29.a0-_~+/= ok"));
-        assert!(!is_vschar("tok\u{1b}[2J"));
-        assert!(!is_vschar("café"));
-        assert!(!is_vschar("a\tb"));
     }
 }

@@ -6,7 +6,7 @@ use super::mode::LoginMode;
 use super::{App, AppError, Result, login_record};
 use crate::oauth::callback::{CallbackError, CallbackListener, ListenerOptions};
 use crate::oauth::{AuthorizationRequest, ClientConfig, OAuthError, TokenSet};
-use crate::provider::{ClientAuth, HintStage, Provider};
+use crate::provider::{HintStage, Provider};
 use crate::secret::{AuthCode, CsrfState};
 use crate::text::sanitize;
 use crate::vault::LoginGrant;
@@ -85,19 +85,10 @@ impl App {
             LoginMode::Device => LoginGrant::Device,
             LoginMode::Browser | LoginMode::Paste => LoginGrant::Code,
         };
+        // A grant that authenticates with a secret cannot end well without one: the
+        // configuration says so now (`grant_config`), not after the user has logged in at the
+        // provider.
         let cfg = self.client_config_for(account, grant).await?;
-        // A grant that authenticates with a secret cannot end well without one:
-        // say so now, not after the user has logged in at the provider.
-        if cfg.client_auth != ClientAuth::None
-            && cfg.client_secret.is_none()
-            && account.exchange_proxy.is_none()
-        {
-            return Err(AppError::Config(format!(
-                "account '{name}': client authentication '{}' needs a client secret: set \
-                 client_secret_env in the account file (or store it in the vault)",
-                cfg.client_auth.as_str()
-            )));
-        }
         let timeout = self.settings.login_timeout;
         let LoginInput {
             mode,

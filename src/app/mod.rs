@@ -29,7 +29,7 @@ pub mod view;
 pub use error::{AppError, Result};
 pub use status::{AccountStatus, Health};
 
-use crate::oauth::{ClientConfig, ClientSettings, OAuthClient, TokenSet};
+use crate::oauth::{ClientAuth, ClientConfig, ClientSettings, OAuthClient, TokenSet};
 use crate::provider::{self, Loaded, Provider};
 use crate::secret::ClientSecret;
 use crate::vault::{Claims, LoginGrant, Record, Snapshot, StoredState, Vault};
@@ -243,7 +243,7 @@ impl App {
         stored_secret: Option<ClientSecret>,
         grant: LoginGrant,
     ) -> Result<ClientConfig> {
-        let mut cfg = grant_config(account, stored_secret, grant);
+        let mut cfg = grant_config(account, stored_secret, grant)?;
         if account.needs_discovery()
             && let Some(issuer) = cfg.issuer.clone()
         {
@@ -294,7 +294,7 @@ pub fn issuer_string(url: &url::Url) -> String {
 
 /// Maps a provider file onto the engine's configuration (no network), for the authorization
 /// code grant.
-pub fn base_config(p: &Provider, stored_secret: Option<ClientSecret>) -> ClientConfig {
+pub fn base_config(p: &Provider, stored_secret: Option<ClientSecret>) -> Result<ClientConfig> {
     grant_config(p, stored_secret, LoginGrant::Code)
 }
 
@@ -310,11 +310,15 @@ pub fn refresh_config(mut cfg: ClientConfig, account: &Provider, record: &Record
 
 /// [`base_config`] for `grant`: the device grant, and refreshes of the tokens it issued,
 /// authenticate as `device_client_auth` says (PROV-2: GitHub needs no secret there).
+///
+/// A method that needs a secret (`basic`, `post`) and finds none, in the file or the vault, is
+/// a configuration error here, before anything is sent. Through an exchange proxy the account
+/// holds no secret: the proxy authenticates the client (PROXY-3), so the account sends none.
 pub fn grant_config(
     p: &Provider,
     stored_secret: Option<ClientSecret>,
     grant: LoginGrant,
-) -> ClientConfig {
+) -> Result<ClientConfig> {
     // PROV-10: a device client of its own (Google) brings its own id and secret.
     let (client_id, client_secret) = match (grant, &p.device_client_id) {
         (LoginGrant::Device, Some(id)) => (id.clone(), p.device_client_secret.clone()),
@@ -323,13 +327,25 @@ pub fn grant_config(
             p.client_secret.clone().or(stored_secret),
         ),
     };
-    ClientConfig {
+    let method = match grant {
+        LoginGrant::Code => p.client_auth,
+        LoginGrant::Device => p.device_client_auth,
+    };
+    let client_auth = match ClientAuth::new(method, client_secret) {
+        Ok(auth) => auth,
+        Err(_) if p.exchange_proxy.is_some() => ClientAuth::None,
+        Err(method) => {
+            return Err(AppError::Config(format!(
+                "account '{}': client authentication '{}' needs a client secret: set \
+                 client_secret_env in the account file (or store it in the vault)",
+                p.name,
+                method.as_str()
+            )));
+        }
+    };
+    Ok(ClientConfig {
         client_id,
-        client_secret,
-        client_auth: match grant {
-            LoginGrant::Code => p.client_auth,
-            LoginGrant::Device => p.device_client_auth,
-        },
+        client_auth,
         revocation_format: p.revocation_format,
         issuer_aliases: p.issuer_aliases.clone(),
         refresh_redirect_uri: None,
@@ -353,7 +369,7 @@ pub fn grant_config(
         default_lifetime: p.default_lifetime_secs.map(Duration::from_secs),
         // Set by discovery (AUTHZ-4).
         require_iss: false,
-    }
+    })
 }
 
 /// EXP-3: the one-line, secret-free warning for a login or refresh that produced a token of
@@ -488,7 +504,7 @@ mod tests {
         use crate::oauth::token::parse_token_response;
         use crate::secret::{ClientSecret, RefreshToken};
         let p = test_provider();
-        let mut cfg = base_config(&p, None);
+        let mut cfg = base_config(&p, None).unwrap();
         cfg.issuer = Some("https://as.example".into());
         let tokens = |refresh: bool, sub: Option<&str>| {
             let rt = if refresh {
@@ -562,7 +578,7 @@ mod tests {
             (r#","expires_in":3600"#, None, Some(3600)),
         ] {
             p.default_lifetime_secs = default;
-            let cfg = base_config(&p, None);
+            let cfg = base_config(&p, None).unwrap();
             let body = format!(r#"{{"access_token":"at","token_type":"Bearer"{expires_in}}}"#);
             let tokens =
                 parse_token_response(200, None, body.as_bytes(), &[], cfg.default_lifetime, sent)
@@ -609,33 +625,42 @@ mod tests {
     /// with the device client when the account names one; the code grant never does.
     #[test]
     fn prov2_prov10_device_grant_config_uses_its_own_auth_and_client() {
-        use crate::provider::ClientAuth;
+        use crate::oauth::AuthMethod;
         let mut p = test_provider();
         p.client_id = Some("desktop".into());
         p.client_secret = Some(ClientSecret::new("desktop-secret"));
-        p.client_auth = ClientAuth::Post;
-        p.device_client_auth = ClientAuth::None;
-        let code = grant_config(&p, None, LoginGrant::Code);
+        p.client_auth = AuthMethod::Post;
+        p.device_client_auth = AuthMethod::None;
+        let code = grant_config(&p, None, LoginGrant::Code).unwrap();
         assert_eq!(
-            (code.client_id.as_str(), code.client_auth),
-            ("desktop", ClientAuth::Post)
+            (code.client_id.as_str(), code.client_auth.method()),
+            ("desktop", AuthMethod::Post)
         );
-        let device = grant_config(&p, None, LoginGrant::Device);
+        let device = grant_config(&p, None, LoginGrant::Device).unwrap();
         assert_eq!(
-            (device.client_id.as_str(), device.client_auth),
-            ("desktop", ClientAuth::None)
+            (device.client_id.as_str(), device.client_auth.method()),
+            ("desktop", AuthMethod::None)
         );
         p.device_client_id = Some("tv".into());
         p.device_client_secret = Some(ClientSecret::new("tv-secret"));
-        p.device_client_auth = ClientAuth::Post;
-        let device = grant_config(&p, Some(ClientSecret::new("stored")), LoginGrant::Device);
+        p.device_client_auth = AuthMethod::Post;
+        let device =
+            grant_config(&p, Some(ClientSecret::new("stored")), LoginGrant::Device).unwrap();
         assert_eq!(device.client_id, "tv");
         assert_eq!(
-            device.client_secret.as_ref().map(ClientSecret::secret),
+            device.client_auth.secret().map(ClientSecret::secret),
             Some("tv-secret")
         );
-        let code = grant_config(&p, None, LoginGrant::Code);
+        let code = grant_config(&p, None, LoginGrant::Code).unwrap();
         assert_eq!(code.client_id, "desktop");
+        // A secret method without a secret is refused before anything is sent (SECRET-2)…
+        p.client_secret = None;
+        let e = grant_config(&p, None, LoginGrant::Code).unwrap_err();
+        assert!(e.to_string().contains("needs a client secret"), "{e}");
+        // …unless an exchange proxy authenticates the client (PROXY-3).
+        p.exchange_proxy = Some(url::Url::parse("https://proxy.example/").unwrap());
+        let cfg = grant_config(&p, None, LoginGrant::Code).unwrap();
+        assert_eq!(cfg.client_auth.method(), AuthMethod::None);
     }
 
     /// PROV-5: the login's redirect URI goes on refresh only when the provider asks for it.
@@ -646,10 +671,10 @@ mod tests {
             redirect_uri: Some("http://127.0.0.1:8123/cb".into()),
             ..Record::default()
         };
-        let cfg = refresh_config(base_config(&p, None), &p, &rec);
+        let cfg = refresh_config(base_config(&p, None).unwrap(), &p, &rec);
         assert_eq!(cfg.refresh_redirect_uri, None);
         p.send_redirect_uri_on_refresh = true;
-        let cfg = refresh_config(base_config(&p, None), &p, &rec);
+        let cfg = refresh_config(base_config(&p, None).unwrap(), &p, &rec);
         assert_eq!(
             cfg.refresh_redirect_uri.as_deref(),
             Some("http://127.0.0.1:8123/cb")

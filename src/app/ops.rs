@@ -248,10 +248,13 @@ impl App {
         // no discovery) is needed.
         let remote = match &account.exchange_proxy {
             Some(proxy) => self.oauth()?.revoke_via_proxy(proxy, access, refresh).await,
-            None => {
-                let cfg = self.client_config(account).await?;
-                self.oauth()?.revoke(&cfg, access, refresh).await
-            }
+            // A configuration the provider cannot be asked with (a missing client secret) is
+            // a failed revocation like any other: the tokens still go locally (REV-4).
+            None => match self.client_config(account).await {
+                Ok(cfg) => self.oauth()?.revoke(&cfg, access, refresh).await,
+                Err(AppError::Config(message)) => Err(OAuthError::Config(message)),
+                Err(e) => return Err(e),
+            },
         };
         self.forget(name)?;
         Ok(match remote {

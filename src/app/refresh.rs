@@ -244,7 +244,7 @@ pub(super) fn token_of(name: &str, record: &Record) -> Result<AccessToken> {
         .ok_or_else(|| AppError::NeedsLogin(name.to_string()))?;
     // HARD-9: tokens are checked when received; one stored by an older build that would put
     // control characters on a terminal or into a shell is not handed out.
-    if !crate::text::is_vschar(token.secret()) {
+    if !crate::oauth::wire::is_vschar(token.secret()) {
         return Err(AppError::NeedsLogin(name.to_string()));
     }
     Ok(token)

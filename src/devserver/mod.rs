@@ -42,7 +42,7 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::provider::ClientAuth;
+use crate::oauth::AuthMethod;
 pub use handlers::FORGED_EMAIL;
 use handlers::{Incoming as Req, Reply};
 pub use hostile::Hostile;
@@ -63,7 +63,7 @@ pub struct DevClient {
     /// The secret for `Basic` and `Post` clients (kept as the fake's configuration; tests own it).
     pub secret: Option<String>,
     /// How the client authenticates at `/token`, `/revoke` and `/device_authorization`.
-    pub auth: ClientAuth,
+    pub auth: AuthMethod,
     /// Registered redirect URIs (exact match); empty = any loopback `http` URI (RFC 8252 §7.3).
     pub redirect_uris: Vec<String>,
 }
@@ -74,13 +74,13 @@ impl DevClient {
         Self {
             client_id: client_id.to_owned(),
             secret: None,
-            auth: ClientAuth::None,
+            auth: AuthMethod::None,
             redirect_uris: Vec::new(),
         }
     }
 
     /// A confidential client with `auth` (`Basic` or `Post`) and any loopback redirect URI.
-    pub fn confidential(client_id: &str, secret: &str, auth: ClientAuth) -> Self {
+    pub fn confidential(client_id: &str, secret: &str, auth: AuthMethod) -> Self {
         Self {
             client_id: client_id.to_owned(),
             secret: Some(secret.to_owned()),

@@ -435,8 +435,7 @@ mod tests {
             check(&t.authorization_endpoint, "GET", Route::Authorize);
             check(&t.token_endpoint, "POST", Route::Token);
             check(&t.device_authorization_endpoint, "POST", Route::Device);
-            let revoke_method = if t.revocation_format == crate::provider::RevocationFormat::Github
-            {
+            let revoke_method = if t.revocation_format == crate::oauth::RevocationFormat::Github {
                 "DELETE"
             } else {
                 "POST"

@@ -140,14 +140,13 @@ fn append_query(endpoint: &Url, params: &[(&str, &str)]) -> Result<Url> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::provider::ClientAuth;
+    use crate::oauth::ClientAuth;
     use crate::secret::ClientSecret;
 
     fn config() -> ClientConfig {
         ClientConfig {
             client_id: "my client+id".into(),
-            client_secret: Some(ClientSecret::new("s3cr3t-value")),
-            client_auth: ClientAuth::Basic,
+            client_auth: ClientAuth::Basic(ClientSecret::new("s3cr3t-value")),
             authorization_endpoint: Some(
                 Url::parse("https://as.example/authorize?tenant=x").unwrap(),
             ),

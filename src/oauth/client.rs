@@ -6,14 +6,14 @@ use std::time::{Duration, Instant, SystemTime};
 use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderValue, RETRY_AFTER};
 use url::Url;
 
-use super::config::{ClientConfig, auth_name};
+use super::client_auth::ClientAuth;
+use super::config::ClientConfig;
 use super::device::DeviceTiming;
 use super::error::{OAuthError, Result, TOKEN_ERROR_CODES, is_retryable_status};
 use super::narrow::Narrowing;
 use super::retry::{RetryPolicy, parse_retry_after};
 use super::token::{TokenSet, error_in, parse_fields, parse_token_response};
 pub use super::wire::basic_auth;
-use crate::provider::ClientAuth;
 use crate::secret::{AuthCode, ClientSecret, PkceVerifier, RefreshToken};
 
 /// Parameters the engine sets itself in token requests; `token_params` may not repeat them.
@@ -261,23 +261,23 @@ impl OAuthClient {
         let mut form = form_urlencoded::Serializer::new(String::new());
         form.extend_pairs(params);
         let mut basic = None;
-        match config.client_auth {
+        match &config.client_auth {
             ClientAuth::None => {
                 form.append_pair("client_id", &config.client_id);
             }
-            ClientAuth::Post => {
+            ClientAuth::Post(secret) => {
                 form.append_pair("client_id", &config.client_id);
-                form.append_pair("client_secret", config.secret_for_auth()?.secret());
+                form.append_pair("client_secret", secret.secret());
             }
-            ClientAuth::Basic => {
-                basic = Some(basic_header(&config.client_id, config.secret_for_auth()?)?);
+            ClientAuth::Basic(secret) => {
+                basic = Some(basic_header(&config.client_id, secret)?);
             }
         }
         for (k, v) in &config.token_params {
             if RESERVED_TOKEN_PARAMS.contains(&k.as_str()) || params.iter().any(|(p, _)| p == k) {
                 return Err(OAuthError::Config(format!(
                     "token_params may not set '{k}' (client auth '{}')",
-                    auth_name(config.client_auth)
+                    config.client_auth.method().as_str()
                 )));
             }
             form.append_pair(k, v);
@@ -480,14 +480,14 @@ pub(crate) fn basic_header(client_id: &str, secret: &ClientSecret) -> Result<Hea
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::oauth::client_auth::AuthMethod;
     use crate::oauth::testutil::{Reply, Stub, fast_client, form_of};
     use std::time::Duration;
 
-    fn config(stub: &Stub, auth: ClientAuth) -> ClientConfig {
+    fn config(stub: &Stub, auth: AuthMethod) -> ClientConfig {
         ClientConfig {
             client_id: "my client".into(),
-            client_secret: Some(ClientSecret::new("p@ss:w/rd+=?")),
-            client_auth: auth,
+            client_auth: ClientAuth::new(auth, Some(ClientSecret::new("p@ss:w/rd+=?"))).unwrap(),
             token_endpoint: Some(stub.url("/token")),
             scopes: vec!["openid".into(), "email".into()],
             ..Default::default()
@@ -522,7 +522,7 @@ mod tests {
     #[tokio::test]
     async fn tok1_tok2_exchange_with_client_auth_none() {
         let stub = Stub::start(vec![Reply::json(200, OK)]).await;
-        let t = exchange(&stub, &config(&stub, ClientAuth::None))
+        let t = exchange(&stub, &config(&stub, AuthMethod::None))
             .await
             .unwrap();
         assert_eq!(t.access_token.secret(), "at-fx-1");
@@ -547,7 +547,7 @@ mod tests {
     #[tokio::test]
     async fn secret2_basic_auth_puts_secret_only_in_header() {
         let stub = Stub::start(vec![Reply::json(200, OK)]).await;
-        exchange(&stub, &config(&stub, ClientAuth::Basic))
+        exchange(&stub, &config(&stub, AuthMethod::Basic))
             .await
             .unwrap();
         let r = &stub.requests()[0];
@@ -563,7 +563,7 @@ mod tests {
     #[tokio::test]
     async fn secret2_post_auth_puts_secret_only_in_body() {
         let stub = Stub::start(vec![Reply::json(200, OK)]).await;
-        exchange(&stub, &config(&stub, ClientAuth::Post))
+        exchange(&stub, &config(&stub, AuthMethod::Post))
             .await
             .unwrap();
         let r = &stub.requests()[0];
@@ -575,22 +575,13 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn secret_required_for_basic_and_post() {
-        let stub = Stub::start(vec![Reply::json(200, OK)]).await;
-        let mut cfg = config(&stub, ClientAuth::Post);
-        cfg.client_secret = None;
-        assert!(exchange(&stub, &cfg).await.unwrap_err().is_config_error());
-        assert!(stub.requests().is_empty());
-    }
-
-    #[tokio::test]
     async fn tok_form_encoded_response_over_http() {
         let stub = Stub::start(vec![Reply::form(
             200,
             "access_token=gho_1&token_type=bearer&scope=repo",
         )])
         .await;
-        let t = exchange(&stub, &config(&stub, ClientAuth::None))
+        let t = exchange(&stub, &config(&stub, AuthMethod::None))
             .await
             .unwrap();
         assert_eq!(t.access_token.secret(), "gho_1");
@@ -601,7 +592,7 @@ mod tests {
     async fn net2_retries_each_transient_status_then_succeeds_on_refresh() {
         for status in [500u16, 502, 503, 504, 429] {
             let stub = Stub::start(vec![Reply::text(status, "oops"), Reply::json(200, OK)]).await;
-            let cfg = config(&stub, ClientAuth::None);
+            let cfg = config(&stub, AuthMethod::None);
             let t = fast_client()
                 .refresh(&cfg, &RefreshToken::new("rt"))
                 .await
@@ -618,7 +609,7 @@ mod tests {
             Reply::json(200, OK),
         ])
         .await;
-        let cfg = config(&stub, ClientAuth::None);
+        let cfg = config(&stub, AuthMethod::None);
         fast_client()
             .refresh(&cfg, &RefreshToken::new("rt"))
             .await
@@ -631,7 +622,7 @@ mod tests {
     #[tokio::test]
     async fn net2_retry_after_beyond_cap_is_not_waited_for() {
         let stub = Stub::start(vec![Reply::text(429, "no").header("Retry-After", "500")]).await;
-        let cfg = config(&stub, ClientAuth::None);
+        let cfg = config(&stub, AuthMethod::None);
         let e = fast_client()
             .refresh(&cfg, &RefreshToken::new("rt"))
             .await
@@ -643,7 +634,7 @@ mod tests {
     #[tokio::test]
     async fn net2_attempts_are_bounded() {
         let stub = Stub::start(vec![Reply::text(503, "down")]).await;
-        let cfg = config(&stub, ClientAuth::None);
+        let cfg = config(&stub, AuthMethod::None);
         let e = fast_client()
             .refresh(&cfg, &RefreshToken::new("rt"))
             .await
@@ -656,7 +647,7 @@ mod tests {
     async fn net3_client_errors_not_retried() {
         for status in [400u16, 401, 403, 404] {
             let stub = Stub::start(vec![Reply::text(status, "no"), Reply::json(200, OK)]).await;
-            let cfg = config(&stub, ClientAuth::None);
+            let cfg = config(&stub, AuthMethod::None);
             let e = fast_client()
                 .refresh(&cfg, &RefreshToken::new("rt"))
                 .await
@@ -677,7 +668,7 @@ mod tests {
                 Reply::json(200, OK),
             ])
             .await;
-            let cfg = config(&stub, ClientAuth::None);
+            let cfg = config(&stub, AuthMethod::None);
             let e = fast_client()
                 .refresh(&cfg, &RefreshToken::new("rt"))
                 .await
@@ -695,7 +686,7 @@ mod tests {
             Reply::json(200, OK),
         ])
         .await;
-        let cfg = config(&stub, ClientAuth::None);
+        let cfg = config(&stub, AuthMethod::None);
         let e = fast_client()
             .refresh(&cfg, &RefreshToken::new("rt"))
             .await
@@ -715,7 +706,7 @@ mod tests {
                 .header("WWW-Authenticate", "Basic realm=\"as\""),
         ])
         .await;
-        let cfg = config(&stub, ClientAuth::Basic);
+        let cfg = config(&stub, AuthMethod::Basic);
         let e = fast_client()
             .refresh(&cfg, &RefreshToken::new("rt"))
             .await
@@ -747,7 +738,7 @@ mod tests {
     #[tokio::test]
     async fn net2_post_send_network_error_retried_on_refresh() {
         let stub = Stub::start(vec![Reply::Drop, Reply::json(200, OK)]).await;
-        let cfg = config(&stub, ClientAuth::None);
+        let cfg = config(&stub, AuthMethod::None);
         fast_client()
             .refresh(&cfg, &RefreshToken::new("rt"))
             .await
@@ -758,7 +749,7 @@ mod tests {
     #[tokio::test]
     async fn ref8_post_send_failure_retried_only_once_on_refresh() {
         let stub = Stub::start(vec![Reply::Drop, Reply::Drop, Reply::json(200, OK)]).await;
-        let cfg = config(&stub, ClientAuth::None);
+        let cfg = config(&stub, AuthMethod::None);
         let e = fast_client()
             .refresh(&cfg, &RefreshToken::new("rt"))
             .await
@@ -770,14 +761,14 @@ mod tests {
     #[tokio::test]
     async fn net4_code_exchange_not_retried_after_send() {
         let stub = Stub::start(vec![Reply::Drop, Reply::json(200, OK)]).await;
-        let e = exchange(&stub, &config(&stub, ClientAuth::None))
+        let e = exchange(&stub, &config(&stub, AuthMethod::None))
             .await
             .unwrap_err();
         assert!(matches!(e, OAuthError::Network(_)), "{e}");
         assert_eq!(stub.requests().len(), 1);
 
         let stub = Stub::start(vec![Reply::text(503, "down"), Reply::json(200, OK)]).await;
-        let e = exchange(&stub, &config(&stub, ClientAuth::None))
+        let e = exchange(&stub, &config(&stub, AuthMethod::None))
             .await
             .unwrap_err();
         assert!(matches!(e, OAuthError::Http { status: 503 }));
@@ -791,7 +782,7 @@ mod tests {
         let pad = "x".repeat(MAX_RESPONSE_BODY + 1);
         let huge = format!(r#"{{"access_token":"at","token_type":"Bearer","pad":"{pad}"}}"#);
         let stub = Stub::start(vec![Reply::json(200, &huge), Reply::json(200, OK)]).await;
-        let e = exchange(&stub, &config(&stub, ClientAuth::None))
+        let e = exchange(&stub, &config(&stub, AuthMethod::None))
             .await
             .unwrap_err();
         assert!(
@@ -803,7 +794,7 @@ mod tests {
         let big = format!(r#"{{"access_token":"at","token_type":"Bearer","pad":"{pad}"}}"#);
         let stub = Stub::start(vec![Reply::json(200, &big)]).await;
         assert!(
-            exchange(&stub, &config(&stub, ClientAuth::None))
+            exchange(&stub, &config(&stub, AuthMethod::None))
                 .await
                 .is_ok()
         );
@@ -816,7 +807,7 @@ mod tests {
         settings.timeout = Duration::from_millis(300);
         settings.retry = RetryPolicy::none();
         let client = OAuthClient::with_settings(settings).unwrap();
-        let cfg = config(&stub, ClientAuth::None);
+        let cfg = config(&stub, AuthMethod::None);
         let started = Instant::now();
         let e = client
             .refresh(&cfg, &RefreshToken::new("rt"))
@@ -833,7 +824,7 @@ mod tests {
             Reply::json(200, r#"{"access_token":"at-fx-3","token_type":"Bearer"}"#),
         ])
         .await;
-        let cfg = config(&stub, ClientAuth::None);
+        let cfg = config(&stub, AuthMethod::None);
         let client = fast_client();
         let t = client
             .refresh(&cfg, &RefreshToken::new("rt-fx-A1"))
@@ -858,7 +849,7 @@ mod tests {
     #[tokio::test]
     async fn ref1_scope_sent_on_refresh_when_configured() {
         let stub = Stub::start(vec![Reply::json(200, OK)]).await;
-        let mut cfg = config(&stub, ClientAuth::None);
+        let mut cfg = config(&stub, AuthMethod::None);
         cfg.scope_on_refresh = true;
         cfg.token_params = vec![("resource".into(), "https://api.example".into())];
         fast_client()
@@ -873,7 +864,7 @@ mod tests {
     #[tokio::test]
     async fn prov5_refresh_carries_the_login_redirect_uri_when_configured() {
         let stub = Stub::start(vec![Reply::json(200, OK), Reply::json(200, OK)]).await;
-        let mut cfg = config(&stub, ClientAuth::None);
+        let mut cfg = config(&stub, AuthMethod::None);
         let client = fast_client();
         client
             .refresh(&cfg, &RefreshToken::new("rt"))
@@ -895,7 +886,7 @@ mod tests {
     #[tokio::test]
     async fn token_params_may_not_override_reserved() {
         let stub = Stub::start(vec![Reply::json(200, OK)]).await;
-        let mut cfg = config(&stub, ClientAuth::None);
+        let mut cfg = config(&stub, AuthMethod::None);
         cfg.token_params = vec![("client_secret".into(), "x".into())];
         assert!(exchange(&stub, &cfg).await.unwrap_err().is_config_error());
     }
@@ -920,7 +911,7 @@ mod tests {
             Reply::text(302, "").header("Location", "http://127.0.0.1:1/elsewhere"),
         ])
         .await;
-        let e = exchange(&stub, &config(&stub, ClientAuth::None))
+        let e = exchange(&stub, &config(&stub, AuthMethod::None))
             .await
             .unwrap_err();
         assert!(matches!(e, OAuthError::Http { status: 302 }));
@@ -1000,8 +991,8 @@ mod tests {
             ),
         ])
         .await;
-        let mut cfg = config(&stub, ClientAuth::Basic);
-        cfg.client_secret = Some(ClientSecret::new("cs-LEAK-3"));
+        let mut cfg = config(&stub, AuthMethod::Basic);
+        cfg.client_auth = ClientAuth::Basic(ClientSecret::new("cs-LEAK-3"));
         let client = fast_client();
         client
             .refresh(&cfg, &RefreshToken::new("rt-LEAK-4"))

@@ -6,18 +6,17 @@ use std::time::Duration;
 
 use url::Url;
 
+use super::client_auth::{ClientAuth, RevocationFormat};
 use super::error::{OAuthError, Result};
-use crate::provider::{ClientAuth, RevocationFormat};
-use crate::secret::ClientSecret;
+use super::wire;
 
 /// Everything the engine needs to talk to one provider for one client.
 #[derive(Debug, Clone, Default)]
 pub struct ClientConfig {
     /// The OAuth `client_id`.
     pub client_id: String,
-    /// The client secret, for `basic` / `post` client authentication only (SECRET-2).
-    pub client_secret: Option<ClientSecret>,
-    /// How the client authenticates at the token and revocation endpoints.
+    /// How the client authenticates at the token and revocation endpoints, with the secret
+    /// `basic` / `post` need (SECRET-2).
     pub client_auth: ClientAuth,
     /// The issuer identifier, when known (discovery, `iss` checks).
     pub issuer: Option<String>,
@@ -61,16 +60,6 @@ impl ClientConfig {
         Ok(url)
     }
 
-    /// The client secret required by `basic` / `post` authentication.
-    pub(crate) fn secret_for_auth(&self) -> Result<&ClientSecret> {
-        self.client_secret.as_ref().ok_or_else(|| {
-            OAuthError::Config(format!(
-                "client authentication '{}' needs a client secret",
-                auth_name(self.client_auth)
-            ))
-        })
-    }
-
     /// True when `openid` is among the scopes (an OIDC login, AUTHZ-6).
     pub fn is_oidc(&self) -> bool {
         self.scopes.iter().any(|s| s == "openid")
@@ -82,30 +71,20 @@ impl ClientConfig {
     }
 }
 
-/// The provider-file spelling of a client authentication mode.
-pub fn auth_name(auth: ClientAuth) -> &'static str {
-    match auth {
-        ClientAuth::None => "none",
-        ClientAuth::Basic => "basic",
-        ClientAuth::Post => "post",
-    }
-}
-
 /// DISC-4 / NET-1: endpoints must be `https`, except on loopback hosts (127.0.0.0/8, ::1,
 /// `localhost`), which the local fake server and tests use. Loopback never leaves the machine.
+/// The rule itself is [`wire::endpoint_problem`], shared with the exchange proxy.
 pub fn check_endpoint(url: &Url) -> Result<()> {
-    match url.scheme() {
-        "https" => Ok(()),
-        "http" if is_loopback(url) => Ok(()),
-        other => Err(OAuthError::Config(format!(
-            "endpoint on host '{}' uses '{other}': only https (or http on loopback) is allowed",
-            url.host_str().unwrap_or("?")
+    match wire::endpoint_problem(url) {
+        None => Ok(()),
+        Some(problem) => Err(OAuthError::Config(format!(
+            "the endpoint on host '{}' {problem}",
+            crate::text::sanitize(url.host_str().unwrap_or("?"), 100)
         ))),
     }
 }
 
-/// True when the URL's host is a loopback address or `localhost` (one rule for the whole crate).
-pub use crate::provider::is_loopback;
+pub use super::wire::is_loopback;
 
 #[cfg(test)]
 mod tests {
@@ -121,5 +100,7 @@ mod tests {
         assert!(!ok("http://as.example/token"));
         assert!(!ok("http://127.0.0.1.evil.example/token"));
         assert!(!ok("ftp://as.example/token"));
+        assert!(!ok("https://as.example/token#frag"));
+        assert!(!ok("https://user:pw@as.example/token"));
     }
 }

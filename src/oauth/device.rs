@@ -211,16 +211,11 @@ fn check_verification_uri(uri: &str) -> Result<()> {
             crate::text::sanitize(uri, 100)
         ))
     };
-    if !crate::text::is_vschar(uri) {
+    if !super::wire::is_vschar(uri) {
         return Err(bad());
     }
     let url = url::Url::parse(uri).map_err(|_| bad())?;
-    let loopback = match url.host() {
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        Some(url::Host::Domain(d)) => d == "localhost",
-        None => false,
-    };
+    let loopback = super::wire::is_loopback(&url);
     match url.scheme() {
         "https" if url.host().is_some() => Ok(()),
         "http" if loopback => Ok(()),
@@ -308,9 +303,8 @@ pub fn parse_device_authorization(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::oauth::ClientAuth;
     use crate::oauth::testutil::{Reply, Stub, fast_client, form_of};
-    use crate::provider::ClientAuth;
-    use crate::secret::ClientSecret;
 
     const DEVICE: &str = r#"{"device_code":"dc-fx-9","user_code":"QWRT-ZXCV","verification_uri":"https://as.example/device","verification_uri_complete":"https://as.example/device?user_code=QWRT-ZXCV","expires_in":900,"interval":5}"#;
     const PENDING: &str = r#"{"error":"authorization_pending"}"#;
@@ -319,7 +313,6 @@ mod tests {
     fn config(stub: &Stub) -> ClientConfig {
         ClientConfig {
             client_id: "cid".into(),
-            client_secret: Some(ClientSecret::new("never-sent")),
             client_auth: ClientAuth::None,
             token_endpoint: Some(stub.url("/token")),
             device_authorization_endpoint: Some(stub.url("/device")),
@@ -369,7 +362,7 @@ mod tests {
         let f = form_of(&stub.requests()[0].body);
         assert_eq!(f["client_id"], "cid");
         assert_eq!(f["scope"], "openid profile");
-        assert!(!stub.requests()[0].raw.contains("never-sent"));
+        assert!(!f.contains_key("client_secret"));
     }
 
     /// HARD-4: a hostile `expires_in` (2^63 − 1) or `interval` is capped when parsed, so no

@@ -8,6 +8,7 @@ use super::client::{OAuthClient, Replay};
 use super::config::{ClientConfig, check_endpoint};
 use super::error::{OAuthError, Result};
 use super::token::{Fields, parse_fields};
+use super::wire;
 
 /// The parts of a discovery document authdeck uses.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -40,30 +41,13 @@ impl OAuthClient {
     /// `{origin}/.well-known/oauth-authorization-server{issuer path}`. The document's `issuer`
     /// must equal `issuer` exactly, and every endpoint must be https (or loopback).
     pub async fn discover(&self, issuer: &str) -> Result<ProviderMetadata> {
-        let issuer_url = Url::parse(issuer)
-            .map_err(|_| OAuthError::Config("the issuer is not a valid URL".into()))?;
-        check_endpoint(&issuer_url)?;
-        if issuer_url.query().is_some() || issuer_url.fragment().is_some() {
-            return Err(OAuthError::Config(
-                "the issuer may not have a query or fragment".into(),
-            ));
-        }
-        let oidc = format!(
-            "{}/.well-known/openid-configuration",
-            issuer.trim_end_matches('/')
-        );
-        let first = self.fetch_metadata(&oidc, issuer).await;
-        match first {
-            Ok(meta) => Ok(meta),
-            Err(
-                e @ (OAuthError::IssuerMismatch { .. }
-                | OAuthError::Network(_)
-                | OAuthError::Timeout),
-            ) => Err(e),
-            Err(first_err) => {
+        let [oidc, rfc8414] = discovery_urls(issuer)?;
+        match self.fetch_metadata(&oidc, issuer).await {
+            Err(first_err) if falls_back(&first_err) => {
                 tracing::debug!(error = %first_err, "OIDC discovery failed; trying RFC 8414");
-                self.fetch_metadata(&rfc8414_url(&issuer_url), issuer).await
+                self.fetch_metadata(&rfc8414, issuer).await
             }
+            first => first,
         }
     }
 
@@ -84,6 +68,36 @@ impl OAuthClient {
         let fields = parse_fields(Some("application/json"), &resp.body)?;
         parse_metadata(&fields, issuer)
     }
+}
+
+/// DISC-1/2: the discovery URLs of `issuer`, in the order they are tried: OpenID Connect's
+/// `{issuer}/.well-known/openid-configuration`, then RFC 8414's (see [`rfc8414_url`]). The
+/// issuer itself must pass DISC-4 and have no query or fragment. Shared with the exchange
+/// proxy, which fetches them with its own transport.
+pub fn discovery_urls(issuer: &str) -> Result<[String; 2]> {
+    let issuer_url = Url::parse(issuer)
+        .map_err(|_| OAuthError::Config("the issuer is not a valid URL".into()))?;
+    check_endpoint(&issuer_url)?;
+    if issuer_url.query().is_some() || issuer_url.fragment().is_some() {
+        return Err(OAuthError::Config(
+            "the issuer may not have a query or fragment".into(),
+        ));
+    }
+    let oidc = format!(
+        "{}/.well-known/openid-configuration",
+        issuer.trim_end_matches('/')
+    );
+    Ok([oidc, rfc8414_url(&issuer_url)])
+}
+
+/// DISC-2: whether a failure at the OpenID Connect URL lets the RFC 8414 URL be tried. An HTTP
+/// error or an unusable document does; a network failure, a timeout or another issuer's
+/// document (DISC-3) does not.
+pub fn falls_back(first: &OAuthError) -> bool {
+    !matches!(
+        first,
+        OAuthError::IssuerMismatch { .. } | OAuthError::Network(_) | OAuthError::Timeout
+    )
 }
 
 /// DISC-2: the well-known segment goes between the origin and the issuer's path.
@@ -111,11 +125,10 @@ pub fn parse_metadata(fields: &Fields, issuer: &str) -> Result<ProviderMetadata>
         let Some(s) = fields.get(k).and_then(Value::as_str) else {
             return Ok(None);
         };
-        let url = Url::parse(s)
-            .map_err(|_| OAuthError::InvalidResponse(format!("discovery: {k} is not a URL")))?;
-        check_endpoint(&url)
-            .map_err(|_| OAuthError::InvalidResponse(format!("discovery: {k} is not https")))?;
-        Ok(Some(url))
+        // DISC-4 for every endpoint the document names, used now or not.
+        wire::endpoint_url(s)
+            .map(Some)
+            .map_err(|problem| OAuthError::InvalidResponse(format!("discovery: {k} {problem}")))
     };
     let list = |k: &str| -> Vec<String> {
         fields

@@ -5,6 +5,7 @@
 pub mod authorize;
 pub mod callback;
 pub mod client;
+pub mod client_auth;
 pub mod config;
 pub mod device;
 pub mod discovery;
@@ -24,6 +25,7 @@ pub mod wire;
 
 pub use authorize::AuthorizationRequest;
 pub use client::{ClientSettings, OAuthClient};
+pub use client_auth::{AuthMethod, ClientAuth, RevocationFormat};
 pub use config::ClientConfig;
 pub use device::{DeviceAuthorization, DeviceTiming};
 pub use discovery::ProviderMetadata;

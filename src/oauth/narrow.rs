@@ -28,11 +28,7 @@ impl Narrowing {
                     return Err("--scope is empty".into());
                 }
                 // RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E )
-                if let Some(bad) = list.iter().find(|t| {
-                    !t.bytes().all(|b| {
-                        b == 0x21 || (0x23..=0x5b).contains(&b) || (0x5d..=0x7e).contains(&b)
-                    })
-                }) {
+                if let Some(bad) = list.iter().find(|t| !super::wire::is_scope_token(t)) {
                     return Err(format!("{bad:?} is not a valid scope (RFC 6749 §3.3)"));
                 }
                 Some(list)

@@ -32,13 +32,7 @@ pub fn challenge_s256(verifier: &str) -> String {
     URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()))
 }
 
-/// PKCE-1: true when `verifier` is 43–128 characters of `[A-Za-z0-9-._~]` (RFC 7636 §4.1).
-pub fn is_valid_verifier(verifier: &str) -> bool {
-    (43..=128).contains(&verifier.len())
-        && verifier
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'))
-}
+pub use super::wire::is_valid_verifier;
 
 #[cfg(test)]
 mod tests {

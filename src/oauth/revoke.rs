@@ -4,10 +4,10 @@ use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE};
 use url::Url;
 
 use super::client::{OAuthClient, Replay, basic_header};
+use super::client_auth::RevocationFormat;
 use super::config::{ClientConfig, check_endpoint};
 use super::error::{OAuthError, Result};
 use super::token::{error_in, parse_fields};
-use crate::provider::RevocationFormat;
 use crate::secret::{AccessToken, RefreshToken};
 
 /// What happened to one token.
@@ -151,7 +151,7 @@ fn github_revoke_request(
     url: &Url,
     token: &str,
 ) -> Result<reqwest::Request> {
-    let secret = config.client_secret.as_ref().ok_or_else(|| {
+    let secret = config.client_auth.secret().ok_or_else(|| {
         OAuthError::Config(
             "GitHub's revocation API needs the client secret (HTTP Basic); set client_secret_env"
                 .into(),
@@ -192,15 +192,14 @@ impl Via<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::oauth::ClientAuth;
     use crate::oauth::testutil::{Reply, Stub, fast_client, form_of};
-    use crate::provider::ClientAuth;
     use crate::secret::ClientSecret;
 
     fn config(stub: &Stub) -> ClientConfig {
         ClientConfig {
             client_id: "cid".into(),
-            client_secret: Some(ClientSecret::new("sec")),
-            client_auth: ClientAuth::Basic,
+            client_auth: ClientAuth::Basic(ClientSecret::new("sec")),
             token_endpoint: Some(stub.url("/token")),
             revocation_endpoint: Some(stub.url("/revoke")),
             ..Default::default()
@@ -319,7 +318,6 @@ mod tests {
         let stub = Stub::start(vec![Reply::text(200, "")]).await;
         let mut cfg = config(&stub);
         cfg.client_auth = ClientAuth::None;
-        cfg.client_secret = None;
         cfg.revocation_format = RevocationFormat::Json;
         let out = fast_client()
             .revoke(
@@ -354,7 +352,7 @@ mod tests {
     async fn prov3_github_revocation_is_a_basic_authenticated_delete_of_the_access_token() {
         let stub = Stub::start(vec![Reply::text(204, "")]).await;
         let mut cfg = config(&stub);
-        cfg.client_auth = ClientAuth::Post;
+        cfg.client_auth = ClientAuth::Post(ClientSecret::new("sec"));
         cfg.revocation_format = RevocationFormat::Github;
         cfg.revocation_endpoint = Some(stub.url("/applications/cid/token"));
         let out = fast_client()
@@ -385,7 +383,7 @@ mod tests {
 
         // Without the secret: a clear configuration error, nothing sent.
         let stub = Stub::start(vec![Reply::text(204, "")]).await;
-        cfg.client_secret = None;
+        cfg.client_auth = ClientAuth::None;
         cfg.revocation_endpoint = Some(stub.url("/applications/cid/token"));
         let e = fast_client()
             .revoke(&cfg, Some(&AccessToken::new("gho_1")), None)

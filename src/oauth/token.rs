@@ -54,7 +54,7 @@ impl TokenSet {
 /// ignores `Accept`). Error text never quotes the body.
 pub fn parse_fields(content_type: Option<&str>, body: &[u8]) -> Result<Fields> {
     let ct = content_type.unwrap_or_default().to_ascii_lowercase();
-    let looks_json = body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
+    let looks_json = super::wire::looks_like_json_object(body);
     if ct.contains("json") || (looks_json && !ct.contains("x-www-form-urlencoded")) {
         return match serde_json::from_slice::<Value>(body) {
             Ok(Value::Object(map)) => Ok(map),
@@ -148,12 +148,12 @@ pub fn token_set_from(
     // HARD-9: tokens and scopes are printable ASCII (RFC 6749 Appendix A); anything else is
     // refused here, before it can reach a terminal, a header or a shell through `--export`.
     let refresh = text("refresh_token");
-    if !crate::text::is_vschar(access) || !refresh.is_none_or(crate::text::is_vschar) {
+    if !super::wire::is_vschar(access) || !refresh.is_none_or(super::wire::is_vschar) {
         return Err(OAuthError::InvalidResponse(
             "a token in the response holds characters outside printable ASCII".into(),
         ));
     }
-    if !text("scope").is_none_or(crate::text::is_vschar) {
+    if !text("scope").is_none_or(super::wire::is_vschar) {
         return Err(OAuthError::InvalidResponse(
             "the scope in the response holds characters outside printable ASCII".into(),
         ));

@@ -21,8 +21,8 @@ pub use index::{Index, Stamps};
 pub use problem::{Position, Problem, Severity};
 pub use raw::FIELDS;
 pub use templates::TEMPLATE_NAMES;
-pub use validate::is_loopback;
 
+use crate::oauth::{AuthMethod, RevocationFormat};
 use crate::secret::ClientSecret;
 use raw::{Layer, parse_layer};
 use serde::{Deserialize, Serialize};
@@ -31,56 +31,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use url::Url;
 use validate::{Meta, Mode};
-
-/// How the client authenticates at the token endpoint (RFC 6749 §2.3).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum ClientAuth {
-    /// Public client: only `client_id` in the body.
-    #[default]
-    None,
-    /// `Authorization: Basic base64(urlencode(id):urlencode(secret))`.
-    Basic,
-    /// `client_id` and `client_secret` in the form body.
-    Post,
-}
-
-impl ClientAuth {
-    /// The name used in provider files.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ClientAuth::None => "none",
-            ClientAuth::Basic => "basic",
-            ClientAuth::Post => "post",
-        }
-    }
-}
-
-/// How tokens are revoked at `revocation_endpoint` (PROV-3).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum RevocationFormat {
-    /// RFC 7009: a form POST of `token` and `token_type_hint`, with client authentication.
-    #[default]
-    Rfc7009,
-    /// A JSON POST of `token` and `token_type_hint` (plus `client_id` for a refresh token),
-    /// as the Codex CLI revokes at OpenAI.
-    Json,
-    /// GitHub's REST API: `DELETE` at the endpoint with HTTP Basic `client_id:client_secret` and
-    /// the JSON body `{"access_token": ...}`; only the access token is sent.
-    Github,
-}
-
-impl RevocationFormat {
-    /// The name used in provider files.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RevocationFormat::Rfc7009 => "rfc7009",
-            RevocationFormat::Json => "json",
-            RevocationFormat::Github => "github",
-        }
-    }
-}
 
 /// The stage of a request an `[error_hints]` entry applies to (PROV-9).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -173,7 +123,7 @@ pub struct Provider {
     /// Name of the environment variable holding the secret.
     pub client_secret_env: Option<String>,
     /// How the client authenticates at the token endpoint.
-    pub client_auth: ClientAuth,
+    pub client_auth: AuthMethod,
     /// Fixed loopback redirect URI; `None` lets the listener pick (`127.0.0.1:0`).
     /// Port 0 means any free port.
     pub redirect_uri: Option<Url>,
@@ -205,7 +155,7 @@ pub struct Provider {
     pub vars: BTreeMap<String, String>,
     /// Client authentication for the device grant and for refreshing the tokens it issued
     /// (PROV-2); `client_auth` when unset.
-    pub device_client_auth: ClientAuth,
+    pub device_client_auth: AuthMethod,
     /// A second client for the device grant (PROV-10: Google's device flow needs a "TVs and
     /// Limited Input devices" client); `client_id` when unset.
     pub device_client_id: Option<String>,

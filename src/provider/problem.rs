@@ -17,14 +17,7 @@ impl Position {
 
     /// The position of byte `offset` in `text` (clamped to the text, rounded down to a char).
     pub fn of_offset(text: &str, offset: usize) -> Position {
-        let mut end = offset.min(text.len());
-        while !text.is_char_boundary(end) {
-            end -= 1;
-        }
-        let before = &text[..end];
-        let line = before.matches('\n').count() + 1;
-        let line_start = before.rfind('\n').map_or(0, |i| i + 1);
-        let column = before[line_start..].chars().count() + 1;
+        let (line, column) = crate::oauth::wire::line_col(text, offset);
         Position { line, column }
     }
 }

@@ -2,7 +2,7 @@
 //! from, so a problem found after `extends` merging still points at the right line.
 
 use super::problem::{Position, Problem, closest};
-use super::{AccountGrant, ClientAuth, RevocationFormat, TokenResponse};
+use super::{AccountGrant, AuthMethod, RevocationFormat, TokenResponse};
 use crate::secret::ClientSecret;
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -68,7 +68,7 @@ struct RawFile {
     client_id: Option<Spanned<String>>,
     client_secret: Option<Spanned<ClientSecret>>,
     client_secret_env: Option<Spanned<String>>,
-    client_auth: Option<Spanned<ClientAuth>>,
+    client_auth: Option<Spanned<AuthMethod>>,
     redirect_uri: Option<Spanned<String>>,
     auth_params: Option<BTreeMap<String, Spanned<ParamValue>>>,
     token_params: Option<BTreeMap<String, Spanned<ParamValue>>>,
@@ -83,7 +83,7 @@ struct RawFile {
     default_lifetime_secs: Option<Spanned<i64>>,
     pkce: Option<Spanned<bool>>,
     vars: Option<BTreeMap<String, Spanned<String>>>,
-    device_client_auth: Option<Spanned<ClientAuth>>,
+    device_client_auth: Option<Spanned<AuthMethod>>,
     device_client_id: Option<Spanned<String>>,
     device_client_secret_env: Option<Spanned<String>>,
     revocation_format: Option<Spanned<RevocationFormat>>,
@@ -199,7 +199,7 @@ pub struct Layer {
     pub client_id: Option<At<String>>,
     pub client_secret: Option<At<ClientSecret>>,
     pub client_secret_env: Option<At<String>>,
-    pub client_auth: Option<At<ClientAuth>>,
+    pub client_auth: Option<At<AuthMethod>>,
     pub redirect_uri: Option<At<String>>,
     pub auth_params: AtTable,
     pub token_params: AtTable,
@@ -214,7 +214,7 @@ pub struct Layer {
     pub default_lifetime_secs: Option<At<i64>>,
     pub pkce: Option<At<bool>>,
     pub vars: AtTable,
-    pub device_client_auth: Option<At<ClientAuth>>,
+    pub device_client_auth: Option<At<AuthMethod>>,
     pub device_client_id: Option<At<String>>,
     pub device_client_secret_env: Option<At<String>>,
     pub revocation_format: Option<At<RevocationFormat>>,
@@ -352,7 +352,7 @@ fn type_message(e: &toml::de::Error) -> String {
 
 fn type_hint(e: &toml::de::Error) -> String {
     let m = e.message();
-    if m.contains("ClientAuth") || m.contains("`none`, `basic`") {
+    if m.contains("AuthMethod") || m.contains("`none`, `basic`") {
         "client_auth is one of \"none\", \"basic\", \"post\"".to_owned()
     } else if m.contains("`json`, `form`") {
         "token_response is \"json\" or \"form\"".to_owned()

@@ -122,7 +122,7 @@ fn google_asks_for_offline_access_and_consent() {
         g.auth_params.get("prompt").map(String::as_str),
         Some("consent")
     );
-    assert_eq!(g.client_auth, ClientAuth::Post);
+    assert_eq!(g.client_auth, AuthMethod::Post);
     assert_eq!(
         url(&g.token_endpoint),
         "https://oauth2.googleapis.com/token"
@@ -137,7 +137,7 @@ fn microsoft_tenant_defaults_to_common_and_is_selectable() {
         "https://login.microsoftonline.com/common/oauth2/v2.0/authorize"
     );
     assert!(m.scopes.iter().any(|s| s == "offline_access"));
-    assert!(m.send_scope_on_refresh && m.client_auth == ClientAuth::None);
+    assert!(m.send_scope_on_refresh && m.client_auth == AuthMethod::None);
     for tenant in [
         "organizations",
         "consumers",
@@ -274,11 +274,11 @@ fn prov13_spotify_refuses_a_localhost_redirect_uri() {
 #[test]
 fn prov2_github_device_grant_needs_no_secret_but_the_web_flow_does() {
     let g = template("github").unwrap();
-    assert_eq!(g.client_auth, ClientAuth::Post);
-    assert_eq!(g.device_client_auth, ClientAuth::None);
+    assert_eq!(g.client_auth, AuthMethod::Post);
+    assert_eq!(g.device_client_auth, AuthMethod::None);
     // Unset, the device grant uses client_auth.
     let google = template("google").unwrap();
-    assert_eq!(google.device_client_auth, ClientAuth::Post);
+    assert_eq!(google.device_client_auth, AuthMethod::Post);
 }
 
 #[test]
@@ -404,7 +404,7 @@ fn merge_scalars_override_tables_merge_lists_replace() {
         Some("me@example.com"),
         "added"
     );
-    assert_eq!(p.client_auth, ClientAuth::Post, "inherited scalar");
+    assert_eq!(p.client_auth, AuthMethod::Post, "inherited scalar");
     assert_eq!(p.template.as_deref(), Some("google"));
 }
 

@@ -2,10 +2,11 @@
 //! required fields and secret sources.
 
 use super::raw::{At, Layer, Origin};
-use super::{AccountGrant, ClientAuth, Problem, Provider, RevocationFormat, Source, TokenResponse};
+use super::{AccountGrant, AuthMethod, Problem, Provider, RevocationFormat, Source, TokenResponse};
+use crate::oauth::wire::{is_loopback, is_scope_token};
 use crate::secret::ClientSecret;
 use std::collections::BTreeMap;
-use url::{Host, Url};
+use url::Url;
 
 /// What the layer is being validated as.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -104,7 +105,7 @@ pub fn finish(layer: Layer, mode: Mode, meta: Meta) -> Result<Provider, Vec<Prob
     let client_auth = layer
         .client_auth
         .as_ref()
-        .map_or(ClientAuth::None, |a| a.value);
+        .map_or(AuthMethod::None, |a| a.value);
     let client_secret = v.secret(&layer, mode, client_auth, &meta);
     let redirect_fallback_ports = v.fallback_ports(&layer, redirect_uri.as_ref());
     if mode == Mode::Account {
@@ -325,7 +326,7 @@ impl Validator {
             return Vec::new();
         };
         for s in &list.value {
-            if !valid_scope(&s.value) {
+            if !is_scope_token(&s.value) {
                 self.problems.push(s.origin.error(
                     format!("invalid scope {:?}", s.value),
                     "one scope per list entry, without spaces, quotes or backslashes: scopes = [\"openid\", \"email\"]",
@@ -372,7 +373,7 @@ impl Validator {
         if layer
             .client_auth
             .as_ref()
-            .is_some_and(|a| a.value == ClientAuth::None)
+            .is_some_and(|a| a.value == AuthMethod::None)
         {
             self.problems.push(grant.origin.error(
                 "grant = \"client_credentials\" cannot use client_auth = \"none\"",
@@ -419,7 +420,7 @@ impl Validator {
         &mut self,
         layer: &Layer,
         mode: Mode,
-        client_auth: ClientAuth,
+        client_auth: AuthMethod,
         meta: &Meta,
     ) -> Option<ClientSecret> {
         // Merging keeps the two sources from different files apart, so both set means one file
@@ -439,7 +440,7 @@ impl Validator {
                 ));
                 return None;
             }
-            if client_auth == ClientAuth::None {
+            if client_auth == AuthMethod::None {
                 self.problems.push(inline.origin.warning(
                     "client_secret is set but client_auth is \"none\", so it is never sent",
                     "set client_auth = \"basic\" or \"post\", or remove the secret",
@@ -473,7 +474,7 @@ impl Validator {
                 // A warning, never an error: whether an account is valid must not depend on
                 // the environment, because the account index (index.rs) remembers validity
                 // between runs with nothing but file stamps.
-                if client_auth != ClientAuth::None {
+                if client_auth != AuthMethod::None {
                     self.problems.push(env.origin.warning(
                         format!("environment variable {} is not set", env.value),
                         "export it before logging in, or store the secret in the vault",
@@ -596,7 +597,7 @@ impl Validator {
         let (Some(at), Some(url)) = (&layer.redirect_uri, redirect) else {
             return;
         };
-        if matches!(url.host(), Some(Host::Domain(_))) {
+        if matches!(url.host(), Some(url::Host::Domain(_))) {
             let who = template.map_or_else(
                 || "this provider".to_owned(),
                 |t| format!("the `{t}` template's provider"),
@@ -654,7 +655,7 @@ impl Validator {
                 continue;
             }
             for s in &list.value {
-                if !valid_scope(&s.value) {
+                if !is_scope_token(&s.value) {
                     self.problems.push(s.origin.error(
                         format!("invalid scope {:?} in resource `{name}`", s.value),
                         "one scope per list entry, without spaces, quotes or backslashes",
@@ -670,25 +671,8 @@ impl Validator {
     }
 }
 
-/// RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E )
-fn valid_scope(s: &str) -> bool {
-    !s.is_empty()
-        && s.bytes()
-            .all(|b| b == 0x21 || (0x23..=0x5b).contains(&b) || (0x5d..=0x7e).contains(&b))
-}
-
 fn host_of(url: &Url) -> String {
     url.host_str().unwrap_or_default().to_owned()
-}
-
-/// 127.0.0.0/8, ::1 or `localhost`.
-pub fn is_loopback(url: &Url) -> bool {
-    match url.host() {
-        Some(Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(Host::Ipv6(ip)) => ip.is_loopback(),
-        Some(Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
-        None => false,
-    }
 }
 
 #[cfg(unix)]

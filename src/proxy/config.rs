@@ -2,6 +2,7 @@
 //! each client's secret from the environment or a file (PROXY-9).
 
 use super::forwarded::{Cidr, TrustedProxies};
+use crate::oauth::wire;
 use crate::secret::ClientSecret;
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -223,9 +224,7 @@ struct Locator<'a> {
 
 impl Locator<'_> {
     fn at(&self, offset: usize) -> String {
-        let before = self.text.get(..offset).unwrap_or(self.text);
-        let line = before.matches('\n').count() + 1;
-        let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+        let (line, col) = wire::line_col(self.text, offset);
         format!("{}:{line}:{col}", self.label)
     }
 
@@ -535,7 +534,7 @@ fn parse_revocation_endpoint(raw: &RawClient, err: &ErrFn<'_>) -> Result<Option<
     // `parse_endpoint` has already accepted the template; one with [vars] never gets here.
     // The proxy revokes per RFC 7009 only (PROV-3: GitHub's and OpenAI's formats are not).
     let endpoint = crate::provider::template(name.get_ref())
-        .filter(|t| t.revocation_format == crate::provider::RevocationFormat::Rfc7009)
+        .filter(|t| t.revocation_format == crate::oauth::RevocationFormat::Rfc7009)
         .and_then(|t| t.revocation_endpoint);
     match endpoint {
         Some(url) => upstream_url(url.as_str()).map(Some).map_err(|m| {
@@ -586,30 +585,10 @@ fn parse_secret_source(
     }
 }
 
-/// Parses an upstream URL: https, or plain http only to a loopback host (tests, sidecars).
+/// Parses an upstream URL: https, or plain http only to a loopback host (tests, sidecars), no
+/// fragment and no credentials (DISC-4, the client's rule: [`wire::endpoint_url`]).
 pub(crate) fn upstream_url(text: &str) -> Result<Url, &'static str> {
-    let url = Url::parse(text).map_err(|_| "must be an absolute URL")?;
-    if url.fragment().is_some() {
-        return Err("must not have a fragment");
-    }
-    if !url.username().is_empty() || url.password().is_some() {
-        // Credentials in a URL end up in logs; the secret belongs in client_secret_env.
-        return Err("must not contain a user name or password");
-    }
-    match url.scheme() {
-        "https" => Ok(url),
-        "http" if is_loopback(&url) => Ok(url),
-        _ => Err("must use https (plain http is allowed only for loopback hosts)"),
-    }
-}
-
-fn is_loopback(url: &Url) -> bool {
-    match url.host() {
-        Some(url::Host::Domain(d)) => d == "localhost",
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        None => false,
-    }
+    wire::endpoint_url(text)
 }
 
 /// True when `text` is exactly a serialized web origin, as a browser sends it in `Origin`.

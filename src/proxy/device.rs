@@ -70,7 +70,7 @@ pub(crate) fn map_authorization_response(status: u16, body: Bytes) -> Reply {
     if status != 200 {
         return map_error(status, &body);
     }
-    let is_object = body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
+    let is_object = crate::oauth::wire::looks_like_json_object(&body);
     let shape = serde_json::from_slice::<AuthorizationShape>(&body)
         .ok()
         .filter(|_| is_object);

@@ -374,30 +374,16 @@ async fn resolve_endpoints(
                 message,
             };
             let found = upstream::discover(http, issuer).await.map_err(fail)?;
-            let pick = |configured: &Option<Url>, discovered: &Option<String>, key: &str| match (
-                configured, discovered,
-            ) {
-                (Some(configured), _) => Ok(Some(configured.clone())),
-                (None, Some(discovered)) => {
-                    config::upstream_url(discovered).map(Some).map_err(|m| {
-                        fail(format!(
-                            "the discovered {key} {m} (set {key} to override it)"
-                        ))
-                    })
-                }
-                (None, None) => Ok(None),
+            // A configured endpoint wins; a discovered one already passed DISC-4.
+            let pick = |configured: &Option<Url>, discovered: Option<Url>| {
+                configured.clone().or(discovered)
             };
             Ok(Endpoints {
-                revocation: pick(
-                    &client.revocation_endpoint,
-                    &found.revocation_endpoint,
-                    "revocation_endpoint",
-                )?,
+                revocation: pick(&client.revocation_endpoint, found.revocation_endpoint),
                 device: pick(
                     &client.device_authorization_endpoint,
-                    &found.device_authorization_endpoint,
-                    "device_authorization_endpoint",
-                )?,
+                    found.device_authorization_endpoint,
+                ),
                 token: found.token_endpoint,
             })
         }

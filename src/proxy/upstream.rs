@@ -12,6 +12,10 @@ use serde_json::{Map, Value, json};
 use std::time::Duration;
 use url::Url;
 
+use crate::oauth::discovery::{self, ProviderMetadata};
+use crate::oauth::error::OAuthError;
+use crate::oauth::token::parse_fields;
+
 /// The largest upstream body the proxy reads; a token response is a few KiB at most.
 const MAX_UPSTREAM_BODY: usize = 64 * 1024;
 
@@ -142,7 +146,7 @@ struct TokenShape {
 /// 200 with a token → the body unchanged (PROXY-4). 4xx with a JSON `error` → that status with
 /// only `error`, `error_description`, `error_uri` (PROXY-5). Anything else → 502 (PROXY-6).
 pub(crate) fn map_response(status: u16, body: Bytes) -> Reply {
-    let is_object = body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
+    let is_object = crate::oauth::wire::looks_like_json_object(&body);
     if status == 200 {
         let shape = serde_json::from_slice::<TokenShape>(&body)
             .ok()
@@ -208,79 +212,89 @@ pub(crate) fn map_error(status: u16, body: &[u8]) -> Reply {
     bad_gateway("the authorization server sent an unexpected response")
 }
 
-/// What the proxy takes from a discovery document.
+/// What the proxy takes from a discovery document; every endpoint in it passed DISC-4.
 #[derive(Debug)]
 pub(crate) struct Discovered {
-    /// The token endpoint, validated.
+    /// The token endpoint.
     pub token_endpoint: Url,
-    /// `revocation_endpoint` as written (RFC 8414 §2), validated only if it is used.
-    pub revocation_endpoint: Option<String>,
-    /// `device_authorization_endpoint` as written (RFC 8628 §4), validated only if used.
-    pub device_authorization_endpoint: Option<String>,
+    /// `revocation_endpoint` (RFC 8414 §2).
+    pub revocation_endpoint: Option<Url>,
+    /// `device_authorization_endpoint` (RFC 8628 §4).
+    pub device_authorization_endpoint: Option<Url>,
 }
 
-/// Finds the token and revocation endpoints of `issuer` (OpenID Connect Discovery 1.0 §4,
-/// RFC 8414 §2); the document's `issuer` must equal the configured one exactly (§4.3).
+/// Finds the endpoints of `issuer` with the client's discovery rules (`oauth::discovery`):
+/// the OpenID Connect URL, then the RFC 8414 one (DISC-1/2); the document's `issuer` must
+/// equal the configured one exactly (DISC-3) and every endpoint it names must pass DISC-4.
+/// Only the transport is the proxy's own: one try per URL, the body capped (HARD-3).
 pub(crate) async fn discover(http: &reqwest::Client, issuer: &str) -> Result<Discovered, String> {
-    let url = format!(
-        "{}/.well-known/openid-configuration",
-        issuer.trim_end_matches('/')
-    );
-    let response = http
-        .get(&url)
+    let urls = discovery::discovery_urls(issuer).map_err(|e| format!("the issuer {e}"))?;
+    let mut first_failure = None;
+    for url in &urls {
+        match fetch_metadata(http, url, issuer).await {
+            Ok(meta) => {
+                let token_endpoint = meta
+                    .token_endpoint
+                    .ok_or_else(|| format!("discovery at {url} did not return a token_endpoint"))?;
+                return Ok(Discovered {
+                    token_endpoint,
+                    revocation_endpoint: meta.revocation_endpoint,
+                    device_authorization_endpoint: meta.device_authorization_endpoint,
+                });
+            }
+            Err(e) if discovery::falls_back(&e) && first_failure.is_none() => {
+                first_failure = Some(format!("discovery at {url}: {e}"));
+            }
+            // HARD-9: the error text quotes no server string unescaped (OAuthError's Display
+            // sanitises what it quotes).
+            Err(e) => {
+                let first = first_failure.map(|f| format!("{f}; ")).unwrap_or_default();
+                return Err(format!("{first}discovery at {url}: {e}"));
+            }
+        }
+    }
+    Err(first_failure.unwrap_or_else(|| "discovery failed".into()))
+}
+
+/// One GET of a discovery document: no retry, the body read up to the proxy's cap.
+async fn fetch_metadata(
+    http: &reqwest::Client,
+    url: &str,
+    issuer: &str,
+) -> Result<ProviderMetadata, OAuthError> {
+    let mut response = http
+        .get(url)
         .header(http::header::ACCEPT, "application/json")
         .send()
         .await
-        .map_err(|e| format!("discovery at {url} failed: {e}"))?;
-    if !response.status().is_success() {
-        return Err(format!(
-            "discovery at {url} answered HTTP {}",
-            response.status().as_u16()
-        ));
-    }
-    #[derive(Deserialize)]
-    struct Discovery {
-        issuer: String,
-        token_endpoint: String,
-        revocation_endpoint: Option<String>,
-        device_authorization_endpoint: Option<String>,
+        .map_err(|e| {
+            if e.is_timeout() {
+                OAuthError::Timeout
+            } else {
+                OAuthError::Network(crate::text::sanitize(&e.to_string(), 300))
+            }
+        })?;
+    let status = response.status().as_u16();
+    if status != 200 {
+        return Err(OAuthError::Http { status });
     }
     // HARD-3: the document is read up to the same cap as a token answer.
-    let mut response = response;
     let mut body = Vec::new();
     while let Some(chunk) = response
         .chunk()
         .await
-        .map_err(|e| format!("discovery at {url} failed: {e}"))?
+        .map_err(|e| OAuthError::Network(crate::text::sanitize(&e.to_string(), 300)))?
     {
         if body.len() + chunk.len() > MAX_UPSTREAM_BODY {
-            return Err(format!(
-                "discovery at {url} answered more than {} KiB",
+            return Err(OAuthError::InvalidResponse(format!(
+                "the document is larger than {} KiB",
                 MAX_UPSTREAM_BODY / 1024
-            ));
+            )));
         }
         body.extend_from_slice(&chunk);
     }
-    let doc: Discovery = serde_json::from_slice(&body)
-        .map_err(|_| format!("discovery at {url} did not return issuer and token_endpoint"))?;
-    if doc.issuer != issuer {
-        // HARD-9: the server's text is escaped before it reaches the terminal.
-        return Err(format!(
-            "discovery at {url} names issuer '{}', not the configured one",
-            crate::text::sanitize(&doc.issuer, 200)
-        ));
-    }
-    let token_endpoint = super::config::upstream_url(&doc.token_endpoint).map_err(|m| {
-        format!(
-            "the discovered token_endpoint {}",
-            crate::text::sanitize(m, 300)
-        )
-    })?;
-    Ok(Discovered {
-        token_endpoint,
-        revocation_endpoint: doc.revocation_endpoint,
-        device_authorization_endpoint: doc.device_authorization_endpoint,
-    })
+    let fields = parse_fields(Some("application/json"), &body)?;
+    discovery::parse_metadata(&fields, issuer)
 }
 
 #[cfg(test)]
@@ -361,5 +375,78 @@ mod tests {
         assert_eq!(reply.status, StatusCode::BAD_GATEWAY);
         let reply = map_revocation_response(400, Bytes::from_static(b"bad"));
         assert_eq!(reply.status, StatusCode::BAD_GATEWAY);
+    }
+
+    /// A stub whose script depends on its own issuer URL (`http://127.0.0.1:PORT/tenant`).
+    async fn stub_for(
+        script: impl Fn(&str) -> Vec<crate::oauth::testutil::Reply>,
+    ) -> (crate::oauth::testutil::Stub, String) {
+        use crate::oauth::testutil::Stub;
+        let stub = Stub::start_with(|addr| script(&format!("http://{addr}/tenant"))).await;
+        let issuer = format!("http://{}/tenant", stub.addr);
+        (stub, issuer)
+    }
+
+    fn doc(issuer: &str, revocation: &str) -> String {
+        json!({
+            "issuer": issuer,
+            "token_endpoint": format!("{issuer}/token"),
+            "revocation_endpoint": revocation,
+        })
+        .to_string()
+    }
+
+    #[tokio::test]
+    async fn discovery_falls_back_to_rfc8414_disc_2() {
+        use crate::oauth::testutil::Reply as Up;
+        let (stub, issuer) = stub_for(|issuer| {
+            vec![
+                Up::text(404, "no"),
+                Up::json(200, &doc(issuer, &format!("{issuer}/revoke"))),
+            ]
+        })
+        .await;
+        let found = discover(&reqwest::Client::new(), &issuer).await.unwrap();
+        assert_eq!(found.token_endpoint.as_str(), format!("{issuer}/token"));
+        assert_eq!(
+            found.revocation_endpoint.unwrap().as_str(),
+            format!("{issuer}/revoke")
+        );
+        let paths: Vec<String> = stub.requests().into_iter().map(|r| r.path).collect();
+        assert_eq!(
+            paths,
+            [
+                "/tenant/.well-known/openid-configuration",
+                "/.well-known/oauth-authorization-server/tenant"
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn discovered_revocation_endpoint_is_validated_disc_4() {
+        use crate::oauth::testutil::Reply as Up;
+        let (_stub, issuer) =
+            stub_for(|issuer| vec![Up::json(200, &doc(issuer, "http://as.example/revoke"))]).await;
+        let e = discover(&reqwest::Client::new(), &issuer)
+            .await
+            .unwrap_err();
+        assert!(e.contains("revocation_endpoint must use https"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn another_issuers_document_does_not_fall_back_disc_3() {
+        use crate::oauth::testutil::Reply as Up;
+        let (stub, issuer) = stub_for(|issuer| {
+            vec![Up::json(
+                200,
+                &doc(&format!("{issuer}/x"), &format!("{issuer}/r")),
+            )]
+        })
+        .await;
+        let e = discover(&reqwest::Client::new(), &issuer)
+            .await
+            .unwrap_err();
+        assert!(e.contains("instead of"), "{e}");
+        assert_eq!(stub.requests().len(), 1, "one try, no fallback");
     }
 }

@@ -17,9 +17,9 @@ use std::sync::mpsc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use authdeck::oauth::ClientAuth;
 use authdeck::oauth::callback::CallbackListener;
 use authdeck::oauth::{AuthorizationRequest, ClientConfig, ClientSettings, OAuthClient};
-use authdeck::provider::ClientAuth;
 use authdeck::secret::RefreshToken;
 use authdeck::vault::{KeySource, Vault};
 

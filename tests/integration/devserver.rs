@@ -6,10 +6,10 @@ use std::time::{Duration, Instant};
 
 use authdeck::devserver::{DevClient, DevServer, DevServerConfig, Endpoint, Fault};
 use authdeck::oauth::pkce::challenge_s256;
+use authdeck::oauth::{AuthMethod, ClientAuth};
 use authdeck::oauth::{
     AuthorizationRequest, ClientConfig, ClientSettings, OAuthClient, RetryPolicy,
 };
-use authdeck::provider::ClientAuth;
 use authdeck::secret::{AuthCode, ClientSecret};
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
@@ -34,8 +34,8 @@ fn three_clients() -> DevServerConfig {
     DevServerConfig {
         clients: vec![
             DevClient::public("pub"),
-            DevClient::confidential("basic client", "s3cr:t+/x", ClientAuth::Basic),
-            DevClient::confidential("poster", "post-secret", ClientAuth::Post),
+            DevClient::confidential("basic client", "s3cr:t+/x", AuthMethod::Basic),
+            DevClient::confidential("poster", "post-secret", AuthMethod::Post),
         ],
         device_interval_secs: 1,
         ..DevServerConfig::default()
@@ -801,14 +801,17 @@ fn engine() -> OAuthClient {
 fn engine_config(
     server: &DevServer,
     client_id: &str,
-    auth: ClientAuth,
+    auth: AuthMethod,
     secret: &str,
 ) -> ClientConfig {
     let url = |p: &str| Some(Url::parse(&server.url(p)).unwrap());
     ClientConfig {
         client_id: client_id.into(),
-        client_secret: (!secret.is_empty()).then(|| ClientSecret::new(secret)),
-        client_auth: auth,
+        client_auth: ClientAuth::new(
+            auth,
+            (!secret.is_empty()).then(|| ClientSecret::new(secret)),
+        )
+        .unwrap(),
         issuer: Some(server.issuer()),
         authorization_endpoint: url("/authorize"),
         token_endpoint: url("/token"),
@@ -835,9 +838,9 @@ async fn pkce2_tok2_ref3_rev1_real_engine_against_devserver() {
     let server = start(three_clients()).await;
     let client = engine();
     for (id, auth, secret) in [
-        ("pub", ClientAuth::None, ""),
-        ("basic client", ClientAuth::Basic, "s3cr:t+/x"),
-        ("poster", ClientAuth::Post, "post-secret"),
+        ("pub", AuthMethod::None, ""),
+        ("basic client", AuthMethod::Basic, "s3cr:t+/x"),
+        ("poster", AuthMethod::Post, "post-secret"),
     ] {
         let config = engine_config(&server, id, auth, secret);
         let req = AuthorizationRequest::new(&config, REDIRECT).unwrap();
@@ -886,7 +889,7 @@ async fn pkce2_tok2_ref3_rev1_real_engine_against_devserver() {
         assert_eq!(status, 401);
     }
     // The engine's wrong-verifier exchange is refused (PKCE-2).
-    let config = engine_config(&server, "pub", ClientAuth::None, "");
+    let config = engine_config(&server, "pub", AuthMethod::None, "");
     let req = AuthorizationRequest::new(&config, REDIRECT).unwrap();
     let code = browser_code(&req, &server.issuer()).await;
     let other = AuthorizationRequest::new(&config, REDIRECT).unwrap();
@@ -900,7 +903,7 @@ async fn pkce2_tok2_ref3_rev1_real_engine_against_devserver() {
 #[tokio::test]
 async fn net2_engine_retries_through_injected_503_then_succeeds() {
     let server = start(three_clients()).await;
-    let config = engine_config(&server, "pub", ClientAuth::None, "");
+    let config = engine_config(&server, "pub", AuthMethod::None, "");
     let client = engine();
     let req = AuthorizationRequest::new(&config, REDIRECT).unwrap();
     let code = browser_code(&req, &server.issuer()).await;

@@ -10,11 +10,11 @@ use std::time::{Duration, Instant, SystemTime};
 
 use authdeck::oauth::idtoken::{IdTokenCheck, check_claims_unverified};
 use authdeck::oauth::pkce::PkcePair;
+use authdeck::oauth::{AuthMethod, ClientAuth};
 use authdeck::oauth::{
     AuthorizationRequest, ClientConfig, ClientSettings, OAuthClient, OAuthError, RetryPolicy,
     Revocation, TokenSet,
 };
-use authdeck::provider::ClientAuth;
 use authdeck::secret::{
     AccessToken, AuthCode, ClientSecret, IdToken, Nonce, PkceVerifier, RefreshToken,
 };
@@ -61,11 +61,11 @@ async fn bounded<T>(what: &str, fut: impl Future<Output = T>) -> T {
 }
 
 /// The engine's view of a harness client.
-fn engine_auth(auth: HarnessAuth) -> ClientAuth {
+fn engine_auth(auth: HarnessAuth) -> AuthMethod {
     match auth {
-        HarnessAuth::None => ClientAuth::None,
-        HarnessAuth::Basic => ClientAuth::Basic,
-        HarnessAuth::Post => ClientAuth::Post,
+        HarnessAuth::None => AuthMethod::None,
+        HarnessAuth::Basic => AuthMethod::Basic,
+        HarnessAuth::Post => AuthMethod::Post,
     }
 }
 
@@ -76,8 +76,11 @@ async fn config_for(engine: &OAuthClient, op: &OidcProvider, client: &TestClient
         .unwrap();
     let mut config = ClientConfig {
         client_id: client.id.to_owned(),
-        client_secret: client.secret.map(ClientSecret::new),
-        client_auth: engine_auth(client.auth),
+        client_auth: ClientAuth::new(
+            engine_auth(client.auth),
+            client.secret.map(ClientSecret::new),
+        )
+        .unwrap(),
         scopes: SCOPES.iter().map(|s| (*s).to_owned()).collect(),
         ..ClientConfig::default()
     };
@@ -208,7 +211,7 @@ async fn code_pkce(client: TestClient) {
     let op = OidcProvider::shared().unwrap();
     let engine = engine();
     let config = config_for(&engine, op, &client).await;
-    assert_eq!(config.client_auth, engine_auth(client.auth));
+    assert_eq!(config.client_auth.method(), engine_auth(client.auth));
     let login = login(&engine, op, &config).await;
     assert_login_tokens(&login, &client, &op.issuer);
 
@@ -216,7 +219,11 @@ async fn code_pkce(client: TestClient) {
     // `invalid_client`, a configuration error, before the code is even looked at.
     if client.secret.is_some() {
         let wrong = ClientConfig {
-            client_secret: Some(ClientSecret::new("wrong secret")),
+            client_auth: ClientAuth::new(
+                config.client_auth.method(),
+                Some(ClientSecret::new("wrong secret")),
+            )
+            .unwrap(),
             ..config.clone()
         };
         let err = bounded(

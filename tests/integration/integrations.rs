@@ -633,12 +633,12 @@ async fn narrowed_tokens_per_scope_and_resource() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn machine_accounts_fetch_their_own_tokens() {
     use authdeck::devserver::DevClient;
-    use authdeck::provider::ClientAuth;
+    use authdeck::oauth::AuthMethod;
     let srv = DevServer::start(DevServerConfig {
         clients: vec![
             DevClient::public("demo-public"),
-            DevClient::confidential("svc-basic", "s3cret-b", ClientAuth::Basic),
-            DevClient::confidential("svc-post", "s3cret-p", ClientAuth::Post),
+            DevClient::confidential("svc-basic", "s3cret-b", AuthMethod::Basic),
+            DevClient::confidential("svc-post", "s3cret-p", AuthMethod::Post),
         ],
         ..DevServerConfig::default()
     })

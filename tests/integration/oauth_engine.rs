@@ -5,11 +5,11 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use authdeck::oauth::ClientAuth;
 use authdeck::oauth::pkce::challenge_s256;
 use authdeck::oauth::{
     AuthorizationRequest, ClientConfig, ClientSettings, OAuthClient, RetryPolicy, Revocation,
 };
-use authdeck::provider::ClientAuth;
 use authdeck::secret::{AuthCode, ClientSecret};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
@@ -110,8 +110,7 @@ async fn pkce2_tok2_ref3_rev1_login_refresh_revoke_through_public_api() {
     .await;
     let config = ClientConfig {
         client_id: "cli".into(),
-        client_secret: Some(ClientSecret::new("sec")),
-        client_auth: ClientAuth::Post,
+        client_auth: ClientAuth::Post(ClientSecret::new("sec")),
         authorization_endpoint: Some(Url::parse(&format!("{base}/authorize")).unwrap()),
         token_endpoint: Some(Url::parse(&format!("{base}/token")).unwrap()),
         revocation_endpoint: Some(Url::parse(&format!("{base}/revoke")).unwrap()),

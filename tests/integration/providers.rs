@@ -1,6 +1,7 @@
 //! Integration tests: provider files (library) and `authdeck providers [check]` (binary).
 
-use authdeck::provider::{self, ClientAuth, Position};
+use authdeck::oauth::AuthMethod;
+use authdeck::provider::{self, Position};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -175,7 +176,7 @@ fn valid_fixtures_resolve_as_documented() {
     assert_eq!(ci.scopes, ["read:org"]);
 
     let local = provider::load_file(&valid("local-dev.toml")).unwrap();
-    assert_eq!(local.client_auth, ClientAuth::Basic);
+    assert_eq!(local.client_auth, AuthMethod::Basic);
     assert_eq!(
         local.redirect_uri.as_ref().and_then(url::Url::port),
         Some(0)

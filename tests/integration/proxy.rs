@@ -778,7 +778,7 @@ async fn issuer_discovery_finds_token_endpoint() {
     let e = Proxy::build(&config, &env, Arc::new(CaptureSink::default()))
         .await
         .unwrap_err();
-    assert!(e.to_string().contains("not the configured one"), "{e}");
+    assert!(e.to_string().contains("instead of"), "{e}");
 }
 
 #[tokio::test]

@@ -10,8 +10,8 @@ use crate::oidc_provider::{
 };
 use crate::support::{stderr, wait_with_timeout};
 use authdeck::devserver::{DevClient, DevServer, DevServerConfig, Endpoint, Fault};
+use authdeck::oauth::AuthMethod;
 use authdeck::oauth::pkce::PkcePair;
-use authdeck::provider::ClientAuth;
 use authdeck::proxy::{CaptureSink, Proxy, ProxyConfig, ProxyHandle};
 use base64::Engine;
 use std::path::{Path, PathBuf};
@@ -203,7 +203,7 @@ async fn devserver() -> DevServer {
         clients: vec![DevClient::confidential(
             DEV_CLIENT_ID,
             DEV_SECRET,
-            ClientAuth::Basic,
+            AuthMethod::Basic,
         )],
         ..DevServerConfig::default()
     })

@@ -6,7 +6,7 @@
 
 use crate::support::{authorize_location, bin, paste_login, stderr, stdout, wait_with_timeout};
 use authdeck::devserver::{DevClient, DevServer, DevServerConfig, Personality};
-use authdeck::provider::ClientAuth;
+use authdeck::oauth::AuthMethod;
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
@@ -147,7 +147,7 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> 
     tokio::task::spawn_blocking(f).await.unwrap()
 }
 
-fn confidential(id: &str, secret: &str, auth: ClientAuth, redirects: &[&str]) -> DevClient {
+fn confidential(id: &str, secret: &str, auth: AuthMethod, redirects: &[&str]) -> DevClient {
     DevClient {
         redirect_uris: redirects.iter().map(|s| (*s).to_owned()).collect(),
         ..DevClient::confidential(id, secret, auth)
@@ -180,7 +180,7 @@ async fn prov1_github_oauth_app_web_and_device_login_revoke() {
         vec![confidential(
             "Iv1.mimic",
             "gh-secret",
-            ClientAuth::Post,
+            AuthMethod::Post,
             &[],
         )],
     )
@@ -254,7 +254,7 @@ async fn prov1_github_oauth_app_web_and_device_login_revoke() {
 async fn prov1_github_app_rotation_device_refresh_and_bad_refresh_token() {
     let srv = mimic(
         "github-app",
-        vec![confidential("Iv1.app", "app-secret", ClientAuth::Post, &[])],
+        vec![confidential("Iv1.app", "app-secret", AuthMethod::Post, &[])],
     )
     .await;
     let m = srv.issuer();
@@ -322,13 +322,13 @@ async fn prov1_google_iss_variant_no_rotation_revoke_and_device_client() {
             confidential(
                 "desktop.apps.googleusercontent.com",
                 "g-secret",
-                ClientAuth::Post,
+                AuthMethod::Post,
                 &[],
             ),
             confidential(
                 "tv.apps.googleusercontent.com",
                 "tv-secret",
-                ClientAuth::Post,
+                AuthMethod::Post,
                 &[],
             ),
         ],
@@ -416,7 +416,7 @@ async fn prov9_google_testing_app_refresh_token_dies_after_7_days() {
         vec![confidential(
             "desktop.apps.googleusercontent.com",
             "g-secret",
-            ClientAuth::Post,
+            AuthMethod::Post,
             &[],
         )],
     )
@@ -535,7 +535,7 @@ async fn prov7_dexcom_exact_redirect_regions_single_use_refresh() {
         vec![confidential(
             "dx-client",
             "dx-secret",
-            ClientAuth::Post,
+            AuthMethod::Post,
             &[&redirect],
         )]
     };
