@@ -61,6 +61,20 @@ pub fn prepare_child(cmd: &mut std::process::Command) {
     }
 }
 
+/// True for a variable of authdeck's own that may hold a secret or lead to one: the vault's
+/// passphrase and key variables (and any `AUTHDECK_PASSPHRASE…`), and every `AUTHDECK_…`
+/// variable whose name says key, token, secret or password. Hooks start with none of them
+/// (HARD-2).
+pub fn is_secret_var(name: &str) -> bool {
+    let Some(rest) = name.strip_prefix("AUTHDECK_") else {
+        return false;
+    };
+    VAULT_UNLOCK_VARS.contains(&name)
+        || ["PASSPHRASE", "KEY", "TOKEN", "SECRET", "PASSWORD"]
+            .iter()
+            .any(|word| rest.contains(word))
+}
+
 /// The environment variables that unlock the vault: a child that saw them could decrypt every
 /// account (HARD-2).
 pub const VAULT_UNLOCK_VARS: [&str; 3] = [
@@ -116,6 +130,29 @@ mod tests {
             (before.0 / 1024).to_string()
         };
         assert_eq!(text, format!("{expected}\nunset"));
+    }
+
+    #[test]
+    fn secret_variables_are_recognised_by_name() {
+        for v in [
+            "AUTHDECK_PASSPHRASE",
+            "AUTHDECK_PASSPHRASE_FILE",
+            "AUTHDECK_PASSPHRASE_OLD",
+            "AUTHDECK_KEY_FILE",
+            "AUTHDECK_ETCD_PASSWORD",
+            "AUTHDECK_DEMO_TOKEN",
+            "AUTHDECK_CLIENT_SECRET",
+        ] {
+            assert!(is_secret_var(v), "{v}");
+        }
+        for v in [
+            "AUTHDECK_CONFIG_DIR",
+            "AUTHDECK_VAULT",
+            "PATH",
+            "GITHUB_TOKEN_X",
+        ] {
+            assert!(!is_secret_var(v), "{v}");
+        }
     }
 
     fn core_limit() -> (u64, u64) {

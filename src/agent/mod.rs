@@ -8,6 +8,7 @@
 
 pub mod client;
 pub mod harden;
+pub mod notify;
 pub mod protocol;
 pub mod server;
 pub mod socket;

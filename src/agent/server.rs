@@ -31,6 +31,9 @@ const MAX_CONNECTIONS: usize = 256;
 /// How long a connection may sit without sending a complete frame.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// How often the account files and config.toml are checked for changes (AGENT-11).
+const CONFIG_POLL: Duration = Duration::from_secs(2);
+
 /// The longest delay after wrong passphrases (AGENT-7).
 const MAX_UNLOCK_DELAY: Duration = Duration::from_secs(30);
 
@@ -53,6 +56,8 @@ pub struct ServerConfig {
     pub unlock_delay: Duration,
     /// Keys the agent may use at start: a key file, or a passphrase from the environment.
     pub key_env: KeyEnv,
+    /// How often account files and config.toml are checked for changes (AGENT-11).
+    pub config_poll: Duration,
 }
 
 impl ServerConfig {
@@ -64,9 +69,10 @@ impl ServerConfig {
             config_dir,
             lock_after: None,
             settings: Settings::default(),
-            driver: DriverSettings::default(),
+            driver: DriverSettings::from_env(),
             unlock_delay: Duration::from_millis(500),
             key_env: KeyEnv::default(),
+            config_poll: CONFIG_POLL,
         }
     }
 }
@@ -87,6 +93,28 @@ struct Unlocked {
     memory_locked: bool,
     /// The scheduler (`app::driver`); dropped or told to quit on lock.
     commands: mpsc::UnboundedSender<UiCommand>,
+    /// The account files and config.toml as `app` loaded them (AGENT-11).
+    stamps: ConfigStamps,
+}
+
+/// What the agent's app was built from: the stamps of the account directory and its files,
+/// and of config.toml (hooks). Another value means something was added, changed or removed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct ConfigStamps {
+    accounts: Option<crate::provider::Stamps>,
+    config: Option<crate::provider::index::Stamp>,
+}
+
+impl ConfigStamps {
+    /// Taken before the files are read, so an edit made while they load shows as a change.
+    fn take(config_dir: &Path) -> ConfigStamps {
+        ConfigStamps {
+            accounts: crate::provider::Stamps::take(config_dir),
+            config: crate::provider::index::Stamp::of(
+                &config_dir.join(crate::vault::backend::CONFIG_FILE),
+            ),
+        }
+    }
 }
 
 impl Drop for Unlocked {
@@ -192,6 +220,13 @@ impl Server {
             .map_err(|e| AgentError::io("cannot listen on", &shared.cfg.socket.path, e))?;
         shared.open_at_start().await;
         let ticker = tokio::spawn(lock_ticker(shared.clone()));
+        let watcher = tokio::spawn(follow_config(shared.clone()));
+        // AGENT-13: the socket is bound and listening and the key (if any) installed.
+        match super::notify::notify("READY=1") {
+            Ok(true) => tracing::info!("told the service manager we are ready"),
+            Ok(false) => {}
+            Err(e) => tracing::warn!(error = %e, "cannot notify the service manager"),
+        }
         let mut term = signal(tokio::signal::unix::SignalKind::terminate());
         let mut int = signal(tokio::signal::unix::SignalKind::interrupt());
         loop {
@@ -211,7 +246,9 @@ impl Server {
                 _ = recv(&mut int) => break,
             }
         }
+        let _ = super::notify::notify("STOPPING=1");
         ticker.abort();
+        watcher.abort();
         shared.lock_now("agent stopping");
         // Only our own socket: a new agent may have replaced it after a `stop` raced a start.
         let _ = std::fs::remove_file(&shared.cfg.socket.path);
@@ -342,6 +379,19 @@ async fn lock_ticker(shared: Arc<Shared>) {
         if idle >= after && shared.lockable() {
             shared.lock_now("idle");
         }
+    }
+}
+
+/// AGENT-11: account files added, changed or removed, and config.toml's hooks, take effect
+/// without a restart. Vault writes by other processes need nothing here: every answer and the
+/// scheduler's periodic reload read the vault's generation first.
+async fn follow_config(shared: Arc<Shared>) {
+    let mut tick = tokio::time::interval(shared.cfg.config_poll);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let s = shared.clone();
+        let _ = tokio::task::spawn_blocking(move || s.reload_config_if_changed()).await;
     }
 }
 
@@ -491,11 +541,27 @@ impl Shared {
             _ => false,
         };
         let vault = Vault::open(&self.cfg.vault, source)?;
+        let stamps = ConfigStamps::take(&self.cfg.config_dir);
         let app = Arc::new(App::new(
             self.cfg.config_dir.clone(),
             vault,
             self.cfg.settings.clone(),
         )?);
+        let commands = self.start_scheduler(&app);
+        *self.holder() = Holder::Unlocked(Box::new(Unlocked {
+            app,
+            kind,
+            memory_locked,
+            commands,
+            stamps,
+        }));
+        self.touch();
+        Ok(())
+    }
+
+    /// Runs the dashboard's scheduler on `app` in the background (AGENT-11): the EXP-4 margin,
+    /// wall-clock checks, bounded concurrency, backoff, REF-6, and the hooks (AGENT-12).
+    fn start_scheduler(&self, app: &Arc<App>) -> mpsc::UnboundedSender<UiCommand> {
         let (commands, rx) = mpsc::unbounded_channel();
         let (events, ev_rx) = mpsc::unbounded_channel();
         tokio::spawn(driver::serve_with(
@@ -505,14 +571,57 @@ impl Shared {
             self.cfg.driver.clone(),
         ));
         tokio::spawn(log_events(ev_rx));
-        *self.holder() = Holder::Unlocked(Box::new(Unlocked {
-            app,
-            kind,
-            memory_locked,
-            commands,
-        }));
-        self.touch();
-        Ok(())
+        commands
+    }
+
+    /// AGENT-11: when the account files or config.toml changed since the app was built, builds
+    /// a new app on the same vault handle (the key is not copied) and restarts the scheduler
+    /// on it. Requests already running finish on the old app. Blocking: reads files.
+    fn reload_config_if_changed(&self) {
+        let (old_app, old_stamps) = match &*self.holder() {
+            Holder::Unlocked(u) => (u.app.clone(), u.stamps.clone()),
+            _ => return,
+        };
+        let stamps = ConfigStamps::take(&self.cfg.config_dir);
+        if stamps == old_stamps {
+            return;
+        }
+        let app = match App::new(
+            self.cfg.config_dir.clone(),
+            old_app.vault().share(),
+            self.cfg.settings.clone(),
+        ) {
+            Ok(app) => Arc::new(app),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot reload the account files");
+                return;
+            }
+        };
+        let old_commands = {
+            let mut h = self.holder();
+            let Holder::Unlocked(u) = &mut *h else {
+                return;
+            };
+            // Locked, or reloaded by someone else meanwhile: this app is not the current one.
+            if !Arc::ptr_eq(&u.app, &old_app) {
+                return;
+            }
+            let commands = self.start_scheduler(&app);
+            u.app = app.clone();
+            u.stamps = stamps;
+            std::mem::replace(&mut u.commands, commands)
+        };
+        let _ = old_commands.send(UiCommand::Quit);
+        tracing::info!(
+            accounts = app.loaded().accounts.len(),
+            problems = app
+                .loaded()
+                .problems
+                .iter()
+                .filter(|p| p.is_error())
+                .count(),
+            "account files or config.toml changed: reloaded"
+        );
     }
 
     fn info(&self) -> AgentInfo {
@@ -880,8 +989,17 @@ async fn reply_and_close(mut stream: UnixStream, failure: Failure) -> std::io::R
 /// The scheduler's refresh panel, as log lines (no secrets: the events carry none).
 async fn log_events(mut events: mpsc::UnboundedReceiver<AppEvent>) {
     while let Some(ev) = events.recv().await {
-        let AppEvent::Log(entry) = ev else {
-            continue;
+        let entry = match ev {
+            AppEvent::Log(entry) => entry,
+            // Account files with errors, hooks that cannot be read.
+            AppEvent::Notice {
+                error: true,
+                message,
+            } => {
+                tracing::warn!("{message}");
+                continue;
+            }
+            _ => continue,
         };
         let account = entry.account.as_str();
         match entry.kind {

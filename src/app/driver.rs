@@ -5,6 +5,7 @@
 //! The scheduler wakes every second and compares *wall-clock* time with each account's due
 //! time, so after a suspend or a clock jump it notices within a second what fell due.
 
+use super::hooks::{self, HookCall, HookEvent, Hooks};
 use super::login::{LoginEvent, LoginInput};
 use super::refresh::Refreshed;
 use super::status::{Health, from_unix, health};
@@ -40,6 +41,41 @@ pub struct DriverSettings {
     pub tick: Duration,
     /// How often (by `clock`) the vault is re-read for other processes' changes (5 s).
     pub reload_every: Duration,
+}
+
+impl DriverSettings {
+    /// The production settings. In a debug build (the tests' binary, never a release) the
+    /// wall clock may be moved by `AUTHDECK_TEST_CLOCK_OFFSET_FILE`: a file holding a signed
+    /// number of seconds added to the real time, read at every look at the clock, so a test
+    /// can jump the clock of a running agent or dashboard.
+    pub fn from_env() -> DriverSettings {
+        #[cfg(debug_assertions)]
+        if let Some(file) = std::env::var_os("AUTHDECK_TEST_CLOCK_OFFSET_FILE") {
+            let file = std::path::PathBuf::from(file);
+            return DriverSettings {
+                clock: Arc::new(move || offset_clock(&file)),
+                ..DriverSettings::default()
+            };
+        }
+        DriverSettings::default()
+    }
+}
+
+/// Real time plus the offset in `file` (none when it cannot be read).
+#[cfg(debug_assertions)]
+fn offset_clock(file: &std::path::Path) -> SystemTime {
+    let now = SystemTime::now();
+    let offset: i64 = std::fs::read_to_string(file)
+        .ok()
+        .and_then(|t| t.trim().parse().ok())
+        .unwrap_or(0);
+    let by = Duration::from_secs(offset.unsigned_abs());
+    if offset >= 0 {
+        now.checked_add(by)
+    } else {
+        now.checked_sub(by)
+    }
+    .unwrap_or(now)
 }
 
 impl Default for DriverSettings {
@@ -168,6 +204,10 @@ struct Driver {
     /// every account does not open a connection per account, nor finish them all in one burst
     /// of vault writes.
     refresh_slots: Arc<tokio::sync::Semaphore>,
+    /// `[hooks]` of config.toml, read when the driver starts (AGENT-12).
+    hooks: Hooks,
+    /// At most `MAX_RUNNING_HOOKS` hook processes at once.
+    hook_slots: Arc<tokio::sync::Semaphore>,
 }
 
 struct LoginHandle {
@@ -241,7 +281,7 @@ pub async fn serve(
     commands: UnboundedReceiver<UiCommand>,
     events: UnboundedSender<AppEvent>,
 ) {
-    serve_with(app, commands, events, DriverSettings::default()).await;
+    serve_with(app, commands, events, DriverSettings::from_env()).await;
 }
 
 /// [`serve`] with an explicit clock and tick (tests).
@@ -252,7 +292,13 @@ pub async fn serve_with(
     settings: DriverSettings,
 ) {
     let slots = app.settings().refresh_concurrency.max(1);
+    let (hooks, hook_problem) = match Hooks::load(app.config_dir()) {
+        Ok(h) => (h, None),
+        Err(e) => (Hooks::default(), Some(e)),
+    };
     let driver = Arc::new(Driver {
+        hooks,
+        hook_slots: Arc::new(tokio::sync::Semaphore::new(hooks::MAX_RUNNING_HOOKS)),
         refresh_slots: Arc::new(tokio::sync::Semaphore::new(slots)),
         app,
         events,
@@ -275,6 +321,13 @@ pub async fn serve_with(
         driver.send(AppEvent::Notice {
             error: p.is_error(),
             message: p.to_string().lines().next().unwrap_or_default().to_string(),
+        });
+    }
+    if let Some(e) = hook_problem {
+        tracing::warn!(error = %e, "hooks not loaded");
+        driver.send(AppEvent::Notice {
+            error: true,
+            message: format!("hooks not run: {e}"),
         });
     }
     driver.report_backend();
@@ -499,6 +552,11 @@ fn spawn_refresh(driver: &Arc<Driver>, name: String, force: bool) {
                                 d.log(&name, LogKind::Rotated);
                             }
                             warn_unknown_expiry(&d, &name, expires_at);
+                            let reason = match expires_at {
+                                Some(at) => format!("new token expires at {at} (Unix time)"),
+                                None => "new token of unknown lifetime".into(),
+                            };
+                            d.fire_hook(HookEvent::Refreshed, &name, reason);
                         }
                         Refreshed::ByOther => d.log(
                             &name,
@@ -509,6 +567,7 @@ fn spawn_refresh(driver: &Arc<Driver>, name: String, force: bool) {
                             d.log(&name, LogKind::Info("no refresh token; token kept".into()))
                         }
                         Refreshed::FailedButValid { reason } => {
+                            d.fire_hook(HookEvent::RefreshFailed, &name, reason.clone());
                             let next = backoff(&d, &name);
                             d.log(
                                 &name,
@@ -525,6 +584,12 @@ fn spawn_refresh(driver: &Arc<Driver>, name: String, force: bool) {
                     // Only a transient failure is retried on the backoff schedule; anything else
                     // waits for the user (REF-6, REF-7).
                     let kind = e.kind();
+                    let event = if e.needs_login() {
+                        HookEvent::NeedsLogin
+                    } else {
+                        HookEvent::RefreshFailed
+                    };
+                    d.fire_hook(event, &name, e.to_string());
                     let next = match kind {
                         FailureKind::Transient => Some(backoff(&d, &name)),
                         _ => {
@@ -550,6 +615,37 @@ fn spawn_refresh(driver: &Arc<Driver>, name: String, force: bool) {
         },
         on_panic,
     );
+}
+
+impl Driver {
+    /// AGENT-12: runs the hook configured for `event`, if any, on its own task: the refresh
+    /// that caused it does not wait, and a failing hook is logged and changes nothing else.
+    fn fire_hook(self: &Arc<Self>, event: HookEvent, account: &str, reason: String) {
+        let Some(argv) = self.hooks.argv(event).map(<[String]>::to_vec) else {
+            return;
+        };
+        let call = HookCall {
+            event,
+            account: account.to_owned(),
+            reason,
+        };
+        // Tokens may sit in the accounts' export variables of the environment we inherited.
+        let scrub: Vec<String> = self
+            .app
+            .loaded()
+            .accounts
+            .iter()
+            .map(Provider::export_var_name)
+            .collect();
+        let d = self.clone();
+        tokio::spawn(async move {
+            let _slot = d.hook_slots.clone().acquire_owned().await;
+            if let Err(e) = hooks::run(&argv, &call, &scrub, hooks::HOOK_TIMEOUT).await {
+                tracing::warn!(account = %call.account, error = %e, "hook failed");
+                d.log(&call.account, LogKind::Info(e.to_string()));
+            }
+        });
+    }
 }
 
 /// EXP-3: one refresh-panel line per login or refresh that got a token of unknown lifetime.

@@ -12,6 +12,7 @@ pub mod exit;
 pub mod export;
 pub mod gitcred;
 pub mod handoff;
+pub mod hooks;
 mod idtoken;
 pub mod kubecred;
 pub mod login;

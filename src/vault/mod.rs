@@ -89,6 +89,16 @@ impl Vault {
         })
     }
 
+    /// Another handle on the same store, and so the same key: what a process that rebuilds its
+    /// app around an open vault uses (the agent, after account files changed), so the key is
+    /// neither copied nor derived again (AGENT-6).
+    pub fn share(&self) -> Vault {
+        Vault {
+            store: self.store.clone(),
+            opened: std::sync::Mutex::new(None),
+        }
+    }
+
     /// The snapshot `open` decrypted, once (later calls get `None`), so a caller that caches
     /// snapshots by generation does not decrypt the same vault twice at start-up.
     pub fn take_opened(&self) -> Option<Snapshot> {

@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod agent;
+mod agent_bg;
 mod callback;
 mod cli;
 mod cli_interop;
