@@ -135,7 +135,7 @@ async fn agent11_a_forward_clock_jump_refreshes_at_once() {
             srv.stats().refreshes >= 1
         });
         assert!(
-            took < Duration::from_millis(3500),
+            took < Duration::from_secs(5),
             "not at once: {took:?} after the jump"
         );
         std::thread::sleep(Duration::from_secs(2));
@@ -348,6 +348,16 @@ async fn agent11_ref2_agent_dashboard_and_ten_cli_processes_one_refresh_per_due_
             let r = agent.call(&token_frame(&format!("acc{k}")));
             assert_eq!(r["token"], fresh.as_str(), "{r}");
         }
+        // The agent's scheduler took part: it refreshed each account, or found it refreshed
+        // by another process once it had the lock.
+        let log = agent.log_text();
+        for k in 0..3 {
+            assert!(
+                log.lines()
+                    .any(|l| l.contains(&format!("account=\"acc{k}\"")) && l.contains("refreshed")),
+                "acc{k}: {log}"
+            );
+        }
         dashboard.send("q");
         dashboard.wait_exit(Duration::from_secs(10));
     })
@@ -559,10 +569,20 @@ async fn agent12_hooks_fire_with_the_event_and_no_secret() {
         assert!(reason(&needs_login).contains("login"), "{needs_login}");
         assert!(reason(&refreshed).contains("expires at"), "{refreshed}");
         assert!(reason(&failed).contains("503"), "{}", reason(&failed));
-        // Still serving.
+        // Still serving; REF-6 made `gone` need a login; the transient failure waits out a
+        // backoff (AGENT-11).
         let r = agent.call(&token_frame("demo"));
         assert_eq!(r["ok"], true, "{r}");
+        let r = agent.call(&token_frame("gone"));
+        assert_eq!(r["error"]["code"], "needs_login", "{r}");
         let log = agent.log_text();
+        assert!(
+            log.lines().any(|l| l.contains("refresh failed")
+                && l.contains("account=\"demo\"")
+                && l.contains("kind=\"transient\"")
+                && l.contains("next_try=")),
+            "{log}"
+        );
         for secret in &secrets {
             assert!(!log.contains(secret.as_str()), "a secret in the log");
         }

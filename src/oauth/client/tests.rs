@@ -1,4 +1,3 @@
-
 use super::*;
 use crate::oauth::client_auth::AuthMethod;
 use crate::oauth::testutil::{Reply, Stub, fast_client, form_of};

@@ -1,4 +1,3 @@
-
 use super::testkeys::{TestKey, jwks, mint};
 use super::*;
 use crate::oauth::testutil::{Reply, Stub, fast_client};
