@@ -4,7 +4,7 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use base64::Engine;
-use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::engine::general_purpose::STANDARD;
 use bytes::Bytes;
 use serde_json::{Map, Value, json};
 use url::Url;
@@ -17,7 +17,6 @@ use super::state::Lineage;
 use super::state::{
     CODE_TTL, CodeGrant, DeviceGrant, DeviceStatus, State, digest, random_token, random_user_code,
 };
-use super::{Endpoint, Fault, IdTokenFault};
 use crate::oauth::AuthMethod;
 use crate::oauth::pkce::challenge_s256;
 use crate::secret::ct_eq;
@@ -33,9 +32,6 @@ const DEVICE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
 const SUB: &str = "demo-user";
 const EMAIL: &str = "demo@authdeck.invalid";
 const NAME: &str = "Demo User";
-/// The e-mail in an id_token broken by an [`IdTokenFault`].
-pub const FORGED_EMAIL: &str = "forged@authdeck.invalid";
-
 /// A request, reduced to what the endpoints look at.
 pub struct Incoming {
     method: String,
@@ -156,32 +152,20 @@ impl Reply {
     }
 
     /// An RFC 6749 §5.2 error.
-    fn error(status: u16, error: &str, description: &str) -> Self {
+    pub(super) fn error(status: u16, error: &str, description: &str) -> Self {
         Self::json(
             status,
             &json!({"error": error, "error_description": description}),
         )
     }
 
-    fn with_header(mut self, name: &str, value: &str) -> Self {
+    pub(super) fn with_header(mut self, name: &str, value: &str) -> Self {
         self.headers.push((name.to_owned(), value.to_owned()));
         self
     }
 
     fn redirect(location: &Url) -> Self {
         Self::text(302, "redirecting").with_header("location", location.as_str())
-    }
-}
-
-/// Which fault queue a request belongs to.
-pub fn endpoint_of(method: &str, path: &str) -> Option<Endpoint> {
-    match (method, path) {
-        ("POST", "/token") => Some(Endpoint::Token),
-        ("POST", "/revoke") => Some(Endpoint::Revoke),
-        ("POST", "/device_authorization") => Some(Endpoint::DeviceAuthorization),
-        (_, "/userinfo") => Some(Endpoint::Userinfo),
-        (_, p) if p.starts_with("/api/") => Some(Endpoint::Userinfo),
-        _ => None,
     }
 }
 
@@ -193,27 +177,6 @@ pub fn count_request(state: &mut State, path: &str) {
         "/jwks" => state.stats.jwks_requests += 1,
         p if p.starts_with("/api/") => state.stats.userinfo += 1,
         _ => {}
-    }
-}
-
-/// The reply for a fault that answers (all but `Slow` and `ConnectionReset`).
-pub fn fault_reply(fault: Fault) -> Reply {
-    match fault {
-        Fault::Status(503) => Reply::error(503, "temporarily_unavailable", "injected fault"),
-        Fault::Status(code) => Reply::error(code, "server_error", "injected fault"),
-        Fault::TooManyRequests { retry_after_secs } => {
-            Reply::error(429, "temporarily_unavailable", "injected fault: slow down")
-                .with_header("retry-after", &retry_after_secs.to_string())
-        }
-        Fault::GarbageJson => Reply {
-            status: 200,
-            content_type: "application/json",
-            body: "<html>this is not JSON {".to_owned(),
-            headers: Vec::new(),
-        },
-        Fault::Slow(_) | Fault::ConnectionReset | Fault::IdToken(_) => {
-            Reply::error(500, "server_error", "fault")
-        }
     }
 }
 
@@ -545,29 +508,5 @@ mod tests {
         assert!(!is_loopback_http("http://evil.example/cb"));
         assert!(!is_loopback_http("http://127.0.0.1.evil.example/cb"));
         assert!(!is_loopback_http("not a url"));
-    }
-
-    #[test]
-    fn faults_map_to_statuses() {
-        assert_eq!(fault_reply(Fault::Status(500)).status, 500);
-        assert!(
-            fault_reply(Fault::Status(503))
-                .body
-                .contains("temporarily_unavailable")
-        );
-        let r = fault_reply(Fault::TooManyRequests {
-            retry_after_secs: 7,
-        });
-        assert_eq!(r.status, 429);
-        assert!(r.headers.contains(&("retry-after".into(), "7".into())));
-        let g = fault_reply(Fault::GarbageJson);
-        assert!(serde_json::from_str::<Value>(&g.body).is_err());
-    }
-
-    #[test]
-    fn endpoints_for_faults() {
-        assert_eq!(endpoint_of("POST", "/token"), Some(Endpoint::Token));
-        assert_eq!(endpoint_of("GET", "/api/echo"), Some(Endpoint::Userinfo));
-        assert_eq!(endpoint_of("GET", "/authorize"), None);
     }
 }

@@ -4,7 +4,9 @@
 //! It approves every authorization request without a password, yet enforces what a real
 //! server enforces and what the engine must cope with: PKCE S256, client authentication
 //! (`none`, `basic`, `post`), single-use codes bound to client and redirect URI, refresh-token
-//! rotation, RFC 7009 revocation, the RFC 8628 device grant, and faults injected on demand.
+//! rotation, RFC 7009 revocation and the RFC 8628 device grant. With `cfg(test)` or the
+//! `test-support` feature (the test suites' builds, never a release), faults can be injected
+//! on demand and the server's clock moved ahead.
 //!
 //! This is a FAKE: it signs `id_token`s (ES256) with a key pair made at start and published at
 //! `/jwks` (so clients exercise the real DISC-5 verification), nothing is persisted, and it
@@ -13,21 +15,21 @@
 //!
 //! ```no_run
 //! # async fn demo() -> std::io::Result<()> {
-//! use authdeck::devserver::{DevServer, DevServerConfig, Endpoint, Fault};
+//! use authdeck::devserver::{DevServer, DevServerConfig};
 //! let server = DevServer::start(DevServerConfig::default()).await?;
 //! let token_endpoint = server.url("/token");
-//! server.inject(Fault::Status(503), 2, Endpoint::Token); // two 503s, then normal again
 //! # let _ = token_endpoint;
 //! # Ok(())
 //! # }
 //! ```
 
+#[cfg(any(test, feature = "test-support"))]
+mod faults;
 mod handlers;
 mod hostile;
 mod personality;
 mod state;
 
-use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -43,7 +45,8 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::oauth::AuthMethod;
-pub use handlers::FORGED_EMAIL;
+#[cfg(any(test, feature = "test-support"))]
+pub use faults::{Endpoint, FORGED_EMAIL, Fault, IdTokenFault};
 use handlers::{Incoming as Req, Reply};
 pub use hostile::Hostile;
 pub use personality::{
@@ -153,61 +156,6 @@ impl Default for DevServerConfig {
     }
 }
 
-/// A misbehaviour to inject with [`DevServer::inject`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Fault {
-    /// Answer with this status and `{"error":"server_error"}` (`temporarily_unavailable` for 503).
-    Status(u16),
-    /// 429 with `Retry-After: retry_after_secs`.
-    TooManyRequests {
-        /// Value of the `Retry-After` header, in seconds.
-        retry_after_secs: u64,
-    },
-    /// Sleep this long, then answer normally.
-    Slow(Duration),
-    /// 200 with a body that is not JSON.
-    GarbageJson,
-    /// Close the connection without a response.
-    ConnectionReset,
-    /// Answer normally, but with a bad `id_token` (only for grants that issue one; queue it
-    /// on [`Endpoint::Token`]).
-    IdToken(IdTokenFault),
-}
-
-/// What is wrong with an `id_token` under [`Fault::IdToken`] (DISC-5 tests). Every broken
-/// token also carries the e-mail [`FORGED_EMAIL`], so a test can see whether its claims
-/// were stored.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum IdTokenFault {
-    /// Signed by a key that is not in `/jwks`, under the published `kid`.
-    WrongKey,
-    /// Names a `kid` that `/jwks` does not list (and never will).
-    UnknownKid,
-    /// `iss` is another issuer.
-    WrongIssuer,
-    /// `aud` is another client.
-    WrongAudience,
-    /// `exp` is an hour in the past.
-    Expired,
-    /// Unsigned, `alg: none` (what this server used to issue).
-    Unsigned,
-}
-
-/// Which requests a fault applies to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Endpoint {
-    /// `POST /token`.
-    Token,
-    /// `POST /revoke`.
-    Revoke,
-    /// `POST /device_authorization`.
-    DeviceAuthorization,
-    /// `GET /userinfo` and `/api/*`.
-    Userinfo,
-    /// Every request.
-    Any,
-}
-
 /// Request counters.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Stats {
@@ -232,43 +180,17 @@ pub struct Stats {
     pub client_credentials: u64,
 }
 
-/// One queued fault: `fault` on `on`, `left` more times.
-#[derive(Debug, Clone)]
-struct Queued {
-    fault: Fault,
-    on: Endpoint,
-    left: u32,
-}
-
 /// State shared by the handle and every connection task.
 struct Shared {
     state: Mutex<State>,
-    faults: Mutex<VecDeque<Queued>>,
+    #[cfg(any(test, feature = "test-support"))]
+    faults: faults::Queue,
 }
 
 impl Shared {
     /// Locks the state; a poisoned lock (a panicking handler) still yields the data.
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn faults(&self) -> std::sync::MutexGuard<'_, VecDeque<Queued>> {
-        self.faults.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Takes one fault queued for `endpoint`, if any (first queued, first served).
-    fn take_fault(&self, endpoint: Option<Endpoint>) -> Option<Fault> {
-        let mut faults = self.faults();
-        let idx = faults
-            .iter()
-            .position(|q| q.on == Endpoint::Any || Some(q.on) == endpoint)?;
-        let q = faults.get_mut(idx)?;
-        let fault = q.fault;
-        q.left = q.left.saturating_sub(1);
-        if q.left == 0 {
-            faults.remove(idx);
-        }
-        Some(fault)
     }
 }
 
@@ -296,7 +218,8 @@ impl DevServer {
         let issuer = format!("http://{addr}");
         let shared = Arc::new(Shared {
             state: Mutex::new(State::new(config, issuer)?),
-            faults: Mutex::new(VecDeque::new()),
+            #[cfg(any(test, feature = "test-support"))]
+            faults: faults::Queue::default(),
         });
         let (stop, stopped) = watch::channel(());
         tokio::spawn(accept_loop(listener, shared.clone(), stopped));
@@ -324,17 +247,13 @@ impl DevServer {
 
     /// Makes the next `times` requests to `on` misbehave with `fault`, then recover.
     /// Faults queued for the same endpoint are served in order.
+    #[cfg(any(test, feature = "test-support"))]
     pub fn inject(&self, fault: Fault, times: u32, on: Endpoint) {
-        if times > 0 {
-            self.shared.faults().push_back(Queued {
-                fault,
-                on,
-                left: times,
-            });
-        }
+        faults::push(&self.shared.faults, fault, times, on);
     }
 
     /// Replaces the hostile answers from now on (see [`Hostile`]).
+    #[cfg(any(test, feature = "test-support"))]
     pub fn set_hostile(&self, hostile: Hostile) {
         self.shared.state().config.hostile = hostile;
     }
@@ -364,7 +283,9 @@ impl DevServer {
         Ok(kid)
     }
 
-    /// Moves the server's clock ahead by `by` (token lifetimes, refresh-token ages).
+    /// Moves the server's clock ahead by `by` (token lifetimes, refresh-token ages, device
+    /// polling intervals), so a test need not sleep.
+    #[cfg(any(test, feature = "test-support"))]
     pub fn advance_clock(&self, by: Duration) {
         let mut state = self.shared.state();
         state.clock_offset = state.clock_offset.saturating_add(by);
@@ -426,17 +347,21 @@ async fn serve(
     req: Request<Incoming>,
 ) -> Result<Response<Full<Bytes>>, ResetConnection> {
     let (parts, body) = req.into_parts();
-    let endpoint = handlers::endpoint_of(parts.method.as_str(), parts.uri.path());
     handlers::count_request(&mut shared.state(), parts.uri.path());
-    let fault = shared.take_fault(endpoint);
+    #[allow(unused_mut)]
     let mut reply = None;
+    #[cfg(any(test, feature = "test-support"))]
     let mut id_token_fault = None;
-    match fault {
-        Some(Fault::ConnectionReset) => return Err(ResetConnection),
-        Some(Fault::Slow(d)) => tokio::time::sleep(d).await,
-        Some(Fault::IdToken(f)) => id_token_fault = Some(f),
-        Some(other) => reply = Some(handlers::fault_reply(other)),
-        None => {}
+    #[cfg(any(test, feature = "test-support"))]
+    {
+        let endpoint = faults::endpoint_of(parts.method.as_str(), parts.uri.path());
+        match faults::take(&shared.faults, endpoint) {
+            Some(Fault::ConnectionReset) => return Err(ResetConnection),
+            Some(Fault::Slow(d)) => tokio::time::sleep(d).await,
+            Some(Fault::IdToken(f)) => id_token_fault = Some(f),
+            Some(other) => reply = Some(faults::fault_reply(other)),
+            None => {}
+        }
     }
     let reply = match reply {
         Some(r) => r,
@@ -447,9 +372,15 @@ async fn serve(
             };
             let incoming = Req::new(&parts, body);
             let mut state = shared.state();
-            state.id_token_fault = id_token_fault;
+            #[cfg(any(test, feature = "test-support"))]
+            {
+                state.id_token_fault = id_token_fault;
+            }
             let reply = handlers::route(&mut state, &incoming);
-            state.id_token_fault = None;
+            #[cfg(any(test, feature = "test-support"))]
+            {
+                state.id_token_fault = None;
+            }
             reply
         }
     };

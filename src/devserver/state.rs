@@ -13,7 +13,7 @@ use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use super::{DevClient, DevServerConfig, IdTokenFault, Stats};
+use super::{DevClient, DevServerConfig, Stats};
 use crate::secret::random_bytes;
 
 /// How long an authorization code stays valid.
@@ -172,9 +172,11 @@ pub struct State {
     /// The id_token signing key, published at `/jwks`.
     pub signing: SigningKey,
     /// A second key, never published: the `IdTokenFault::WrongKey` fault signs with it.
+    #[cfg(any(test, feature = "test-support"))]
     pub rogue: SigningKey,
     /// The id_token fault of the request being served, if any.
-    pub id_token_fault: Option<IdTokenFault>,
+    #[cfg(any(test, feature = "test-support"))]
+    pub id_token_fault: Option<super::IdTokenFault>,
     /// Keyed by the digest of the code.
     pub codes: HashMap<String, CodeGrant>,
     /// Keyed by the digest of the access token.
@@ -195,7 +197,9 @@ impl State {
             issuer,
             stats: Stats::default(),
             signing: SigningKey::generate()?,
+            #[cfg(any(test, feature = "test-support"))]
             rogue: SigningKey::generate()?,
+            #[cfg(any(test, feature = "test-support"))]
             id_token_fault: None,
             codes: HashMap::new(),
             access: HashMap::new(),

@@ -18,8 +18,8 @@ pub mod pkce;
 pub mod retry;
 pub mod revoke;
 pub mod sasl;
-#[cfg(test)]
-pub(crate) mod testutil;
+#[cfg(any(test, feature = "test-support"))]
+pub mod testutil;
 pub mod token;
 pub mod wire;
 

@@ -1,6 +1,8 @@
-//! Test-only scripted HTTP stub on 127.0.0.1:0: answers each request with the next scripted
-//! reply (the last one repeats) and records what it received.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+//! The one scripted HTTP stub of the test suites, on 127.0.0.1:0: it answers each request with
+//! the next scripted reply (the last one repeats) and records what it received. Test support
+//! only (`cfg(test)` or the `test-support` feature, which the integration tests and benches
+//! turn on): not in a release build.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use std::collections::HashMap;
 use std::net::SocketAddr;

@@ -11,6 +11,7 @@ pub mod field;
 pub mod format;
 pub mod keymap;
 mod overlay;
+#[cfg(any(test, feature = "test-support"))]
 pub mod preview;
 pub mod qr;
 pub mod render;
@@ -18,6 +19,7 @@ pub mod state;
 mod terminal;
 pub mod update;
 
+#[cfg(any(test, feature = "test-support"))]
 pub use preview::{many_accounts, preview_accounts, preview_now, preview_state};
 pub use render::{draw, view};
 pub use state::{DashboardState, Effect, Msg, Theme};

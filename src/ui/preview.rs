@@ -1,5 +1,6 @@
 //! Fake accounts in every state: for snapshot tests, the render benchmark and a manual look
-//! at the dashboard before `app` exists. Deterministic for a given `now`.
+//! at the dashboard before `app` exists. Deterministic for a given `now`. Test support only
+//! (`cfg(test)` or the `test-support` feature): not in a release build.
 
 use super::state::{DashboardState, Theme, log_entry};
 use crate::app::view::{AccountView, Badge, LogKind};

@@ -448,13 +448,13 @@ async fn dev1_device_grant_pending_slow_down_approve_tokens() {
         .unwrap();
     assert_eq!(page.status(), 200);
     assert!(page.text().await.unwrap().contains("approved"));
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    server.advance_clock(Duration::from_millis(1100));
     let (status, body) = device_poll(&server, &dc).await;
     assert_eq!(status, 200, "{body}");
     assert!(!s(&body, "access_token").is_empty());
     assert!(!s(&body, "id_token").is_empty());
     // The device code is spent.
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    server.advance_clock(Duration::from_millis(1100));
     assert_eq!(
         s(&device_poll(&server, &dc).await.1, "error"),
         "invalid_grant"
@@ -651,7 +651,7 @@ async fn userinfo_and_api_echo_need_a_live_bearer_token() {
     let none = http().get(server.url("/userinfo")).send().await.unwrap();
     assert_eq!(none.status(), 401);
     assert_eq!(userinfo(&server, "/userinfo", "bogus").await.status(), 401);
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    server.advance_clock(Duration::from_millis(1100));
     assert_eq!(
         userinfo(&server, "/userinfo", &at).await.status(),
         401,

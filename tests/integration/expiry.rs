@@ -273,7 +273,8 @@ async fn exp3_scheduler_never_refreshes_an_unknown_expiry_on_a_timer() {
     }
 }
 
-/// USE-2 applies to an unknown expiry: the server expires the token (after 1 s) without
+/// USE-2 applies to an unknown expiry: the server expires the token (after 1 s on its own
+/// clock, moved ahead rather than slept through) without
 /// having said so; the next request gets a 401, refreshes once and succeeds.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn exp3_use2_unknown_expiry_refreshes_once_on_401() {
@@ -292,7 +293,7 @@ async fn exp3_use2_unknown_expiry_refreshes_once_on_401() {
     };
     let first = app.request("acc0", &req).await.unwrap();
     assert_eq!((first.status, first.refreshed_after_401), (200, false));
-    tokio::time::sleep(Duration::from_millis(1300)).await;
+    srv.advance_clock(Duration::from_millis(1300));
     let second = app.request("acc0", &req).await.unwrap();
     assert_eq!((second.status, second.refreshed_after_401), (200, true));
     assert_eq!(srv.stats().refreshes, 1);

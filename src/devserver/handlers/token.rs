@@ -492,54 +492,30 @@ pub(super) fn now_epoch() -> u64 {
         .unwrap_or(0)
 }
 
-/// An id_token signed with the server's ES256 key (DISC-5), or broken as the request's
-/// [`IdTokenFault`] says.
+/// An id_token signed with the server's ES256 key (DISC-5); in the test suites' builds,
+/// broken as the request's injected fault says.
 pub(super) fn id_token(state: &State, client_id: &str, nonce: Option<&str>, login: bool) -> String {
     let iat = now_epoch();
-    let fault = state.id_token_fault;
-    let personality_iss = match state.config.personality.as_ref().map(|p| p.iss) {
-        Some(IssRule::OnLogin(iss)) if login => Some(iss),
-        _ => None,
-    };
-    let issuer = match fault {
-        Some(IdTokenFault::WrongIssuer) => "http://127.0.0.1:1",
-        _ => personality_iss.unwrap_or(state.issuer.as_str()),
-    };
-    let aud = match fault {
-        Some(IdTokenFault::WrongAudience) => "someone-else",
-        _ => client_id,
-    };
-    let exp = match fault {
-        Some(IdTokenFault::Expired) => iat.saturating_sub(3600),
-        _ => iat + state.config.access_token_ttl.as_secs().max(60),
+    let issuer = match state.config.personality.as_ref().map(|p| p.iss) {
+        Some(IssRule::OnLogin(iss)) if login => iss,
+        _ => state.issuer.as_str(),
     };
     let mut claims = json!({
         "iss": issuer,
         "sub": state.config.hostile.subject.as_deref().unwrap_or(SUB),
-        "aud": aud,
+        "aud": client_id,
         "iat": iat,
-        "exp": exp,
-        // A broken token says so in its e-mail, so a test can tell whether its claims were
-        // stored.
-        "email": match (fault, &state.config.hostile.email) {
-            (Some(_), _) => FORGED_EMAIL,
-            (None, Some(email)) => email.as_str(),
-            (None, None) => EMAIL,
-        },
+        "exp": iat + state.config.access_token_ttl.as_secs().max(60),
+        "email": state.config.hostile.email.as_deref().unwrap_or(EMAIL),
         "email_verified": true,
         "name": NAME,
     });
     if let (Some(n), Some(obj)) = (nonce, claims.as_object_mut()) {
         obj.insert("nonce".into(), Value::from(n));
     }
-    let kid = state.signing.kid.as_str();
-    match fault {
-        Some(IdTokenFault::WrongKey) => state.rogue.sign(kid, &claims),
-        Some(IdTokenFault::UnknownKid) => state.rogue.sign(&state.rogue.kid, &claims),
-        Some(IdTokenFault::Unsigned) => {
-            let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"none","typ":"JWT"}"#);
-            format!("{header}.{}.", URL_SAFE_NO_PAD.encode(claims.to_string()))
-        }
-        _ => state.signing.sign(kid, &claims),
+    #[cfg(any(test, feature = "test-support"))]
+    if let Some(fault) = state.id_token_fault {
+        return crate::devserver::faults::broken_id_token(state, fault, claims);
     }
+    state.signing.sign(state.signing.kid.as_str(), &claims)
 }
