@@ -16,9 +16,21 @@ pub const VERSION: u32 = 1;
 /// Largest frame, newline included (AGENT-3).
 pub const MAX_FRAME: usize = 64 * 1024;
 
+/// What a locked agent answers, and what the CLI prints before exiting 5 (AGENT-9).
+pub const LOCKED_MESSAGE: &str = "the agent is locked: run `authdeck unlock`";
+
 /// The verbs of version 1.
 pub const VERBS: &[&str] = &[
-    "status", "token", "export", "refresh", "lock", "unlock", "stop",
+    "status",
+    "token",
+    "export",
+    "refresh",
+    "logout",
+    "revoke",
+    "git_credential",
+    "lock",
+    "unlock",
+    "stop",
 ];
 
 /// A request. On the wire: `{"v":1,"verb":"token","account":"work",...}`.
@@ -39,9 +51,16 @@ pub enum Request {
         /// Seconds the token must stay valid at least.
         #[serde(default)]
         min_valid: u64,
-        /// Refresh even when not due (`request` after a 401, USE-1).
-        #[serde(default)]
+        /// Refresh even when not due (`request` after a 401, USE-2).
+        #[serde(default, skip_serializing_if = "is_false")]
         force: bool,
+        /// A narrower token than the account's own (REF-9), refreshed by the agent.
+        #[serde(default, flatten)]
+        narrow: Narrow,
+        /// The account's ID token instead of its access token (`kube-credential --id-token`,
+        /// KUBE-2): handed out only when asked for by name (AGENT-4).
+        #[serde(default, skip_serializing_if = "is_false")]
+        id_token: bool,
         /// The caller's view of where it runs (AGENT-10).
         #[serde(default, flatten)]
         origin: Origin,
@@ -52,6 +71,10 @@ pub enum Request {
         /// The accounts; empty for all logged-in ones.
         #[serde(default)]
         accounts: Vec<String>,
+        /// Narrower tokens (REF-9): each named account's token for this scope, resource or
+        /// audience; the first failure ends the export.
+        #[serde(default, flatten)]
+        narrow: Narrow,
         /// The caller's view of where it runs (AGENT-10).
         #[serde(default, flatten)]
         origin: Origin,
@@ -61,6 +84,38 @@ pub enum Request {
         /// The accounts.
         #[serde(default)]
         accounts: Vec<String>,
+        /// The caller's view of where it runs (AGENT-10).
+        #[serde(default, flatten)]
+        origin: Origin,
+    },
+    /// Forget an account's tokens (`authdeck logout`): they stay valid at the provider.
+    Logout {
+        /// The account.
+        account: String,
+        /// The caller's view of where it runs (AGENT-10).
+        #[serde(default, flatten)]
+        origin: Origin,
+    },
+    /// Revoke an account's tokens at the provider, then forget them (`authdeck revoke`); the
+    /// refresh token never leaves the agent.
+    Revoke {
+        /// The account.
+        account: String,
+        /// The caller's view of where it runs (AGENT-10).
+        #[serde(default, flatten)]
+        origin: Origin,
+    },
+    /// git's credential helper (`authdeck git-credential get|erase`): the agent picks the
+    /// account by its `git_urls` (GIT-1), since the caller may have no account files.
+    GitCredential {
+        /// `get` or `erase`.
+        operation: GitOperation,
+        /// What git sent (`password` only with `erase`), as an object of its own: its `host`
+        /// is not the caller's.
+        request: GitRequest,
+        /// The caller's view of where it runs (AGENT-10).
+        #[serde(default, flatten)]
+        origin: Origin,
     },
     /// Forget the key now (AGENT-6).
     Lock,
@@ -83,6 +138,105 @@ pub struct Origin {
     /// The vault the client would open.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vault: Option<PathBuf>,
+}
+
+/// `--scope`, `--resource`, `--audience` (REF-9); all absent for the account's own token.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Narrow {
+    /// Scopes, space-separated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
+    /// An RFC 8707 resource URL, or a name from the account's `[resources]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource: Option<String>,
+    /// An `audience`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audience: Option<String>,
+}
+
+impl Narrow {
+    /// The request for `app`.
+    pub fn request(&self) -> crate::app::scoped::NarrowRequest {
+        crate::app::scoped::NarrowRequest {
+            scope: self.scope.clone(),
+            resource: self.resource.clone(),
+            audience: self.audience.clone(),
+        }
+    }
+
+    /// From `app`'s request.
+    pub fn from_request(req: &crate::app::scoped::NarrowRequest) -> Self {
+        Self {
+            scope: req.scope.clone(),
+            resource: req.resource.clone(),
+            audience: req.audience.clone(),
+        }
+    }
+}
+
+/// What git asked the credential helper to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GitOperation {
+    /// A credential, please.
+    Get,
+    /// This credential was rejected (GIT-4).
+    Erase,
+}
+
+/// The attributes of git's request that choose the account (GIT-1), and the rejected token
+/// of an `erase` (GIT-4).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct GitRequest {
+    /// `protocol`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protocol: Option<String>,
+    /// `host` (with `:port`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    /// `path`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// `username`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    /// `url`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// `password`: the token git used (`erase` only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<AccessToken>,
+}
+
+impl GitRequest {
+    /// From what git sent.
+    pub fn from_request(req: &crate::app::gitcred::Request) -> Self {
+        Self {
+            protocol: req.protocol.clone(),
+            host: req.host.clone(),
+            path: req.path.clone(),
+            username: req.username.clone(),
+            url: req.url.clone(),
+            password: req.password.clone(),
+        }
+    }
+
+    /// Back into `app`'s request.
+    pub fn to_request(&self) -> crate::app::gitcred::Request {
+        crate::app::gitcred::Request {
+            protocol: self.protocol.clone(),
+            host: self.host.clone(),
+            path: self.path.clone(),
+            username: self.username.clone(),
+            wwwauth: Vec::new(),
+            url: self.url.clone(),
+            password: self.password.clone(),
+        }
+    }
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 /// The outer frame of a request: the version beside the verb's fields.
@@ -206,6 +360,9 @@ pub struct RefreshResult {
     /// Whether the refresh produced a token (`false` for `not_due`, `by_other`, ...).
     #[serde(default)]
     pub refreshed: bool,
+    /// Why this account failed (it is in `failures` too); results stay in the order asked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<Failure>,
 }
 
 /// Who serves and in what state (`status`, `agent status`).
@@ -280,9 +437,28 @@ pub struct Response {
     /// `token`: its expiry (Unix seconds), when known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires_at: Option<i64>,
-    /// `token`: a warning for the caller's stderr (a transient refresh failure).
+    /// `token`, `git_credential`: a warning for the caller's stderr (a transient refresh
+    /// failure).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub warning: Option<String>,
+    /// `token` with `id_token`: the account's ID token (KUBE-2), and nothing else.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id_token: Option<crate::secret::IdToken>,
+    /// `token`: the account's e-mail from its ID token (SASL's `user=`, SASL-1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    /// `git_credential` `get`: the account chosen (absent: no account matches, GIT-3).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
+    /// `git_credential` `get`: the user name for git (GIT-2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    /// `revoke`, `logout`: what happened, as the command prints it after `NAME: `.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+    /// `status` when unlocked: problems of the account files, one line each.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub problems: Option<Vec<String>>,
     /// `export`: the variables, in the order asked.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vars: Option<Vec<ExportVar>>,
@@ -416,6 +592,8 @@ mod tests {
             account: "work".into(),
             min_valid: 30,
             force: false,
+            narrow: Narrow::default(),
+            id_token: false,
             origin: Origin {
                 host: Some("h".into()),
                 vault: None,

@@ -5,11 +5,13 @@
 use super::AgentError;
 use super::harden::{self, peer_of};
 use super::protocol::{
-    self, AccountFailure, AgentInfo, ErrorCode, ExportVar, Failure, KeyState, MAX_FRAME, Origin,
-    RefreshResult, Request, Response,
+    self, AccountFailure, AgentInfo, ErrorCode, ExportVar, Failure, GitOperation, KeyState,
+    MAX_FRAME, Narrow, Origin, RefreshResult, Request, Response,
 };
 use super::socket::{self, Existing, SocketPath};
 use crate::app::driver::{self, DriverSettings};
+use crate::app::handoff::Handed;
+use crate::app::refresh::Refreshed;
 use crate::app::status::unix;
 use crate::app::view::{AppEvent, LogKind, UiCommand};
 use crate::app::{App, AppError, Settings};
@@ -406,10 +408,7 @@ fn failure_of(e: &AppError) -> Failure {
 }
 
 fn locked_failure() -> Failure {
-    Failure::new(
-        ErrorCode::Locked,
-        "the agent is locked: run `authdeck unlock` (or `authdeck lock` to keep it so)",
-    )
+    Failure::new(ErrorCode::Locked, protocol::LOCKED_MESSAGE)
 }
 
 impl Shared {
@@ -773,6 +772,14 @@ impl Shared {
                             .statuses(SystemTime::now())
                             .map_err(|e| failure_of(&e))?,
                     );
+                    r.problems = Some(
+                        u.app
+                            .loaded()
+                            .problems
+                            .iter()
+                            .map(ToString::to_string)
+                            .collect(),
+                    );
                 }
                 Ok(r)
             }
@@ -780,90 +787,62 @@ impl Shared {
                 account,
                 min_valid,
                 force,
+                narrow,
+                id_token,
                 origin,
             } => {
                 self.check_origin(&origin)?;
                 let app = self.app()?;
                 self.touch();
-                let t = app
-                    .token_at_least(&account, Duration::from_secs(min_valid), force)
+                answer_token(&app, &account, min_valid, force, &narrow, id_token)
                     .await
-                    .map_err(|e| failure_of(&e))?;
-                let mut r = Response::ok();
-                r.token = Some(t.token);
-                r.expires_at = t.expires_at;
-                r.warning = t.warning;
-                Ok(r)
+                    .map_err(|e| failure_of(&e))
             }
-            Request::Export { accounts, origin } => {
+            Request::Export {
+                accounts,
+                narrow,
+                origin,
+            } => {
                 self.check_origin(&origin)?;
                 let app = self.app()?;
                 self.touch();
-                let slots = app
-                    .export_slots(&accounts)
-                    .await
-                    .map_err(|e| failure_of(&e))?;
-                let mut vars = Vec::new();
-                let mut failures = Vec::new();
-                for (account, slot) in slots {
-                    match slot {
-                        Ok((name, token)) => vars.push(ExportVar {
-                            account,
-                            name,
-                            token,
-                        }),
-                        Err(e) => failures.push(AccountFailure {
-                            account,
-                            failure: failure_of(&e),
-                        }),
-                    }
-                }
-                let mut r = Response::ok();
-                r.vars = Some(vars);
-                r.failures = Some(failures);
-                Ok(r)
+                answer_export(&app, &accounts, &narrow).await
             }
-            Request::Refresh { accounts } => {
+            Request::Refresh { accounts, origin } => {
+                self.check_origin(&origin)?;
                 let app = self.app()?;
                 self.touch();
-                let names = if accounts.is_empty() {
-                    let snap = app.current().map_err(|e| failure_of(&e))?;
-                    app.logged_in(&snap)
-                } else {
-                    accounts
-                };
-                let mut done = Vec::new();
-                let mut failures = Vec::new();
-                // `refresh_many`'s future is not `Send` for every lifetime (its stream closure
-                // borrows the names), so it runs on a blocking thread of this runtime.
-                let handle = tokio::runtime::Handle::current();
-                let results =
-                    tokio::task::spawn_blocking(move || handle.block_on(app.refresh_many(&names)))
-                        .await
-                        .map_err(|_| Failure::new(ErrorCode::Error, "the refresh task failed"))?;
-                for (account, result) in results {
-                    match result {
-                        Ok(how) => done.push(RefreshResult {
-                            outcome: crate::app::access::describe(&how),
-                            expires_at: match &how {
-                                crate::app::refresh::Refreshed::Done { expires_at, .. } => {
-                                    *expires_at
-                                }
-                                _ => None,
-                            },
-                            refreshed: matches!(how, crate::app::refresh::Refreshed::Done { .. }),
-                            account,
-                        }),
-                        Err(e) => failures.push(AccountFailure {
-                            account,
-                            failure: failure_of(&e),
-                        }),
-                    }
-                }
+                answer_refresh(app, accounts).await
+            }
+            Request::Logout { account, origin } => {
+                self.check_origin(&origin)?;
+                let app = self.app()?;
+                self.touch();
+                let had = app.logout(&account).map_err(|e| failure_of(&e))?;
                 let mut r = Response::ok();
-                r.refreshed = Some(done);
-                r.failures = Some(failures);
+                r.note = Some(crate::app::access::logout_note(had).into());
                 Ok(r)
+            }
+            Request::Revoke { account, origin } => {
+                self.check_origin(&origin)?;
+                let app = self.app()?;
+                self.touch();
+                let note = app.revoke(&account).await.map_err(|e| failure_of(&e))?;
+                let mut r = Response::ok();
+                r.note = Some(note);
+                Ok(r)
+            }
+            Request::GitCredential {
+                operation,
+                request,
+                origin,
+            } => {
+                self.check_origin(&origin)?;
+                let app = self.app()?;
+                self.touch();
+                answer_git(&app, operation, &request.to_request())
+                    .await
+                    .map_err(|e| failure_of(&e))
             }
             Request::Lock => {
                 if matches!(&*self.holder(), Holder::Unlocked(u) if u.kind == KeyKind::KeyFile) {
@@ -942,6 +921,184 @@ impl Shared {
             Err(e) => Err(Failure::new(ErrorCode::Error, e.to_string())),
         }
     }
+}
+
+/// `token`: the answer the direct path would print (AGENT-9): the account's own token
+/// refreshed when due or shorter-lived than `min_valid`, a narrower one (REF-9), a forced
+/// refresh after a 401 (USE-2), or the ID token when asked for by name (KUBE-2, AGENT-4).
+async fn answer_token(
+    app: &App,
+    account: &str,
+    min_valid: u64,
+    force: bool,
+    narrow: &Narrow,
+    id_token: bool,
+) -> Result<Response, AppError> {
+    let mut r = Response::ok();
+    if id_token {
+        let (token, exp) = app.hand_id_token(account).await?;
+        r.id_token = Some(crate::secret::IdToken::new(token.secret()));
+        r.expires_at = exp;
+        return Ok(r);
+    }
+    let (handed, how) = if force {
+        let (token, how) = app.fresh_token(account, true).await?;
+        let snap = app.current()?;
+        let record = snap.records.get(account);
+        let handed = Handed {
+            token,
+            expires_at: record.and_then(|r| r.expires_at),
+            email: record.and_then(|r| r.claims.email.clone()),
+        };
+        (handed, how)
+    } else {
+        app.token_as_asked(account, &narrow.request(), Duration::from_secs(min_valid))
+            .await?
+    };
+    r.warning = crate::app::access::refresh_warning(&how);
+    r.token = Some(handed.token);
+    r.expires_at = handed.expires_at;
+    r.email = handed.email;
+    Ok(r)
+}
+
+/// `export`: every account's variable and token in order, failures beside them; a narrowed
+/// export stops at the first failure, as the direct path does.
+async fn answer_export(
+    app: &App,
+    accounts: &[String],
+    narrow: &Narrow,
+) -> Result<Response, Failure> {
+    let mut vars = Vec::new();
+    let mut failures = Vec::new();
+    if narrow == &Narrow::default() {
+        let slots = app
+            .export_slots(accounts)
+            .await
+            .map_err(|e| failure_of(&e))?;
+        for (account, slot) in slots {
+            match slot {
+                Ok((name, token)) => vars.push(ExportVar {
+                    account,
+                    name,
+                    token,
+                }),
+                Err(e) => failures.push(AccountFailure {
+                    account,
+                    failure: failure_of(&e),
+                }),
+            }
+        }
+    } else {
+        let req = narrow.request();
+        for account in accounts {
+            let got = match app.account(account).map(|p| p.export_var_name()) {
+                Ok(name) => app
+                    .token_as_asked(account, &req, Duration::ZERO)
+                    .await
+                    .map(|(h, _)| (name, h.token)),
+                Err(e) => Err(e),
+            };
+            match got {
+                Ok((name, token)) => vars.push(ExportVar {
+                    account: account.clone(),
+                    name,
+                    token,
+                }),
+                Err(e) => {
+                    failures.push(AccountFailure {
+                        account: account.clone(),
+                        failure: failure_of(&e),
+                    });
+                    break;
+                }
+            }
+        }
+    }
+    let mut r = Response::ok();
+    r.vars = Some(vars);
+    r.failures = Some(failures);
+    Ok(r)
+}
+
+/// `refresh`: each account's outcome in the order asked, a failure carried in place and in
+/// `failures`.
+async fn answer_refresh(app: Arc<App>, accounts: Vec<String>) -> Result<Response, Failure> {
+    let names = if accounts.is_empty() {
+        let snap = app.current().map_err(|e| failure_of(&e))?;
+        app.logged_in(&snap)
+    } else {
+        accounts
+    };
+    // `refresh_many`'s future is not `Send` for every lifetime (its stream closure borrows the
+    // names), so it runs on a blocking thread of this runtime.
+    let handle = tokio::runtime::Handle::current();
+    let results = tokio::task::spawn_blocking(move || handle.block_on(app.refresh_many(&names)))
+        .await
+        .map_err(|_| Failure::new(ErrorCode::Error, "the refresh task failed"))?;
+    let mut done = Vec::new();
+    let mut failures = Vec::new();
+    for (account, result) in results {
+        match result {
+            Ok(how) => done.push(RefreshResult {
+                outcome: crate::app::access::describe(&how),
+                expires_at: match &how {
+                    Refreshed::Done { expires_at, .. } => *expires_at,
+                    _ => None,
+                },
+                refreshed: matches!(how, Refreshed::Done { .. }),
+                error: None,
+                account,
+            }),
+            Err(e) => {
+                let failure = failure_of(&e);
+                failures.push(AccountFailure {
+                    account: account.clone(),
+                    failure: failure.clone(),
+                });
+                done.push(RefreshResult {
+                    account,
+                    outcome: "failed".into(),
+                    expires_at: None,
+                    refreshed: false,
+                    error: Some(failure),
+                });
+            }
+        }
+    }
+    let mut r = Response::ok();
+    r.refreshed = Some(done);
+    r.failures = Some(failures);
+    Ok(r)
+}
+
+/// `git_credential`: the account chosen by `git_urls` on the agent's side (GIT-1), its token
+/// and user name (GIT-2); `erase` marks a rejected token stale (GIT-4).
+async fn answer_git(
+    app: &App,
+    operation: GitOperation,
+    request: &crate::app::gitcred::Request,
+) -> Result<Response, AppError> {
+    let mut r = Response::ok();
+    match operation {
+        GitOperation::Erase => app.git_erase(request)?,
+        GitOperation::Get => {
+            if let Some(g) = app.git_get(request).await? {
+                r.warning = match &g.how {
+                    Refreshed::FailedButValid { reason } => Some(format!(
+                        "refresh of {} failed ({reason}); the current token is still valid",
+                        g.account
+                    )),
+                    _ => None,
+                };
+                r.account = Some(g.account);
+                r.username = Some(g.username);
+                r.token = Some(g.handed.token);
+                r.expires_at = g.handed.expires_at;
+            }
+        }
+    }
+    Ok(r)
 }
 
 /// AGENT-7: `base` after the first wrong passphrase, doubling with each one after, at most

@@ -2,6 +2,8 @@
 //! path and the direct path produce the same tokens, the same warnings and the same errors
 //! (AGENT-9).
 
+use super::gitcred;
+use super::handoff::Handed;
 use super::refresh::{Refreshed, token_if_not_due};
 use super::status::{human_duration, unix};
 use super::{App, AppError, Result};
@@ -11,17 +13,6 @@ use std::time::{Duration, SystemTime};
 
 /// One account's export result: its (variable, token), or why it has none.
 pub type ExportSlot = Result<(String, AccessToken)>;
-
-/// A token with what the caller should know about it.
-#[derive(Debug)]
-pub struct TokenAnswer {
-    /// The access token.
-    pub token: AccessToken,
-    /// Its expiry (Unix seconds), when known.
-    pub expires_at: Option<i64>,
-    /// A line for stderr: the refresh failed transiently but the token is still valid.
-    pub warning: Option<String>,
-}
 
 impl App {
     /// Accounts with tokens in `snap` and a file, valid or not (a broken one is then named with
@@ -60,42 +51,86 @@ impl App {
         }
         Ok(out)
     }
+}
 
-    /// `name`'s token, refreshed first when due, when `force`, or when it would expire within
-    /// `min_valid`.
-    pub async fn token_at_least(
-        &self,
-        name: &str,
-        min_valid: Duration,
-        force: bool,
-    ) -> Result<TokenAnswer> {
-        let (mut token, mut how) = self.fresh_token(name, force).await?;
-        let mut expires_at = self.expires_at(name);
-        let short = |exp: Option<i64>| {
-            let min = i64::try_from(min_valid.as_secs()).unwrap_or(i64::MAX);
-            exp.is_some_and(|e| e.saturating_sub(unix(SystemTime::now())) < min)
-        };
-        if !min_valid.is_zero() && short(expires_at) && !matches!(how, Refreshed::Done { .. }) {
-            (token, how) = self.fresh_token(name, true).await?;
-            expires_at = self.expires_at(name);
-        }
-        let warning = match how {
-            Refreshed::FailedButValid { reason } => Some(format!(
-                "refresh failed ({reason}); the current token is still valid"
-            )),
-            _ => None,
-        };
-        Ok(TokenAnswer {
-            token,
-            expires_at,
-            warning,
-        })
+/// What `git-credential get` answers (GIT-2): the account its `git_urls` chose, the user name
+/// and a fresh token.
+#[derive(Debug)]
+pub struct GitAnswer {
+    /// The account chosen (GIT-1).
+    pub account: String,
+    /// `username` (GIT-2).
+    pub username: String,
+    /// The token and its expiry.
+    pub handed: Handed,
+    /// How it was obtained (a transient refresh failure is warned about).
+    pub how: Refreshed,
+}
+
+impl App {
+    /// The account whose `git_urls` match `req` best (GIT-1), if any.
+    pub fn git_account(&self, req: &gitcred::Request) -> Option<String> {
+        let accounts: Vec<(&str, &[crate::provider::GitUrl])> = self
+            .loaded()
+            .accounts
+            .iter()
+            .map(|p| (p.name.as_str(), p.git_urls.as_slice()))
+            .collect();
+        gitcred::choose(req, accounts).map(str::to_owned)
     }
 
-    fn expires_at(&self, name: &str) -> Option<i64> {
-        self.current()
+    /// `git-credential get`: `None` when no account matches (GIT-3), else the answer.
+    pub async fn git_get(&self, req: &gitcred::Request) -> Result<Option<GitAnswer>> {
+        let Some(account) = self.git_account(req) else {
+            return Ok(None);
+        };
+        let (handed, how) = self.hand_token(&account, Duration::ZERO).await?;
+        let username = self
+            .account(&account)
             .ok()
-            .and_then(|s| s.records.get(name).and_then(|r| r.expires_at))
+            .and_then(|p| p.git_username.clone())
+            .unwrap_or_else(|| {
+                let template = self.account(&account).ok().and_then(|p| p.template.clone());
+                gitcred::default_username(template.as_deref()).to_owned()
+            });
+        Ok(Some(GitAnswer {
+            account,
+            username,
+            handed,
+            how,
+        }))
+    }
+
+    /// `git-credential erase`: marks the matching account's token stale when it is the one git
+    /// used (GIT-4).
+    pub fn git_erase(&self, req: &gitcred::Request) -> Result<()> {
+        let Some(rejected) = &req.password else {
+            return Ok(());
+        };
+        match self.git_account(req) {
+            Some(name) => self.mark_stale(&name, rejected).map(|_| ()),
+            None => Ok(()),
+        }
+    }
+}
+
+/// The stderr line (after `authdeck: warning: `) for a refresh that failed while the token is
+/// still valid, the same for `token`, `kube-credential` and the agent's answers.
+pub fn refresh_warning(how: &Refreshed) -> Option<String> {
+    match how {
+        Refreshed::FailedButValid { reason } => Some(format!(
+            "refresh failed ({reason}); the current token is still valid"
+        )),
+        _ => None,
+    }
+}
+
+/// How `authdeck logout` words its outcome, after `NAME: `.
+pub fn logout_note(had_tokens: bool) -> &'static str {
+    if had_tokens {
+        "logged out (tokens removed from the vault; not revoked at the provider)"
+    } else {
+        "was not logged in"
     }
 }
 

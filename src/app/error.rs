@@ -67,6 +67,10 @@ pub enum AppError {
     /// A configuration or environment problem outside any account.
     #[error("{0}")]
     Config(String),
+    /// The agent answered with an error, or could not be talked to (AGENT-9). An error answer
+    /// carries the very text the direct path prints, so the output is the same either way.
+    #[error(transparent)]
+    Agent(#[from] crate::agent::AgentError),
     /// An I/O failure outside the vault.
     #[error("{what}: {source}")]
     Io {
@@ -102,6 +106,7 @@ impl AppError {
             AppError::Vault(e) => vault_kind(e),
             AppError::Login { .. } => FailureKind::Refused,
             AppError::Io { .. } => FailureKind::Transient,
+            AppError::Agent(e) => agent_kind(e),
         }
     }
 
@@ -112,6 +117,9 @@ impl AppError {
 
     /// The process exit code for this error (README: 1 error, 3 needs login).
     pub fn exit_code(&self) -> u8 {
+        if self.agent_locked() {
+            return super::exit::LOCKED;
+        }
         match self.kind() {
             FailureKind::NeedsLogin => super::exit::NEEDS_LOGIN,
             FailureKind::Transient
@@ -119,6 +127,34 @@ impl AppError {
             | FailureKind::Refused
             | FailureKind::Cancelled => super::exit::ERROR,
         }
+    }
+}
+
+impl AppError {
+    /// Whether the agent is locked (or stayed locked after a wrong passphrase): exit code 5,
+    /// `authdeck unlock` (AGENT-9).
+    pub fn agent_locked(&self) -> bool {
+        use crate::agent::protocol::ErrorCode;
+        matches!(self, AppError::Agent(crate::agent::AgentError::Refused(f))
+            if matches!(f.code, ErrorCode::Locked | ErrorCode::WrongPassphrase))
+    }
+}
+
+/// An agent failure's kind: its answer's code says whether a login is needed; talking to it
+/// failed transiently; anything else is what the message says.
+fn agent_kind(e: &crate::agent::AgentError) -> FailureKind {
+    use crate::agent::AgentError;
+    use crate::agent::protocol::ErrorCode;
+    match e {
+        AgentError::Refused(f) => match f.code {
+            ErrorCode::NeedsLogin => FailureKind::NeedsLogin,
+            ErrorCode::Busy => FailureKind::Transient,
+            _ => FailureKind::Misconfigured,
+        },
+        AgentError::Io { .. } | AgentError::Protocol { .. } | AgentError::NotRunning { .. } => {
+            FailureKind::Transient
+        }
+        _ => FailureKind::Misconfigured,
     }
 }
 

@@ -1,7 +1,6 @@
 //! Using tokens: authenticated HTTP requests (USE-1..3) and running a command with tokens in
 //! its environment (never in argv).
 
-use super::refresh::Refreshed;
 use super::{App, AppError, Result};
 use crate::secret::AccessToken;
 use std::time::Duration;
@@ -36,39 +35,54 @@ impl App {
     /// Sends `req` with `Authorization: Bearer` (USE-1); on a 401 it refreshes once and tries
     /// again; a second 401 is final (USE-2). A 403 never triggers a refresh (USE-3).
     pub async fn request(&self, name: &str, req: &HttpRequest) -> Result<HttpResponse> {
-        let (token, _) = self.fresh_token(name, false).await?;
-        let first = self.send_with(&token, req).await?;
-        if first.status().as_u16() != 401 {
-            return finish(first, false).await;
-        }
-        let (token, how) = self.fresh_token(name, true).await?;
-        if matches!(how, Refreshed::NoRefreshToken) {
-            return finish(first, false).await;
-        }
-        let second = self.send_with(&token, req).await?;
-        finish(second, true).await
-    }
-
-    async fn send_with(&self, token: &AccessToken, req: &HttpRequest) -> Result<reqwest::Response> {
-        let method = reqwest::Method::from_bytes(req.method.to_ascii_uppercase().as_bytes())
-            .map_err(|_| AppError::Config(format!("'{}' is not an HTTP method", req.method)))?;
-        let client = reqwest::Client::builder()
-            .use_rustls_tls()
-            .timeout(Duration::from_secs(60))
-            .build()
-            .map_err(|e| AppError::Config(format!("cannot build the HTTP client: {e}")))?;
-        let mut builder = client.request(method, &req.url).bearer_auth(token.secret());
-        for (k, v) in &req.headers {
-            builder = builder.header(k, v);
-        }
-        if let Some(body) = &req.body {
-            builder = builder.body(body.clone());
-        }
-        builder.send().await.map_err(|e| {
-            // reqwest's error text carries the URL, which is the user's own; no token in it.
-            AppError::Config(format!("request failed: {}", e.without_url()))
+        send_authenticated(req, |force| async move {
+            self.fresh_token(name, force).await.map(|(t, _)| t)
         })
+        .await
     }
+}
+
+/// USE-1..3 with the token from `token(force)`: the vault's own refresh, or the agent's
+/// (AGENT-9), so `request` behaves the same either way. After a 401 the token is asked for
+/// again with `force`; a refresh that kept the same token (the provider issues no refresh
+/// token, or the refresh failed) has nothing new to try, and the first answer stands.
+pub async fn send_authenticated<F, Fut>(req: &HttpRequest, mut token: F) -> Result<HttpResponse>
+where
+    F: FnMut(bool) -> Fut,
+    Fut: std::future::Future<Output = Result<AccessToken>>,
+{
+    let first_token = token(false).await?;
+    let first = send_with(&first_token, req).await?;
+    if first.status().as_u16() != 401 {
+        return finish(first, false).await;
+    }
+    let fresh = token(true).await?;
+    if fresh.ct_eq(first_token.secret()) {
+        return finish(first, false).await;
+    }
+    let second = send_with(&fresh, req).await?;
+    finish(second, true).await
+}
+
+async fn send_with(token: &AccessToken, req: &HttpRequest) -> Result<reqwest::Response> {
+    let method = reqwest::Method::from_bytes(req.method.to_ascii_uppercase().as_bytes())
+        .map_err(|_| AppError::Config(format!("'{}' is not an HTTP method", req.method)))?;
+    let client = reqwest::Client::builder()
+        .use_rustls_tls()
+        .timeout(Duration::from_secs(60))
+        .build()
+        .map_err(|e| AppError::Config(format!("cannot build the HTTP client: {e}")))?;
+    let mut builder = client.request(method, &req.url).bearer_auth(token.secret());
+    for (k, v) in &req.headers {
+        builder = builder.header(k, v);
+    }
+    if let Some(body) = &req.body {
+        builder = builder.body(body.clone());
+    }
+    builder.send().await.map_err(|e| {
+        // reqwest's error text carries the URL, which is the user's own; no token in it.
+        AppError::Config(format!("request failed: {}", e.without_url()))
+    })
 }
 
 async fn finish(resp: reqwest::Response, refreshed: bool) -> Result<HttpResponse> {

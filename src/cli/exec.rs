@@ -12,7 +12,6 @@ pub fn exec(
     command: &[String],
 ) -> u8 {
     run(|rt| {
-        let app = open_app(loc, false)?;
         let Some((program, args)) = command.split_first() else {
             return Err(AppError::Config("exec needs a command after --".into()));
         };
@@ -20,12 +19,20 @@ pub fn exec(
         cmd.args(args);
         // HARD-2: the command gets the tokens it asked for, never the vault's key.
         crate::process::prepare_child(&mut cmd);
-        for name in names {
-            let var = app.account(name)?.export_var_name();
-            // REF-9: a narrower token when `--scope`/`--resource`/`--audience` ask for one.
-            let min = std::time::Duration::ZERO;
-            let (handed, _) = rt.block_on(app.token_as_asked(name, narrow, min))?;
-            cmd.env(var, handed.token.secret());
+        // AGENT-9: the agent hands over the tokens when one answers (narrowed ones too).
+        if let Some(vars) = super::token_opts::narrowed_from_agent(loc, names, narrow)? {
+            for (var, token) in vars {
+                cmd.env(var, token.secret());
+            }
+        } else {
+            let app = open_app(loc, false)?;
+            for name in names {
+                let var = app.account(name)?.export_var_name();
+                // REF-9: a narrower token when `--scope`/`--resource`/`--audience` ask for one.
+                let min = std::time::Duration::ZERO;
+                let (handed, _) = rt.block_on(app.token_as_asked(name, narrow, min))?;
+                cmd.env(var, handed.token.secret());
+            }
         }
         let status = cmd.status().map_err(|source| AppError::Io {
             what: format!("cannot run {program}"),

@@ -1,6 +1,9 @@
 //! `authdeck --export`: `export NAME='token'` lines for the shell, refreshing what is due.
 
-use super::context::{Locations, light_runtime, logged_in, open_parts, report};
+use super::context::{
+    Locations, ask_agent, incomplete, light_runtime, logged_in, open_parts, refused, report,
+};
+use crate::agent::protocol::{Narrow, Request};
 use crate::app::exit;
 use crate::app::export::{self, ExportFormat, Source};
 use crate::app::refresh::token_if_not_due;
@@ -22,10 +25,15 @@ pub fn export(loc: &Locations, names: &[String], format: ExportFormat) -> u8 {
 }
 
 fn export_tokens(loc: &Locations, names: &[String], format: ExportFormat) -> Result<u8, AppError> {
-    let (config_dir, vault) = open_parts(loc, false)?;
-    let slots = match App::for_export(config_dir, vault, names, Settings::default())? {
-        Source::Indexed(vars) => vars.into_iter().map(Ok).collect(),
-        Source::Loaded(app) => loaded_tokens(&app, names)?,
+    let slots = match agent_tokens(loc, names)? {
+        Some(slots) => slots,
+        None => {
+            let (config_dir, vault) = open_parts(loc, false)?;
+            match App::for_export(config_dir, vault, names, Settings::default())? {
+                Source::Indexed(vars) => vars.into_iter().map(Ok).collect(),
+                Source::Loaded(app) => loaded_tokens(&app, names)?,
+            }
+        }
     };
     let mut vars: Vec<(String, AccessToken)> = Vec::new();
     let mut failed = 0usize;
@@ -65,6 +73,25 @@ fn export_tokens(loc: &Locations, names: &[String], format: ExportFormat) -> Res
         (f, true) if f == needs_login => exit::NEEDS_LOGIN,
         _ => exit::ERROR,
     })
+}
+
+/// AGENT-9: the agent's variables and failures when one answers. The failures come first:
+/// they go to stderr in order, the variables to stdout in order, as on the direct path.
+fn agent_tokens(loc: &Locations, names: &[String]) -> Result<Option<Vec<ExportSlot>>, AppError> {
+    let Some(r) = ask_agent(loc, |origin| Request::Export {
+        accounts: names.to_vec(),
+        narrow: Narrow::default(),
+        origin,
+    })?
+    else {
+        return Ok(None);
+    };
+    let vars = r.vars.ok_or_else(|| incomplete("vars"))?;
+    let failures = r.failures.unwrap_or_default();
+    let mut slots: Vec<ExportSlot> = Vec::with_capacity(vars.len() + failures.len());
+    slots.extend(failures.into_iter().map(|f| Err(refused(f.failure))));
+    slots.extend(vars.into_iter().map(|v| Ok((v.name, v.token))));
+    Ok(Some(slots))
 }
 
 /// Each account's (variable, token), or why it has none; what is due is refreshed first, on a

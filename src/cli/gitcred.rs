@@ -4,14 +4,14 @@
 //! malformed request or an account that needs a login all end with empty output, so git falls
 //! through to its next helper (GIT-3); the reason goes to stderr, which git shows.
 
-use super::context::{Locations, open_app, report};
+use super::context::{Locations, ask_agent, incomplete, open_app, report};
 use super::exit;
+use crate::agent::protocol::{GitOperation, GitRequest, Request};
 use crate::app::gitcred::{self, Operation};
-use crate::app::handoff::Handed;
 use crate::app::refresh::Refreshed;
+use crate::secret::AccessToken;
 use clap::Args;
 use std::io::{Read, Write};
-use std::time::Duration;
 
 /// `authdeck git-credential OPERATION`.
 #[derive(Debug, Args)]
@@ -49,66 +49,93 @@ pub fn run(loc: &Locations, args: &GitCredentialArgs) -> u8 {
     }
 }
 
-/// The account for `req`, if any account's `git_urls` match it.
-fn account_for(app: &crate::app::App, req: &gitcred::Request) -> Option<String> {
-    let accounts: Vec<(&str, &[crate::provider::GitUrl])> = app
-        .loaded()
-        .accounts
-        .iter()
-        .map(|p| (p.name.as_str(), p.git_urls.as_slice()))
-        .collect();
-    gitcred::choose(req, accounts).map(str::to_owned)
+/// AGENT-9: git's request to the agent when one answers (`None`: use the vault directly).
+fn ask(
+    loc: &Locations,
+    operation: GitOperation,
+    req: &gitcred::Request,
+) -> Result<Option<crate::agent::protocol::Response>, crate::app::AppError> {
+    let request = GitRequest::from_request(req);
+    ask_agent(loc, |origin| Request::GitCredential {
+        operation,
+        request: request.clone(),
+        origin,
+    })
 }
 
-fn get(loc: &Locations, req: &gitcred::Request) -> u8 {
-    let app = match open_app(loc, false) {
-        Ok(app) => app,
-        Err(e) => {
-            report(&e);
-            return exit::OK;
+/// What `get` hands git: the account, its user name, the token and its expiry.
+struct Answer {
+    account: String,
+    username: String,
+    token: AccessToken,
+    expires_at: Option<i64>,
+}
+
+/// GIT-1, GIT-2 from the agent or the vault; `Ok(None)`: no account matches. A transient
+/// refresh failure is warned about on stderr.
+fn answer(loc: &Locations, req: &gitcred::Request) -> Result<Option<Answer>, crate::app::AppError> {
+    if let Some(r) = ask(loc, GitOperation::Get, req)? {
+        if let Some(w) = &r.warning {
+            eprintln!("authdeck: warning: {w}");
         }
+        let Some(account) = r.account else {
+            return Ok(None);
+        };
+        return Ok(Some(Answer {
+            account,
+            username: r.username.ok_or_else(|| incomplete("username"))?,
+            token: r.token.ok_or_else(|| incomplete("token"))?,
+            expires_at: r.expires_at,
+        }));
+    }
+    let app = open_app(loc, false)?;
+    let got = super::context::light_runtime().and_then(|rt| rt.block_on(app.git_get(req)))?;
+    let Some(g) = got else {
+        return Ok(None);
     };
-    let Some(name) = account_for(&app, req) else {
-        return exit::OK;
-    };
-    let handed = super::context::light_runtime()
-        .and_then(|rt| rt.block_on(app.hand_token(&name, Duration::ZERO)));
-    let (handed, how): (Handed, Refreshed) = match handed {
-        Ok(h) => h,
-        Err(e) => {
-            report(&e);
-            return exit::OK;
-        }
-    };
-    if let Refreshed::FailedButValid { reason } = how {
+    if let Refreshed::FailedButValid { reason } = &g.how {
         eprintln!(
-            "authdeck: warning: refresh of {name} failed ({reason}); the current token is still valid"
+            "authdeck: warning: refresh of {} failed ({reason}); the current token is still valid",
+            g.account
         );
     }
-    if !gitcred::safe_value(handed.token.secret()) {
-        eprintln!("authdeck: git-credential: the token of {name} cannot be passed to git");
+    Ok(Some(Answer {
+        account: g.account,
+        username: g.username,
+        token: g.handed.token,
+        expires_at: g.handed.expires_at,
+    }))
+}
+
+/// GIT-3: whatever goes wrong, git gets empty output and exit 0; the reason goes to stderr.
+fn get(loc: &Locations, req: &gitcred::Request) -> u8 {
+    let a = match answer(loc, req) {
+        Ok(Some(a)) => a,
+        Ok(None) => return exit::OK,
+        Err(e) => {
+            report(&e);
+            return exit::OK;
+        }
+    };
+    if !gitcred::safe_value(a.token.secret()) {
+        eprintln!(
+            "authdeck: git-credential: the token of {} cannot be passed to git",
+            a.account
+        );
         return exit::OK;
     }
-    let username = app
-        .account(&name)
-        .ok()
-        .and_then(|p| p.git_username.clone())
-        .unwrap_or_else(|| {
-            let template = app.account(&name).ok().and_then(|p| p.template.clone());
-            gitcred::default_username(template.as_deref()).to_owned()
-        });
-    let answer = gitcred::answer(&username, &handed.token, handed.expires_at);
+    let answer = gitcred::answer(&a.username, &a.token, a.expires_at);
     let _ = std::io::stdout().lock().write_all(answer.as_bytes());
     exit::OK
 }
 
 fn erase(loc: &Locations, req: &gitcred::Request) -> u8 {
-    let Some(rejected) = &req.password else {
+    if req.password.is_none() {
         return exit::OK;
-    };
-    let result = open_app(loc, false).and_then(|app| match account_for(&app, req) {
-        Some(name) => app.mark_stale(&name, rejected).map(|_| ()),
-        None => Ok(()),
+    }
+    let result = ask(loc, GitOperation::Erase, req).and_then(|answered| match answered {
+        Some(_) => Ok(()),
+        None => open_app(loc, false).and_then(|app| app.git_erase(req)),
     });
     if let Err(e) = result {
         report(&e);

@@ -1,11 +1,13 @@
 //! `authdeck request`: an authenticated HTTP request, refreshed once on 401.
 
-use super::context::{Locations, open_app, run};
+use super::context::{Access, Locations, access, incomplete, open_app, run, token_request};
+use crate::agent::protocol::Request;
 use crate::app::AppError;
 use crate::app::exit;
-use crate::app::request::HttpRequest;
+use crate::app::request::{HttpRequest, send_authenticated};
 use clap::Args;
 use std::io::Write;
+use std::time::Duration;
 
 /// `authdeck request NAME URL [-X METHOD] [-H 'K: V']... [-d DATA]`.
 #[derive(Debug, Args)]
@@ -28,7 +30,6 @@ pub struct RequestArgs {
 /// Runs `request`: prints the body; exit 0 for 2xx, 1 otherwise (3 when a login is needed).
 pub fn request(loc: &Locations, args: &RequestArgs) -> u8 {
     run(|rt| {
-        let app = open_app(loc, false)?;
         let mut headers = Vec::new();
         for h in &args.headers {
             let (k, v) = h
@@ -69,7 +70,43 @@ pub fn request(loc: &Locations, args: &RequestArgs) -> u8 {
             headers,
             body,
         };
-        let resp = rt.block_on(app.request(&args.name, &req))?;
+        // AGENT-9: the agent hands over the token (and refreshes it after a 401) when one
+        // answers; the request itself goes from here either way.
+        let via_agent = match access(loc)? {
+            Access::Agent(mut link) => {
+                let plain = token_request(&args.name, Duration::ZERO, &Default::default());
+                let first = link.call(&plain)?;
+                match first {
+                    Some(first) => {
+                        let mut first = Some(first);
+                        let name = args.name.clone();
+                        Some(rt.block_on(send_authenticated(&req, |force| {
+                            let answer = match first.take() {
+                                Some(r) if !force => Ok(Some(r)),
+                                _ => link.call(|origin| Request::Token {
+                                    account: name.clone(),
+                                    min_valid: 0,
+                                    force,
+                                    narrow: Default::default(),
+                                    id_token: false,
+                                    origin,
+                                }),
+                            };
+                            let token = answer.and_then(|r| {
+                                r.and_then(|r| r.token).ok_or_else(|| incomplete("token"))
+                            });
+                            std::future::ready(token)
+                        }))?)
+                    }
+                    None => None,
+                }
+            }
+            Access::Direct => None,
+        };
+        let resp = match via_agent {
+            Some(resp) => resp,
+            None => rt.block_on(open_app(loc, false)?.request(&args.name, &req))?,
+        };
         let _ = std::io::stdout().lock().write_all(&resp.body);
         if let Some(scope) = &resp.insufficient_scope {
             eprintln!(

@@ -1,9 +1,10 @@
 //! `authdeck status`: every account as a table or JSON.
 
-use super::context::{Locations, open_app, run};
+use super::context::{Access, Locations, access, incomplete, open_app, run};
+use crate::agent::protocol::{KeyState, Request};
 use crate::app::AppError;
 use crate::app::exit;
-use crate::app::status::{Health, human_duration, unix};
+use crate::app::status::{AccountStatus, Health, human_duration, unix};
 use crate::provider;
 use crate::text::sanitize;
 use std::io::Write;
@@ -12,8 +13,16 @@ use std::time::SystemTime;
 /// `authdeck status [--json]`.
 pub fn status(loc: &Locations, json: bool) -> u8 {
     run(|_| {
-        let app = open_app(loc, false)?;
-        let statuses = app.statuses(SystemTime::now())?;
+        // AGENT-9: the agent's view when one answers (and has a vault), else the vault's.
+        let (statuses, config_dir, problems) = match from_agent(loc)? {
+            Some(parts) => parts,
+            None => {
+                let app = open_app(loc, false)?;
+                let statuses = app.statuses(SystemTime::now())?;
+                let problems = app.loaded().problems.iter().map(ToString::to_string);
+                (statuses, app.config_dir().to_path_buf(), problems.collect())
+            }
+        };
         let mut out = std::io::stdout().lock();
         if json {
             let text = serde_json::to_string_pretty(&statuses)
@@ -25,7 +34,7 @@ pub fn status(loc: &Locations, json: bool) -> u8 {
             let _ = writeln!(
                 out,
                 "No accounts yet. Create {}/NAME.toml (see `authdeck providers`), then `authdeck login NAME`.",
-                provider::accounts_dir(app.config_dir()).display()
+                provider::accounts_dir(&config_dir).display()
             );
             return Ok(exit::OK);
         }
@@ -110,9 +119,39 @@ pub fn status(loc: &Locations, json: bool) -> u8 {
                 let _ = writeln!(out, "  + {}  {left}", n.key);
             }
         }
-        for p in &app.loaded().problems {
+        for p in &problems {
             eprintln!("{p}");
         }
         Ok(exit::OK)
     })
+}
+
+/// The agent's statuses, configuration directory and account-file problems; `None` when no
+/// agent answers, or when its vault does not exist yet (the direct path then says what it
+/// always says). A locked agent is the locked error (exit 5).
+#[allow(clippy::type_complexity)]
+fn from_agent(
+    loc: &Locations,
+) -> Result<Option<(Vec<AccountStatus>, std::path::PathBuf, Vec<String>)>, AppError> {
+    let Access::Agent(mut link) = access(loc)? else {
+        return Ok(None);
+    };
+    loop {
+        let Some(r) = link.call(|origin| Request::Status { origin })? else {
+            return Ok(None);
+        };
+        let info = r.agent.ok_or_else(|| incomplete("agent"))?;
+        match info.state {
+            KeyState::NoVault => return Ok(None),
+            // Unlocked here once on a terminal, then asked again; else exit 5.
+            KeyState::Locked => link.locked()?,
+            KeyState::Unlocked => {
+                return Ok(Some((
+                    r.accounts.ok_or_else(|| incomplete("accounts"))?,
+                    info.config_dir,
+                    r.problems.unwrap_or_default(),
+                )));
+            }
+        }
+    }
 }

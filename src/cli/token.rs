@@ -1,11 +1,14 @@
 //! `authdeck token`: one valid access token on stdout and nothing else.
 
-use super::context::{Locations, light_runtime, open_parts, report};
+use super::context::{
+    Locations, ask_agent, incomplete, light_runtime, open_parts, report, token_request,
+};
 use crate::app::exit;
 use crate::app::export::Source;
-use crate::app::refresh::Refreshed;
+use crate::app::scoped::NarrowRequest;
 use crate::app::{App, AppError, Settings};
 use std::io::Write;
+use std::time::Duration;
 
 /// `authdeck token NAME`.
 pub fn token(loc: &Locations, name: &str) -> u8 {
@@ -16,6 +19,16 @@ pub fn token(loc: &Locations, name: &str) -> u8 {
 }
 
 fn print_token(loc: &Locations, name: &str) -> Result<u8, AppError> {
+    // AGENT-9: the agent when one answers, the same output either way.
+    let narrow = NarrowRequest::default();
+    if let Some(r) = ask_agent(loc, token_request(name, Duration::ZERO, &narrow))? {
+        if let Some(w) = &r.warning {
+            eprintln!("authdeck: warning: {w}");
+        }
+        let token = r.token.ok_or_else(|| incomplete("token"))?;
+        let _ = writeln!(std::io::stdout().lock(), "{}", token.secret());
+        return Ok(exit::OK);
+    }
     let (config_dir, vault) = open_parts(loc, false)?;
     let names = [name.to_owned()];
     let token = match App::for_export(config_dir, vault, &names, Settings::default())? {
@@ -25,10 +38,8 @@ fn print_token(loc: &Locations, name: &str) -> Result<u8, AppError> {
         },
         Source::Loaded(app) => {
             let (token, how) = light_runtime()?.block_on(app.fresh_token(name, false))?;
-            if let Refreshed::FailedButValid { reason } = how {
-                eprintln!(
-                    "authdeck: warning: refresh failed ({reason}); the current token is still valid"
-                );
+            if let Some(w) = crate::app::access::refresh_warning(&how) {
+                eprintln!("authdeck: warning: {w}");
             }
             token
         }

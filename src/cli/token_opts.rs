@@ -2,10 +2,13 @@
 //! [--user EMAIL]` (the SASL message mail clients without XOAUTH2 support of their own want).
 //! Plain `token NAME` stays on the fast path of `token::token`.
 
-use super::context::{Locations, light_runtime, open_app, report};
+use super::context::{
+    Locations, ask_agent, incomplete, light_runtime, open_app, refused, report, token_request,
+};
 use super::exit;
+use crate::agent::protocol::{Narrow, Request};
 use crate::app::AppError;
-use crate::app::refresh::Refreshed;
+use crate::app::handoff::Handed;
 use crate::app::scoped::NarrowRequest;
 use crate::oauth::sasl::{self, Mechanism};
 use clap::{Args, ValueEnum};
@@ -93,15 +96,22 @@ pub fn export_narrowed(
                 "name the accounts whose narrowed tokens to export".into(),
             ));
         }
-        let app = open_app(loc, false)?;
-        let rt = light_runtime()?;
         let req = narrow.request();
-        let mut vars = Vec::new();
-        for name in names {
-            let var = app.account(name)?.export_var_name();
-            let (handed, _) = rt.block_on(app.token_as_asked(name, &req, Duration::ZERO))?;
-            vars.push((var, handed.token));
-        }
+        let vars = match narrowed_from_agent(loc, names, &req)? {
+            Some(vars) => vars,
+            None => {
+                let app = open_app(loc, false)?;
+                let rt = light_runtime()?;
+                let mut vars = Vec::new();
+                for name in names {
+                    let var = app.account(name)?.export_var_name();
+                    let (handed, _) =
+                        rt.block_on(app.token_as_asked(name, &req, Duration::ZERO))?;
+                    vars.push((var, handed.token));
+                }
+                vars
+            }
+        };
         let pairs: Vec<(String, &str)> =
             vars.iter().map(|(v, t)| (v.clone(), t.secret())).collect();
         let text = crate::app::export::render(format, &pairs)
@@ -110,6 +120,29 @@ pub fn export_narrowed(
         Ok(exit::OK)
     })();
     result.unwrap_or_else(|e| report(&e))
+}
+
+/// AGENT-9: the variables and narrowed tokens of `names` from the agent (`None`: no agent);
+/// the first failure is the command's error, as on the direct path.
+pub fn narrowed_from_agent(
+    loc: &Locations,
+    names: &[String],
+    req: &NarrowRequest,
+) -> Result<Option<Vec<(String, crate::secret::AccessToken)>>, AppError> {
+    let narrow = Narrow::from_request(req);
+    let Some(r) = ask_agent(loc, |origin| Request::Export {
+        accounts: names.to_vec(),
+        narrow: narrow.clone(),
+        origin,
+    })?
+    else {
+        return Ok(None);
+    };
+    if let Some(f) = r.failures.into_iter().flatten().next() {
+        return Err(refused(f.failure));
+    }
+    let vars = r.vars.ok_or_else(|| incomplete("vars"))?;
+    Ok(Some(vars.into_iter().map(|v| (v.name, v.token)).collect()))
 }
 
 /// Prints the token as asked.
@@ -121,13 +154,27 @@ pub fn run(loc: &Locations, args: &TokenArgs) -> u8 {
 }
 
 fn print(loc: &Locations, args: &TokenArgs) -> Result<u8, AppError> {
-    let app = open_app(loc, false)?;
     let min_valid = args.min_valid.unwrap_or(Duration::ZERO);
     let req = args.narrow.request();
-    let (handed, how) =
-        light_runtime()?.block_on(app.token_as_asked(&args.name, &req, min_valid))?;
-    if let Refreshed::FailedButValid { reason } = how {
-        eprintln!("authdeck: warning: refresh failed ({reason}); the current token is still valid");
+    // AGENT-9: the agent refreshes (narrowed tokens too) when one answers.
+    let (handed, warning) = match ask_agent(loc, token_request(&args.name, min_valid, &req))? {
+        Some(r) => (
+            Handed {
+                token: r.token.ok_or_else(|| incomplete("token"))?,
+                expires_at: r.expires_at,
+                email: r.email,
+            },
+            r.warning,
+        ),
+        None => {
+            let app = open_app(loc, false)?;
+            let (handed, how) =
+                light_runtime()?.block_on(app.token_as_asked(&args.name, &req, min_valid))?;
+            (handed, crate::app::access::refresh_warning(&how))
+        }
+    };
+    if let Some(w) = warning {
+        eprintln!("authdeck: warning: {w}");
     }
     let now = crate::app::status::unix(std::time::SystemTime::now());
     if crate::app::handoff::remaining_below(
