@@ -3,8 +3,10 @@
 //! docs/agent-protocol.md for the protocol and the AGENT-n rules cited here.
 //!
 //! Layering: `socket`, `protocol` and `client` depend only on `secret` and plain data of
-//! `app` (the status type), so `app::access` — the one place that picks agent or vault — can use
-//! them; `server` composes `app` and is used only by `cli`.
+//! `app` (the status type, the narrowing and git request types), so `app` (its error type) and
+//! `cli::context::access` — the one place that picks agent or vault (AGENT-9) — can use them;
+//! `server` composes `app` (`app::access` holds what both paths share) and is used only by
+//! `cli`.
 
 pub mod client;
 pub mod harden;

@@ -134,7 +134,14 @@ async fn agent_9_every_command_prints_the_same_through_the_agent_and_directly() 
             &["export", "nosuch"],
             &["export", "demo", "--scope", "openid email"],
             &["export", "demo", "--scope", "admin"],
-            &["exec", "demo", "--", "sh", "-c", "printenv DEMO_ACCESS_TOKEN"],
+            &[
+                "exec",
+                "demo",
+                "--",
+                "sh",
+                "-c",
+                "printenv DEMO_ACCESS_TOKEN",
+            ],
             &[
                 "exec",
                 "demo",
@@ -171,7 +178,11 @@ async fn agent_9_every_command_prints_the_same_through_the_agent_and_directly() 
             same(&env, args, "");
         }
         let out = same(&env, &["--export"], "");
-        assert!(stdout(&out).contains("DEMO_ACCESS_TOKEN="), "{}", stdout(&out));
+        assert!(
+            stdout(&out).contains("DEMO_ACCESS_TOKEN="),
+            "{}",
+            stdout(&out)
+        );
         let out = same(&env, &["exec", "demo", "--", "sh", "-c", "exit 7"], "");
         assert_eq!(out.status.code(), Some(7));
         let out = same(&env, &["export", "demo", "nosuch"], "");
