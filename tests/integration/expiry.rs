@@ -639,3 +639,50 @@ async fn cli_exp3_warns_once_per_login_and_refresh_never_on_token_or_export() {
     .unwrap();
     assert_eq!(srv.stats().refreshes, 2);
 }
+
+/// AGENT-12: the dashboard's scheduler runs the hooks too (the same `app::driver` as the
+/// agent's): a due account it refreshes fires `on_refreshed` with the account and the event.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agent12_the_dashboard_scheduler_runs_hooks_too() {
+    let srv = DevServer::start(devserver_config(Some(json!(3600))))
+        .await
+        .unwrap();
+    let (dir, app) = setup(&srv, 1, |now| (now - 3500, Some(now + 100))).await;
+    drop(app);
+    let out = dir.path().join("hook.env");
+    std::fs::write(
+        dir.path().join("config/config.toml"),
+        format!(
+            "[hooks]\non_refreshed = ['/bin/sh', '-c', 'env > \"$0\"', '{}']\n",
+            out.display()
+        ),
+    )
+    .unwrap();
+    let vault = Vault::open(
+        dir.path().join("vault.bin"),
+        KeySource::KeyFile(dir.path().join("vault.key")),
+    )
+    .unwrap();
+    let mut settings = Settings::default();
+    settings.http.system_proxy = false;
+    let app = Arc::new(App::new(dir.path().join("config"), vault, settings).unwrap());
+    let clock = FakeClock::default();
+    let (cmds, mut events) = start_driver(app, clock.settings(Duration::from_millis(100)));
+    let done = wait_for(&mut events, Duration::from_secs(10), is_refreshed).await;
+    assert!(
+        done.is_some(),
+        "the scheduler did not refresh the due account"
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let env = loop {
+        let text = std::fs::read_to_string(&out).unwrap_or_default();
+        if text.contains("AUTHDECK_REASON=") {
+            break text;
+        }
+        assert!(Instant::now() < deadline, "the hook did not run");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(env.contains("AUTHDECK_ACCOUNT=acc0\n"), "{env}");
+    assert!(env.contains("AUTHDECK_EVENT=refreshed\n"), "{env}");
+    cmds.send(UiCommand::Quit).unwrap();
+}
