@@ -1,5 +1,7 @@
-//! The one scripted HTTP stub of the test suites, on 127.0.0.1:0: it answers each request with
-//! the next scripted reply (the last one repeats) and records what it received. Test support
+//! The one HTTP stub of the test suites, on 127.0.0.1:0. It records every request it receives
+//! and answers either from a script ([`Stub::start`]: each request gets the next reply, the last
+//! one repeats, one request at a time) or from a handler ([`Stub::serve`]: a function of the
+//! request, connections served concurrently). One request per connection. Test support
 //! only (`cfg(test)` or the `test-support` feature, which the integration tests and benches
 //! turn on): not in a release build.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
@@ -130,6 +132,54 @@ impl Stub {
         }
     }
 
+    /// A stub that answers each request with `handler(request)`, serving connections
+    /// concurrently (a slow reply does not hold up the next request).
+    pub async fn serve(handler: impl Fn(&Recorded) -> Reply + Send + Sync + 'static) -> Self {
+        Self::serve_with(|_| handler).await
+    }
+
+    /// [`serve`](Self::serve) with a handler that may mention the stub's own address.
+    pub async fn serve_with<H>(handler: impl FnOnce(SocketAddr) -> H) -> Self
+    where
+        H: Fn(&Recorded) -> Reply + Send + Sync + 'static,
+    {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let handler = Arc::new(handler(addr));
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let log = requests.clone();
+        let task = tokio::spawn(async move {
+            // Connection tasks live in the set, so stopping the stub stops them too.
+            let mut connections = tokio::task::JoinSet::new();
+            loop {
+                let Ok((mut stream, _)) = listener.accept().await else {
+                    return;
+                };
+                let (log, handler) = (log.clone(), handler.clone());
+                connections.spawn(async move {
+                    let read =
+                        tokio::time::timeout(Duration::from_secs(10), read_request(&mut stream));
+                    if let Ok(Some(request)) = read.await {
+                        let reply = handler(&request);
+                        log.lock().unwrap().push(request);
+                        respond(stream, reply).await;
+                    }
+                });
+                while connections.try_join_next().is_some() {}
+            }
+        });
+        Self {
+            addr,
+            requests,
+            task,
+        }
+    }
+
+    /// The base URL, `http://127.0.0.1:PORT` (no trailing slash).
+    pub fn base(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
     pub fn url(&self, path: &str) -> Url {
         Url::parse(&format!("http://{}{}", self.addr, path)).unwrap()
     }
@@ -141,6 +191,16 @@ impl Stub {
 
 /// Reads one request and answers it. False when no request arrived on the connection.
 async fn serve(mut stream: TcpStream, reply: Reply, log: Arc<Mutex<Vec<Recorded>>>) -> bool {
+    let Some(request) = read_request(&mut stream).await else {
+        return false;
+    };
+    log.lock().unwrap().push(request);
+    respond(stream, reply).await;
+    true
+}
+
+/// Reads one request (head and `Content-Length` body); `None` when none arrived.
+async fn read_request(stream: &mut TcpStream) -> Option<Recorded> {
     let mut buf = Vec::new();
     let mut chunk = [0u8; 4096];
     let head_end = loop {
@@ -148,7 +208,7 @@ async fn serve(mut stream: TcpStream, reply: Reply, log: Arc<Mutex<Vec<Recorded>
             break p + 4;
         }
         match stream.read(&mut chunk).await {
-            Ok(0) | Err(_) => return false,
+            Ok(0) | Err(_) => return None,
             Ok(n) => buf.extend_from_slice(&chunk[..n]),
         }
     };
@@ -173,14 +233,18 @@ async fn serve(mut stream: TcpStream, reply: Reply, log: Arc<Mutex<Vec<Recorded>
         }
     }
     let body = String::from_utf8_lossy(&buf[head_end..]).into_owned();
-    log.lock().unwrap().push(Recorded {
+    Some(Recorded {
         method,
         path,
         headers,
         raw: format!("{head}{body}"),
         body,
         at: Instant::now(),
-    });
+    })
+}
+
+/// Writes `reply` (after its delay) and closes the connection.
+async fn respond(mut stream: TcpStream, reply: Reply) {
     match reply {
         Reply::Drop => {
             let _ = stream.shutdown().await;
@@ -205,7 +269,6 @@ async fn serve(mut stream: TcpStream, reply: Reply, log: Arc<Mutex<Vec<Recorded>
             let _ = stream.shutdown().await;
         }
     }
-    true
 }
 
 /// A port nothing listens on (bound, then released).

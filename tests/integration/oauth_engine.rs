@@ -7,66 +7,33 @@ use std::time::Duration;
 
 use authdeck::oauth::ClientAuth;
 use authdeck::oauth::pkce::challenge_s256;
+use authdeck::oauth::testutil::{Reply as Up, Stub};
 use authdeck::oauth::{
     AuthorizationRequest, ClientConfig, ClientSettings, OAuthClient, RetryPolicy, Revocation,
 };
 use authdeck::secret::{AuthCode, ClientSecret};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
 use url::Url;
 
-/// Serves form POSTs with `answer(path, form)`, recording each form; stops with the test.
+/// Records every form posted and the stub that answers it with `answer(path, form)` (the
+/// suite's shared HTTP stub); the stub stops when dropped.
+type Forms = Arc<Mutex<Vec<Vec<(String, String)>>>>;
+
+/// Serves form POSTs with `answer(path, form)`, recording each form.
 async fn serve(
     answer: impl Fn(&str, &[(String, String)]) -> (u16, String) + Send + Sync + 'static,
-) -> (String, Arc<Mutex<Vec<Vec<(String, String)>>>>) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let seen = Arc::new(Mutex::new(Vec::new()));
+) -> (String, Forms, Stub) {
+    let seen: Forms = Arc::default();
     let log = seen.clone();
-    tokio::spawn(async move {
-        while let Ok((mut s, _)) = listener.accept().await {
-            let mut buf = Vec::new();
-            let mut chunk = [0u8; 4096];
-            let _ = tokio::time::timeout(Duration::from_secs(5), async {
-                loop {
-                    let n = s.read(&mut chunk).await.unwrap_or(0);
-                    if n == 0 {
-                        break;
-                    }
-                    buf.extend_from_slice(&chunk[..n]);
-                    let text = String::from_utf8_lossy(&buf).to_string();
-                    if let Some((head, body)) = text.split_once("\r\n\r\n") {
-                        let len = head
-                            .lines()
-                            .find_map(|l| {
-                                l.to_ascii_lowercase()
-                                    .strip_prefix("content-length:")
-                                    .map(|v| v.trim().parse::<usize>().unwrap_or(0))
-                            })
-                            .unwrap_or(0);
-                        if body.len() >= len {
-                            break;
-                        }
-                    }
-                }
-            })
-            .await;
-            let text = String::from_utf8_lossy(&buf).to_string();
-            let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-            let path = head.split(' ').nth(1).unwrap_or("").to_owned();
-            let form: Vec<(String, String)> = form_urlencoded::parse(body.as_bytes())
-                .into_owned()
-                .collect();
-            log.lock().unwrap().push(form.clone());
-            let (status, json) = answer(&path, &form);
-            let out = format!(
-                "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{json}",
-                json.len()
-            );
-            let _ = s.write_all(out.as_bytes()).await;
-        }
-    });
-    (base, seen)
+    let stub = Stub::serve(move |req| {
+        let form: Vec<(String, String)> = form_urlencoded::parse(req.body.as_bytes())
+            .into_owned()
+            .collect();
+        log.lock().unwrap().push(form.clone());
+        let (status, json) = answer(&req.path, &form);
+        Up::json(status, &json)
+    })
+    .await;
+    (stub.base(), seen, stub)
 }
 
 fn get<'a>(form: &'a [(String, String)], key: &str) -> Option<&'a str> {
@@ -90,7 +57,7 @@ fn client() -> OAuthClient {
 async fn pkce2_tok2_ref3_rev1_login_refresh_revoke_through_public_api() {
     let challenge = Arc::new(Mutex::new(String::new()));
     let expected = challenge.clone();
-    let (base, seen) = serve(move |path, form| match (path, get(form, "grant_type")) {
+    let (base, seen, _stub) = serve(move |path, form| match (path, get(form, "grant_type")) {
         ("/token", Some("authorization_code")) => {
             let ok = get(form, "code_verifier").map(challenge_s256).as_deref()
                 == Some(expected.lock().unwrap().as_str());
@@ -166,7 +133,7 @@ async fn pkce2_tok2_ref3_rev1_login_refresh_revoke_through_public_api() {
 
 #[tokio::test]
 async fn pkce2_wrong_verifier_is_invalid_grant() {
-    let (base, _seen) = serve(|_, form| {
+    let (base, _seen, _stub) = serve(|_, form| {
         if get(form, "code_verifier").map(challenge_s256).as_deref() == Some("never") {
             (200, "{}".into())
         } else {

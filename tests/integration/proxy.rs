@@ -2,16 +2,11 @@
 //! request. Rule IDs (PROXY-1..10, SECRET-3) are defined in docs/protocol.md.
 
 use crate::support;
+use authdeck::oauth::testutil::{Recorded, Reply as Up, Stub};
 use authdeck::proxy::{CaptureSink, Proxy, ProxyConfig, ProxyHandle};
 use base64::Engine;
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
-use std::convert::Infallible;
 use std::io::{BufRead, BufReader};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
 
@@ -45,77 +40,67 @@ struct Seen {
     body: String,
 }
 
+/// The upstream: the suite's shared HTTP stub, answering as `Behavior` says.
 struct Upstream {
     url: String,
-    seen: Arc<Mutex<Vec<Seen>>>,
+    stub: Stub,
 }
 
 impl Upstream {
+    /// Every request but discovery's, in arrival order.
     fn seen(&self) -> Vec<Seen> {
-        self.seen.lock().unwrap().clone()
+        self.stub
+            .requests()
+            .into_iter()
+            .filter(|r| r.path != DISCOVERY)
+            .map(|r| Seen {
+                authorization: r.header("authorization"),
+                method: r.method,
+                path: r.path,
+                body: r.body,
+            })
+            .collect()
     }
 }
 
+const DISCOVERY: &str = "/.well-known/openid-configuration";
+
 /// Starts the stub on 127.0.0.1:0. It also serves OIDC discovery naming itself as issuer.
 async fn upstream(behavior: Behavior) -> Upstream {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let (seen2, url2) = (Arc::clone(&seen), url.clone());
-    tokio::spawn(async move {
-        loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                return;
-            };
-            let (seen, url, behavior) = (Arc::clone(&seen2), url2.clone(), behavior.clone());
-            tokio::spawn(async move {
-                let service = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
-                    let (seen, url, behavior) = (Arc::clone(&seen), url.clone(), behavior.clone());
-                    async move {
-                        let (parts, body) = req.into_parts();
-                        let body = body.collect().await.unwrap().to_bytes();
-                        if parts.uri.path() == "/.well-known/openid-configuration" {
-                            let doc = format!(
-                                r#"{{"issuer":"{url}","token_endpoint":"{url}/discovered-token","revocation_endpoint":"{url}/discovered-revoke"}}"#
-                            );
-                            return Ok::<_, Infallible>(hyper::Response::new(Full::new(
-                                Bytes::from(doc),
-                            )));
-                        }
-                        seen.lock().unwrap().push(Seen {
-                            method: parts.method.to_string(),
-                            path: parts.uri.path().to_owned(),
-                            authorization: parts
-                                .headers
-                                .get("authorization")
-                                .map(|v| v.to_str().unwrap().to_owned()),
-                            body: String::from_utf8(body.to_vec()).unwrap(),
-                        });
-                        let (status, text, headers) = match behavior {
-                            Behavior::Reply(s, t, h) => (s, t, h),
-                            Behavior::Slow(d) => {
-                                tokio::time::sleep(d).await;
-                                (200, TOKEN_JSON, vec![])
-                            }
-                        };
-                        let mut resp =
-                            hyper::Response::new(Full::new(Bytes::from_static(text.as_bytes())));
-                        *resp.status_mut() = hyper::StatusCode::from_u16(status).unwrap();
-                        resp.headers_mut()
-                            .insert("content-type", "application/json".parse().unwrap());
-                        for (k, v) in headers {
-                            resp.headers_mut().insert(k, v.parse().unwrap());
-                        }
-                        Ok(resp)
+    let stub = Stub::serve_with(move |addr| {
+        let url = format!("http://{addr}");
+        move |req: &Recorded| {
+            if req.path == DISCOVERY {
+                return Up::json(
+                    200,
+                    &format!(
+                        r#"{{"issuer":"{url}","token_endpoint":"{url}/discovered-token","revocation_endpoint":"{url}/discovered-revoke"}}"#
+                    ),
+                );
+            }
+            match &behavior {
+                Behavior::Reply(status, text, headers) => {
+                    let mut reply = Up::text(*status, text);
+                    if !headers
+                        .iter()
+                        .any(|(k, _)| k.eq_ignore_ascii_case("content-type"))
+                    {
+                        reply = reply.header("content-type", "application/json");
                     }
-                });
-                let _ = http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
-            });
+                    for (k, v) in headers {
+                        reply = reply.header(k, v);
+                    }
+                    reply
+                }
+                Behavior::Slow(d) => Up::json(200, TOKEN_JSON).delay(*d),
+            }
         }
-    });
-    Upstream { url, seen }
+    })
+    .await;
+    Upstream {
+        url: stub.base(),
+        stub,
+    }
 }
 
 fn config_text(endpoint_line: &str, extra_top: &str) -> String {

@@ -11,13 +11,8 @@
 //! (default 100); `scripts/proxy-lb-soak.sh` runs it longer.
 
 use crate::support;
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
+use authdeck::oauth::testutil::Reply as Up;
 use std::collections::BTreeMap;
-use std::convert::Infallible;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -45,49 +40,19 @@ fn env_u64(name: &str, default: u64) -> u64 {
         .unwrap_or(default)
 }
 
-/// An instant token endpoint on its own runtime (usable from sync and async tests); stopped
-/// when dropped.
+/// An instant token endpoint (the suite's shared stub on its own runtime, usable from sync
+/// and async tests); stopped when dropped.
 pub(crate) struct Upstream {
     pub(crate) url: String,
-    rt: Option<tokio::runtime::Runtime>,
-}
-
-impl Drop for Upstream {
-    fn drop(&mut self) {
-        if let Some(rt) = self.rt.take() {
-            rt.shutdown_background();
-        }
-    }
+    _stub: support::BackgroundStub,
 }
 
 pub(crate) fn start_upstream() -> Upstream {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
-    let std_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    std_listener.set_nonblocking(true).unwrap();
-    let url = format!("http://{}/token", std_listener.local_addr().unwrap());
-    rt.spawn(async move {
-        let listener = tokio::net::TcpListener::from_std(std_listener).unwrap();
-        while let Ok((stream, _)) = listener.accept().await {
-            tokio::spawn(async move {
-                let service = service_fn(|req: hyper::Request<hyper::body::Incoming>| async move {
-                    let _ = req.into_body().collect().await;
-                    let mut resp =
-                        hyper::Response::new(Full::new(Bytes::from_static(TOKEN_JSON.as_bytes())));
-                    resp.headers_mut()
-                        .insert("content-type", "application/json".parse().unwrap());
-                    Ok::<_, Infallible>(resp)
-                });
-                let _ = http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
-            });
-        }
-    });
-    Upstream { url, rt: Some(rt) }
+    let stub = support::BackgroundStub::serve(|_| Up::json(200, TOKEN_JSON));
+    Upstream {
+        url: stub.url("/token"),
+        _stub: stub,
+    }
 }
 
 /// A replica's config: PROXY v2 from HAProxy on 127.0.0.1 (as contrib/haproxy says).

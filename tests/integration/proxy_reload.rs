@@ -4,13 +4,8 @@
 //! so the test sees which secret each request was sent with.
 
 use crate::support;
+use authdeck::oauth::testutil::Reply as Up;
 use base64::Engine;
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
-use std::convert::Infallible;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -26,55 +21,27 @@ const TOKEN_JSON: &str = r#"{"access_token":"at-reload","token_type":"Bearer","e
 /// The secret each recorded token request carried (decoded from HTTP Basic).
 type Seen = Arc<Mutex<Vec<String>>>;
 
-/// A token endpoint on a background runtime; a request whose code is `SLOW` waits 1.5 s.
-fn start_upstream() -> (String, Seen, tokio::runtime::Runtime) {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
-    let listener = rt
-        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-        .unwrap();
-    let url = format!("http://{}/token", listener.local_addr().unwrap());
+/// A token endpoint (the suite's shared stub on its own runtime); a request whose code is
+/// `SLOW` waits 1.5 s.
+fn start_upstream() -> (String, Seen, support::BackgroundStub) {
     let seen: Seen = Arc::default();
-    let seen2 = Arc::clone(&seen);
-    rt.spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
-            let seen = Arc::clone(&seen2);
-            tokio::spawn(async move {
-                let service = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
-                    let seen = Arc::clone(&seen);
-                    async move {
-                        let auth = req
-                            .headers()
-                            .get("authorization")
-                            .and_then(|v| v.to_str().ok())
-                            .and_then(|v| v.strip_prefix("Basic "))
-                            .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok())
-                            .map(|b| String::from_utf8_lossy(&b).into_owned())
-                            .unwrap_or_default();
-                        let body = req.into_body().collect().await.unwrap().to_bytes();
-                        let secret = auth.split_once(':').map(|(_, s)| s.to_owned());
-                        seen.lock().unwrap().push(secret.unwrap_or_default());
-                        if String::from_utf8_lossy(&body).contains("code=SLOW") {
-                            tokio::time::sleep(Duration::from_millis(1500)).await;
-                        }
-                        let mut resp = hyper::Response::new(Full::new(Bytes::from_static(
-                            TOKEN_JSON.as_bytes(),
-                        )));
-                        resp.headers_mut()
-                            .insert("content-type", "application/json".parse().unwrap());
-                        Ok::<_, Infallible>(resp)
-                    }
-                });
-                let _ = http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
-            });
+    let log = Arc::clone(&seen);
+    let stub = support::BackgroundStub::serve(move |req| {
+        let secret = req
+            .header("authorization")
+            .and_then(|v| v.strip_prefix("Basic ").map(str::to_owned))
+            .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok())
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .and_then(|auth| auth.split_once(':').map(|(_, s)| s.to_owned()));
+        log.lock().unwrap().push(secret.unwrap_or_default());
+        let reply = Up::json(200, TOKEN_JSON);
+        if req.body.contains("code=SLOW") {
+            reply.delay(Duration::from_millis(1500))
+        } else {
+            reply
         }
     });
-    (url, seen, rt)
+    (stub.url("/token"), seen, stub)
 }
 
 fn write_config(path: &Path, token_endpoint: &str) {

@@ -107,3 +107,54 @@ pub fn open_like_a_browser(browser_arg: &str) {
         .unwrap();
     assert_eq!(page.status().as_u16(), 200, "the callback page");
 }
+
+/// The suite's one HTTP stub (`authdeck::oauth::testutil::Stub`, answering from a handler) on a
+/// runtime of its own, for synchronous tests and tests whose proxy runs as a child process.
+/// Stopped when dropped.
+pub struct BackgroundStub {
+    stub: Option<authdeck::oauth::testutil::Stub>,
+    rt: Option<tokio::runtime::Runtime>,
+}
+
+impl BackgroundStub {
+    /// Starts the stub; `handler` answers each request (connections are served concurrently).
+    pub fn serve(
+        handler: impl Fn(&authdeck::oauth::testutil::Recorded) -> authdeck::oauth::testutil::Reply
+        + Send
+        + Sync
+        + 'static,
+    ) -> BackgroundStub {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        // Started from a plain thread: the caller may itself be inside a runtime.
+        let stub = std::thread::scope(|s| {
+            s.spawn(|| rt.block_on(authdeck::oauth::testutil::Stub::serve(handler)))
+                .join()
+                .unwrap()
+        });
+        BackgroundStub {
+            stub: Some(stub),
+            rt: Some(rt),
+        }
+    }
+
+    /// The absolute URL of `path` on the stub.
+    pub fn url(&self, path: &str) -> String {
+        self.stub
+            .as_ref()
+            .map(|s| s.url(path).to_string())
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for BackgroundStub {
+    fn drop(&mut self) {
+        drop(self.stub.take());
+        if let Some(rt) = self.rt.take() {
+            rt.shutdown_background();
+        }
+    }
+}
