@@ -44,12 +44,13 @@ pub struct DriverSettings {
 }
 
 impl DriverSettings {
-    /// The production settings. In a debug build (the tests' binary, never a release) the
-    /// wall clock may be moved by `AUTHDECK_TEST_CLOCK_OFFSET_FILE`: a file holding a signed
-    /// number of seconds added to the real time, read at every look at the clock, so a test
-    /// can jump the clock of a running agent or dashboard.
+    /// The production settings. Built with the `test-support` feature (what `cargo test`
+    /// builds, never a release) the wall clock may be moved by
+    /// `AUTHDECK_TEST_CLOCK_OFFSET_FILE`: a file holding a signed number of seconds added to
+    /// the real time, read at every look at the clock, so a test can jump the clock of a
+    /// running agent or dashboard.
     pub fn from_env() -> DriverSettings {
-        #[cfg(debug_assertions)]
+        #[cfg(feature = "test-support")]
         if let Some(file) = std::env::var_os("AUTHDECK_TEST_CLOCK_OFFSET_FILE") {
             let file = std::path::PathBuf::from(file);
             return DriverSettings {
@@ -62,7 +63,7 @@ impl DriverSettings {
 }
 
 /// Real time plus the offset in `file` (none when it cannot be read).
-#[cfg(debug_assertions)]
+#[cfg(feature = "test-support")]
 fn offset_clock(file: &std::path::Path) -> SystemTime {
     let now = SystemTime::now();
     let offset: i64 = std::fs::read_to_string(file)
