@@ -67,6 +67,9 @@ pub enum Action {
     Focus,
     /// Copy the login URL (OSC 52).
     CopyUrl,
+    /// Leave the alternate screen and print the login URL alone on the normal screen, so a
+    /// mouse can select it over SSH; any key comes back.
+    ShowUrl,
     /// Pick a login mode directly.
     Pick(crate::app::view::LoginMode),
     /// A character typed into a text field.
@@ -145,6 +148,7 @@ fn picker(code: KeyCode) -> Option<Action> {
 fn dialog(code: KeyCode) -> Option<Action> {
     Some(match code {
         KeyCode::Char('c') => Action::CopyUrl,
+        KeyCode::Char('u') => Action::ShowUrl,
         KeyCode::Tab | KeyCode::Char('i' | 'p') => Action::Focus,
         KeyCode::Enter => Action::Submit,
         KeyCode::Esc => Action::Cancel,

@@ -93,7 +93,7 @@ const HELP: &[(&str, &str)] = &[
 ];
 
 fn draw_help(area: Rect, buf: &mut Buffer, t: Theme) {
-    let h = u16::try_from(HELP.len()).unwrap_or(20) + 5;
+    let h = u16::try_from(HELP.len()).unwrap_or(20) + 6;
     let inner = popup(centered(area, 64, h), buf, "Keys", t);
     let mut lines: Vec<Line> = HELP
         .iter()
@@ -106,7 +106,11 @@ fn draw_help(area: Rect, buf: &mut Buffer, t: Theme) {
         .collect();
     lines.push(Line::raw(""));
     lines.push(Line::styled(
-        "Login dialogs: c copies the URL, Tab focuses the paste field.",
+        "Login dialogs: c copies the URL (OSC 52), u shows it alone",
+        t.dim(),
+    ));
+    lines.push(Line::styled(
+        "(to select with a mouse over SSH), Tab: the paste field.",
         t.dim(),
     ));
     lines.push(Line::styled("Any key closes this help.", t.dim()));
@@ -282,12 +286,13 @@ fn login_lines<'a>(state: &DashboardState, d: &'a LoginDialog) -> Vec<Line<'a>> 
             let keys: &[(&str, &str)] = if d.mode == LoginMode::Paste {
                 &[
                     ("c", "copy URL"),
+                    ("u", "URL alone"),
                     ("Tab", "paste field"),
                     ("Enter", "submit"),
                     ("Esc", "cancel"),
                 ]
             } else {
-                &[("c", "copy URL"), ("Esc", "cancel")]
+                &[("c", "copy URL"), ("u", "URL alone"), ("Esc", "cancel")]
             };
             lines.push(hints(t, keys));
         }
@@ -317,7 +322,10 @@ fn login_lines<'a>(state: &DashboardState, d: &'a LoginDialog) -> Vec<Line<'a>> 
                 "{spin} waiting for approval · code expires in {}",
                 compact(remaining(*expires_at, state.now))
             )));
-            lines.push(hints(t, &[("c", "copy URL"), ("Esc", "cancel")]));
+            lines.push(hints(
+                t,
+                &[("c", "copy URL"), ("u", "URL alone"), ("Esc", "cancel")],
+            ));
         }
         DialogStep::Waiting => {
             lines.push(Line::raw(format!("{spin} exchanging the code for tokens…")));

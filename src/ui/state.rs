@@ -221,6 +221,9 @@ pub enum Effect {
     Send(UiCommand),
     /// Copy text to the terminal's clipboard (OSC 52).
     Copy(Clipboard),
+    /// Leave the alternate screen, print this URL alone on the normal screen and come back on
+    /// the next key.
+    ShowUrl(String),
     /// Leave the dashboard and restore the terminal.
     Exit,
 }

@@ -171,9 +171,70 @@ async fn wait_for_signal() {
     let _ = tokio::signal::ctrl_c().await;
 }
 
-/// Performs the effects; returns true when the dashboard must close.
-fn perform(effects: Vec<Effect>, commands: &UnboundedSender<UiCommand>, out: &mut Stdout) -> bool {
-    let mut exit = false;
+/// Whether the terminal named by `TERM` gets an OSC 8 hyperlink around the URL shown alone.
+///
+/// Decided conservatively, as most terminals that do not know OSC 8 ignore it but some print
+/// it: no for an unset or empty `TERM`, `dumb`, the Linux and BSD consoles (`linux`, `cons25`,
+/// `wsvt25`), hardware terminals (`vt…`), GNU screen (`screen…`, which passes OSC 8 through
+/// only in recent versions) and Emacs' `eterm…`; yes for everything else (xterm, the VTE,
+/// kitty, WezTerm, iTerm2, Alacritty, foot, tmux 3.4+ all handle or ignore it).
+/// `AUTHDECK_HYPERLINKS=0` turns it off, `=1` on, whatever `TERM` says.
+pub(super) fn hyperlinks(term: Option<&str>, setting: Option<&str>) -> bool {
+    match setting.map(str::trim) {
+        Some("0" | "no" | "off" | "false") => return false,
+        Some("1" | "yes" | "on" | "true") => return true,
+        _ => {}
+    }
+    let Some(term) = term.map(str::trim).filter(|t| !t.is_empty()) else {
+        return false;
+    };
+    let plain = ["dumb", "linux", "cons25", "wsvt25"];
+    let families = ["vt", "screen", "eterm"];
+    !(plain.contains(&term) || families.iter().any(|f| term.starts_with(f)))
+}
+
+/// The bytes that show `url` alone on the normal screen: a blank line, the URL on a line of its
+/// own (no wrapping inserted, no box; the terminal's own soft wrap keeps it one line for a mouse
+/// selection), a blank line and the way back. The URL came from a server (an authorization
+/// endpoint, a verification URI), so it is sanitised first (HARD-9); it is made an OSC 8
+/// hyperlink only when `link` and it is plain printable ASCII that needed no escaping.
+pub(super) fn url_alone(url: &str, link: bool) -> String {
+    let clean = crate::text::sanitize(url, 8192);
+    let shown = if link && clean == url && url.bytes().all(|b| (0x21..0x7f).contains(&b)) {
+        format!("\x1b]8;;{clean}\x1b\\{clean}\x1b]8;;\x1b\\")
+    } else {
+        clean
+    };
+    // Raw mode stays on (one key comes back), so lines end in CR LF.
+    format!("\r\n{shown}\r\n\r\nPress any key to return to the dashboard.\r\n")
+}
+
+/// Leaves the alternate screen and prints [`url_alone`].
+fn show_url(out: &mut Stdout, url: &str) -> io::Result<()> {
+    let term = std::env::var("TERM").ok();
+    let setting = std::env::var("AUTHDECK_HYPERLINKS").ok();
+    let link = hyperlinks(term.as_deref(), setting.as_deref());
+    execute!(
+        out,
+        terminal::LeaveAlternateScreen,
+        cursor::Show,
+        terminal::Clear(terminal::ClearType::FromCursorDown)
+    )?;
+    out.write_all(url_alone(url, link).as_bytes())?;
+    out.flush()
+}
+
+/// What the loop must do after performing a batch of effects.
+#[derive(Default)]
+struct After {
+    exit: bool,
+    /// The URL is on the normal screen: draw nothing until the next key.
+    away: bool,
+}
+
+/// Performs the effects.
+fn perform(effects: Vec<Effect>, commands: &UnboundedSender<UiCommand>, out: &mut Stdout) -> After {
+    let mut after = After::default();
     for e in effects {
         match e {
             // A closed channel means `app` is gone; the UI still closes cleanly on `q`.
@@ -183,10 +244,11 @@ fn perform(effects: Vec<Effect>, commands: &UnboundedSender<UiCommand>, out: &mu
             Effect::Copy(clip) => {
                 let _ = osc52(out, &clip);
             }
-            Effect::Exit => exit = true,
+            Effect::ShowUrl(url) => after.away |= show_url(out, &url).is_ok(),
+            Effect::Exit => after.exit = true,
         }
     }
-    exit
+    after
 }
 
 pub(super) async fn run(
@@ -216,16 +278,36 @@ async fn event_loop(
 ) -> Result<(), UiError> {
     let mut term = Terminal::new(CrosstermBackend::new(io::stdout()))?;
     let mut out = io::stdout();
+    // While the URL is shown alone on the normal screen nothing is drawn; events still update
+    // the state, and the next key (swallowed) brings the dashboard back.
+    let mut away = false;
     loop {
-        term.draw(|f| render::view(state, f))?;
+        if !away {
+            term.draw(|f| render::view(state, f))?;
+        }
         // Block until something happens, then take everything already queued before drawing
         // again: a burst of 100 refresh events costs one frame, not 100.
         let Some(first) = rx.recv().await else {
             return Ok(());
         };
-        let mut exit = perform(update(state, first), commands, &mut out);
-        while let Ok(msg) = rx.try_recv() {
-            exit |= perform(update(state, msg), commands, &mut out);
+        let mut exit = false;
+        for msg in std::iter::once(first).chain(std::iter::from_fn(|| rx.try_recv().ok())) {
+            if away && matches!(msg, Msg::Key(_) | Msg::Paste(_)) {
+                away = false;
+                execute!(
+                    out,
+                    terminal::EnterAlternateScreen,
+                    terminal::Clear(terminal::ClearType::All),
+                    cursor::Hide
+                )?;
+                // A fresh terminal draws every cell again. (`Terminal::clear` would ask the
+                // terminal for the cursor position, a read that races the key reader.)
+                term = Terminal::new(CrosstermBackend::new(io::stdout()))?;
+                continue;
+            }
+            let after = perform(update(state, msg), commands, &mut out);
+            exit |= after.exit;
+            away |= after.away;
         }
         if exit {
             return Ok(());
@@ -246,6 +328,56 @@ mod tests {
             .join()
             .unwrap();
         assert!(!worker);
+    }
+
+    #[test]
+    fn hyperlinks_only_where_the_terminal_is_known_to_cope() {
+        for t in [
+            "xterm-256color",
+            "xterm-kitty",
+            "alacritty",
+            "tmux-256color",
+            "foot",
+        ] {
+            assert!(hyperlinks(Some(t), None), "{t}");
+        }
+        for t in [
+            "dumb",
+            "linux",
+            "vt100",
+            "vt220",
+            "screen",
+            "screen-256color",
+            "",
+            " ",
+        ] {
+            assert!(!hyperlinks(Some(t), None), "{t}");
+        }
+        assert!(!hyperlinks(None, None));
+        assert!(!hyperlinks(Some("xterm"), Some("0")));
+        assert!(hyperlinks(Some("dumb"), Some("1")));
+    }
+
+    /// HARD-9: the URL shown alone is sanitised (no escape reaches the terminal) and is on one
+    /// line with no box around it; OSC 8 only around a clean ASCII URL.
+    #[test]
+    fn url_alone_is_one_clean_line() {
+        let url = "https://id.example/authorize?client_id=abc&state=xyz";
+        let plain = url_alone(url, false);
+        assert_eq!(plain.lines().filter(|l| l.contains("https://")).count(), 1);
+        assert!(plain.contains(&format!("\r\n{url}\r\n")));
+        assert!(!plain.contains('\x1b'));
+        let linked = url_alone(url, true);
+        assert!(linked.contains(&format!("\x1b]8;;{url}\x1b\\{url}\x1b]8;;\x1b\\")));
+        let hostile = url_alone("https://x/\x1b]52;c;cHduZWQ=\x07\rover", true);
+        assert!(
+            !hostile.contains("\x1b]8;;"),
+            "no hyperlink around an escaped URL"
+        );
+        assert!(!hostile.contains("\x1b]52"), "{hostile:?}");
+        for box_char in ['│', '─', '┌', '╭'] {
+            assert!(!linked.contains(box_char));
+        }
     }
 
     #[test]

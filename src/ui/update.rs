@@ -234,21 +234,18 @@ fn on_login(state: &mut DashboardState, mut d: LoginDialog, action: Action) -> V
             return vec![Effect::Send(UiCommand::CancelLogin { account: d.account })];
         }
         Action::CopyUrl => {
-            let url = match &d.step {
-                DialogStep::Url { url, .. } => Some(url.clone()),
-                DialogStep::Device {
-                    verification_uri,
-                    complete,
-                    ..
-                } => Some(complete.clone().unwrap_or_else(|| verification_uri.clone())),
-                _ => None,
-            };
+            let url = dialog_url(&d);
             state.overlay = Overlay::Login(d);
             if let Some(url) = url {
                 state.flash("Copied the URL to the clipboard (OSC 52)", false);
                 return vec![Effect::Copy(Clipboard::Url(url))];
             }
             return Vec::new();
+        }
+        Action::ShowUrl => {
+            let url = dialog_url(&d);
+            state.overlay = Overlay::Login(d);
+            return url.map(Effect::ShowUrl).into_iter().collect();
         }
         Action::Focus if d.mode == LoginMode::Paste && !failed => d.paste_focus = !d.paste_focus,
         Action::Input(c) if d.paste_focus => d.paste.push(c),
@@ -267,6 +264,20 @@ fn on_login(state: &mut DashboardState, mut d: LoginDialog, action: Action) -> V
     }
     state.overlay = Overlay::Login(d);
     Vec::new()
+}
+
+/// The URL a login dialog shows: the authorization URL, or the device verification URI (with
+/// the code in it when the server gave one).
+fn dialog_url(d: &LoginDialog) -> Option<String> {
+    match &d.step {
+        DialogStep::Url { url, .. } => Some(url.clone()),
+        DialogStep::Device {
+            verification_uri,
+            complete,
+            ..
+        } => Some(complete.clone().unwrap_or_else(|| verification_uri.clone())),
+        _ => None,
+    }
 }
 
 fn on_passphrase(
@@ -652,6 +663,20 @@ mod tests {
             }]
         );
         assert!(matches!(&s.overlay, Overlay::Login(d) if d.step == DialogStep::Waiting));
+    }
+
+    /// `u` asks the loop to show the URL alone on the normal screen; the dialog stays; in the
+    /// paste field `u` is a letter.
+    #[test]
+    fn u_shows_the_url_alone_and_keeps_the_dialog() {
+        let mut s = paste_dialog();
+        let e = press(&mut s, KeyCode::Char('u'));
+        assert!(matches!(&e[..], [Effect::ShowUrl(u)] if u.contains("/authorize?client_id=demo")));
+        assert!(
+            matches!(&s.overlay, Overlay::Login(d) if matches!(d.step, DialogStep::Url { .. }))
+        );
+        press(&mut s, KeyCode::Tab);
+        assert!(press(&mut s, KeyCode::Char('u')).is_empty());
     }
 
     #[test]

@@ -175,6 +175,76 @@ fn tui_asks_for_the_passphrase_inside_the_dashboard_and_again_when_wrong() {
     assert!(!s.alternate_screen());
 }
 
+/// Paste mode over SSH: `u` leaves the alternate screen and prints the authorization URL alone
+/// on the normal screen, in one piece (no line break inserted, no box), as an OSC 8 hyperlink on
+/// an xterm; any key brings the dashboard back with the dialog still open.
+#[test]
+fn tui_paste_mode_shows_the_url_alone_on_the_normal_screen() {
+    let home = tempfile::tempdir().unwrap();
+    let home_s = home.path().to_str().unwrap();
+    // 80 columns: the URL is longer, so the terminal soft-wraps it.
+    let mut s = PtySession::spawn(
+        &crate::support::bin(),
+        &["demo"],
+        &[
+            ("HOME", home_s),
+            ("NO_PROXY", "127.0.0.1"),
+            ("TMPDIR", home_s),
+        ],
+        80,
+        30,
+    );
+    s.wait_for("the demo accounts", WAIT, |sc| sc.contains("demo-device"));
+    s.send("j");
+    s.wait_for_text("Demo, logged out", WAIT);
+    s.send("l");
+    s.wait_for_text("Paste", WAIT);
+    s.send("p");
+    s.wait_for_text("u URL alone", WAIT);
+    s.send("c");
+    let deadline = Instant::now() + WAIT;
+    let url = loop {
+        if let Some(u) = last_osc52(&s.raw_output()) {
+            break u;
+        }
+        assert!(Instant::now() < deadline, "no OSC 52 copy of the URL");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(url.len() > 80, "the URL is longer than a line: {url}");
+    let before = s.raw_output().len();
+    s.send("u");
+    let screen = s.wait_for("the URL on the normal screen", WAIT, |sc| {
+        sc.contains("Press any key to return")
+    });
+    assert!(
+        !s.alternate_screen(),
+        "the URL is shown on the normal screen"
+    );
+    // One piece: the screen's text (soft-wrapped rows joined) holds the whole URL, and the bytes
+    // written hold it with no line break in it.
+    assert!(screen.contains(&url), "URL not in one piece:\n{screen}");
+    for box_char in ['│', '─', '┌', '└', '╭'] {
+        assert!(
+            !screen.contains(box_char),
+            "a box on the normal screen:\n{screen}"
+        );
+    }
+    let raw = s.raw_output();
+    let written = String::from_utf8_lossy(&raw[before..]);
+    assert!(
+        written.contains(&format!("\x1b]8;;{url}\x1b\\{url}\x1b]8;;\x1b\\")),
+        "an OSC 8 hyperlink on xterm-256color: {written:?}"
+    );
+    // Any key returns to the dashboard, the dialog still open.
+    s.send(" ");
+    s.wait_for("the dashboard back", WAIT, |sc| sc.contains("u URL alone"));
+    assert!(s.alternate_screen());
+    s.send("\x1b");
+    s.wait_for("the dialog closed", WAIT, |sc| !sc.contains("u URL alone"));
+    s.send("q");
+    assert!(s.wait_exit(WAIT).success());
+}
+
 /// A first login from the dashboard on a fresh machine creates the vault with the configured
 /// key (regression: the dashboard used to open a missing vault without a key source).
 #[test]
