@@ -185,6 +185,15 @@ secret_string!(
     /// A base64 SASL initial response (XOAUTH2 / OAUTHBEARER): it holds an access token.
     SaslResponse
 );
+secret_string!(
+    /// A shell export line (`export NAME='…'`): it embeds an access token and is as sensitive.
+    ExportLine, Clone, PartialEq, Eq
+);
+secret_string!(
+    /// What the user pasted in paste mode: the redirect URL the browser ended on (with `code`
+    /// and `state`) or a bare code. Not yet a code: `app::login::check_pasted` judges it.
+    PastedRedirect, Clone, PartialEq, Eq
+);
 
 /// A 256-bit symmetric key (the vault key). Zeroized on drop, never printed.
 #[derive(Clone, Zeroize, ZeroizeOnDrop)]
@@ -317,6 +326,10 @@ mod tests {
         assert!(!format!("{s:?}").contains("gX1fBat3bV"));
         let any = AnyToken::new("rt-or-at-fx-2");
         assert_eq!(format!("{any:?}"), "AnyToken([redacted])");
+        let line = ExportLine::new("export X='tok'");
+        assert_eq!(format!("{line:?}"), "ExportLine([redacted])");
+        let pasted = PastedRedirect::new("http://127.0.0.1:1/cb?code=c&state=s");
+        assert_eq!(format!("{pasted:?}"), "PastedRedirect([redacted])");
         let k = Key32::from_bytes([7; 32]);
         assert_eq!(format!("{k:?}"), "Key32([redacted])");
         let locked = LockedKey32::new(Key32::from_bytes([7; 32]));

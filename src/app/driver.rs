@@ -15,7 +15,7 @@ use super::view::{
 use super::{App, export, mode::LoginMode, schedule};
 use crate::oauth::FailureKind;
 use crate::provider::{Provider, Source};
-use crate::secret::AccessToken;
+use crate::secret::{ExportLine, PastedRedirect};
 use crate::vault::{BackendHealth, Record, Records};
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -212,7 +212,7 @@ struct Driver {
 }
 
 struct LoginHandle {
-    paste: UnboundedSender<String>,
+    paste: UnboundedSender<PastedRedirect>,
     cancel: watch::Sender<bool>,
 }
 
@@ -372,7 +372,7 @@ fn handle(driver: &Arc<Driver>, cmd: UiCommand) {
                 .and_then(|l| l.get(&account).map(|h| h.paste.clone()));
             match sender {
                 Some(tx) => {
-                    let _ = tx.send(input.secret().to_string());
+                    let _ = tx.send(input);
                 }
                 None => driver.send(AppEvent::Notice {
                     error: true,
@@ -440,7 +440,7 @@ fn handle(driver: &Arc<Driver>, cmd: UiCommand) {
                         match export::line(export::ExportFormat::Sh, &var, token.secret()) {
                             Ok(line) => d.send(AppEvent::ExportLine {
                                 account: name,
-                                line: AccessToken::new(line),
+                                line: ExportLine::new(line),
                             }),
                             Err(e) => d.send(AppEvent::Notice {
                                 error: true,

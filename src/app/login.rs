@@ -7,7 +7,7 @@ use super::{App, AppError, Result, login_record};
 use crate::oauth::callback::{CallbackError, CallbackListener, ListenerOptions};
 use crate::oauth::{AuthorizationRequest, ClientConfig, OAuthError, TokenSet};
 use crate::provider::{HintStage, Provider};
-use crate::secret::{AuthCode, CsrfState};
+use crate::secret::{AuthCode, CsrfState, PastedRedirect};
 use crate::text::sanitize;
 use crate::vault::LoginGrant;
 use tokio::sync::{mpsc, watch};
@@ -63,7 +63,7 @@ pub struct LoginInput<'a> {
     /// The mode.
     pub mode: LoginMode,
     /// Lines the user pasted (paste mode): a redirect URL or a bare code.
-    pub pasted: Option<mpsc::UnboundedReceiver<String>>,
+    pub pasted: Option<mpsc::UnboundedReceiver<PastedRedirect>>,
     /// Set to `true` to cancel.
     pub cancel: watch::Receiver<bool>,
     /// The browser command (`$BROWSER`), if any; `None` uses the system opener.
@@ -141,7 +141,7 @@ impl App {
         name: &str,
         account: &Provider,
         cfg: &ClientConfig,
-        mut pasted: Option<mpsc::UnboundedReceiver<String>>,
+        mut pasted: Option<mpsc::UnboundedReceiver<PastedRedirect>>,
         opener: Option<Option<String>>,
         sink: &dyn LoginSink,
     ) -> Result<(TokenSet, String)> {
@@ -188,7 +188,7 @@ impl App {
                     expected: cfg.issuer.as_deref(),
                     required: cfg.require_iss,
                 };
-                match check_pasted(&line, &redirect_uri, &request.state, issuer) {
+                match check_pasted(line.secret(), &redirect_uri, &request.state, issuer) {
                     Ok(code) => return Ok(code),
                     Err(Pasted::Rejected(why)) => sink.event(LoginEvent::PasteRejected(why)),
                     Err(Pasted::Fatal(why)) => return Err(fail(why)),

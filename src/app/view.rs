@@ -8,16 +8,15 @@
 //! Secrets: an [`AccountView`] holds none. The only secrets that cross this boundary are the
 //! ones the user types or asks for, and each travels in a `crate::secret` type:
 //! - the passphrase ([`UiCommand::SubmitPassphrase`], a [`Passphrase`]);
-//! - the pasted redirect URL or bare code ([`UiCommand::SubmitPaste`], an [`AuthCode`]: `app`
-//!   parses it, checks `state` when it is a URL, and extracts the code);
-//! - the export line for `e` ([`AppEvent::ExportLine`], carried in an [`AccessToken`] because it
-//!   embeds the access token and is exactly as sensitive; the dashboard writes it to the
-//!   terminal's clipboard through OSC 52 and drops it).
+//! - the pasted redirect URL or bare code ([`UiCommand::SubmitPaste`], a [`PastedRedirect`]:
+//!   `app` parses it, checks `state` when it is a URL, and extracts the code);
+//! - the export line for `e` ([`AppEvent::ExportLine`], an [`ExportLine`]: it embeds the access
+//!   token; the dashboard writes it to the terminal's clipboard through OSC 52 and drops it).
 
 use super::status::Health;
 /// The failure classification, re-exported so the dashboard contract is complete here.
 pub use crate::oauth::FailureKind;
-use crate::secret::{AccessToken, AuthCode, Passphrase};
+use crate::secret::{ExportLine, Passphrase, PastedRedirect};
 use std::path::PathBuf;
 use std::time::SystemTime;
 
@@ -272,8 +271,8 @@ pub enum AppEvent {
     ExportLine {
         /// The account.
         account: String,
-        /// e.g. `export GITHUB_ACCESS_TOKEN='…'`, in the token's secret wrapper.
-        line: AccessToken,
+        /// e.g. `export GITHUB_ACCESS_TOKEN='…'`.
+        line: ExportLine,
     },
     /// The shared vault backend's health for the header (never sent for a local file).
     Backend(BackendStatus),
@@ -312,7 +311,7 @@ pub enum UiCommand {
         /// The account logging in.
         account: String,
         /// What the user pasted (a URL with `code` and `state`, or a code).
-        input: AuthCode,
+        input: PastedRedirect,
     },
     /// The user pressed Esc in a login dialog.
     CancelLogin {
@@ -351,14 +350,14 @@ mod tests {
     fn secrets_in_commands_and_events_are_redacted_log_2() {
         let cmd = UiCommand::SubmitPaste {
             account: "demo".into(),
-            input: AuthCode::new("code-xyz-123"),
+            input: PastedRedirect::new("code-xyz-123"),
         };
         assert!(!format!("{cmd:?}").contains("code-xyz-123"));
         let cmd = UiCommand::SubmitPassphrase(Passphrase::new("hunter2"));
         assert!(!format!("{cmd:?}").contains("hunter2"));
         let ev = AppEvent::ExportLine {
             account: "demo".into(),
-            line: AccessToken::new("export X='tok-abc'"),
+            line: ExportLine::new("export X='tok-abc'"),
         };
         assert!(!format!("{ev:?}").contains("tok-abc"));
     }

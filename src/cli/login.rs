@@ -5,6 +5,7 @@ use crate::app::exit;
 use crate::app::login::{LoginEvent, LoginInput};
 use crate::app::mode::{self, LoginMode};
 use crate::app::status::{human_duration, unix};
+use crate::secret::PastedRedirect;
 use clap::Args;
 use std::io::{IsTerminal, Write};
 use std::time::SystemTime;
@@ -117,13 +118,16 @@ fn print_login_event(event: LoginEvent, mode: LoginMode, tty: bool) {
 }
 
 /// Lines from stdin on a channel (a thread: stdin has no async reader that can be abandoned).
-fn stdin_lines() -> tokio::sync::mpsc::UnboundedReceiver<String> {
+fn stdin_lines() -> tokio::sync::mpsc::UnboundedReceiver<PastedRedirect> {
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     std::thread::spawn(move || {
         let stdin = std::io::stdin();
         let mut line = String::new();
         while stdin.read_line(&mut line).map(|n| n > 0).unwrap_or(false) {
-            if tx.send(std::mem::take(&mut line)).is_err() {
+            if tx
+                .send(PastedRedirect::new(std::mem::take(&mut line)))
+                .is_err()
+            {
                 break;
             }
         }

@@ -5,7 +5,7 @@ use super::field::Field;
 use super::keymap::{Action, InputMode};
 use super::qr::QrArt;
 use crate::app::view::{AccountView, AppEvent, LogEntry, LogKind, LoginMode, UiCommand};
-use crate::secret::AccessToken;
+use crate::secret::ExportLine;
 use crossterm::event::KeyEvent;
 use std::collections::VecDeque;
 use std::fmt;
@@ -190,7 +190,7 @@ impl From<AppEvent> for Msg {
 /// Text copied through OSC 52.
 pub enum Clipboard {
     /// An export line (contains the access token).
-    ExportLine(AccessToken),
+    ExportLine(ExportLine),
     /// A login URL.
     Url(String),
 }

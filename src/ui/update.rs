@@ -8,7 +8,7 @@ use super::state::{
     Clipboard, Confirm, DashboardState, DialogStep, Effect, FLASH_FOR, LoginDialog, Msg, Overlay,
 };
 use crate::app::view::{AppEvent, LoginMode, LoginStep, UiCommand};
-use crate::secret::{AuthCode, Passphrase};
+use crate::secret::{Passphrase, PastedRedirect};
 use std::time::SystemTime;
 
 /// Applies one message; returns what the loop must do.
@@ -252,7 +252,7 @@ fn on_login(state: &mut DashboardState, mut d: LoginDialog, action: Action) -> V
         Action::Backspace if d.paste_focus => d.paste.backspace(),
         Action::ClearInput if d.paste_focus => d.paste.clear(),
         Action::Submit if d.paste_focus && !d.paste.is_empty() => {
-            let input = AuthCode::new(d.paste.take());
+            let input = PastedRedirect::new(d.paste.take());
             let account = d.account.clone();
             d.step = DialogStep::Waiting;
             d.paste_focus = false;
@@ -416,7 +416,7 @@ mod tests {
     use super::*;
     use crate::app::view::Badge;
     use crate::app::view::{AccountView, LogKind};
-    use crate::secret::AccessToken;
+    use crate::secret::ExportLine;
     use crate::ui::keymap::InputMode;
     use crate::ui::preview::{preview_now, preview_state};
     use crate::ui::state::{LOG_CAP, Theme, log_entry};
@@ -659,7 +659,7 @@ mod tests {
             sent(&e),
             [&UiCommand::SubmitPaste {
                 account: "github".into(),
-                input: AuthCode::new("c0de")
+                input: PastedRedirect::new("c0de")
             }]
         );
         assert!(matches!(&s.overlay, Overlay::Login(d) if d.step == DialogStep::Waiting));
@@ -694,7 +694,7 @@ mod tests {
             sent(&e),
             [&UiCommand::SubmitPaste {
                 account: "github".into(),
-                input: AuthCode::new("http://127.0.0.1:4455/callback?code=abc&state=st")
+                input: PastedRedirect::new("http://127.0.0.1:4455/callback?code=abc&state=st")
             }]
         );
     }
@@ -834,7 +834,7 @@ mod tests {
             &mut s,
             AppEvent::ExportLine {
                 account: "github".into(),
-                line: AccessToken::new("export GITHUB_ACCESS_TOKEN='t0k'"),
+                line: ExportLine::new("export GITHUB_ACCESS_TOKEN='t0k'"),
             }
             .into(),
         );

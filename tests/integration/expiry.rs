@@ -8,7 +8,7 @@ use authdeck::app::driver::{DriverSettings, serve_with};
 use authdeck::app::view::{AppEvent, Badge, FailureKind, LogKind, UiCommand};
 use authdeck::app::{App, Settings};
 use authdeck::devserver::{DevServer, DevServerConfig, Endpoint, Fault};
-use authdeck::secret::{AccessToken, AuthCode, RefreshToken};
+use authdeck::secret::{AccessToken, PastedRedirect, RefreshToken};
 use authdeck::vault::{KeySource, Record, StoredState, Vault, VaultError, generate_key_file};
 use serde_json::{Value, json};
 use std::path::PathBuf;
@@ -444,7 +444,7 @@ async fn probe_latency(
     let sent = Instant::now();
     cmds.send(UiCommand::SubmitPaste {
         account: "no-such-login".into(),
-        input: AuthCode::new("probe"),
+        input: PastedRedirect::new("probe"),
     })
     .unwrap();
     let answer = wait_for(
