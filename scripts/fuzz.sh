@@ -6,7 +6,8 @@
 #   scripts/fuzz.sh --list                     names the targets
 #   scripts/fuzz.sh --build [TARGET...]        builds only
 #
-# Environment: FUZZ_NICE=19 runs the fuzzers under `nice -n 19` (default 0); FUZZ_BIN_DIR=DIR
+# Environment: FUZZ_PROFILE=ci builds with the fuzz crate's quicker `ci` profile (default
+# release); FUZZ_NICE=19 runs the fuzzers under `nice -n 19` (default 0); FUZZ_BIN_DIR=DIR
 # runs the targets already built in DIR instead of building (long runs from a fixed build);
 # FUZZ_LOG=FILE appends one summary line per target; CARGO_TARGET_DIR as usual (default
 # fuzz/target). Each target's working corpus is fuzz/corpus/TARGET (new inputs go there; the
@@ -56,13 +57,14 @@ export RUSTFLAGS="-Cpasses=sancov-module -Cllvm-args=-sanitizer-coverage-level=4
 -Cllvm-args=-sanitizer-coverage-inline-8bit-counters -Cllvm-args=-sanitizer-coverage-pc-table \
 -Cllvm-args=-sanitizer-coverage-trace-compares --cfg fuzzing -Cdebug-assertions -Coverflow-checks"
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$fuzz_dir/target}
-bin_dir=${FUZZ_BIN_DIR:-$CARGO_TARGET_DIR/$host/release}
+profile=${FUZZ_PROFILE:-release}
+bin_dir=${FUZZ_BIN_DIR:-$CARGO_TARGET_DIR/$host/$profile}
 if [[ -z "${FUZZ_BIN_DIR:-}" ]]; then
   build_start=$SECONDS
   # The library's dependencies at exactly the versions of the main build: start from its lock
   # file (cargo then adds the few fuzz-only crates, pinned in fuzz/Cargo.toml).
   cp "$root/Cargo.lock" "$fuzz_dir/Cargo.lock"
-  cargo build --release --manifest-path "$fuzz_dir/Cargo.toml" \
+  cargo build --profile "$profile" --manifest-path "$fuzz_dir/Cargo.toml" \
     --target "$host" $(printf -- '--bin %s ' "${wanted[@]}")
   echo "fuzz: built ${#wanted[@]} target(s) in $((SECONDS - build_start)) s"
 fi

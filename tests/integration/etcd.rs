@@ -31,7 +31,7 @@ fn config(cluster: &Cluster, prefix: &str) -> EtcdConfig {
     c
 }
 
-fn key_file(dir: &Path) -> PathBuf {
+pub(crate) fn key_file(dir: &Path) -> PathBuf {
     let key = dir.join("vault.key");
     generate_key_file(&key).unwrap();
     key
@@ -181,14 +181,14 @@ fn delete_holder_key(cluster: &Cluster, prefix: &str) {
 
 /// One "machine": its own config dir (account file + config.toml naming the cluster) and the
 /// shared key file.
-struct Machine {
+pub(crate) struct Machine {
     config: PathBuf,
     key: PathBuf,
     home: PathBuf,
 }
 
 impl Machine {
-    fn new(
+    pub(crate) fn new(
         root: &Path,
         i: usize,
         cluster: &Cluster,
@@ -229,7 +229,12 @@ impl Machine {
         }
     }
 
-    fn cmd(&self, args: &[&str]) -> Command {
+    /// The machine's config dir.
+    pub(crate) fn config_dir(&self) -> &Path {
+        &self.config
+    }
+
+    pub(crate) fn cmd(&self, args: &[&str]) -> Command {
         let mut c = Command::new(crate::support::bin());
         c.args(args)
             .env_clear()
@@ -244,7 +249,7 @@ impl Machine {
         c
     }
 
-    fn spawn(&self, args: &[&str]) -> Child {
+    pub(crate) fn spawn(&self, args: &[&str]) -> Child {
         self.cmd(args).spawn().unwrap()
     }
 }
@@ -278,7 +283,7 @@ async fn device_login(srv: &DevServer) -> String {
 }
 
 /// A shared etcd vault at `prefix` holding account `acct`, due now, with a real refresh token.
-async fn shared_vault(cluster: &Cluster, prefix: &str, srv: &DevServer, key: &Path) {
+pub(crate) async fn shared_vault(cluster: &Cluster, prefix: &str, srv: &DevServer, key: &Path) {
     let rt = device_login(srv).await;
     let backend = Backend::Etcd(Box::new(config(cluster, prefix)));
     let issuer = srv.issuer();
@@ -348,7 +353,7 @@ async fn etcd_three_machines_thirty_callers_one_refresh() {
 }
 
 /// Runs `args` on `m` and waits (bounded).
-fn run(m: &Machine, args: &[&str]) -> std::process::Output {
+pub(crate) fn run(m: &Machine, args: &[&str]) -> std::process::Output {
     wait_with_timeout(m.spawn(args), Duration::from_secs(60))
 }
 
