@@ -309,6 +309,20 @@ pub fn refresh_config(mut cfg: ClientConfig, account: &Provider, record: &Record
     cfg
 }
 
+/// MACH-2: the client's private key, read now (mode 0600) so a missing, open or unusable file
+/// is a configuration error naming the file, before anything is sent.
+fn client_key_auth(p: &Provider) -> Result<ClientAuth> {
+    let path = p.client_key_file.as_deref().ok_or_else(|| {
+        AppError::Config(format!(
+            "account '{}': client_auth = \"private_key_jwt\" needs client_key_file",
+            p.name
+        ))
+    })?;
+    crate::oauth::client_assertion::ClientKey::load(path, p.client_key_id.clone())
+        .map(ClientAuth::PrivateKeyJwt)
+        .map_err(|e| AppError::Config(format!("account '{}': {e}", p.name)))
+}
+
 /// [`base_config`] for `grant`: the device grant, and refreshes of the tokens it issued,
 /// authenticate as `device_client_auth` says (PROV-2: GitHub needs no secret there).
 ///
@@ -334,6 +348,7 @@ pub fn grant_config(
     };
     let client_auth = match ClientAuth::new(method, client_secret) {
         Ok(auth) => auth,
+        Err(crate::oauth::AuthMethod::PrivateKeyJwt) => client_key_auth(p)?,
         Err(_) if p.exchange_proxy.is_some() => ClientAuth::None,
         Err(method) => {
             return Err(AppError::Config(format!(

@@ -277,7 +277,8 @@ fn discovery(issuer: &str) -> Reply {
                 ["authorization_code", "refresh_token", DEVICE_GRANT, "client_credentials"],
             "code_challenge_methods_supported": ["S256"],
             "token_endpoint_auth_methods_supported":
-                ["none", "client_secret_basic", "client_secret_post"],
+                ["none", "client_secret_basic", "client_secret_post", "private_key_jwt"],
+            "token_endpoint_auth_signing_alg_values_supported": ["ES256", "RS256"],
             "scopes_supported": ["openid", "email", "profile", "offline_access"],
             "subject_types_supported": ["public"],
             "id_token_signing_alg_values_supported": ["ES256"],

@@ -30,6 +30,7 @@ mod hostile;
 mod personality;
 mod state;
 
+use crate::oauth::client_assertion::{AssertionAlg, ClientKey};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -69,6 +70,9 @@ pub struct DevClient {
     pub auth: AuthMethod,
     /// Registered redirect URIs (exact match); empty = any loopback `http` URI (RFC 8252 §7.3).
     pub redirect_uris: Vec<String>,
+    /// For `private_key_jwt` clients: the algorithm and public key client assertions are
+    /// checked with (MACH-2).
+    pub assertion_key: Option<(AssertionAlg, Vec<u8>)>,
 }
 
 impl DevClient {
@@ -79,6 +83,18 @@ impl DevClient {
             secret: None,
             auth: AuthMethod::None,
             redirect_uris: Vec::new(),
+            assertion_key: None,
+        }
+    }
+
+    /// A `private_key_jwt` client whose assertions must be signed by `key` (MACH-2).
+    pub fn private_key_jwt(client_id: &str, key: &ClientKey) -> Self {
+        Self {
+            client_id: client_id.to_owned(),
+            secret: None,
+            auth: AuthMethod::PrivateKeyJwt,
+            redirect_uris: Vec::new(),
+            assertion_key: Some((key.alg(), key.public_key())),
         }
     }
 
@@ -89,6 +105,7 @@ impl DevClient {
             secret: Some(secret.to_owned()),
             auth,
             redirect_uris: Vec::new(),
+            assertion_key: None,
         }
     }
 }

@@ -187,6 +187,8 @@ pub struct State {
     pub devices: HashMap<String, DeviceGrant>,
     /// How far the tests moved the server's clock ahead ([`State::now`]).
     pub clock_offset: Duration,
+    /// `jti`s of client assertions already accepted: a replay is refused (MACH-2).
+    pub used_jtis: std::collections::HashSet<String>,
 }
 
 impl State {
@@ -206,6 +208,7 @@ impl State {
             refresh: HashMap::new(),
             devices: HashMap::new(),
             clock_offset: Duration::ZERO,
+            used_jtis: std::collections::HashSet::new(),
         })
     }
 

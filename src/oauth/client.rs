@@ -25,6 +25,8 @@ const RESERVED_TOKEN_PARAMS: &[&str] = &[
     "refresh_token",
     "client_id",
     "client_secret",
+    "client_assertion",
+    "client_assertion_type",
     "device_code",
     "token",
     "token_type_hint",
@@ -272,6 +274,18 @@ impl OAuthClient {
             ClientAuth::Basic(secret) => {
                 basic = Some(basic_header(&config.client_id, secret)?);
             }
+            ClientAuth::PrivateKeyJwt(key) => {
+                // MACH-2: the audience is the endpoint the assertion is sent to (RFC 7523 §3).
+                let jwt = key
+                    .assertion(&config.client_id, url.as_str(), unix_now(SystemTime::now()))
+                    .map_err(|e| OAuthError::Config(e.to_string()))?;
+                form.append_pair("client_id", &config.client_id);
+                form.append_pair(
+                    "client_assertion_type",
+                    super::client_assertion::ASSERTION_TYPE,
+                );
+                form.append_pair("client_assertion", &jwt);
+            }
         }
         for (k, v) in &config.token_params {
             if RESERVED_TOKEN_PARAMS.contains(&k.as_str()) || params.iter().any(|(p, _)| p == k) {
@@ -479,3 +493,9 @@ pub(crate) fn basic_header(client_id: &str, secret: &ClientSecret) -> Result<Hea
 
 #[cfg(test)]
 mod tests;
+
+/// Seconds since the Unix epoch (0 before it: a clock that wrong fails elsewhere first).
+fn unix_now(now: SystemTime) -> i64 {
+    now.duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}

@@ -6,6 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::client_assertion::ClientKey;
 use crate::secret::ClientSecret;
 
 /// The client authentication method a provider file names (RFC 6749 §2.3.1).
@@ -19,6 +20,9 @@ pub enum AuthMethod {
     Basic,
     /// `client_id` and `client_secret` in the form body.
     Post,
+    /// A JWT client assertion signed with the client's private key (MACH-2, RFC 7523).
+    #[serde(rename = "private_key_jwt")]
+    PrivateKeyJwt,
 }
 
 impl AuthMethod {
@@ -28,6 +32,7 @@ impl AuthMethod {
             AuthMethod::None => "none",
             AuthMethod::Basic => "basic",
             AuthMethod::Post => "post",
+            AuthMethod::PrivateKeyJwt => "private_key_jwt",
         }
     }
 }
@@ -42,16 +47,20 @@ pub enum ClientAuth {
     Basic(ClientSecret),
     /// `client_secret` in the form body.
     Post(ClientSecret),
+    /// A client assertion signed with this key (MACH-2).
+    PrivateKeyJwt(ClientKey),
 }
 
 impl ClientAuth {
-    /// `method` with `secret`; `Err(method)` when the method needs a secret and there is none.
+    /// `method` with `secret`; `Err(method)` when the method needs a secret and there is none,
+    /// and for `private_key_jwt`, which needs a key ([`ClientAuth::PrivateKeyJwt`]) instead.
     /// A secret given to `none` is dropped: a public client sends none (SECRET-2).
     pub fn new(method: AuthMethod, secret: Option<ClientSecret>) -> Result<Self, AuthMethod> {
         match (method, secret) {
             (AuthMethod::None, _) => Ok(ClientAuth::None),
             (AuthMethod::Basic, Some(secret)) => Ok(ClientAuth::Basic(secret)),
             (AuthMethod::Post, Some(secret)) => Ok(ClientAuth::Post(secret)),
+            (AuthMethod::PrivateKeyJwt, _) => Err(AuthMethod::PrivateKeyJwt),
             (method, None) => Err(method),
         }
     }
@@ -62,13 +71,14 @@ impl ClientAuth {
             ClientAuth::None => AuthMethod::None,
             ClientAuth::Basic(_) => AuthMethod::Basic,
             ClientAuth::Post(_) => AuthMethod::Post,
+            ClientAuth::PrivateKeyJwt(_) => AuthMethod::PrivateKeyJwt,
         }
     }
 
     /// The client secret, when the method has one.
     pub fn secret(&self) -> Option<&ClientSecret> {
         match self {
-            ClientAuth::None => None,
+            ClientAuth::None | ClientAuth::PrivateKeyJwt(_) => None,
             ClientAuth::Basic(secret) | ClientAuth::Post(secret) => Some(secret),
         }
     }

@@ -5,6 +5,7 @@
 pub mod authorize;
 pub mod callback;
 pub mod client;
+pub mod client_assertion;
 pub mod client_auth;
 pub mod config;
 pub mod device;

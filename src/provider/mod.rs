@@ -124,6 +124,11 @@ pub struct Provider {
     pub client_secret_env: Option<String>,
     /// How the client authenticates at the token endpoint.
     pub client_auth: AuthMethod,
+    /// The PEM file of the client's private key, for `client_auth = "private_key_jwt"`
+    /// (MACH-2); read, and its mode checked, when a request needs it.
+    pub client_key_file: Option<std::path::PathBuf>,
+    /// The `kid` put in the client assertion's header, when the server wants one.
+    pub client_key_id: Option<String>,
     /// Fixed loopback redirect URI; `None` lets the listener pick (`127.0.0.1:0`).
     /// Port 0 means any free port.
     pub redirect_uri: Option<Url>,

@@ -25,6 +25,8 @@ pub const FIELDS: &[&str] = &[
     "client_secret",
     "client_secret_env",
     "client_auth",
+    "client_key_file",
+    "client_key_id",
     "redirect_uri",
     "auth_params",
     "token_params",
@@ -69,6 +71,8 @@ struct RawFile {
     client_secret: Option<Spanned<ClientSecret>>,
     client_secret_env: Option<Spanned<String>>,
     client_auth: Option<Spanned<AuthMethod>>,
+    client_key_file: Option<Spanned<String>>,
+    client_key_id: Option<Spanned<String>>,
     redirect_uri: Option<Spanned<String>>,
     auth_params: Option<BTreeMap<String, Spanned<ParamValue>>>,
     token_params: Option<BTreeMap<String, Spanned<ParamValue>>>,
@@ -200,6 +204,8 @@ pub struct Layer {
     pub client_secret: Option<At<ClientSecret>>,
     pub client_secret_env: Option<At<String>>,
     pub client_auth: Option<At<AuthMethod>>,
+    pub client_key_file: Option<At<String>>,
+    pub client_key_id: Option<At<String>>,
     pub redirect_uri: Option<At<String>>,
     pub auth_params: AtTable,
     pub token_params: AtTable,
@@ -264,7 +270,7 @@ impl Layer {
         child_else_base!(
             display_name, issuer, authorization_endpoint, token_endpoint, revocation_endpoint,
             device_authorization_endpoint, userinfo_endpoint, scopes, client_id, client_auth,
-            redirect_uri, export_var, exchange_proxy, git_urls, git_username, token_response, grant,
+            client_key_file, client_key_id, redirect_uri, export_var, exchange_proxy, git_urls, git_username, token_response, grant,
             refresh_token_rotates, send_scope_on_refresh, default_lifetime_secs, pkce,
             device_client_auth, device_client_id, device_client_secret_env, revocation_format,
             send_redirect_uri_on_refresh, redirect_fallback_ports, require_redirect_uri,
@@ -353,7 +359,7 @@ fn type_message(e: &toml::de::Error) -> String {
 fn type_hint(e: &toml::de::Error) -> String {
     let m = e.message();
     if m.contains("AuthMethod") || m.contains("`none`, `basic`") {
-        "client_auth is one of \"none\", \"basic\", \"post\"".to_owned()
+        "client_auth is one of \"none\", \"basic\", \"post\", \"private_key_jwt\"".to_owned()
     } else if m.contains("`json`, `form`") {
         "token_response is \"json\" or \"form\"".to_owned()
     } else if m.contains("`authorization_code`, `client_credentials`") {
@@ -417,6 +423,8 @@ impl RawFile {
             client_secret: self.client_secret.map(|s| one(s, &at)),
             client_secret_env: opt(self.client_secret_env),
             client_auth: self.client_auth.map(|s| one(s, &at)),
+            client_key_file: opt(self.client_key_file),
+            client_key_id: opt(self.client_key_id),
             redirect_uri: opt(self.redirect_uri),
             auth_params: table(self.auth_params),
             token_params: table(self.token_params),

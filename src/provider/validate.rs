@@ -109,6 +109,7 @@ pub fn finish(layer: Layer, mode: Mode, meta: Meta) -> Result<Provider, Vec<Prob
         .as_ref()
         .map_or(AuthMethod::None, |a| a.value);
     let client_secret = v.secret(&layer, mode, client_auth, &meta);
+    v.check_client_key(&layer, client_auth);
     let redirect_fallback_ports = v.fallback_ports(&layer, redirect_uri.as_ref());
     if mode == Mode::Account {
         v.check_required_redirect(
@@ -154,6 +155,12 @@ pub fn finish(layer: Layer, mode: Mode, meta: Meta) -> Result<Provider, Vec<Prob
         client_secret,
         client_secret_env: layer.client_secret_env.as_ref().map(|e| e.value.clone()),
         client_auth,
+        // A relative key path is relative to the account file, not to wherever authdeck runs.
+        client_key_file: layer.client_key_file.as_ref().map(|f| {
+            let dir = std::path::Path::new(f.origin.file()).parent();
+            dir.map_or_else(|| f.value.clone().into(), |d| d.join(&f.value))
+        }),
+        client_key_id: layer.client_key_id.as_ref().map(|k| k.value.clone()),
         redirect_uri,
         auth_params: strings(&layer.auth_params),
         token_params: strings(&layer.token_params),
@@ -366,7 +373,11 @@ impl Validator {
         else {
             return;
         };
-        if layer.client_secret.is_none() && layer.client_secret_env.is_none() {
+        let jwt = layer
+            .client_auth
+            .as_ref()
+            .is_some_and(|a| a.value == AuthMethod::PrivateKeyJwt);
+        if !jwt && layer.client_secret.is_none() && layer.client_secret_env.is_none() {
             self.problems.push(grant.origin.error(
                 "grant = \"client_credentials\" needs the client's secret",
                 "set client_secret_env = \"VAR\" (the variable holding the secret)",
@@ -379,8 +390,31 @@ impl Validator {
         {
             self.problems.push(grant.origin.error(
                 "grant = \"client_credentials\" cannot use client_auth = \"none\"",
-                "use client_auth = \"basic\" or \"post\"",
+                "use client_auth = \"basic\", \"post\" or \"private_key_jwt\"",
             ));
+        }
+    }
+
+    /// MACH-2: `private_key_jwt` needs `client_key_file`, and a key file means nothing to any
+    /// other method. The file itself is read (and its mode checked) when a request needs it,
+    /// so validity does not depend on the file system beyond the account file.
+    fn check_client_key(&mut self, layer: &Layer, client_auth: AuthMethod) {
+        match (&layer.client_key_file, client_auth) {
+            (None, AuthMethod::PrivateKeyJwt) => {
+                if let Some(a) = &layer.client_auth {
+                    self.problems.push(a.origin.error(
+                        "client_auth = \"private_key_jwt\" needs client_key_file",
+                        "set client_key_file = \"/path/to/key.pem\" (PKCS#8 PEM, mode 0600)",
+                    ));
+                }
+            }
+            (Some(f), method) if method != AuthMethod::PrivateKeyJwt => {
+                self.problems.push(f.origin.warning(
+                    "client_key_file is set but client_auth is not \"private_key_jwt\", so it is never used",
+                    "set client_auth = \"private_key_jwt\", or remove client_key_file",
+                ));
+            }
+            _ => {}
         }
     }
 

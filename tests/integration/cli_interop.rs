@@ -24,7 +24,8 @@ use authdeck::secret::RefreshToken;
 use authdeck::vault::{KeySource, Vault};
 
 use crate::oidc_provider::{
-    BASIC_CLIENT_ID, BASIC_CLIENT_SECRET, DEFAULT_LOGIN, OidcProvider, PUBLIC_CLIENT_ID,
+    BASIC_CLIENT_ID, BASIC_CLIENT_SECRET, DEFAULT_LOGIN, MACHINE_BASIC_CLIENT_ID,
+    MACHINE_BASIC_SECRET, MACHINE_JWT_CLIENT_ID, OidcProvider, PUBLIC_CLIENT_ID,
     approve_device_with_code, browse_authorization, deliver_callback,
 };
 
@@ -636,4 +637,74 @@ async fn interop_callback_listener_receives_code() {
     assert!(!tokens.access_token.is_empty());
     let claims = tokens.claims.expect("id_token claims");
     assert_eq!(claims.email.as_deref(), Some(login_email().as_str()));
+}
+
+/// MACH-1 and MACH-2 at the real oidc-provider: a machine account with a secret (Basic) and
+/// one with `private_key_jwt` (ES256, its key made by the server at start) each fetch a token
+/// with the client credentials grant, the second call is served from the vault, and `status`
+/// shows both as machine accounts.
+#[test]
+fn mach_1_mach_2_client_credentials_at_oidc_provider() {
+    use std::os::unix::fs::PermissionsExt;
+    let op = provider();
+    assert!(
+        op.machine_key.contains("BEGIN PRIVATE KEY"),
+        "the interop server hands out its machine client's key"
+    );
+    let env = Env::new(&op.issuer, Client::Public);
+    let key = env.path("machine.pem");
+    std::fs::write(&key, &op.machine_key).unwrap();
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let providers = env.path("config/providers");
+    std::fs::write(
+        providers.join("mbasic.toml"),
+        format!(
+            "extends = \"oidc\"\nissuer = \"{}\"\nclient_id = \"{MACHINE_BASIC_CLIENT_ID}\"\n\
+             client_auth = \"basic\"\nclient_secret_env = \"MACHINE_SECRET\"\n\
+             grant = \"client_credentials\"\nscopes = [\"api\"]\n",
+            op.issuer
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        providers.join("mjwt.toml"),
+        format!(
+            "extends = \"oidc\"\nissuer = \"{}\"\nclient_id = \"{MACHINE_JWT_CLIENT_ID}\"\n\
+             client_auth = \"private_key_jwt\"\nclient_key_file = \"{}\"\n\
+             client_key_id = \"machine-1\"\ngrant = \"client_credentials\"\nscopes = [\"api\"]\n",
+            op.issuer,
+            key.display()
+        ),
+    )
+    .unwrap();
+    let run = |args: &[&str]| {
+        let mut cmd = env.cmd(args);
+        cmd.env("MACHINE_SECRET", MACHINE_BASIC_SECRET);
+        Running::spawn(cmd).finish(STEP_TIMEOUT)
+    };
+    let mut tokens = Vec::new();
+    for name in ["mbasic", "mjwt"] {
+        let first = run(&["token", name]);
+        assert!(
+            first.ok(),
+            "{name}: {}\nserver: {}",
+            first.stderr,
+            op.stderr()
+        );
+        let token = first.stdout.trim().to_owned();
+        assert!(!token.is_empty(), "{name}: a token");
+        let again = run(&["token", name]);
+        assert!(again.ok(), "{name}: {}", again.stderr);
+        assert_eq!(again.stdout.trim(), token, "{name}: served from the vault");
+        tokens.push(token);
+    }
+    assert_ne!(tokens[0], tokens[1], "two clients, two tokens");
+    let status = run(&["status"]);
+    assert!(status.ok(), "{}", status.stderr);
+    assert_eq!(
+        status.stdout.matches("(machine)").count(),
+        2,
+        "{}",
+        status.stdout
+    );
 }

@@ -169,7 +169,11 @@ async fn etcd_auth_user_limited_to_the_prefix_refreshes_and_bad_credentials_fail
         )
     });
     assert!(out.status.success(), "password from env: {}", stderr(&out));
-    assert_eq!(stdout(&out).trim(), token, "the token the first machine saved");
+    assert_eq!(
+        stdout(&out).trim(),
+        token,
+        "the token the first machine saved"
+    );
 
     // A wrong password: refused at once (not retried until the budget), exit 1, no password.
     as_user(&machines[2], "deck", "");

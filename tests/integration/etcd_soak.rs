@@ -138,7 +138,11 @@ async fn etcd_soak_two_machines_and_a_runner_share_a_rotating_account() {
         percentile(&lat, 0.99).as_secs_f64() * 1e3,
         percentile(&lat, 1.0).as_secs_f64() * 1e3,
     );
-    assert!(failures.is_empty(), "{} failed calls: {failures:?}", failures.len());
+    assert!(
+        failures.is_empty(),
+        "{} failed calls: {failures:?}",
+        failures.len()
+    );
     assert!(calls >= 3, "the callers ran: {calls}");
     let least = (elapsed.as_secs_f64() / ttl.as_secs_f64()).floor() as u64;
     assert!(

@@ -759,3 +759,110 @@ fn machine_account_needs_a_secret() {
     assert!(err.contains("client_auth = \"none\""), "{err}");
     assert!(err.contains("svc.toml:5:"), "{err}");
 }
+
+/// A private key made by `openssl genpkey` (`ec`: P-256, `rsa`: 2048 bits), PKCS#8, mode 0600.
+fn openssl_key(dir: &std::path::Path, kind: &str) -> std::path::PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let path = dir.join(format!("{kind}.pem"));
+    let args: &[&str] = match kind {
+        "ec" => &["-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256"],
+        _ => &["-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048"],
+    };
+    let out = Command::new("openssl")
+        .arg("genpkey")
+        .args(args)
+        .arg("-out")
+        .arg(&path)
+        .output()
+        .expect("these tests need the openssl command (Debian: openssl; .ci/run installs it)");
+    assert!(out.status.success(), "{}", stderr(&out));
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    path
+}
+
+/// MACH-2: machine accounts authenticate with `private_key_jwt`, ES256 and RS256 keys from
+/// 0600 PEM files, and the devserver checks the assertion's signature and claims; a key file
+/// others may read, a missing one, or a key the server does not know each fail clearly, and
+/// the first two before any request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mach_2_private_key_jwt_machine_accounts() {
+    use authdeck::devserver::DevClient;
+    use authdeck::oauth::client_assertion::ClientKey;
+    let keys = tempfile::tempdir().unwrap();
+    let (ec, rsa) = (
+        openssl_key(keys.path(), "ec"),
+        openssl_key(keys.path(), "rsa"),
+    );
+    let public = |p: &std::path::Path| ClientKey::load(p, None).unwrap();
+    let srv = DevServer::start(DevServerConfig {
+        clients: vec![
+            DevClient::public("demo-public"),
+            DevClient::private_key_jwt("svc-ec", &public(&ec)),
+            DevClient::private_key_jwt("svc-rsa", &public(&rsa)),
+        ],
+        ..DevServerConfig::default()
+    })
+    .await
+    .unwrap();
+    let api = srv.url("/api/whoami");
+    let issuer = srv.issuer();
+    let home = Home::new(&issuer);
+    let open = keys.path().join("open.pem");
+    std::fs::copy(&ec, &open).unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o644)).unwrap();
+    }
+    let missing = keys.path().join("missing.pem");
+    let srv = blocking(move || {
+        for (name, id, key) in [
+            ("svc-ec", "svc-ec", &ec),
+            ("svc-rsa", "svc-rsa", &rsa),
+            ("svc-open", "svc-ec", &open),
+            ("svc-missing", "svc-ec", &missing),
+            ("svc-wrong", "svc-ec", &rsa),
+        ] {
+            std::fs::write(
+                home.path(&format!("config/providers/{name}.toml")),
+                format!(
+                    "extends = \"oidc\"\nissuer = \"{issuer}\"\nclient_id = \"{id}\"\n\
+                     client_auth = \"private_key_jwt\"\nclient_key_file = \"{}\"\n\
+                     client_key_id = \"k1\"\ngrant = \"client_credentials\"\nscopes = [\"api\"]\n",
+                    key.display()
+                ),
+            )
+            .unwrap();
+        }
+        for name in ["svc-ec", "svc-rsa"] {
+            let out = home.authdeck(&["token", name]).output().unwrap();
+            assert!(out.status.success(), "{name}: {}", stderr(&out));
+            let who: serde_json::Value = reqwest::blocking::Client::new()
+                .get(&api)
+                .bearer_auth(stdout(&out).trim())
+                .send()
+                .unwrap()
+                .json()
+                .unwrap();
+            assert_eq!(who["client_id"], name);
+        }
+        let out = home.authdeck(&["token", "svc-open"]).output().unwrap();
+        assert_ne!(out.status.code(), Some(0));
+        let err = stderr(&out);
+        assert!(
+            err.contains("chmod 600") && err.contains("open.pem"),
+            "{err}"
+        );
+        let out = home.authdeck(&["token", "svc-missing"]).output().unwrap();
+        assert_ne!(out.status.code(), Some(0));
+        assert!(stderr(&out).contains("missing.pem"), "{}", stderr(&out));
+        let out = home.authdeck(&["token", "svc-wrong"]).output().unwrap();
+        assert_ne!(out.status.code(), Some(0));
+        assert!(stderr(&out).contains("invalid_client"), "{}", stderr(&out));
+        assert!(stdout(&out).is_empty());
+        srv
+    })
+    .await;
+    let stats = srv.stats();
+    assert_eq!(stats.client_credentials, 2, "one per working account");
+    assert_eq!(stats.last_client_auth.as_deref(), Some("private_key_jwt"));
+}

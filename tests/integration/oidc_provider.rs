@@ -36,6 +36,13 @@ pub const POST_CLIENT_SECRET: &str = "post-secret+with reserved&chars=%";
 pub const REDIRECT_PATH: &str = "/callback";
 /// Login the browser types unless told otherwise; it becomes the `sub` of the tokens.
 pub const DEFAULT_LOGIN: &str = "alice";
+/// A client-credentials client with a secret (Basic), as tests/interop/server.mjs registers it.
+pub const MACHINE_BASIC_CLIENT_ID: &str = "authdeck-machine-basic";
+/// Its secret.
+pub const MACHINE_BASIC_SECRET: &str = "machine secret:+%&=";
+/// A client-credentials client with `private_key_jwt` (ES256, key id `machine-1`); its private
+/// key is [`OidcProvider::machine_key`].
+pub const MACHINE_JWT_CLIENT_ID: &str = "authdeck-machine-jwt";
 
 /// How long `start` waits for the server's ready line.
 const READY_TIMEOUT: Duration = Duration::from_secs(20);
@@ -109,6 +116,8 @@ pub struct OidcProvider {
     pub issuer: String,
     /// The port it listens on.
     pub port: u16,
+    /// The PKCS#8 PEM private key of [`MACHINE_JWT_CLIENT_ID`], made by the server at start.
+    pub machine_key: String,
     child: Child,
     /// Held open: the server exits when it closes (also when this test process dies).
     stdin: Option<ChildStdin>,
@@ -158,14 +167,16 @@ impl OidcProvider {
         let mut server = OidcProvider {
             issuer: String::new(),
             port: 0,
+            machine_key: String::new(),
             child,
             stdin,
             stderr,
         };
-        let (issuer, port) =
+        let (issuer, port, machine_key) =
             ready.map_err(|e| format!("{e}; server stderr:\n{}", server.stderr()))?;
         server.issuer = issuer;
         server.port = port;
+        server.machine_key = machine_key;
         Ok(server)
     }
 
@@ -234,7 +245,7 @@ pub fn interop_dir() -> PathBuf {
 
 /// Reads the first stdout line (the ready line) with a bound, then drains the rest in the
 /// background so the server never blocks on a full pipe.
-fn wait_ready_line(stdout: impl Read + Send + 'static) -> Result<(String, u16), String> {
+fn wait_ready_line(stdout: impl Read + Send + 'static) -> Result<(String, u16, String), String> {
     let (tx, rx) = mpsc::channel();
     thread::spawn(move || {
         let mut reader = BufReader::new(stdout);
@@ -260,7 +271,12 @@ fn wait_ready_line(stdout: impl Read + Send + 'static) -> Result<(String, u16), 
         .as_str()
         .ok_or("ready line without issuer")?;
     let port = ready["port"].as_u64().and_then(|p| u16::try_from(p).ok());
-    Ok((issuer.to_owned(), port.ok_or("ready line without port")?))
+    let machine_key = ready["machine_key"].as_str().unwrap_or_default().to_owned();
+    Ok((
+        issuer.to_owned(),
+        port.ok_or("ready line without port")?,
+        machine_key,
+    ))
 }
 
 fn spawn_stderr_collector(pipe: impl Read + Send + 'static, into: Arc<Mutex<String>>) {

@@ -13,6 +13,7 @@
 //   OIDC_DEVICE_CODE_TTL    device code lifetime in seconds, default 120
 //   OIDC_REDIRECT_URIS      extra redirect URIs for every client, separated by spaces/commas
 
+import crypto from 'node:crypto';
 import http from 'node:http';
 import Provider from 'oidc-provider';
 
@@ -52,7 +53,36 @@ const common = {
   response_types: ['code'],
 };
 
+// Machine accounts (client credentials grant): one with a secret (Basic), one with
+// private_key_jwt. The latter's key pair is made here at start; the private key goes to the
+// test on the ready line, so no key is ever committed.
+const MACHINE_BASIC_CLIENT_ID = 'authdeck-machine-basic';
+const MACHINE_BASIC_SECRET = 'machine secret:+%&=';
+const MACHINE_JWT_CLIENT_ID = 'authdeck-machine-jwt';
+const machineKey = crypto.generateKeyPairSync('ec', { namedCurve: 'P-256' });
+const machineJwk = { ...machineKey.publicKey.export({ format: 'jwk' }), kid: 'machine-1', use: 'sig', alg: 'ES256' };
+const machine = {
+  application_type: 'web',
+  redirect_uris: [],
+  response_types: [],
+  grant_types: ['client_credentials'],
+  scope: 'api',
+};
+
 const clients = [
+  {
+    ...machine,
+    client_id: MACHINE_BASIC_CLIENT_ID,
+    client_secret: MACHINE_BASIC_SECRET,
+    token_endpoint_auth_method: 'client_secret_basic',
+  },
+  {
+    ...machine,
+    client_id: MACHINE_JWT_CLIENT_ID,
+    token_endpoint_auth_method: 'private_key_jwt',
+    token_endpoint_auth_signing_alg: 'ES256',
+    jwks: { keys: [machineJwk] },
+  },
   { ...common, client_id: PUBLIC_CLIENT_ID, token_endpoint_auth_method: 'none' },
   {
     ...common,
@@ -90,7 +120,7 @@ server.listen(Number.parseInt(env.OIDC_PORT ?? '0', 10) || 0, '127.0.0.1', () =>
       email: ['email', 'email_verified'],
       profile: ['name'],
     },
-    scopes: ['openid', 'offline_access', 'profile', 'email'],
+    scopes: ['openid', 'offline_access', 'profile', 'email', 'api'],
     // Put the scope's claims (email, name) into the id_token too, as Google and Microsoft do,
     // not only into userinfo (the default), so a client can show who logged in.
     conformIdTokenClaims: false,
@@ -102,6 +132,7 @@ server.listen(Number.parseInt(env.OIDC_PORT ?? '0', 10) || 0, '127.0.0.1', () =>
       deviceFlow: { enabled: true },
       revocation: { enabled: true },
       introspection: { enabled: true },
+      clientCredentials: { enabled: true },
     },
     // PKCE (S256, the only method oidc-provider supports) for every client, not only the
     // public one (the default).
@@ -136,7 +167,8 @@ server.listen(Number.parseInt(env.OIDC_PORT ?? '0', 10) || 0, '127.0.0.1', () =>
   provider.on('server_error', (_ctx, error) => console.error('server_error:', error));
 
   server.on('request', provider.callback());
-  process.stdout.write(`${JSON.stringify({ issuer, port })}\n`);
+  const machinePem = machineKey.privateKey.export({ type: 'pkcs8', format: 'pem' });
+  process.stdout.write(`${JSON.stringify({ issuer, port, machine_key: machinePem })}\n`);
 });
 
 // Exit when the parent (the test process) closes our stdin or dies.

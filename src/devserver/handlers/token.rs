@@ -38,6 +38,9 @@ pub(super) fn authenticate_as(
     req: &Incoming,
     public_ok: bool,
 ) -> Result<String, Reply> {
+    if req.form("client_assertion_type").is_some() || req.form("client_assertion").is_some() {
+        return assertion_client(state, req);
+    }
     let (client_id, secret, method) = match req.authorization.as_deref().map(basic_credentials) {
         Some(Some((id, secret))) => (id, Some(secret), AuthMethod::Basic),
         Some(None) => return Err(invalid_client()),
@@ -62,6 +65,58 @@ pub(super) fn authenticate_as(
         return Err(invalid_client());
     }
     state.stats.last_client_auth = Some(method.as_str().to_owned());
+    Ok(client_id)
+}
+
+/// MACH-2: a `private_key_jwt` client: the assertion's type, signature (with the registered
+/// key), issuer and subject (the client), audience (this server or its token endpoint),
+/// expiry and `jti` (no replay) must all be right (RFC 7523 §3).
+fn assertion_client(state: &mut State, req: &Incoming) -> Result<String, Reply> {
+    use crate::oauth::client_assertion::{ASSERTION_TYPE, verify};
+    if req.form("client_assertion_type") != Some(ASSERTION_TYPE) || req.authorization.is_some() {
+        return Err(invalid_client());
+    }
+    let jwt = req.form("client_assertion").ok_or_else(invalid_client)?;
+    let claims = state
+        .config
+        .clients
+        .iter()
+        .filter_map(|c| c.assertion_key.as_ref().map(|k| (c, k)))
+        .find_map(|(c, (alg, key))| {
+            verify(jwt, *alg, key).map(|claims| (c.client_id.clone(), claims))
+        });
+    let Some((client_id, claims)) = claims else {
+        return Err(invalid_client());
+    };
+    let text = |k: &str| claims.get(k).and_then(Value::as_str).unwrap_or_default();
+    let now = std::time::SystemTime::now() + state.clock_offset;
+    let now = now
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+    let token_url = format!("{}/token", state.issuer);
+    let aud_ok = match claims.get("aud") {
+        Some(Value::String(a)) => *a == state.issuer || *a == token_url,
+        Some(Value::Array(list)) => list
+            .iter()
+            .any(|a| a.as_str() == Some(&state.issuer) || a.as_str() == Some(&token_url)),
+        _ => false,
+    };
+    let exp_ok = claims
+        .get("exp")
+        .and_then(Value::as_i64)
+        .is_some_and(|exp| exp > now && exp <= now + 3600);
+    let jti = text("jti").to_owned();
+    let ok = text("iss") == client_id
+        && text("sub") == client_id
+        && req.form("client_id").is_none_or(|id| id == client_id)
+        && aud_ok
+        && exp_ok
+        && !jti.is_empty()
+        && state.used_jtis.insert(jti);
+    if !ok {
+        return Err(invalid_client());
+    }
+    state.stats.last_client_auth = Some(AuthMethod::PrivateKeyJwt.as_str().to_owned());
     Ok(client_id)
 }
 
@@ -140,7 +195,10 @@ pub(super) fn client_credentials_grant(
     req: &Incoming,
     client_id: &str,
 ) -> Reply {
-    if state.client(client_id).is_none_or(|c| c.secret.is_none()) {
+    if state
+        .client(client_id)
+        .is_none_or(|c| c.auth == AuthMethod::None)
+    {
         return Reply::error(
             400,
             "unauthorized_client",
