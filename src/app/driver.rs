@@ -112,6 +112,11 @@ pub fn account_view(p: &Provider, rec: Option<&Record>, now: SystemTime) -> Acco
     };
     v.can_device = p.device_authorization_endpoint.is_some() || p.issuer.is_some();
     v.export_var = Some(p.export_var_name());
+    v.machine = p.grant == crate::provider::AccountGrant::ClientCredentials;
+    if v.machine && v.state == Badge::NeedsLogin {
+        // MACH-1: a machine account without a token has simply not fetched one yet.
+        v.state = Badge::Machine;
+    }
     if let Some(r) = rec {
         v.expires_at = r.expires_at.map(from_unix);
         v.obtained_at = r.obtained_at.map(from_unix);
@@ -358,10 +363,16 @@ fn handle(driver: &Arc<Driver>, cmd: UiCommand) {
         UiCommand::RefreshAll => {
             let records = driver.records();
             for name in driver.app.account_names() {
-                if records.get(&name).is_some_and(|r| r.access_token.is_some()) {
+                if records.get(&name).is_some_and(|r| r.access_token.is_some())
+                    || driver.is_machine(&name)
+                {
                     spawn_refresh(driver, name, true);
                 }
             }
+        }
+        // MACH-1: "log in" to a machine account means fetching its token.
+        UiCommand::Login { account, .. } if driver.is_machine(&account) => {
+            spawn_refresh(driver, account, true);
         }
         UiCommand::Login { account, mode } => spawn_login(driver, account, mode),
         UiCommand::SubmitPaste { account, input } => {
@@ -801,6 +812,13 @@ impl Driver {
         }
     }
 
+    /// Whether `name` is a machine account (MACH-1).
+    fn is_machine(&self, name: &str) -> bool {
+        self.app
+            .account(name)
+            .is_ok_and(|p| p.grant == crate::provider::AccountGrant::ClientCredentials)
+    }
+
     /// The accounts the scheduler should refresh at `now`: logged in with a refresh token, due
     /// by EXP-4 (never when the expiry is unknown, EXP-3), and not waiting out a backoff.
     fn due_now(&self, records: &Records, now: SystemTime) -> Vec<String> {
@@ -810,7 +828,8 @@ impl Driver {
             .iter()
             .filter(|(name, rec)| {
                 self.app.account(name).is_ok()
-                    && rec.refresh_token.is_some()
+                    // MACH-1: a machine account renews with its own credentials.
+                    && (rec.refresh_token.is_some() || self.is_machine(name))
                     && health(Some(rec), now) != Health::NeedsLogin
                     && super::status::is_due(rec, now)
                     && !retry_at.get(*name).is_some_and(|r| waiting(*r, now))

@@ -61,6 +61,8 @@ pub struct AccountView {
     pub has_refresh_token: bool,
     /// The variable name `--export` uses, e.g. `GITHUB_ACCESS_TOKEN`.
     pub export_var: Option<String>,
+    /// A machine account (MACH-1): it fetches its own token and never needs a login.
+    pub machine: bool,
 }
 
 impl AccountView {
@@ -86,6 +88,7 @@ impl AccountView {
             can_device: false,
             has_refresh_token: false,
             export_var: None,
+            machine: false,
         }
     }
 }
@@ -109,11 +112,13 @@ pub enum Badge {
     Refreshing,
     /// The account file does not validate: `last_error` holds `FILE:LINE:COL: message`.
     Invalid,
+    /// A machine account with no token yet (MACH-1): the first use or a refresh fetches one.
+    Machine,
 }
 
 impl Badge {
     /// Every state, in badge order.
-    pub const ALL: [Badge; 7] = [
+    pub const ALL: [Badge; 8] = [
         Self::Valid,
         Self::Expiring,
         Self::Expired,
@@ -121,6 +126,7 @@ impl Badge {
         Self::Error,
         Self::Refreshing,
         Self::Invalid,
+        Self::Machine,
     ];
 
     /// A one-character symbol that tells the states apart without colour.
@@ -133,6 +139,7 @@ impl Badge {
             Self::Error => "!",
             Self::Refreshing => "↻",
             Self::Invalid => "⊘",
+            Self::Machine => "⚙",
         }
     }
 
@@ -146,6 +153,7 @@ impl Badge {
             Self::Error => "error",
             Self::Refreshing => "refreshing",
             Self::Invalid => "invalid",
+            Self::Machine => "machine",
         }
     }
 
@@ -244,6 +252,10 @@ pub enum LoginStep {
 }
 
 /// Everything the background reports to the dashboard.
+///
+/// `AccountUpdated` carries a whole [`AccountView`] by value: events are made once per change
+/// and moved, never copied in bulk, so the size difference clippy measures costs nothing here.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum AppEvent {
     /// The full account list (at start, after unlocking the vault, after a reload).

@@ -36,6 +36,7 @@ impl Theme {
             Badge::Error => (Color::Red, true),
             Badge::Refreshing => (Color::Cyan, false),
             Badge::Invalid => (Color::Red, true),
+            Badge::Machine => (Color::Blue, false),
         };
         let style = self.fg(c);
         if bold {
@@ -793,6 +794,10 @@ mod tests {
         let mut broken = AccountView::new("broken", "");
         broken.state = Badge::Invalid;
         s.accounts.push(broken);
+        let mut machine = AccountView::new("ci-bot", "oidc");
+        machine.state = Badge::Machine;
+        machine.machine = true;
+        s.accounts.push(machine);
         let text = render(&s, 120, 40).backend().to_string();
         for st in Badge::ALL {
             assert!(

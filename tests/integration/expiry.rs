@@ -686,3 +686,91 @@ async fn agent12_the_dashboard_scheduler_runs_hooks_too() {
     assert!(env.contains("AUTHDECK_EVENT=refreshed\n"), "{env}");
     cmds.send(UiCommand::Quit).unwrap();
 }
+
+/// MACH-1 in the dashboard's back end: a machine account without a token is a "machine" row,
+/// never "needs login"; the login key fetches its token with the client credentials grant
+/// (no login flow); and the scheduler renews it when due like any refreshable account.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mach_1_dashboard_machine_account_row_login_key_and_scheduled_renewal() {
+    use authdeck::app::view::LoginMode;
+    use authdeck::devserver::DevClient;
+    use authdeck::oauth::AuthMethod;
+    let srv = DevServer::start(DevServerConfig {
+        clients: vec![DevClient::confidential(
+            "svc",
+            "svc-secret",
+            AuthMethod::Basic,
+        )],
+        access_token_ttl: Duration::from_secs(4),
+        ..DevServerConfig::default()
+    })
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let providers = dir.path().join("config/providers");
+    std::fs::create_dir_all(&providers).unwrap();
+    // SAFETY: this test's own variable name; no other test reads it.
+    unsafe { std::env::set_var("AUTHDECK_MACH1_DASH_SECRET", "svc-secret") };
+    std::fs::write(
+        providers.join("svc.toml"),
+        format!(
+            "extends = \"oidc\"\nissuer = \"{0}\"\ntoken_endpoint = \"{0}/token\"\n\
+             client_id = \"svc\"\nclient_auth = \"basic\"\n\
+             client_secret_env = \"AUTHDECK_MACH1_DASH_SECRET\"\n\
+             grant = \"client_credentials\"\nscopes = [\"api\"]\n",
+            srv.issuer()
+        ),
+    )
+    .unwrap();
+    let key = dir.path().join("vault.key");
+    generate_key_file(&key).unwrap();
+    let vault = Vault::create(dir.path().join("vault.bin"), KeySource::KeyFile(key)).unwrap();
+    let mut settings = Settings::default();
+    settings.http.system_proxy = false;
+    let app = Arc::new(App::new(dir.path().join("config"), vault, settings).unwrap());
+    let settings = DriverSettings {
+        tick: Duration::from_millis(50),
+        ..DriverSettings::default()
+    };
+    let (cmds, mut events) = start_driver(app.clone(), settings);
+
+    let row = |ev: &AppEvent| match ev {
+        AppEvent::AccountsLoaded(rows) => rows.iter().find(|r| r.name == "svc").cloned(),
+        AppEvent::AccountUpdated(r) if r.name == "svc" => Some(r.clone()),
+        _ => None,
+    };
+    let first = wait_for(&mut events, Duration::from_secs(10), |ev| row(ev).is_some())
+        .await
+        .and_then(|ev| row(&ev))
+        .expect("the machine account is listed");
+    assert!(first.machine, "flagged as a machine account");
+    assert_eq!(first.state, Badge::Machine, "not 'needs login'");
+
+    cmds.send(UiCommand::Login {
+        account: "svc".into(),
+        mode: LoginMode::Browser,
+    })
+    .unwrap();
+    let got = wait_for(&mut events, Duration::from_secs(20), |ev| {
+        row(ev).is_some_and(|r| r.state == Badge::Valid)
+    })
+    .await;
+    assert!(got.is_some(), "the login key fetched a token");
+    assert_eq!(srv.stats().client_credentials, 1);
+    assert_eq!(
+        srv.stats().code_exchanges + srv.stats().device_polls,
+        0,
+        "no login flow"
+    );
+
+    // Four-second tokens are due after two (EXP-4): the scheduler renews it on its own.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while srv.stats().client_credentials < 2 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        srv.stats().client_credentials >= 2,
+        "the scheduler renewed the machine token"
+    );
+    drop(cmds);
+}
