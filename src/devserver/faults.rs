@@ -82,6 +82,19 @@ pub(super) struct Queued {
     left: u32,
 }
 
+/// The error a handler returns to make hyper drop the connection without answering
+/// ([`Fault::ConnectionReset`]).
+#[derive(Debug)]
+pub(super) struct ResetConnection;
+
+impl std::fmt::Display for ResetConnection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("connection reset by fault injection")
+    }
+}
+
+impl std::error::Error for ResetConnection {}
+
 /// The queue of injected faults.
 pub(super) type Queue = std::sync::Mutex<VecDeque<Queued>>;
 

@@ -4,8 +4,8 @@
 use serde_json::Value;
 
 /// What the server sends instead of its honest answer. Set at start through
-/// [`DevServerConfig::hostile`](super::DevServerConfig::hostile) or later with
-/// [`DevServer::set_hostile`](super::DevServer::set_hostile).
+/// [`DevServerConfig::hostile`](super::DevServerConfig::hostile) or, in the test suites'
+/// builds (`test-support`), later with `DevServer::set_hostile`.
 #[derive(Debug, Clone, Default)]
 pub struct Hostile {
     /// Leave `iss` out of the authorization redirect, although discovery still advertises

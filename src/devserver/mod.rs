@@ -346,17 +346,12 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, mut stopped: wa
     }
 }
 
-/// The error a handler returns to make hyper drop the connection without answering.
-#[derive(Debug)]
-struct ResetConnection;
-
-impl std::fmt::Display for ResetConnection {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("connection reset by fault injection")
-    }
-}
-
-impl std::error::Error for ResetConnection {}
+/// What makes hyper drop a connection without answering: only an injected
+/// `Fault::ConnectionReset` (test support), so a release build cannot fail here.
+#[cfg(not(any(test, feature = "test-support")))]
+type ResetConnection = std::convert::Infallible;
+#[cfg(any(test, feature = "test-support"))]
+use faults::ResetConnection;
 
 /// Serves one request: fault injection first, then the endpoint.
 async fn serve(
