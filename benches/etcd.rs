@@ -23,6 +23,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 const BIN: &str = env!("CARGO_BIN_EXE_authdeck");
 
+/// `AUTHDECK_BENCH_BASELINE_BIN=PATH` adds a third series, that binary on the etcd backend,
+/// interleaved with the other two: a change is measured against the build before it.
+const BASELINE_ENV: &str = "AUTHDECK_BENCH_BASELINE_BIN";
+
 fn now() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -110,7 +114,11 @@ fn etcd_backend(cluster: &Cluster, prefix: &str) -> Backend {
 }
 
 fn authdeck(config: &Path, key: &Path, home: &Path, args: &[&str]) -> Command {
-    let mut c = Command::new(BIN);
+    authdeck_bin(BIN, config, key, home, args)
+}
+
+fn authdeck_bin(bin: &str, config: &Path, key: &Path, home: &Path, args: &[&str]) -> Command {
+    let mut c = Command::new(bin);
     c.args(args)
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
@@ -172,7 +180,8 @@ fn bench_token() {
             })
             .unwrap();
     }
-    let (mut file, mut etcd) = (Vec::new(), Vec::new());
+    let baseline = std::env::var(BASELINE_ENV).ok();
+    let (mut file, mut etcd, mut base) = (Vec::new(), Vec::new(), Vec::new());
     // Warm-up (page cache, etcd's first requests).
     for _ in 0..5 {
         timed(authdeck(&file_cfg, &key, dir.path(), &["token", "acct"]));
@@ -191,6 +200,20 @@ fn bench_token() {
             format!("at_{:0>40}", 0)
         );
         etcd.push(t);
+        if let Some(bin) = &baseline {
+            let (t, out) = timed(authdeck_bin(
+                bin,
+                &etcd_cfg,
+                &key,
+                dir.path(),
+                &["token", "acct"],
+            ));
+            assert_eq!(
+                String::from_utf8_lossy(&out.stdout).trim(),
+                format!("at_{:0>40}", 0)
+            );
+            base.push(t);
+        }
     }
     let (fm, f9) = stats(&mut file);
     let (em, e9) = stats(&mut etcd);
@@ -201,6 +224,11 @@ fn bench_token() {
     println!("  file backend : median {fm:.2} ms, p90 {f9:.2} ms");
     println!("  etcd backend : median {em:.2} ms, p90 {e9:.2} ms (3 local members)");
     println!("  ratio of medians: {:.2}x", em / fm);
+    if let Some(bin) = &baseline {
+        let (bm, b9) = stats(&mut base);
+        println!("  etcd backend, baseline {bin}: median {bm:.2} ms, p90 {b9:.2} ms");
+        println!("  baseline ratio of medians (to file): {:.2}x", bm / fm);
+    }
 }
 
 async fn device_logins(server: &DevServer, n: usize) -> Vec<String> {

@@ -1009,3 +1009,23 @@ fn etcd6_tls_with_client_certificates() {
         stderr(&out)
     );
 }
+
+/// ETCD-9: a process dials one member first (chosen by its pid); when that member is down the
+/// first attempt fails and the retry balances over the others. With one member down, every one
+/// of several processes (different pids, so some pick the dead member) gets its token quickly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn etcd9_one_member_first_dial_falls_back_to_the_others() {
+    let mut w = world("/firstdial").await;
+    let out = tokio::task::block_in_place(|| run(&w.machines[0], &["token", "acct"]));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let token = stdout(&out).trim().to_string();
+    w.cluster.kill(1);
+    for i in 0..9 {
+        let started = Instant::now();
+        let out = tokio::task::block_in_place(|| run(&w.machines[i % 3], &["token", "acct"]));
+        let took = started.elapsed();
+        assert!(out.status.success(), "run {i}: {}", stderr(&out));
+        assert_eq!(stdout(&out).trim(), token, "run {i}: the stored token");
+        assert!(took < Duration::from_secs(5), "run {i}: took {took:?}");
+    }
+}

@@ -8,10 +8,10 @@ use crate::vault::coord::BackendHealth;
 use crate::vault::error::{Result, VaultError};
 use etcd_client::{Certificate, Client, ConnectOptions, Identity, LockOptions, TlsOptions};
 use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 use tokio::runtime::{Handle, Runtime};
-use tokio::sync::OnceCell;
 use tokio::task::JoinHandle;
 
 /// Longest server-supplied text kept in a message.
@@ -37,17 +37,38 @@ impl Failure {
 /// State shared with the runtime's tasks.
 pub(crate) struct Shared {
     pub cfg: EtcdConfig,
-    client: OnceCell<Client>,
+    /// The connection, and whether it is the one-member first dial (ETCD-9).
+    client: tokio::sync::Mutex<Option<(Client, Dial)>>,
     health: Mutex<BackendHealth>,
+    /// The one-member first dial was made (it is tried once per process).
+    dialed_single: AtomicBool,
 }
 
 impl Shared {
-    /// The connection, made on first use (and again after a failed first attempt).
+    /// The connection, made on first use. ETCD-9: the first dial goes to one member only (a
+    /// short-lived command needs one connection, not one per member); after a transient
+    /// failure on it, [`Shared::forget_single`] makes the next dial balance over every member.
     pub async fn client(&self) -> std::result::Result<Client, Failure> {
-        self.client
-            .get_or_try_init(|| connect(&self.cfg))
-            .await
-            .cloned()
+        let mut slot = self.client.lock().await;
+        if let Some((c, _)) = slot.as_ref() {
+            return Ok(c.clone());
+        }
+        let dial = if self.cfg.endpoints.len() > 1 && !self.dialed_single.swap(true, Relaxed) {
+            Dial::One
+        } else {
+            Dial::All
+        };
+        let c = connect(&self.cfg, dial).await?;
+        *slot = Some((c.clone(), dial));
+        Ok(c)
+    }
+
+    /// Drops a one-member connection after a transient failure, so the retry dials them all.
+    async fn forget_single(&self) {
+        let mut slot = self.client.lock().await;
+        if matches!(slot.as_ref(), Some((_, Dial::One))) {
+            *slot = None;
+        }
     }
 
     fn note(&self, outcome: std::result::Result<(), &Failure>) {
@@ -115,6 +136,7 @@ impl Shared {
                     return Err(f);
                 }
                 Err(f) => {
+                    self.forget_single().await;
                     let remaining = deadline.saturating_duration_since(Instant::now());
                     if remaining.is_zero() {
                         self.note(Err(&f));
@@ -146,10 +168,33 @@ impl Shared {
     }
 }
 
+/// How many members a connection dials (ETCD-9).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Dial {
+    /// One member, chosen by process id so many processes spread over the cluster.
+    One,
+    /// Every member, balanced: what a long-lived process ends up with after any failure.
+    All,
+}
+
 /// Dials the cluster: TLS and user from the configuration, every request bounded.
-async fn connect(cfg: &EtcdConfig) -> std::result::Result<Client, Failure> {
+async fn connect(cfg: &EtcdConfig, dial: Dial) -> std::result::Result<Client, Failure> {
+    let urls = cfg.urls();
+    let urls = match dial {
+        Dial::One => {
+            let i = std::process::id() as usize % urls.len().max(1);
+            urls.get(i..=i).map(<[String]>::to_vec).unwrap_or(urls)
+        }
+        Dial::All => urls,
+    };
+    // A member that is down refuses at once on a LAN; one that is unreachable must not cost
+    // the whole request bound before the balanced dial takes over.
+    let connect_timeout = match dial {
+        Dial::One => cfg.timeout.min(Duration::from_millis(500)),
+        Dial::All => cfg.timeout,
+    };
     let mut opts = ConnectOptions::new()
-        .with_connect_timeout(cfg.timeout)
+        .with_connect_timeout(connect_timeout)
         .with_timeout(cfg.timeout.max(cfg.lock_wait))
         .with_keep_alive(Duration::from_secs(2), cfg.timeout);
     if let Some(tls) = &cfg.tls {
@@ -168,9 +213,7 @@ async fn connect(cfg: &EtcdConfig) -> std::result::Result<Client, Failure> {
     if let (Some(user), Some(pw)) = (&cfg.user, password) {
         opts = opts.with_user(user.clone(), pw.secret().to_string());
     }
-    Client::connect(cfg.urls(), Some(opts))
-        .await
-        .map_err(classify)
+    Client::connect(urls, Some(opts)).await.map_err(classify)
 }
 
 fn read_pem(path: &std::path::Path) -> std::result::Result<Vec<u8>, Failure> {
@@ -255,7 +298,8 @@ impl Bridge {
         Ok(Arc::new(Bridge {
             shared: Arc::new(Shared {
                 cfg,
-                client: OnceCell::new(),
+                client: tokio::sync::Mutex::new(None),
+                dialed_single: AtomicBool::new(false),
                 health: Mutex::new(BackendHealth::Connected { backend }),
             }),
             handle: rt.handle().clone(),
