@@ -86,6 +86,13 @@ impl Client {
         })))
     }
 
+    /// The connection itself, with what was already read past the last answer: after an
+    /// `attach` answer the agent's events follow at once (AGENT-14).
+    pub fn into_stream(self) -> (UnixStream, Vec<u8>) {
+        let read_ahead = self.reader.buffer().to_vec();
+        (self.reader.into_inner(), read_ahead)
+    }
+
     /// Sends `request` and reads its answer as it is, error or not.
     pub fn call_raw(&mut self, request: &Request) -> Result<Response, AgentError> {
         let frame = zeroize::Zeroizing::new(protocol::encode_request(request));

@@ -6,6 +6,7 @@
 //! connection is closed.
 
 use crate::app::AccountStatus;
+use crate::app::view::{AppEvent, UiCommand};
 use crate::secret::{AccessToken, Passphrase};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
@@ -31,6 +32,7 @@ pub const VERBS: &[&str] = &[
     "lock",
     "unlock",
     "stop",
+    "attach",
 ];
 
 /// A request. On the wire: `{"v":1,"verb":"token","account":"work",...}`.
@@ -126,6 +128,71 @@ pub enum Request {
     },
     /// Exit (`authdeck agent stop`).
     Stop,
+    /// Turn this connection into a dashboard's stream (AGENT-14): after the answer (with
+    /// `agent`), the agent writes [`EventFrame`]s and reads [`CommandFrame`]s until either side
+    /// closes.
+    Attach {
+        /// The caller's view of where it runs (AGENT-10).
+        #[serde(default, flatten)]
+        origin: Origin,
+    },
+}
+
+/// An event the agent pushes to an attached dashboard: `{"v":1,"event":{...}}`, one line
+/// (AGENT-14). The event is `app::view`'s [`AppEvent`] as JSON.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct EventFrame {
+    /// The protocol version.
+    pub v: u32,
+    /// The event.
+    pub event: AppEvent,
+}
+
+/// A command an attached dashboard sends: `{"v":1,"command":{...}}`, one line of at most
+/// [`MAX_FRAME`] bytes (AGENT-3, AGENT-14). The command is `app::view`'s [`UiCommand`].
+#[derive(Debug, Serialize, Deserialize)]
+pub struct CommandFrame {
+    /// The protocol version.
+    pub v: u32,
+    /// The command.
+    pub command: UiCommand,
+}
+
+/// Encodes an event for an attached dashboard (newline included).
+pub fn encode_event(event: AppEvent) -> Vec<u8> {
+    encode(&EventFrame { v: VERSION, event })
+}
+
+/// Encodes a dashboard's command (newline included).
+pub fn encode_command(command: UiCommand) -> Vec<u8> {
+    encode(&CommandFrame {
+        v: VERSION,
+        command,
+    })
+}
+
+/// Decodes a dashboard's command frame (without its newline). What serde disliked is never
+/// repeated: a command may hold a passphrase or a pasted code.
+pub fn decode_command(line: &[u8]) -> Result<UiCommand, Failure> {
+    let frame: CommandFrame = serde_json::from_slice(line).map_err(|e| {
+        Failure::new(
+            ErrorCode::BadRequest,
+            format!("bad dashboard command: {}", sanitize_serde(&e)),
+        )
+    })?;
+    if frame.v != VERSION {
+        return Err(Failure::new(
+            ErrorCode::BadVersion,
+            format!("this agent speaks protocol version {VERSION} (field \"v\")"),
+        ));
+    }
+    Ok(frame.command)
+}
+
+/// Decodes an event frame from the agent (without its newline).
+pub fn decode_event(line: &[u8]) -> Result<AppEvent, serde_json::Error> {
+    let frame: EventFrame = serde_json::from_slice(line)?;
+    Ok(frame.event)
 }
 
 /// Where a client runs and which vault it would use itself: an agent on the same host that

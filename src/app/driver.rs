@@ -436,38 +436,17 @@ fn handle(driver: &Arc<Driver>, cmd: UiCommand) {
         UiCommand::CopyExport(name) => {
             let d = driver.clone();
             tokio::spawn(async move {
-                let var = match d.app.account(&name) {
-                    Ok(p) => p.export_var_name(),
-                    Err(e) => {
-                        d.send(AppEvent::Notice {
-                            error: true,
-                            message: e.to_string(),
-                        });
-                        return;
-                    }
-                };
-                match d.app.fresh_token(&name, false).await {
-                    Ok((token, _)) => {
-                        match export::line(export::ExportFormat::Sh, &var, token.secret()) {
-                            Ok(line) => d.send(AppEvent::ExportLine {
-                                account: name,
-                                line: ExportLine::new(line),
-                            }),
-                            Err(e) => d.send(AppEvent::Notice {
-                                error: true,
-                                message: e.to_string(),
-                            }),
-                        }
-                    }
-                    Err(e) => d.send(AppEvent::Notice {
-                        error: true,
-                        message: e.to_string(),
-                    }),
-                }
+                let ev = export_line_event(&d.app, name).await;
+                d.send(ev);
             });
         }
         // The vault is opened before the driver starts (see `cli`); nothing to do here.
         UiCommand::SubmitPassphrase(_) => {}
+        // Only a dashboard attached to an agent has an agent to lock; the agent handles it.
+        UiCommand::LockAgent => driver.send(AppEvent::Notice {
+            error: true,
+            message: "no agent runs: there is nothing to lock".into(),
+        }),
         UiCommand::Quit => {}
     }
 }
@@ -845,6 +824,29 @@ impl Driver {
 fn waiting((at, step): (SystemTime, Duration), now: SystemTime) -> bool {
     at.duration_since(now)
         .is_ok_and(|left| !left.is_zero() && left <= step)
+}
+
+/// The answer to [`UiCommand::CopyExport`]: the account's export line (its token refreshed
+/// first when due), or a notice saying why not.
+pub async fn export_line_event(app: &App, name: String) -> AppEvent {
+    let notice = |e: &dyn std::fmt::Display| AppEvent::Notice {
+        error: true,
+        message: e.to_string(),
+    };
+    let var = match app.account(&name) {
+        Ok(p) => p.export_var_name(),
+        Err(e) => return notice(&e),
+    };
+    match app.fresh_token(&name, false).await {
+        Ok((token, _)) => match export::line(export::ExportFormat::Sh, &var, token.secret()) {
+            Ok(line) => AppEvent::ExportLine {
+                account: name,
+                line: ExportLine::new(line),
+            },
+            Err(e) => notice(&e),
+        },
+        Err(e) => notice(&e),
+    }
 }
 
 fn spawn_login(driver: &Arc<Driver>, account: String, mode: LoginMode) {

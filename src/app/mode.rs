@@ -1,7 +1,10 @@
 //! Choosing the login mode: a browser on a local desktop, VPS paste mode elsewhere (HL-1).
 
 /// How a login is carried out.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, clap::ValueEnum)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, clap::ValueEnum, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
 pub enum LoginMode {
     /// Open the system browser; the loopback listener receives the redirect.
     Browser,

@@ -12,16 +12,22 @@
 //!   `app` parses it, checks `state` when it is a URL, and extracts the code);
 //! - the export line for `e` ([`AppEvent::ExportLine`], an [`ExportLine`]: it embeds the access
 //!   token; the dashboard writes it to the terminal's clipboard through OSC 52 and drops it).
+//!
+//! Every type here is serialisable: a dashboard attached to the agent receives the agent's
+//! events and sends its commands over the agent's socket as JSON (AGENT-14). Secrets keep their
+//! `crate::secret` wrappers on the wire too; no event carries a refresh token, a client secret
+//! or a key.
 
 use super::status::Health;
 /// The failure classification, re-exported so the dashboard contract is complete here.
 pub use crate::oauth::FailureKind;
 use crate::secret::{ExportLine, Passphrase, PastedRedirect};
+use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 use std::time::SystemTime;
 
 /// One account as the dashboard shows it. Holds no secret.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AccountView {
     /// The account's name (its provider file's stem), unique.
     pub name: String,
@@ -96,7 +102,8 @@ impl AccountView {
 /// The dashboard's state badge of an account: its [`Health`] plus `Refreshing`. Each reads
 /// without colour: a symbol and a word. (The vault's own record of an account is
 /// [`StoredState`](crate::vault::StoredState).)
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Badge {
     /// A token that is not yet due for refresh.
     Valid,
@@ -181,7 +188,7 @@ impl From<Health> for Badge {
 pub use super::mode::LoginMode;
 
 /// A line of the refresh panel: what the scheduler or a command did.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LogEntry {
     /// When it happened.
     pub at: SystemTime,
@@ -192,7 +199,8 @@ pub struct LogEntry {
 }
 
 /// What a [`LogEntry`] reports. No secret in any field.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum LogKind {
     /// A refresh succeeded.
     Refreshed {
@@ -223,7 +231,8 @@ pub enum LogKind {
 }
 
 /// A step of a login started from the dashboard.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum LoginStep {
     /// Browser and paste modes: the authorization URL (the dashboard renders its QR code).
     ShowUrl {
@@ -256,7 +265,8 @@ pub enum LoginStep {
 /// `AccountUpdated` carries a whole [`AccountView`] by value: events are made once per change
 /// and moved, never copied in bulk, so the size difference clippy measures costs nothing here.
 #[allow(clippy::large_enum_variant)]
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum AppEvent {
     /// The full account list (at start, after unlocking the vault, after a reload).
     AccountsLoaded(Vec<AccountView>),
@@ -288,6 +298,9 @@ pub enum AppEvent {
     },
     /// The shared vault backend's health for the header (never sent for a local file).
     Backend(BackendStatus),
+    /// The agent this dashboard is attached to: locked or not, when it locks (AGENT-14). Never
+    /// sent to a dashboard that opened the vault itself.
+    Agent(AgentView),
     /// A one-line message for the status bar (e.g. "cannot export: needs login").
     Notice {
         /// Shown as an error.
@@ -298,7 +311,7 @@ pub enum AppEvent {
 }
 
 /// How the shared vault backend (etcd) is doing, for the dashboard's header. No secret.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BackendStatus {
     /// What it is, e.g. `etcd 10.0.0.1:2379,10.0.0.2:2379`.
     pub backend: String,
@@ -308,8 +321,32 @@ pub struct BackendStatus {
     pub reason: Option<String>,
 }
 
+/// The agent a dashboard is attached to, for the header (AGENT-14). No secret.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentView {
+    /// The host it runs on.
+    pub host: String,
+    /// Whether it holds the vault key.
+    pub state: AgentKeyState,
+    /// When it locks by itself (`--lock-after`), while unlocked with a passphrase.
+    pub lock_at: Option<SystemTime>,
+    /// Whether `L` can lock it (a passphrase vault; a key-file vault has no key to forget).
+    pub lockable: bool,
+}
+
+/// Whether the agent holds the vault key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AgentKeyState {
+    /// It holds the key.
+    Unlocked,
+    /// It holds none: the dashboard asks for the passphrase.
+    Locked,
+}
+
 /// Everything the dashboard asks the background to do.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum UiCommand {
     /// Start a login in the given mode; progress comes back as [`AppEvent::LoginProgress`].
     Login {
@@ -342,6 +379,8 @@ pub enum UiCommand {
     CopyExport(String),
     /// The passphrase typed into the prompt.
     SubmitPassphrase(Passphrase),
+    /// Lock the agent the dashboard is attached to (AGENT-14): it forgets the vault key.
+    LockAgent,
     /// The dashboard is closing.
     Quit,
 }

@@ -154,6 +154,28 @@ impl AgentLink {
     }
 }
 
+impl AgentLink {
+    /// AGENT-14: turns this connection into the dashboard's stream: the connection and the
+    /// bytes already read past the answer. `None`: the dashboard opens the vault itself (an
+    /// agent of another vault on this host, AGENT-10, or one with no vault yet).
+    pub fn attach(self) -> Result<Option<(std::os::unix::net::UnixStream, Vec<u8>)>, AppError> {
+        let AgentLink {
+            mut client, origin, ..
+        } = self;
+        match client.call(&Request::Attach { origin }) {
+            Ok(r) => {
+                let info = r.agent.ok_or_else(|| incomplete("agent"))?;
+                if info.state == agent::protocol::KeyState::NoVault {
+                    return Ok(None);
+                }
+                Ok(Some(client.into_stream()))
+            }
+            Err(AgentError::Refused(f)) if f.code == ErrorCode::OtherVault => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
 /// An agent's answer without the field its verb promises.
 pub fn incomplete(field: &str) -> AppError {
     AppError::Agent(AgentError::Protocol {

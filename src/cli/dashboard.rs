@@ -1,7 +1,7 @@
 //! The dashboard (`authdeck` with no command) and `authdeck demo`: wiring `app`'s back end to
 //! the `ui` loop.
 
-use super::context::{Locations, open_app, run};
+use super::context::{Access, Locations, access, open_app, run};
 use super::status::status;
 use crate::app::dashboard;
 use crate::app::exit;
@@ -22,6 +22,13 @@ pub fn dashboard(loc: &Locations) -> u8 {
         return status(loc, false);
     }
     run(|rt| {
+        // AGENT-9, AGENT-14: with an agent running, the dashboard is its client and only the
+        // agent's scheduler runs; `AUTHDECK_AGENT=off` or no agent: the vault, as always.
+        if let Access::Agent(link) = access(loc)?
+            && let Some((stream, read_ahead)) = link.attach()?
+        {
+            return rt.block_on(super::attach::run_attached(stream, read_ahead));
+        }
         let config_dir = provider::config_dir(loc.config.as_deref())
             .map_err(|e| AppError::Config(e.to_string()))?;
         let backend = vault::Backend::resolve(loc.vault.as_deref(), &config_dir)?;

@@ -1,6 +1,7 @@
 //! The command line: argument parsing, output formats and exit codes. A thin face on `app`.
 
 pub mod agent;
+pub mod attach;
 pub mod completions;
 pub mod context;
 pub mod dashboard;

@@ -181,7 +181,8 @@ impl OAuthError {
 }
 
 /// What a failure means for whoever must act on it (see [`OAuthError::kind`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum FailureKind {
     /// Worth trying again later without user action (NET-2).
     Transient,

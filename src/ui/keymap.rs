@@ -53,6 +53,8 @@ pub enum Action {
     Logout,
     /// Copy the selected account's export line (OSC 52).
     CopyExport,
+    /// Lock the agent the dashboard is attached to.
+    LockAgent,
     /// Start typing a filter.
     Filter,
     /// Answer yes.
@@ -117,6 +119,7 @@ fn normal(code: KeyCode, ctrl: bool) -> Option<Action> {
         KeyCode::Char('x') => Action::Revoke,
         KeyCode::Char('d') => Action::Logout,
         KeyCode::Char('e') => Action::CopyExport,
+        KeyCode::Char('L') => Action::LockAgent,
         KeyCode::Char('/') => Action::Filter,
         KeyCode::Esc => Action::Cancel,
         _ => return None,

@@ -86,6 +86,7 @@ const HELP: &[(&str, &str)] = &[
     ("x", "revoke at the provider (asks first)"),
     ("d", "log out locally (asks first)"),
     ("e", "copy the export line (OSC 52 clipboard)"),
+    ("L", "lock the agent (when attached to one)"),
     ("/", "filter by name, provider or identity"),
     ("Esc", "close, cancel, clear the filter"),
     ("?", "this help"),

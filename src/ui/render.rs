@@ -1,10 +1,10 @@
 //! `view`: draws a [`DashboardState`] into a frame. A pure function of the state: no clock, no
 //! environment, no I/O, so the same state always gives the same screen (snapshot tests).
 
-use super::format::{clock, countdown, datetime};
+use super::format::{clock, compact, countdown, datetime, remaining};
 use super::overlay::draw_overlay;
 use super::state::{DashboardState, Overlay, Theme};
-use crate::app::view::{AccountView, Badge, FailureKind, LogEntry, LogKind};
+use crate::app::view::{AccountView, AgentKeyState, Badge, FailureKind, LogEntry, LogKind};
 use ratatui::Frame;
 use ratatui::buffer::Buffer;
 use ratatui::layout::{Constraint, Layout, Rect};
@@ -158,6 +158,18 @@ fn draw_header(state: &DashboardState, area: Rect, buf: &mut Buffer) {
             Span::styled(format!(" · {kind} ✓ connected"), t.fg(Color::Green))
         } else {
             Span::styled(format!(" · {kind} ✗ unavailable"), t.fg(Color::Red))
+        });
+    }
+    if let Some(a) = &state.agent {
+        // The agent this dashboard is attached to (AGENT-14): locked or not, and when it locks.
+        left.push(match a.state {
+            AgentKeyState::Unlocked => {
+                let when = a.lock_at.map_or_else(String::new, |at| {
+                    format!(", locks in {}", compact(remaining(at, state.now)))
+                });
+                Span::styled(format!(" · agent ✓ unlocked{when}"), t.fg(Color::Green))
+            }
+            AgentKeyState::Locked => Span::styled(" · agent ✗ locked", t.fg(Color::Yellow)),
         });
     }
     let right = format!("{} ", datetime(state.now));

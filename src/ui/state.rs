@@ -161,6 +161,8 @@ pub struct DashboardState {
     pub quit: bool,
     /// The shared vault backend's health (`None`: a local file, nothing to show).
     pub backend: Option<crate::app::view::BackendStatus>,
+    /// The agent this dashboard is attached to (`None`: the dashboard opened the vault itself).
+    pub agent: Option<crate::app::view::AgentView>,
 }
 
 /// What the loop feeds `update`.
@@ -245,6 +247,7 @@ impl DashboardState {
             preferred_login: LoginMode::Browser,
             quit: false,
             backend: None,
+            agent: None,
         }
     }
 

@@ -7,7 +7,7 @@ use super::qr::QrArt;
 use super::state::{
     Clipboard, Confirm, DashboardState, DialogStep, Effect, FLASH_FOR, LoginDialog, Msg, Overlay,
 };
-use crate::app::view::{AppEvent, LoginMode, LoginStep, UiCommand};
+use crate::app::view::{AgentKeyState, AppEvent, LoginMode, LoginStep, UiCommand};
 use crate::secret::{Passphrase, PastedRedirect};
 use std::time::SystemTime;
 
@@ -93,6 +93,14 @@ fn on_main(state: &mut DashboardState, action: Action) -> Vec<Effect> {
             state.filter.clear();
             state.clamp_selection();
         }
+        Action::LockAgent => match &state.agent {
+            Some(a) if a.lockable => {
+                state.flash("Locking the agent…", false);
+                return send(UiCommand::LockAgent);
+            }
+            Some(_) => state.flash("the agent holds no passphrase key to forget", true),
+            None => state.flash("no agent runs: there is nothing to lock", true),
+        },
         Action::RefreshAll => {
             state.flash("Refreshing all accounts…", false);
             return send(UiCommand::RefreshAll);
@@ -360,6 +368,15 @@ fn on_app(state: &mut DashboardState, ev: AppEvent) -> Vec<Effect> {
         }
         AppEvent::Notice { error, message } => state.flash(message, error),
         AppEvent::Backend(status) => state.backend = Some(status),
+        AppEvent::Agent(agent) => {
+            // Unlocked again (from here or by `authdeck unlock`): the prompt has nothing to do.
+            if agent.state == AgentKeyState::Unlocked
+                && matches!(state.overlay, Overlay::Passphrase { .. })
+            {
+                state.overlay = Overlay::None;
+            }
+            state.agent = Some(agent);
+        }
     }
     Vec::new()
 }

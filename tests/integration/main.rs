@@ -3,6 +3,7 @@
 
 mod agent;
 mod agent_bg;
+mod agent_dash;
 mod agent_path;
 mod callback;
 mod cli;
