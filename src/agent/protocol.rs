@@ -653,6 +653,33 @@ mod tests {
         decode_request(line.as_bytes()).unwrap_err().code
     }
 
+    /// AGENT-14: the dashboard's commands and the agent's events round-trip as one JSON line;
+    /// a bad command frame never repeats its value (it may be a passphrase).
+    #[test]
+    fn agent14_dashboard_frames_round_trip_and_bad_ones_do_not_echo() {
+        use crate::app::view::{AgentKeyState, AgentView};
+        let frame = encode_command(UiCommand::SubmitPassphrase(Passphrase::new("hunter2")));
+        assert_eq!(frame.last(), Some(&b'\n'));
+        let back = decode_command(&frame[..frame.len() - 1]).unwrap();
+        assert_eq!(
+            back,
+            UiCommand::SubmitPassphrase(Passphrase::new("hunter2"))
+        );
+        let ev = AppEvent::Agent(AgentView {
+            host: "h".into(),
+            state: AgentKeyState::Locked,
+            lock_at: None,
+            lockable: true,
+        });
+        let frame = encode_event(ev.clone());
+        assert_eq!(decode_event(&frame[..frame.len() - 1]).unwrap(), ev);
+        let bad =
+            decode_command(br#"{"v":1,"command":{"submit_passphrase":12345678}}"#).unwrap_err();
+        assert!(!bad.message.contains("12345678"), "{}", bad.message);
+        let old = decode_command(br#"{"v":2,"command":"refresh_all"}"#).unwrap_err();
+        assert_eq!(old.code, ErrorCode::BadVersion);
+    }
+
     #[test]
     fn agent3_requests_round_trip() {
         let req = Request::Token {
