@@ -35,6 +35,8 @@ fn dashboard_paste_login(s: &mut PtySession) {
     s.wait_for_text("Paste", WAIT);
     s.send("p");
     s.wait_for_text("paste mode", WAIT);
+    // The URL has arrived (the hint shows only then): `c` before it would copy nothing.
+    s.wait_for_text("u URL alone", WAIT);
     s.send("c");
     let deadline = Instant::now() + WAIT;
     let url = loop {
@@ -59,6 +61,8 @@ fn tui_demo_paste_login_countdown_refresh_and_clean_exit() {
         &["demo"],
         &[
             ("HOME", home_s),
+            // The dashboard on its own vault even if an agent answers at the default socket.
+            ("AUTHDECK_AGENT", "off"),
             ("NO_PROXY", "127.0.0.1"),
             ("TMPDIR", home_s),
         ],
@@ -152,6 +156,8 @@ fn tui_asks_for_the_passphrase_inside_the_dashboard_and_again_when_wrong() {
         &[],
         &[
             ("HOME", d),
+            // The dashboard on its own vault even if an agent answers at the default socket.
+            ("AUTHDECK_AGENT", "off"),
             ("AUTHDECK_CONFIG_DIR", &config),
             ("AUTHDECK_VAULT", vault_path.to_str().unwrap()),
         ],
@@ -188,6 +194,8 @@ fn tui_paste_mode_shows_the_url_alone_on_the_normal_screen() {
         &["demo"],
         &[
             ("HOME", home_s),
+            // The dashboard on its own vault even if an agent answers at the default socket.
+            ("AUTHDECK_AGENT", "off"),
             ("NO_PROXY", "127.0.0.1"),
             ("TMPDIR", home_s),
         ],
@@ -276,6 +284,8 @@ fn tui_first_login_from_the_dashboard_creates_the_vault() {
         &[],
         &[
             ("HOME", d),
+            // The dashboard on its own vault even if an agent answers at the default socket.
+            ("AUTHDECK_AGENT", "off"),
             ("AUTHDECK_CONFIG_DIR", &config),
             ("AUTHDECK_VAULT", vault.to_str().unwrap()),
             ("AUTHDECK_KEY_FILE", key.to_str().unwrap()),
@@ -323,6 +333,8 @@ fn tui_invalid_account_file_is_a_row_with_its_error() {
         &[],
         &[
             ("HOME", d),
+            // The dashboard on its own vault even if an agent answers at the default socket.
+            ("AUTHDECK_AGENT", "off"),
             ("AUTHDECK_CONFIG_DIR", &config),
             ("AUTHDECK_VAULT", vault.to_str().unwrap()),
             ("AUTHDECK_KEY_FILE", key.to_str().unwrap()),
@@ -346,6 +358,8 @@ fn tui_invalid_account_file_is_a_row_with_its_error() {
         &[],
         &[
             ("HOME", d),
+            // The dashboard on its own vault even if an agent answers at the default socket.
+            ("AUTHDECK_AGENT", "off"),
             ("AUTHDECK_CONFIG_DIR", &config),
             ("AUTHDECK_VAULT", vault.to_str().unwrap()),
             ("AUTHDECK_KEY_FILE", key.to_str().unwrap()),
@@ -398,6 +412,8 @@ fn tui_hard4_a_huge_device_expires_in_leaves_the_dashboard_usable() {
         &[],
         &[
             ("HOME", d),
+            // The dashboard on its own vault even if an agent answers at the default socket.
+            ("AUTHDECK_AGENT", "off"),
             ("AUTHDECK_CONFIG_DIR", &config),
             ("AUTHDECK_VAULT", vault.to_str().unwrap()),
             ("AUTHDECK_KEY_FILE", key.to_str().unwrap()),
