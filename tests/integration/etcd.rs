@@ -254,37 +254,9 @@ impl Machine {
     }
 }
 
-/// Logs in once through the devserver's auto-approved device grant; the refresh token.
-async fn device_login(srv: &DevServer) -> String {
-    let http = reqwest::Client::builder().no_proxy().build().unwrap();
-    let dev: serde_json::Value = http
-        .post(srv.url("/device_authorization"))
-        .form(&[("client_id", "demo-public"), ("scope", "api")])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let tok: serde_json::Value = http
-        .post(srv.url("/token"))
-        .form(&[
-            ("client_id", "demo-public"),
-            ("grant_type", "urn:ietf:params:oauth:grant-type:device_code"),
-            ("device_code", dev["device_code"].as_str().unwrap()),
-        ])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    tok["refresh_token"].as_str().unwrap().to_string()
-}
-
 /// A shared etcd vault at `prefix` holding account `acct`, due now, with a real refresh token.
 pub(crate) async fn shared_vault(cluster: &Cluster, prefix: &str, srv: &DevServer, key: &Path) {
-    let rt = device_login(srv).await;
+    let rt = crate::support::device_login_refresh_token(srv).await;
     let backend = Backend::Etcd(Box::new(config(cluster, prefix)));
     let issuer = srv.issuer();
     let key = key.to_path_buf();

@@ -44,37 +44,9 @@ fn now() -> i64 {
         .as_secs() as i64
 }
 
-/// The refresh token of one device login at the devserver.
-async fn device_login(srv: &DevServer) -> String {
-    let http = reqwest::Client::builder().no_proxy().build().unwrap();
-    let dev: serde_json::Value = http
-        .post(srv.url("/device_authorization"))
-        .form(&[("client_id", "demo-public"), ("scope", "api")])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let tok: serde_json::Value = http
-        .post(srv.url("/token"))
-        .form(&[
-            ("client_id", "demo-public"),
-            ("grant_type", "urn:ietf:params:oauth:grant-type:device_code"),
-            ("device_code", dev["device_code"].as_str().unwrap()),
-        ])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    tok["refresh_token"].as_str().unwrap().to_string()
-}
-
 /// Creates the vault as user `deck` (password from `pw_file`) with one due account.
 async fn seed(cluster: &Cluster, srv: &DevServer, key: &Path, pw_file: &Path) {
-    let rt = device_login(srv).await;
+    let rt = crate::support::device_login_refresh_token(srv).await;
     let mut cfg = EtcdConfig::new(cluster.endpoints(), PREFIX).unwrap();
     cfg.user = Some("deck".into());
     cfg.password = PasswordSource::File(pw_file.to_path_buf());

@@ -35,35 +35,6 @@ fn devserver_config(expires_in: Option<Value>) -> DevServerConfig {
     }
 }
 
-/// Logs in through the (auto-approved) device grant; returns the token response.
-async fn device_login(http: &reqwest::Client, srv: &DevServer) -> Value {
-    let dev: Value = http
-        .post(srv.url("/device_authorization"))
-        .form(&[("client_id", "demo-public"), ("scope", "api")])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    http.post(srv.url("/token"))
-        .form(&[
-            ("client_id", "demo-public"),
-            ("grant_type", "urn:ietf:params:oauth:grant-type:device_code"),
-            ("device_code", dev["device_code"].as_str().unwrap()),
-        ])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
-}
-
-fn http() -> reqwest::Client {
-    reqwest::Client::builder().no_proxy().build().unwrap()
-}
-
 fn account_toml(issuer: &str, extra: &str) -> String {
     format!(
         "extends = \"oidc\"\nissuer = \"{issuer}\"\n\
@@ -96,7 +67,6 @@ async fn setup_with(
     let key = dir.path().join("vault.key");
     generate_key_file(&key).unwrap();
     let vault = Vault::create(dir.path().join("vault.bin"), KeySource::KeyFile(key)).unwrap();
-    let http = http();
     let mut records = Vec::new();
     for i in 0..n {
         let name = format!("acc{i}");
@@ -105,7 +75,7 @@ async fn setup_with(
             account_toml(&srv.issuer(), ""),
         )
         .unwrap();
-        let tok = device_login(&http, srv).await;
+        let tok = crate::support::device_login(srv).await;
         let (obtained, expires) = shape(unix(SystemTime::now()));
         let rec = Record {
             provider: "oidc".into(),
@@ -217,7 +187,7 @@ async fn exp3_devserver_sends_each_unusable_expires_in_as_configured() {
         let srv = DevServer::start(devserver_config(value.clone()))
             .await
             .unwrap();
-        let tok = device_login(&http(), &srv).await;
+        let tok = crate::support::device_login(&srv).await;
         assert!(tok["access_token"].is_string(), "{tok}");
         assert_eq!(tok.get("expires_in"), value.as_ref(), "{tok}");
     }

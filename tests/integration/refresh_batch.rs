@@ -19,33 +19,6 @@ fn now() -> i64 {
         .as_secs() as i64
 }
 
-/// Logs in once through the (auto-approved) device grant; returns the refresh token.
-async fn device_login(http: &reqwest::Client, srv: &DevServer) -> String {
-    let dev: serde_json::Value = http
-        .post(srv.url("/device_authorization"))
-        .form(&[("client_id", "demo-public"), ("scope", "api")])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let tok: serde_json::Value = http
-        .post(srv.url("/token"))
-        .form(&[
-            ("client_id", "demo-public"),
-            ("grant_type", "urn:ietf:params:oauth:grant-type:device_code"),
-            ("device_code", dev["device_code"].as_str().unwrap()),
-        ])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    tok["refresh_token"].as_str().unwrap().to_string()
-}
-
 /// A temp dir with `n` due accounts (`acc0`..) logged in at `srv`, and an app on it.
 /// The first `bogus` accounts get a refresh token the server never issued.
 async fn setup(srv: &DevServer, n: usize, bogus: usize) -> (tempfile::TempDir, App) {
@@ -56,7 +29,6 @@ async fn setup(srv: &DevServer, n: usize, bogus: usize) -> (tempfile::TempDir, A
     generate_key_file(&key).unwrap();
     let path = dir.path().join("vault.bin");
     let vault = Vault::create(&path, KeySource::KeyFile(key.clone())).unwrap();
-    let http = reqwest::Client::builder().no_proxy().build().unwrap();
     let issuer = srv.issuer();
     let mut records = Vec::new();
     for i in 0..n {
@@ -74,7 +46,7 @@ async fn setup(srv: &DevServer, n: usize, bogus: usize) -> (tempfile::TempDir, A
         let rt = if i < bogus {
             "never-issued".to_string()
         } else {
-            device_login(&http, srv).await
+            crate::support::device_login_refresh_token(srv).await
         };
         let rec = Record {
             provider: "oidc".into(),

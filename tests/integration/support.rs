@@ -158,3 +158,38 @@ impl Drop for BackgroundStub {
         }
     }
 }
+
+/// Logs `demo-public` in through the devserver's device grant (auto-approved, or approved by
+/// the server's config) with scope `api`; the token response.
+pub async fn device_login(srv: &authdeck::devserver::DevServer) -> serde_json::Value {
+    let http = reqwest::Client::builder().no_proxy().build().unwrap();
+    let dev: serde_json::Value = http
+        .post(srv.url("/device_authorization"))
+        .form(&[("client_id", "demo-public"), ("scope", "api")])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    http.post(srv.url("/token"))
+        .form(&[
+            ("client_id", "demo-public"),
+            ("grant_type", "urn:ietf:params:oauth:grant-type:device_code"),
+            ("device_code", dev["device_code"].as_str().unwrap()),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+/// [`device_login`]'s refresh token.
+pub async fn device_login_refresh_token(srv: &authdeck::devserver::DevServer) -> String {
+    device_login(srv).await["refresh_token"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
