@@ -150,3 +150,30 @@ put("proxy_body", "not-object", b"\x00\x00\x00\x00[1,2]")
 put("proxy_body", "bad-type", b"\x01\x00\x02\x00" + j({"refresh_token": 5}).encode())
 put("proxy_body", "preflight", b"\x00\x02\x03\x01")
 put("proxy_body", "evil-origin", b"\x02\x00\x00\x02" + j({"token": "t"}).encode())
+
+# agent_frame: the bytes of one connection, newline-separated frames
+def frame(**kw):
+    return j(dict({"v": 1}, **kw)) + "\n"
+
+put("agent_frame", "status", frame(verb="status"))
+put("agent_frame", "status-origin", frame(verb="status", host="laptop", vault="/home/u/vault.bin"))
+put("agent_frame", "token", frame(verb="token", account="work", min_valid=30, force=False,
+                                  host="laptop", vault="/tmp/v.bin"))
+put("agent_frame", "export", frame(verb="export", accounts=["work", "home"]))
+put("agent_frame", "refresh", frame(verb="refresh", accounts=[]))
+put("agent_frame", "lock-unlock", frame(verb="lock")
+    + frame(verb="unlock", passphrase="correct horse battery staple"))
+put("agent_frame", "pipelined", frame(verb="status") + frame(verb="token", account="a")
+    + frame(verb="export") + frame(verb="lock") + frame(verb="stop") + frame(verb="status"))
+put("agent_frame", "stop", frame(verb="stop"))
+put("agent_frame", "garbage", "garbage\n" + frame(verb="status"))
+put("agent_frame", "array", "[1,2]\n")
+put("agent_frame", "wrong-version", j({"v": 2, "verb": "status"}) + "\n")
+put("agent_frame", "string-version", j({"v": "1", "verb": "status"}) + "\n")
+put("agent_frame", "unknown-verb", frame(verb="steal"))
+put("agent_frame", "missing-field", frame(verb="token"))
+put("agent_frame", "bad-unlock", j({"v": 1, "verb": "unlock", "passphrase": 12345678}) + "\n")
+put("agent_frame", "no-newline", j({"v": 1, "verb": "status"}))
+put("agent_frame", "crlf", frame(verb="status")[:-1] + "\r\n")
+put("agent_frame", "nested", j({"v": 1, "verb": "export", "accounts": [["x"] * 3], "extra": {"a": [1, 2, {"b": None}]}}) + "\n")
+put("agent_frame", "too-large", j({"v": 1, "verb": "token", "account": "a" * 66000}) + "\n")

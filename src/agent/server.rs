@@ -710,8 +710,18 @@ impl Shared {
                 return;
             }
         }
-        let (rd, mut wr) = stream.into_split();
-        let mut rd = BufReader::new(rd);
+        let (rd, wr) = stream.into_split();
+        self.serve_frames(BufReader::new(rd), wr).await;
+    }
+
+    /// The frames of one accepted connection (AGENT-3): each at most `MAX_FRAME` bytes, one
+    /// answer each, closed after a frame it does not accept. Generic over the stream so the
+    /// fuzz target drives the very same loop over bytes in memory.
+    async fn serve_frames<R, W>(self: &Arc<Self>, mut rd: R, mut wr: W)
+    where
+        R: tokio::io::AsyncBufRead + Unpin,
+        W: tokio::io::AsyncWrite + Unpin,
+    {
         loop {
             let mut line = Zeroizing::new(Vec::new());
             let read = tokio::time::timeout(
@@ -1428,6 +1438,9 @@ async fn log_events(
         }
     }
 }
+
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 
 #[cfg(test)]
 mod tests {
