@@ -16,7 +16,7 @@ mod format;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
 mod key;
-mod keyring;
+mod keycache;
 pub mod migrate;
 pub mod private;
 mod record;

@@ -9,6 +9,7 @@ use super::coord::{AccountLock, BackendHealth, Changes, Fence};
 use super::error::{Result, VaultError};
 use super::format::{self, Ctx, Header, Unlocked};
 use super::key::{self, KdfParams, KeyKind, KeySource};
+use super::keycache::KeyCache;
 use super::private::{self, file_options as private_options};
 use super::record::Records;
 use crate::secret::Key32;
@@ -197,10 +198,8 @@ const MAX_LOCK_PAUSE: Duration = Duration::from_millis(2);
 #[derive(Debug)]
 pub struct FileStore {
     path: PathBuf,
-    source: Mutex<KeySource>,
-    new_params: KdfParams,
-    /// The last key derived, so Argon2id runs once per process rather than once per read.
-    cache: Mutex<Option<Unlocked>>,
+    /// The key source and the last key unlocked (Argon2id runs once per process, not per read).
+    keys: KeyCache,
     /// The account names of the last generation loaded, so a save can tell cheaply whether it
     /// removes an account (whose tokens must then leave the `.bak` too, HARD-7).
     names: Mutex<Option<(u64, BTreeSet<String>)>>,
@@ -212,11 +211,10 @@ pub struct FileStore {
 impl FileStore {
     /// A store for the vault at `path`, unlocked with `source`.
     pub fn new(path: impl Into<PathBuf>, source: KeySource) -> Self {
+        let path = path.into();
         Self {
-            path: path.into(),
-            source: Mutex::new(source),
-            new_params: KdfParams::DEFAULT,
-            cache: Mutex::new(None),
+            keys: KeyCache::new(&path, source, KdfParams::DEFAULT),
+            path,
             names: Mutex::new(None),
             high_water: None,
             lock_timeout: Duration::from_secs(30),
@@ -226,7 +224,7 @@ impl FileStore {
     /// Argon2id parameters for a vault this store creates or re-keys (tests use tiny ones;
     /// existing vaults always use the parameters in their header).
     pub fn with_kdf_params(mut self, params: KdfParams) -> Self {
-        self.new_params = params;
+        self.keys.set_new_params(params);
         self
     }
 
@@ -309,92 +307,9 @@ impl FileStore {
         Ok(Some((header, bytes)))
     }
 
-    /// The key for an existing vault's header: from the cache, or derived from the source.
+    /// The key for an existing vault's header (the one routine every backend shares).
     fn unlock_for(&self, header: &Header) -> Result<Unlocked> {
-        let mut cache = lock_unpoisoned(&self.cache);
-        if let Some(u) = cache.as_ref()
-            && u.kind == header.kind
-            && u.params == header.params
-            && u.salt == header.salt
-        {
-            return Ok(u.clone());
-        }
-        let source = lock_unpoisoned(&self.source).clone();
-        if source.kind() != header.kind {
-            return Err(VaultError::KeyKindMismatch {
-                path: self.path.clone(),
-                expected: header.kind,
-                given: source.kind(),
-            });
-        }
-        let key = match (&source, header.params) {
-            (KeySource::Passphrase(p), Some(params)) => {
-                key::derive_key(p, &header.salt, params, &self.path)?
-            }
-            // A key derived for another salt: the vault was re-keyed since (`vault passwd`).
-            (KeySource::Derived(d), Some(params))
-                if d.salt == header.salt && d.params == params =>
-            {
-                d.key().clone()
-            }
-            (KeySource::Derived(_), Some(_)) => {
-                return Err(VaultError::WrongKey {
-                    path: self.path.clone(),
-                });
-            }
-            (KeySource::KeyFile(f), _) => key::read_key_file(f)?,
-            (KeySource::Passphrase(_) | KeySource::Derived(_), None) => {
-                return Err(VaultError::KeyKindMismatch {
-                    path: self.path.clone(),
-                    expected: KeyKind::KeyFile,
-                    given: KeyKind::Passphrase,
-                });
-            }
-        };
-        if !header.key_matches(&key) {
-            return Err(VaultError::WrongKey {
-                path: self.path.clone(),
-            });
-        }
-        let unlocked = Unlocked {
-            kind: header.kind,
-            params: header.params,
-            salt: header.salt,
-            key,
-        };
-        // A derived key is kept once, in locked memory, by its source (AGENT-6): no second
-        // long-lived copy in the cache.
-        if !matches!(source, KeySource::Derived(_)) {
-            *cache = Some(unlocked.clone());
-        }
-        Ok(unlocked)
-    }
-
-    /// A key for a brand-new vault (fresh salt) from `source`.
-    fn unlock_new(&self, source: &KeySource) -> Result<Unlocked> {
-        Ok(match source {
-            KeySource::Passphrase(p) => {
-                let salt = crate::secret::random_bytes();
-                Unlocked {
-                    kind: KeyKind::Passphrase,
-                    params: Some(self.new_params),
-                    salt,
-                    key: key::derive_key(p, &salt, self.new_params, &self.path)?,
-                }
-            }
-            KeySource::KeyFile(f) => Unlocked {
-                kind: KeyKind::KeyFile,
-                params: None,
-                salt: [0; 16],
-                key: key::read_key_file(f)?,
-            },
-            KeySource::Derived(d) => Unlocked {
-                kind: KeyKind::Passphrase,
-                params: Some(d.params),
-                salt: d.salt,
-                key: d.key().clone(),
-            },
-        })
+        self.keys.unlock_for(header)
     }
 
     /// Derives the key of this existing passphrase vault from `pass` and checks it against the
@@ -689,9 +604,8 @@ impl Store for FileStore {
         let key = match current {
             Some((key, _, _)) => key,
             None => {
-                let source = lock_unpoisoned(&self.source).clone();
-                let key = self.unlock_new(&source)?;
-                *lock_unpoisoned(&self.cache) = Some(key.clone());
+                let key = self.keys.unlock_new(None)?;
+                self.keys.adopt(None, key.clone());
                 key
             }
         };
@@ -704,10 +618,9 @@ impl Store for FileStore {
                 path: self.path.clone(),
             });
         }
-        let source = lock_unpoisoned(&self.source).clone();
-        let key = self.unlock_new(&source)?;
+        let key = self.keys.unlock_new(None)?;
         self.write_generation(&key, generation, records, BackupPlan::Nothing)?;
-        *lock_unpoisoned(&self.cache) = Some(key);
+        self.keys.adopt(None, key);
         Ok(())
     }
 
@@ -731,7 +644,7 @@ impl Store for FileStore {
         new_key: KeySource,
     ) -> Result<u64> {
         let current = self.check_generation(expected)?;
-        let key = self.unlock_new(&new_key)?;
+        let key = self.keys.unlock_new(Some(&new_key))?;
         // HARD-7: the replaced generation goes to the `.bak` re-sealed under the new key (and
         // without any account this save drops), so the old key opens nothing any more.
         let backup = match &current {
@@ -743,8 +656,7 @@ impl Store for FileStore {
             None => BackupPlan::Nothing,
         };
         let generation = self.write_generation(&key, expected + 1, records, backup)?;
-        *lock_unpoisoned(&self.source) = new_key;
-        *lock_unpoisoned(&self.cache) = Some(key);
+        self.keys.adopt(Some(new_key), key);
         Ok(generation)
     }
 }

@@ -17,7 +17,7 @@ use super::coord::{AccountLock, BackendHealth, Changes, Fence};
 use super::error::{Result, VaultError};
 use super::format::{self, Ctx, Header, Unlocked};
 use super::key::{KdfParams, KeyKind, KeySource};
-use super::keyring::Keyring;
+use super::keycache::KeyCache;
 use super::record::Records;
 use super::store::{Snapshot, Store, StoreLock};
 use client::{Bridge, Failure, Shared};
@@ -57,7 +57,7 @@ pub struct EtcdStore {
     bridge: Arc<Bridge>,
     location: PathBuf,
     vault_key: Vec<u8>,
-    keyring: Keyring,
+    keys: KeyCache,
     seen: Mutex<Option<Seen>>,
     /// The last read of the vault key and when it was made (ETCD-8).
     recent: Mutex<Option<(Instant, Option<Stored>)>>,
@@ -82,7 +82,7 @@ impl EtcdStore {
         let vault_key = format!("{}/vault", cfg.prefix).into_bytes();
         Ok(Self {
             bridge: Bridge::new(cfg)?,
-            keyring: Keyring::new(&location, source, params),
+            keys: KeyCache::new(&location, source, params),
             location,
             vault_key,
             seen: Mutex::new(None),
@@ -93,7 +93,7 @@ impl EtcdStore {
 
     /// Replaces the key source (the header said which kind of key to ask for).
     pub fn set_key_source(&self, source: KeySource) {
-        self.keyring.set_source(source);
+        self.keys.set_source(source);
     }
 
     /// The configuration.
@@ -245,7 +245,7 @@ impl EtcdStore {
         if seen.header.generation != expected {
             return Err(self.conflict(expected, seen.header.generation));
         }
-        let key = self.keyring.unlock_for(&seen.header)?;
+        let key = self.keys.unlock_for(&seen.header)?;
         let cmp =
             Compare::mod_revision(self.vault_key.clone(), CompareOp::Equal, seen.mod_revision);
         Ok((cmp, Some(key)))
@@ -283,8 +283,8 @@ impl EtcdStore {
         let (cmp, current_key) = self.precondition(expected)?;
         let key = match (&new_key, current_key) {
             (None, Some(k)) => k,
-            (Some(s), _) => self.keyring.unlock_new(Some(s))?,
-            (None, None) => self.keyring.unlock_new(None)?,
+            (Some(s), _) => self.keys.unlock_new(Some(s))?,
+            (None, None) => self.keys.unlock_new(None)?,
         };
         let bytes = format::seal(&key, generation, records)?;
         let mut compares = vec![cmp];
@@ -301,7 +301,7 @@ impl EtcdStore {
                     header,
                 }));
                 if new_key.is_some() || expected == 0 {
-                    self.keyring.adopt(new_key, key);
+                    self.keys.adopt(new_key, key);
                 }
                 Ok(generation)
             }
@@ -483,7 +483,7 @@ impl Store for EtcdStore {
             return Ok(None);
         };
         let header = format::parse_header(&bytes, &self.ctx())?;
-        let key = self.keyring.unlock_for(&header)?;
+        let key = self.keys.unlock_for(&header)?;
         let records = format::open(&bytes, &header, &key, &self.ctx())?;
         let generation = header.generation;
         self.note_seen(Some(Seen {

@@ -1,6 +1,8 @@
-//! The vault key for a backend that is not a local file: the key source, and the last key
-//! derived so Argon2id runs once per process rather than once per read. Same rules as the file
-//! store (VAULT-3): the header says which kind of key and which KDF parameters.
+//! The vault key of one store: its key source and the last key unlocked, so Argon2id runs once
+//! per process rather than once per read. The one unlock routine of every backend (the file
+//! store and etcd alike): the header says which kind of key and which KDF parameters (VAULT-3).
+//!
+//! Not to be confused with the OS keyring (`os_keyring`), one of the key sources.
 
 use super::error::{Result, VaultError};
 use super::format::{Header, Unlocked};
@@ -8,9 +10,9 @@ use super::key::{self, KdfParams, KeyKind, KeySource};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
-/// A key source and its cached derived key.
+/// A key source and its cached unlocked key.
 #[derive(Debug)]
-pub(crate) struct Keyring {
+pub(crate) struct KeyCache {
     location: PathBuf,
     source: Mutex<KeySource>,
     new_params: KdfParams,
@@ -22,7 +24,7 @@ fn unpoisoned<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-impl Keyring {
+impl KeyCache {
     pub fn new(location: &Path, source: KeySource, new_params: KdfParams) -> Self {
         Self {
             location: location.to_path_buf(),
@@ -30,6 +32,11 @@ impl Keyring {
             new_params,
             cache: Mutex::new(None),
         }
+    }
+
+    /// Argon2id parameters for a vault created or re-keyed from now on.
+    pub fn set_new_params(&mut self, params: KdfParams) {
+        self.new_params = params;
     }
 
     /// Replaces the key source (after the header told which kind to ask for).
@@ -131,11 +138,15 @@ impl Keyring {
         Ok(unlocked)
     }
 
-    /// Makes `source` and its derived key current (after a successful create or re-key).
+    /// Makes `source` and its key current (after a successful create or re-key). A derived key
+    /// is kept once, by its source (AGENT-6), so it is not cached a second time.
     pub fn adopt(&self, source: Option<KeySource>, unlocked: Unlocked) {
+        let mut current = unpoisoned(&self.source);
         if let Some(s) = source {
-            *unpoisoned(&self.source) = s;
+            *current = s;
         }
-        *unpoisoned(&self.cache) = Some(unlocked);
+        let derived = matches!(*current, KeySource::Derived(_));
+        drop(current);
+        *unpoisoned(&self.cache) = (!derived).then_some(unlocked);
     }
 }
