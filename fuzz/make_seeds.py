@@ -177,3 +177,8 @@ put("agent_frame", "no-newline", j({"v": 1, "verb": "status"}))
 put("agent_frame", "crlf", frame(verb="status")[:-1] + "\r\n")
 put("agent_frame", "nested", j({"v": 1, "verb": "export", "accounts": [["x"] * 3], "extra": {"a": [1, 2, {"b": None}]}}) + "\n")
 put("agent_frame", "too-large", j({"v": 1, "verb": "token", "account": "a" * 66000}) + "\n")
+# Frames of many small values (AGENT-3's value bound; the memory the target asserts).
+put("agent_frame", "amp-array", j({"v": 1, "verb": "lock", "x": [0] * 20000}) + "\n")
+put("agent_frame", "amp-head", j({"v": [[]] * 15000}) + "\n")
+put("agent_frame", "amp-maps", j({"v": 1, "verb": "lock", "x": [{"a": {"b": 0}}] * 120}) + "\n")
+put("agent_frame", "amp-accounts", frame(verb="export", accounts=["a" * 12] * 4000))

@@ -20,6 +20,12 @@ pub const MAX_FRAME: usize = 64 * 1024;
 /// What a locked agent answers, and what the CLI prints before exiting 5 (AGENT-9).
 pub const LOCKED_MESSAGE: &str = "the agent is locked: run `authdeck unlock`";
 
+/// Most JSON values one frame may hold (AGENT-3), an array counting as 4 and an object as 16
+/// (each costs the decoder a vector or a map of its own). Decoding builds a structure per value
+/// (serde buffers a tagged request whole), so a 64 KiB frame of `[0,0,0,…]` would cost the
+/// agent about 1.2 MB per connection; with this bound a frame costs at most a few hundred KiB.
+pub const MAX_VALUES: usize = 4096;
+
 /// The verbs of version 1.
 pub const VERBS: &[&str] = &[
     "status",
@@ -594,6 +600,12 @@ pub fn decode_request(line: &[u8]) -> Result<Request, Failure> {
             "not a JSON object on one line",
         ));
     }
+    if value_count(line) > MAX_VALUES {
+        return Err(Failure::new(
+            ErrorCode::TooLarge,
+            format!("a frame holds at most {MAX_VALUES} JSON values"),
+        ));
+    }
     let head: Head = serde_json::from_slice(line)
         .map_err(|_| Failure::new(ErrorCode::BadFrame, "not a JSON object on one line"))?;
     match head.v.as_ref().and_then(serde_json::Value::as_u64) {
@@ -623,6 +635,34 @@ pub fn decode_request(line: &[u8]) -> Result<Request, Failure> {
             format!("bad {verb} request: {}", sanitize_serde(&e)),
         )
     })
+}
+
+/// An upper bound on the JSON values in `line`, weighted as [`MAX_VALUES`] says, counted
+/// without parsing: every value after the first follows a `,` or opens with `[` or `{` (outside
+/// strings).
+fn value_count(line: &[u8]) -> usize {
+    let mut n = 1usize;
+    let mut in_string = false;
+    let mut escaped = false;
+    for &b in line {
+        if in_string {
+            match b {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b',' => n += 1,
+            b'[' => n += 4,
+            b'{' => n += 16,
+            _ => {}
+        }
+    }
+    n
 }
 
 /// Decodes one answer frame (without its newline).
@@ -732,6 +772,41 @@ mod tests {
         assert_eq!(
             code(r#"{"v":1,"verb":"token","account":7}"#),
             ErrorCode::BadRequest
+        );
+    }
+
+    /// AGENT-3: a frame of many small values (found by the `agent_frame` fuzz target's memory
+    /// bound: 64 KiB of `[0,0,…]` made the decoder allocate 1.2 MB) is refused before decoding.
+    #[test]
+    fn agent3_a_frame_of_too_many_values_is_refused_before_it_is_decoded() {
+        let many = format!(
+            r#"{{"v":1,"verb":"lock","x":[{}0]}}"#,
+            "0,".repeat(MAX_VALUES)
+        );
+        assert_eq!(code(&many), ErrorCode::TooLarge);
+        let nested = format!(r#"{{"v":[{}[]]}}"#, "[],".repeat(MAX_VALUES / 5));
+        assert_eq!(code(&nested), ErrorCode::TooLarge);
+        let maps = format!(
+            r#"{{"v":1,"verb":"lock","x":[{}0]}}"#,
+            r#"{"a":0},"#.repeat(250)
+        );
+        assert_eq!(code(&maps), ErrorCode::TooLarge);
+        // Commas and brackets inside strings are not values.
+        let text = format!(
+            r#"{{"v":1,"verb":"token","account":"{}"}}"#,
+            ",[{".repeat(5000)
+        );
+        assert!(decode_request(text.as_bytes()).is_ok());
+        let escaped = format!(
+            r#"{{"v":1,"verb":"token","account":"\"{}"}}"#,
+            ",".repeat(5000)
+        );
+        assert!(decode_request(escaped.as_bytes()).is_ok());
+        let accounts: Vec<String> = (0..1000).map(|i| format!("a{i}")).collect();
+        let export = format!(r#"{{"v":1,"verb":"export","accounts":{accounts:?}}}"#);
+        assert!(
+            decode_request(export.as_bytes()).is_ok(),
+            "a thousand accounts fit"
         );
     }
 

@@ -77,9 +77,7 @@ pub fn serve(input: &[u8], on_answer: impl FnMut(&[u8]) + Unpin) -> Vec<u8> {
         on_answer,
     };
     rig().runtime.block_on(async {
-        shared
-            .serve_frames(BufReader::new(input), &mut sink)
-            .await;
+        shared.serve_frames(BufReader::new(input), &mut sink).await;
     });
     sink.partial
 }
