@@ -431,7 +431,7 @@ impl Shared {
     }
 
     fn lockable(&self) -> bool {
-        matches!(&*self.holder(), Holder::Unlocked(u) if u.kind == KeyKind::Passphrase)
+        matches!(&*self.holder(), Holder::Unlocked(u) if u.kind.needs_passphrase())
     }
 
     fn holder(&self) -> std::sync::MutexGuard<'_, Holder> {
@@ -525,6 +525,8 @@ impl Shared {
                 .and_then(|p| store.derive_key(&p).ok())
                 .map(KeySource::Derived),
             KeyKind::Passphrase => None,
+            // VAULT-7: the key is in the OS keyring; no unlock needed.
+            KeyKind::OsKeyring => Some(KeySource::OsKeyring),
         };
         let Some(source) = source else {
             if kind == KeyKind::KeyFile {
@@ -638,7 +640,7 @@ impl Shared {
     fn info(&self) -> AgentInfo {
         let (state, key, memory_locked) = match &*self.holder() {
             Holder::NoVault => (KeyState::NoVault, None, false),
-            Holder::Locked => (KeyState::Locked, Some(KeyKind::Passphrase), false),
+            Holder::Locked => (KeyState::Locked, Some(self.header_kind()), false),
             Holder::Unlocked(u) => (KeyState::Unlocked, Some(u.kind), u.memory_locked),
         };
         let lock_at = match (state, key, self.cfg.lock_after) {
@@ -661,15 +663,21 @@ impl Shared {
             config_dir: self.cfg.config_dir.clone(),
             socket: self.cfg.socket.path.clone(),
             state,
-            key: key.map(|k| match k {
-                KeyKind::Passphrase => "passphrase".into(),
-                KeyKind::KeyFile => "key_file".into(),
-            }),
+            key: key.map(|k| k.word().to_owned()),
             lock_at,
             key_memory_locked: memory_locked,
             non_dumpable: !harden::is_dumpable(),
             started_at: self.started_at,
         }
+    }
+
+    /// The kind of key the vault's header asks for (a passphrase when it cannot be read).
+    fn header_kind(&self) -> KeyKind {
+        FileStore::new(&self.cfg.vault, KeySource::KeyFile(PathBuf::new()))
+            .key_kind()
+            .ok()
+            .flatten()
+            .unwrap_or(KeyKind::Passphrase)
     }
 
     fn check_origin(&self, origin: &Origin) -> Result<(), Failure> {
@@ -889,11 +897,24 @@ impl Shared {
                     .map_err(|e| failure_of(&e))
             }
             Request::Lock => {
-                if matches!(&*self.holder(), Holder::Unlocked(u) if u.kind == KeyKind::KeyFile) {
-                    return Err(Failure::new(
-                        ErrorCode::Error,
-                        "this vault opens with a key file: there is no key to forget (stop the agent instead)",
-                    ));
+                let unlocked_kind = match &*self.holder() {
+                    Holder::Unlocked(u) => Some(u.kind),
+                    _ => None,
+                };
+                match unlocked_kind {
+                    Some(KeyKind::KeyFile) => {
+                        return Err(Failure::new(
+                            ErrorCode::Error,
+                            "this vault opens with a key file: there is no key to forget (stop the agent instead)",
+                        ));
+                    }
+                    Some(KeyKind::OsKeyring) => {
+                        return Err(Failure::new(
+                            ErrorCode::Error,
+                            "this vault's key is in the OS keyring: there is no passphrase to unlock with again (stop the agent instead)",
+                        ));
+                    }
+                    Some(KeyKind::Passphrase) | None => {}
                 }
                 self.lock_now("authdeck lock");
                 let mut r = Response::ok();
@@ -931,6 +952,18 @@ impl Shared {
                 ));
             }
             Holder::Locked => {}
+        }
+        if self.header_kind() == KeyKind::OsKeyring {
+            // VAULT-7: the keyring did not answer at start; ask it again (no passphrase).
+            let s = self.clone();
+            tokio::task::spawn_blocking(move || s.install(KeySource::OsKeyring))
+                .await
+                .map_err(|_| Failure::new(ErrorCode::Error, "the unlock task failed"))?
+                .map_err(|e| failure_of(&e))?;
+            tracing::info!("unlocked from the OS keyring");
+            let mut r = Response::ok();
+            r.agent = Some(self.info());
+            return Ok(r);
         }
         let path = self.cfg.vault.clone();
         let derived = tokio::task::spawn_blocking(move || {

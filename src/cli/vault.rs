@@ -11,20 +11,28 @@ use std::process::ExitCode;
 /// Vault administration.
 #[derive(Debug, Subcommand)]
 pub enum VaultCommand {
-    /// Create a new, empty vault (keyed by a passphrase unless --key-file or AUTHDECK_KEY_FILE).
+    /// Create a new, empty vault (keyed by a passphrase unless --key-file, --keyring or
+    /// AUTHDECK_KEY_FILE).
     Init {
         /// Use this key file (32 random bytes, mode 0600); created if it does not exist.
-        #[arg(long, value_name = "PATH")]
+        #[arg(long, value_name = "PATH", conflicts_with = "keyring")]
         key_file: Option<PathBuf>,
+        /// Keep a random vault key in the OS keyring (the Secret Service on Linux): no prompt,
+        /// no key file (VAULT-7).
+        #[arg(long)]
+        keyring: bool,
     },
-    /// Re-encrypt the vault under a new passphrase or key file, atomically.
+    /// Re-encrypt the vault under a new passphrase, key file or OS keyring key, atomically.
     Passwd {
         /// Switch to this key file (created if it does not exist).
-        #[arg(long, value_name = "PATH", conflicts_with = "new_passphrase_file")]
+        #[arg(long, value_name = "PATH", conflicts_with_all = ["new_passphrase_file", "to_keyring"])]
         new_key_file: Option<PathBuf>,
         /// Read the new passphrase from the first line of this file instead of prompting.
-        #[arg(long, value_name = "PATH")]
+        #[arg(long, value_name = "PATH", conflicts_with = "to_keyring")]
         new_passphrase_file: Option<PathBuf>,
+        /// Switch to a new random key kept in the OS keyring (VAULT-7).
+        #[arg(long)]
+        to_keyring: bool,
     },
     /// Print the vault's path.
     Path,
@@ -65,22 +73,39 @@ fn execute(
             println!("{}", backend.display());
             Ok(())
         }
-        VaultCommand::Init { key_file } => match backend.file() {
-            Some(path) => init(path, key_file),
+        VaultCommand::Init { key_file, keyring } => match backend.file() {
+            Some(path) => init(path, key_file, keyring),
+            None if keyring => Err(shared_keyring(&backend)),
             None => init_shared(&backend, key_file),
         },
         VaultCommand::Migrate { to, dry_run } => migrate(&backend, &to, dry_run),
         VaultCommand::Passwd {
             new_key_file,
             new_passphrase_file,
+            to_keyring,
         } => {
-            let new_key = || new_key_source(new_key_file, new_passphrase_file);
+            let new_key = || {
+                if to_keyring {
+                    return Ok(KeySource::OsKeyring);
+                }
+                new_key_source(new_key_file, new_passphrase_file)
+            };
             match backend.file() {
                 Some(path) => passwd(path, new_key),
+                None if to_keyring => Err(shared_keyring(&backend)),
                 None => passwd_shared(&backend, new_key),
             }
         }
     }
+}
+
+/// VAULT-7: an OS keyring holds a key for one machine; a shared vault is opened by many.
+fn shared_keyring(backend: &Backend) -> VaultError {
+    VaultError::Backend(format!(
+        "{} is shared by several machines, and an OS keyring keeps a key for one: use a \
+         passphrase or a key file",
+        backend.display()
+    ))
 }
 
 /// `vault init` on a shared backend (etcd): fails if a vault is there already.
@@ -161,7 +186,7 @@ fn key_file_source(path: PathBuf) -> Result<KeySource, VaultError> {
     Ok(KeySource::KeyFile(path))
 }
 
-fn init(path: &Path, key_file: Option<PathBuf>) -> Result<(), VaultError> {
+fn init(path: &Path, key_file: Option<PathBuf>, keyring: bool) -> Result<(), VaultError> {
     if path.exists() {
         return Err(VaultError::AlreadyExists {
             path: path.to_path_buf(),
@@ -169,6 +194,7 @@ fn init(path: &Path, key_file: Option<PathBuf>) -> Result<(), VaultError> {
     }
     let key = match key_file {
         Some(f) => key_file_source(f)?,
+        None if keyring => KeySource::OsKeyring,
         None => KeyEnv::from_process().resolve(path, None, PromptPurpose::New, prompt_terminal)?,
     };
     let kind = key.kind();

@@ -203,6 +203,15 @@ pub enum VaultError {
         what: &'static str,
     },
 
+    /// VAULT-7: the OS keyring could not give or keep the vault key. The vault is untouched.
+    #[error("vault {}: {failure}", .path.display())]
+    OsKeyring {
+        /// The vault.
+        path: PathBuf,
+        /// What the keyring said (never the key).
+        failure: super::os_keyring::KeyringFailure,
+    },
+
     /// An I/O error on a named file.
     #[error("{action} {}: {source}", .path.display())]
     Io {
@@ -246,5 +255,6 @@ fn kind_hint(expected: &super::KeyKind) -> &'static str {
         super::KeyKind::Passphrase => {
             " (unset AUTHDECK_KEY_FILE; use AUTHDECK_PASSPHRASE_FILE or the prompt)"
         }
+        super::KeyKind::OsKeyring => " (its key is in the OS keyring; nothing needs to be set)",
     }
 }

@@ -14,8 +14,12 @@ use zeroize::{Zeroize, Zeroizing};
 
 /// First eight bytes of every vault file.
 pub const MAGIC: &[u8; 8] = b"AUTHDECK";
-/// The format version this build writes and reads.
-pub const FORMAT_VERSION: u16 = 1;
+/// The newest format version this build reads and writes. Version 2 is version 1 plus key kind
+/// 3 (the OS keyring, VAULT-7); only vaults of that kind are written as version 2, so that an
+/// older authdeck still opens every passphrase and key-file vault this build writes.
+pub const FORMAT_VERSION: u16 = 2;
+/// The version of vaults keyed by a passphrase or a key file.
+const FORMAT_V1: u16 = 1;
 /// The schema version of the JSON records inside the ciphertext.
 pub const SCHEMA_VERSION: u32 = 1;
 /// Header length in bytes.
@@ -27,6 +31,7 @@ const MAX_PLAINTEXT: usize = 64 << 20;
 
 const KIND_PASSPHRASE: u8 = 1;
 const KIND_KEY_FILE: u8 = 2;
+const KIND_OS_KEYRING: u8 = 3;
 const KEY_CHECK_DOMAIN: &[u8] = b"authdeck vault key check v1\0";
 
 /// The parsed, checksum-verified header.
@@ -35,6 +40,8 @@ pub(crate) struct Header {
     pub kind: KeyKind,
     /// Present for passphrase vaults.
     pub params: Option<KdfParams>,
+    /// The Argon2id salt of a passphrase vault; the keyring item's id of an OS keyring vault
+    /// (VAULT-7); zeros for a key-file vault.
     pub salt: [u8; 16],
     pub generation: u64,
     key_check: [u8; 16],
@@ -130,7 +137,14 @@ pub(crate) fn parse_header(bytes: &[u8], ctx: &Ctx<'_>) -> Result<Header> {
         }
         return Err(ctx.corrupt("header checksum mismatch"));
     }
-    if version != FORMAT_VERSION {
+    if version > FORMAT_VERSION {
+        return Err(VaultError::UnsupportedVersion {
+            path: ctx.path.to_path_buf(),
+            found: u32::from(version),
+            supported: u32::from(FORMAT_VERSION),
+        });
+    }
+    if version < FORMAT_V1 {
         return Err(ctx.corrupt("unknown format version"));
     }
     let params = KdfParams {
@@ -140,19 +154,17 @@ pub(crate) fn parse_header(bytes: &[u8], ctx: &Ctx<'_>) -> Result<Header> {
     };
     let mut salt = [0u8; 16];
     salt.copy_from_slice(&bytes[24..40]);
+    let no_kdf = params
+        == (KdfParams {
+            m_cost_kib: 0,
+            t_cost: 0,
+            p_cost: 0,
+        });
     let (kind, params) = match bytes[10] {
         KIND_PASSPHRASE => (KeyKind::Passphrase, Some(params)),
-        KIND_KEY_FILE
-            if params
-                == (KdfParams {
-                    m_cost_kib: 0,
-                    t_cost: 0,
-                    p_cost: 0,
-                })
-                && salt == [0; 16] =>
-        {
-            (KeyKind::KeyFile, None)
-        }
+        KIND_KEY_FILE if no_kdf && salt == [0; 16] => (KeyKind::KeyFile, None),
+        // VAULT-7: version 2 only; the salt field names the keyring item, so it is not zero.
+        KIND_OS_KEYRING if version >= 2 && no_kdf && salt != [0; 16] => (KeyKind::OsKeyring, None),
         _ => return Err(ctx.corrupt("inconsistent key fields")),
     };
     if bytes[11] != 0 {
@@ -219,7 +231,11 @@ pub(super) fn seal_with(
     }
     let mut out = Zeroizing::new(Vec::with_capacity(HEADER_LEN + pt_len + TAG_LEN));
     out.extend_from_slice(MAGIC);
-    out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+    let version = match key.kind {
+        KeyKind::OsKeyring => FORMAT_VERSION,
+        KeyKind::Passphrase | KeyKind::KeyFile => FORMAT_V1,
+    };
+    out.extend_from_slice(&version.to_le_bytes());
     let params = key.params.unwrap_or(KdfParams {
         m_cost_kib: 0,
         t_cost: 0,
@@ -228,6 +244,7 @@ pub(super) fn seal_with(
     out.push(match key.kind {
         KeyKind::Passphrase => KIND_PASSPHRASE,
         KeyKind::KeyFile => KIND_KEY_FILE,
+        KeyKind::OsKeyring => KIND_OS_KEYRING,
     });
     out.push(0);
     out.extend_from_slice(&params.m_cost_kib.to_le_bytes());
@@ -361,6 +378,66 @@ mod tests {
         assert!(matches!(
             open(&bytes, &h, &other, &ctx()),
             Err(VaultError::WrongKey { .. })
+        ));
+    }
+
+    /// VAULT-7: an OS keyring vault is format 2 with key kind 3 and its item id in the salt
+    /// field; passphrase and key-file vaults stay format 1, so older builds still read them.
+    #[test]
+    fn vault7_keyring_vaults_are_format_2_and_others_stay_format_1() {
+        let k = unlocked();
+        let v1 = seal(&k, 1, &Records::new()).unwrap();
+        assert_eq!(u16::from_le_bytes([v1[8], v1[9]]), 1);
+        let id = [5u8; 16];
+        let kr = Unlocked {
+            kind: KeyKind::OsKeyring,
+            params: None,
+            salt: id,
+            key: Key32::from_bytes([9; 32]),
+        };
+        let v2 = seal(&kr, 3, &Records::new()).unwrap();
+        assert_eq!(u16::from_le_bytes([v2[8], v2[9]]), 2);
+        assert_eq!(v2[10], KIND_OS_KEYRING);
+        let h = parse_header(&v2, &ctx()).unwrap();
+        assert_eq!((h.kind, h.params, h.salt), (KeyKind::OsKeyring, None, id));
+        assert!(open(&v2, &h, &kr, &ctx()).is_ok());
+        // A key-file key does not open it, and says which kind is needed.
+        assert!(matches!(
+            open(&v2, &h, &k, &ctx()),
+            Err(VaultError::KeyKindMismatch {
+                expected: KeyKind::OsKeyring,
+                ..
+            })
+        ));
+        // Kind 3 in a version-1 header, or with a zero id, is inconsistent.
+        let mut forged = v2.clone();
+        forged[8] = 1;
+        let sum = header_sum(&forged[..80]);
+        forged[80..88].copy_from_slice(&sum);
+        assert!(matches!(
+            parse_header(&forged, &ctx()),
+            Err(VaultError::Corrupt { .. })
+        ));
+        let mut zero_id = v2.clone();
+        zero_id[24..40].fill(0);
+        let sum = header_sum(&zero_id[..80]);
+        zero_id[80..88].copy_from_slice(&sum);
+        assert!(matches!(
+            parse_header(&zero_id, &ctx()),
+            Err(VaultError::Corrupt { .. })
+        ));
+        // A newer format is "upgrade authdeck", not corruption.
+        let mut v3 = v2;
+        v3[8] = 3;
+        let sum = header_sum(&v3[..80]);
+        v3[80..88].copy_from_slice(&sum);
+        assert!(matches!(
+            parse_header(&v3, &ctx()),
+            Err(VaultError::UnsupportedVersion {
+                found: 3,
+                supported: 2,
+                ..
+            })
         ));
     }
 

@@ -1,5 +1,6 @@
-//! Key sources: an Argon2id-stretched passphrase or a 32-byte key file (VAULT-3), and how the
-//! command line finds one in the environment or on the terminal.
+//! Key sources: an Argon2id-stretched passphrase, a 32-byte key file or a random key kept in the
+//! OS keyring (VAULT-3, VAULT-7), and how the command line finds one in the environment or on
+//! the terminal.
 
 use super::error::{Result, VaultError};
 use crate::secret::{Key32, LockedKey32, Passphrase};
@@ -25,6 +26,25 @@ pub enum KeyKind {
     Passphrase,
     /// 32 raw bytes from a key file.
     KeyFile,
+    /// 32 random bytes kept in the OS keyring (VAULT-7).
+    OsKeyring,
+}
+
+impl KeyKind {
+    /// The word used on the agent's wire and in `--json` output.
+    pub fn word(self) -> &'static str {
+        match self {
+            Self::Passphrase => "passphrase",
+            Self::KeyFile => "key_file",
+            Self::OsKeyring => "os_keyring",
+        }
+    }
+
+    /// Whether opening a vault of this kind can need a person (a passphrase): the other kinds
+    /// open with no prompt, and an agent holding their key cannot be locked (AGENT-6).
+    pub fn needs_passphrase(self) -> bool {
+        self == Self::Passphrase
+    }
 }
 
 impl fmt::Display for KeyKind {
@@ -32,6 +52,7 @@ impl fmt::Display for KeyKind {
         f.write_str(match self {
             Self::Passphrase => "a passphrase",
             Self::KeyFile => "a key file",
+            Self::OsKeyring => "the OS keyring",
         })
     }
 }
@@ -46,6 +67,9 @@ pub enum KeySource {
     /// A passphrase vault's key, already derived (`FileStore::derive_key`): what a long-running
     /// process keeps instead of the passphrase (AGENT-6).
     Derived(DerivedKey),
+    /// The OS keyring (VAULT-7): for an existing vault, the item its header names; for a new
+    /// vault or a re-key, a fresh random key stored there under a fresh item name.
+    OsKeyring,
 }
 
 /// A passphrase vault's key derived for one header (its salt and Argon2id parameters), held in
@@ -88,6 +112,7 @@ impl KeySource {
         match self {
             Self::Passphrase(_) | Self::Derived(_) => KeyKind::Passphrase,
             Self::KeyFile(_) => KeyKind::KeyFile,
+            Self::OsKeyring => KeyKind::OsKeyring,
         }
     }
 }
@@ -277,7 +302,8 @@ impl KeyEnv {
     }
 
     /// Picks a key source. When the vault exists, `expected` (from its header) decides which
-    /// source is asked for; otherwise the first one set wins: key file, passphrase, passphrase
+    /// source is asked for (an OS keyring vault needs nothing from the environment and never
+    /// prompts, VAULT-7); otherwise the first one set wins: key file, passphrase, passphrase
     /// file, and finally `prompt`.
     pub fn resolve(
         &self,
@@ -286,6 +312,9 @@ impl KeyEnv {
         purpose: PromptPurpose,
         prompt: impl FnOnce(PromptPurpose) -> Result<Passphrase>,
     ) -> Result<KeySource> {
+        if expected == Some(KeyKind::OsKeyring) {
+            return Ok(KeySource::OsKeyring);
+        }
         if expected != Some(KeyKind::Passphrase)
             && let Some(path) = &self.key_file
         {
@@ -435,6 +464,11 @@ mod tests {
             .resolve(v, Some(KeyKind::Passphrase), PromptPurpose::Unlock, never)
             .unwrap();
         assert_eq!(src.kind(), KeyKind::Passphrase);
+        // VAULT-7: an OS keyring vault takes nothing from the environment and never prompts.
+        let src = env
+            .resolve(v, Some(KeyKind::OsKeyring), PromptPurpose::Unlock, never)
+            .unwrap();
+        assert!(matches!(src, KeySource::OsKeyring));
         let only_pass = KeyEnv {
             key_file: None,
             ..env.clone()

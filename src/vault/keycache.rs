@@ -7,6 +7,8 @@
 use super::error::{Result, VaultError};
 use super::format::{Header, Unlocked};
 use super::key::{self, KdfParams, KeyKind, KeySource};
+use super::os_keyring::{self, ItemId};
+use crate::secret::Key32;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
@@ -80,6 +82,8 @@ impl KeyCache {
                 });
             }
             (KeySource::KeyFile(f), _) => key::read_key_file(f)?,
+            // VAULT-7: the header's salt field names the keyring item.
+            (KeySource::OsKeyring, _) => self.keyring_load(ItemId(header.salt))?,
             (KeySource::Passphrase(_) | KeySource::Derived(_), None) => {
                 return Err(VaultError::KeyKindMismatch {
                     path: self.location.clone(),
@@ -134,8 +138,61 @@ impl KeyCache {
                 salt: d.salt,
                 key: d.key().clone(),
             },
+            // VAULT-7: a fresh random key under a fresh item, stored before the vault is
+            // written; `discard_new` removes it again if that write fails.
+            KeySource::OsKeyring => {
+                let id = ItemId::generate();
+                let key = Key32::generate();
+                let label = format!("authdeck vault key ({})", self.location.display());
+                os_keyring::store(id, &key, label).map_err(|failure| VaultError::OsKeyring {
+                    path: self.location.clone(),
+                    failure,
+                })?;
+                Unlocked {
+                    kind: KeyKind::OsKeyring,
+                    params: None,
+                    salt: id.0,
+                    key,
+                }
+            }
         };
         Ok(unlocked)
+    }
+
+    fn keyring_load(&self, id: ItemId) -> Result<Key32> {
+        os_keyring::load(id).map_err(|failure| VaultError::OsKeyring {
+            path: self.location.clone(),
+            failure,
+        })
+    }
+
+    /// A key from `unlock_new` that was never used (the vault write failed): its keyring item,
+    /// if it has one, is removed again (best effort).
+    pub fn discard_new(&self, unused: &Unlocked) {
+        if unused.kind == KeyKind::OsKeyring {
+            self.forget_item(ItemId(unused.salt));
+        }
+    }
+
+    /// After a re-key from `old` to `new` was written: the old key's keyring item, if it had
+    /// one, opens nothing any more (the backup was re-sealed too, HARD-7) and is removed.
+    pub fn retire_old(&self, old: &Unlocked, new: &Unlocked) {
+        if old.kind == KeyKind::OsKeyring
+            && (new.kind != KeyKind::OsKeyring || new.salt != old.salt)
+        {
+            self.forget_item(ItemId(old.salt));
+        }
+    }
+
+    fn forget_item(&self, id: ItemId) {
+        if let Err(e) = os_keyring::delete(id) {
+            tracing::warn!(
+                vault = %self.location.display(),
+                item = ?id,
+                error = %e,
+                "could not remove an unused vault key from the OS keyring"
+            );
+        }
     }
 
     /// Makes `source` and its key current (after a successful create or re-key). A derived key

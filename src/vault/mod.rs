@@ -18,6 +18,7 @@ pub mod fuzzing;
 mod key;
 mod keycache;
 pub mod migrate;
+pub mod os_keyring;
 pub mod private;
 mod record;
 mod store;

@@ -601,13 +601,14 @@ impl Store for FileStore {
     ) -> Result<u64> {
         let current = self.check_generation(expected)?;
         let backup = self.backup_plan(current.as_ref(), records)?;
-        let key = match current {
-            Some((key, _, _)) => key,
-            None => {
-                let key = self.keys.unlock_new(None)?;
-                self.keys.adopt(None, key.clone());
-                key
+        let Some((key, _, _)) = current else {
+            let key = self.keys.unlock_new(None)?;
+            let written = self.write_generation(&key, expected + 1, records, backup);
+            match &written {
+                Ok(_) => self.keys.adopt(None, key),
+                Err(_) => self.keys.discard_new(&key),
             }
+            return written;
         };
         self.write_generation(&key, expected + 1, records, backup)
     }
@@ -619,7 +620,10 @@ impl Store for FileStore {
             });
         }
         let key = self.keys.unlock_new(None)?;
-        self.write_generation(&key, generation, records, BackupPlan::Nothing)?;
+        if let Err(e) = self.write_generation(&key, generation, records, BackupPlan::Nothing) {
+            self.keys.discard_new(&key);
+            return Err(e);
+        }
         self.keys.adopt(None, key);
         Ok(())
     }
@@ -647,15 +651,28 @@ impl Store for FileStore {
         let key = self.keys.unlock_new(Some(&new_key))?;
         // HARD-7: the replaced generation goes to the `.bak` re-sealed under the new key (and
         // without any account this save drops), so the old key opens nothing any more.
-        let backup = match &current {
-            Some((old_key, header, bytes)) => {
-                let mut previous = format::open(bytes, header, old_key, &self.ctx())?;
-                previous.retain(|name, _| records.contains_key(name));
-                BackupPlan::Sealed(format::seal(&key, header.generation, &previous)?)
+        let written = (|| {
+            let backup = match &current {
+                Some((old_key, header, bytes)) => {
+                    let mut previous = format::open(bytes, header, old_key, &self.ctx())?;
+                    previous.retain(|name, _| records.contains_key(name));
+                    BackupPlan::Sealed(format::seal(&key, header.generation, &previous)?)
+                }
+                None => BackupPlan::Nothing,
+            };
+            self.write_generation(&key, expected + 1, records, backup)
+        })();
+        let generation = match written {
+            Ok(g) => g,
+            Err(e) => {
+                self.keys.discard_new(&key);
+                return Err(e);
             }
-            None => BackupPlan::Nothing,
         };
-        let generation = self.write_generation(&key, expected + 1, records, backup)?;
+        // VAULT-7: an OS keyring item of the old key opens nothing any more.
+        if let Some((old_key, _, _)) = &current {
+            self.keys.retire_old(old_key, &key);
+        }
         self.keys.adopt(Some(new_key), key);
         Ok(generation)
     }

@@ -23,6 +23,7 @@ mod interop;
 mod kube_api;
 mod oauth_engine;
 mod oidc_provider;
+mod os_keyring;
 mod providers;
 mod proxy;
 mod proxy_device;
