@@ -195,18 +195,7 @@ impl Server {
             }
         }
         let listener = bind_private(&cfg.socket.path)?;
-        let shared = Arc::new(Shared {
-            uid,
-            host: socket::host_name(),
-            started_at: unix(SystemTime::now()),
-            holder: Mutex::new(Holder::NoVault),
-            last_used: Mutex::new(Instant::now()),
-            unlock_gate: tokio::sync::Mutex::new(0),
-            shutdown: Notify::new(),
-            connections: Arc::new(Semaphore::new(MAX_CONNECTIONS)),
-            events: tokio::sync::broadcast::channel(EVENT_BACKLOG).0,
-            cfg,
-        });
+        let shared = Arc::new(Shared::new(cfg, uid, socket::host_name()));
         Ok(Server {
             listener,
             shared,
@@ -424,6 +413,22 @@ fn locked_failure() -> Failure {
 }
 
 impl Shared {
+    /// A fresh agent state: no vault opened yet (the fuzz target builds one the same way).
+    fn new(cfg: ServerConfig, uid: u32, host: String) -> Self {
+        Shared {
+            uid,
+            host,
+            started_at: unix(SystemTime::now()),
+            holder: Mutex::new(Holder::NoVault),
+            last_used: Mutex::new(Instant::now()),
+            unlock_gate: tokio::sync::Mutex::new(0),
+            shutdown: Notify::new(),
+            connections: Arc::new(Semaphore::new(MAX_CONNECTIONS)),
+            events: tokio::sync::broadcast::channel(EVENT_BACKLOG).0,
+            cfg,
+        }
+    }
+
     fn touch(&self) {
         if let Ok(mut t) = self.last_used.lock() {
             *t = Instant::now();
@@ -719,13 +724,16 @@ impl Shared {
             }
         }
         let (rd, wr) = stream.into_split();
-        self.serve_frames(BufReader::new(rd), wr).await;
+        if let Some((rd, wr)) = self.serve_frames(BufReader::new(rd), wr).await {
+            self.attached(rd, wr).await;
+        }
     }
 
     /// The frames of one accepted connection (AGENT-3): each at most `MAX_FRAME` bytes, one
     /// answer each, closed after a frame it does not accept. Generic over the stream so the
-    /// fuzz target drives the very same loop over bytes in memory.
-    async fn serve_frames<R, W>(self: &Arc<Self>, mut rd: R, mut wr: W)
+    /// fuzz target drives the very same loop over bytes in memory. Returns the stream when a
+    /// dashboard attached (its answer already sent): the caller serves it from then on.
+    async fn serve_frames<R, W>(self: &Arc<Self>, mut rd: R, mut wr: W) -> Option<(R, W)>
     where
         R: tokio::io::AsyncBufRead + Unpin,
         W: tokio::io::AsyncWrite + Unpin,
@@ -741,10 +749,10 @@ impl Shared {
             .await;
             let n = match read {
                 Ok(Ok(n)) => n,
-                Ok(Err(_)) | Err(_) => return,
+                Ok(Err(_)) | Err(_) => return None,
             };
             if n == 0 {
-                return;
+                return None;
             }
             let request = if line.last() != Some(&b'\n') {
                 Err(if n >= MAX_FRAME {
@@ -775,10 +783,9 @@ impl Shared {
                         .is_err()
                         || !ok
                     {
-                        return;
+                        return None;
                     }
-                    self.attached(rd, wr).await;
-                    return;
+                    return Some((rd, wr));
                 }
                 Ok(req) => (self.answer(req).await, false),
                 Err(f) => {
@@ -790,16 +797,16 @@ impl Shared {
             let frame = Zeroizing::new(protocol::encode_response(&answer));
             drop(answer);
             if wr.write_all(&frame).await.is_err() {
-                return;
+                return None;
             }
             if stop {
                 tracing::info!("stop requested");
                 self.shutdown.notify_one();
-                return;
+                return None;
             }
             if closes {
                 let _ = wr.shutdown().await;
-                return;
+                return None;
             }
         }
     }

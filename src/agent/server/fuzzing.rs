@@ -7,16 +7,13 @@
 
 use std::path::PathBuf;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
-use std::time::{Instant, SystemTime};
 
 use tokio::io::{AsyncWrite, BufReader};
-use tokio::sync::{Notify, Semaphore};
 
-use super::{Holder, MAX_CONNECTIONS, ServerConfig, Shared};
+use super::{ServerConfig, Shared};
 use crate::agent::socket::{self, SocketPath};
-use crate::app::status::unix;
 
 /// The vault path the fuzzed agent serves: in a directory that is never created.
 pub fn vault_path() -> PathBuf {
@@ -53,17 +50,7 @@ fn agent() -> Arc<Shared> {
         vault,
         dir.join("config"),
     );
-    Arc::new(Shared {
-        cfg,
-        uid: socket::current_uid(),
-        host: rig().host.clone(),
-        started_at: unix(SystemTime::now()),
-        holder: Mutex::new(Holder::NoVault),
-        last_used: Mutex::new(Instant::now()),
-        unlock_gate: tokio::sync::Mutex::new(0),
-        shutdown: Notify::new(),
-        connections: Arc::new(Semaphore::new(MAX_CONNECTIONS)),
-    })
+    Arc::new(Shared::new(cfg, socket::current_uid(), rig().host.clone()))
 }
 
 /// Serves `input` as the bytes one peer sent on one connection, then end of stream, and hands
@@ -77,7 +64,9 @@ pub fn serve(input: &[u8], on_answer: impl FnMut(&[u8]) + Unpin) -> Vec<u8> {
         on_answer,
     };
     rig().runtime.block_on(async {
-        shared.serve_frames(BufReader::new(input), &mut sink).await;
+        // An `attach` hands the stream back for the dashboard's own stream: the fuzzed
+        // connection ends there.
+        let _attached = shared.serve_frames(BufReader::new(input), &mut sink).await;
     });
     sink.partial
 }
