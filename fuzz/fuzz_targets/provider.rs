@@ -22,7 +22,8 @@ fuzz_target!(|data: &[u8]| {
                 .into_iter()
                 .flatten()
             {
-                let loopback_http = url.scheme() == "http" && authdeck::oauth::wire::is_loopback(url);
+                let loopback_http =
+                    url.scheme() == "http" && authdeck::oauth::wire::is_loopback(url);
                 assert!(
                     url.scheme() == "https" || loopback_http,
                     "insecure endpoint accepted"
