@@ -1,5 +1,6 @@
 //! Integration test: three `authdeck proxy` replicas (the real binary) behind a real HAProxy
-//! running `contrib/haproxy/haproxy.cfg` as shipped, on loopback. Under a fixed-rate load one
+//! running `contrib/haproxy/haproxy.cfg` as shipped, and behind a real nginx running
+//! `contrib/nginx/authdeck-proxy.conf` (its ports and paths rewritten), on loopback. Under a fixed-rate load one
 //! replica gets SIGTERM and is started again; every request must still succeed (HAProxy
 //! retries only requests that never reached a replica). Then the replicas are reloaded with a
 //! tiny rate limit and the limit is shown to apply per real client address (PROXY-11..13),
@@ -55,20 +56,31 @@ pub(crate) fn start_upstream() -> Upstream {
     }
 }
 
-/// A replica's config: PROXY v2 from HAProxy on 127.0.0.1 (as contrib/haproxy says).
-fn write_replica_config(path: &Path, token_endpoint: &str, per_minute: u32) {
+/// The load balancer in front of the replicas, as contrib/ ships it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Balancer {
+    /// contrib/haproxy/haproxy.cfg: PROXY v2, active health checks, retries with redispatch.
+    Haproxy,
+    /// contrib/nginx/authdeck-proxy.conf: X-Forwarded-For, passive health checks.
+    Nginx,
+}
+
+/// A replica's config: the balancer on 127.0.0.1 is trusted, and passes the client address
+/// in a PROXY v2 header (HAProxy) or X-Forwarded-For (nginx), as contrib/ says.
+fn write_replica_config(path: &Path, lb: Balancer, token_endpoint: &str, per_minute: u32) {
     std::fs::write(
         path,
         format!(
             r#"rate_limit_per_minute = {per_minute}
 trusted_proxies = ["127.0.0.1/32"]
-proxy_protocol = true
+proxy_protocol = {}
 [clients.app]
 token_endpoint = "{token_endpoint}"
 client_id = "app"
 client_secret_file = "secret"
 redirect_uris = ["{REDIRECT}"]
-"#
+"#,
+            lb == Balancer::Haproxy
         ),
     )
     .unwrap();
@@ -167,6 +179,10 @@ fn start_replica(config: &Path, port: u16) -> Proc {
     p
 }
 
+fn contrib_nginx() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("contrib/nginx/authdeck-proxy.conf")
+}
+
 fn contrib_haproxy() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("contrib/haproxy/haproxy.cfg")
 }
@@ -240,9 +256,75 @@ fn access_ips(replica: &Proc) -> Vec<String> {
 
 #[test]
 fn haproxy_three_replicas_survive_a_restart_and_limit_per_client_ip() {
-    if Command::new("haproxy").arg("-v").output().is_err() {
-        panic!("haproxy is not installed (apt-get install haproxy; .ci/run installs it)");
+    three_replicas_behind(Balancer::Haproxy);
+}
+
+/// The same with nginx and contrib/nginx/authdeck-proxy.conf (its ports and paths rewritten
+/// for the test): the client address comes in X-Forwarded-For (PROXY-12).
+#[test]
+fn nginx_three_replicas_survive_a_restart_and_limit_per_client_ip() {
+    three_replicas_behind(Balancer::Nginx);
+}
+
+/// Starts `lb` on `lb_addr` in front of `ports`; its stats socket (HAProxy) or nothing.
+fn start_balancer(
+    lb: Balancer,
+    dir: &Path,
+    lb_addr: &str,
+    ports: [u16; 3],
+) -> (Proc, Option<PathBuf>) {
+    match lb {
+        Balancer::Haproxy => {
+            if Command::new("haproxy").arg("-v").output().is_err() {
+                panic!("haproxy is not installed (apt-get install haproxy; .ci/run installs it)");
+            }
+            let stats = dir.join("haproxy.sock");
+            let mut cmd = Command::new("haproxy");
+            cmd.arg("-db")
+                .arg("-f")
+                .arg(contrib_haproxy())
+                .env("AUTHDECK_LB_BIND", lb_addr)
+                .env("AUTHDECK_LB_STATS", &stats);
+            for (i, port) in ports.iter().enumerate() {
+                cmd.env(
+                    format!("AUTHDECK_REPLICA{}", i + 1),
+                    format!("127.0.0.1:{port}"),
+                );
+            }
+            (Proc::spawn(cmd), Some(stats))
+        }
+        Balancer::Nginx => {
+            if Command::new("nginx").arg("-v").output().is_err() {
+                panic!("nginx is not installed (apt-get install nginx; .ci/run installs it)");
+            }
+            let mut conf = std::fs::read_to_string(contrib_nginx()).unwrap();
+            for (i, port) in ports.iter().enumerate() {
+                conf = conf.replace(
+                    &format!("127.0.0.1:310{}", i + 1),
+                    &format!("127.0.0.1:{port}"),
+                );
+            }
+            conf = conf
+                .replace("listen 127.0.0.1:8080;", &format!("listen {lb_addr};"))
+                .replace(
+                    "/tmp/authdeck-nginx",
+                    &dir.join("nginx").display().to_string(),
+                );
+            let path = dir.join("nginx.conf");
+            std::fs::write(&path, conf).unwrap();
+            let mut cmd = Command::new("nginx");
+            cmd.arg("-p")
+                .arg(dir)
+                .arg("-c")
+                .arg(&path)
+                .arg("-g")
+                .arg("daemon off;");
+            (Proc::spawn(cmd), None)
+        }
     }
+}
+
+fn three_replicas_behind(lb_kind: Balancer) {
     let secs = env_u64("AUTHDECK_LB_SECS", 12);
     let rate = env_u64("AUTHDECK_LB_RATE", 100);
     let upstream = start_upstream();
@@ -254,7 +336,7 @@ fn haproxy_three_replicas_survive_a_restart_and_limit_per_client_ip() {
         .map(|i| dir.path().join(format!("replica{i}.toml")))
         .collect();
     for config in &configs {
-        write_replica_config(config, &token_endpoint, 1_000_000);
+        write_replica_config(config, lb_kind, &token_endpoint, 1_000_000);
     }
     let mut replicas: Vec<Proc> = configs
         .iter()
@@ -264,26 +346,14 @@ fn haproxy_three_replicas_survive_a_restart_and_limit_per_client_ip() {
 
     let lb_port = free_port();
     let lb = format!("127.0.0.1:{lb_port}");
-    let stats = dir.path().join("haproxy.sock");
-    let mut cmd = Command::new("haproxy");
-    cmd.arg("-db")
-        .arg("-f")
-        .arg(contrib_haproxy())
-        .env("AUTHDECK_LB_BIND", &lb)
-        .env("AUTHDECK_LB_STATS", &stats);
-    for (i, port) in ports.iter().enumerate() {
-        cmd.env(
-            format!("AUTHDECK_REPLICA{}", i + 1),
-            format!("127.0.0.1:{port}"),
-        );
-    }
-    let haproxy = Proc::spawn(cmd);
+    let (balancer, stats) = start_balancer(lb_kind, dir.path(), &lb, ports);
     let deadline = Instant::now() + Duration::from_secs(15);
-    while std::net::TcpStream::connect(&lb).is_err() || !stats.exists() {
+    while std::net::TcpStream::connect(&lb).is_err() || stats.as_ref().is_some_and(|s| !s.exists())
+    {
         assert!(
             Instant::now() < deadline,
-            "haproxy did not start: {:?}",
-            haproxy.lines()
+            "{lb_kind:?} did not start: {:?}",
+            balancer.lines()
         );
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -330,12 +400,15 @@ fn haproxy_three_replicas_survive_a_restart_and_limit_per_client_ip() {
     let ok = results.iter().filter(|r| matches!(r, Ok(200))).count();
     let failed: Vec<&Result<u16, String>> =
         results.iter().filter(|r| !matches!(r, Ok(200))).collect();
-    let backend = haproxy_backend_stats(&stats);
-    let retries = backend.get("wretr").cloned().unwrap_or_default();
-    let redispatches = backend.get("wredis").cloned().unwrap_or_default();
+    let backend = stats
+        .as_deref()
+        .map(haproxy_backend_stats)
+        .unwrap_or_default();
+    let retries = backend.get("wretr").cloned().unwrap_or_else(|| "-".into());
+    let redispatches = backend.get("wredis").cloned().unwrap_or_else(|| "-".into());
     eprintln!(
-        "lb load: {} requests at {rate}/s over {secs} s, {ok} ok, {} failed; replica 2 stopped at \
-         {stopped_at:.1?}, restarted at {restarted_at:.1?}; haproxy retries={retries} \
+        "{lb_kind:?} load: {} requests at {rate}/s over {secs} s, {ok} ok, {} failed; replica 2 \
+         stopped at {stopped_at:.1?}, restarted at {restarted_at:.1?}; balancer retries={retries} \
          redispatches={redispatches}",
         results.len(),
         failed.len()
@@ -346,7 +419,8 @@ fn haproxy_three_replicas_survive_a_restart_and_limit_per_client_ip() {
     for (i, r) in replicas.iter().enumerate() {
         let ips = access_ips(r);
         assert!(!ips.is_empty(), "replica {} served nothing", i + 1);
-        // The replicas saw the load generator's address, not HAProxy's (PROXY v2).
+        // The replicas saw the load generator's address, not the balancer's (PROXY v2 or
+        // X-Forwarded-For).
         assert!(
             ips.iter().all(|ip| ip == LOAD_SOURCE),
             "replica {}: {ips:?}",
@@ -357,7 +431,7 @@ fn haproxy_three_replicas_survive_a_restart_and_limit_per_client_ip() {
     // Phase 2: the limit applies per real client. 3 per minute per replica, round robin over
     // 3 replicas: a client gets 9, the next 3 are refused, and another client is unaffected.
     for (config, replica) in configs.iter().zip(&replicas) {
-        write_replica_config(config, &token_endpoint, 3);
+        write_replica_config(config, lb_kind, &token_endpoint, 3);
         replica.signal("-HUP");
     }
     for replica in &replicas {
@@ -384,7 +458,7 @@ fn haproxy_three_replicas_survive_a_restart_and_limit_per_client_ip() {
     assert_eq!(count(&second, 200), 3, "{second:?}");
 
     // Stop everything: replicas drain and exit 0 on SIGTERM.
-    drop(haproxy);
+    drop(balancer);
     for r in &mut replicas {
         r.signal("-TERM");
         assert!(r.wait_exit(Duration::from_secs(20)).success());
