@@ -1,11 +1,16 @@
 //! Command-line and dashboard benchmarks (issues 5 and 6), run against the built binary:
-//! 1. `authdeck --export` of 50 valid accounts (key-file vault), beside `cat` of the vault;
+//! 1. `authdeck --export` of 50 valid accounts (key-file vault), beside `cat` of the vault and
+//!    beside benches/minimal_export, the least program that prints the same 50 lines (a key
+//!    file read, 50 AES-256-GCM decryptions); the bench builds it with cargo, same profile;
 //! 2. `authdeck refresh --all` of 1,000 due accounts against the in-process devserver;
 //! 3. the dashboard idle for 10 s with 100 accounts in a pseudo-terminal (CPU %, peak RSS).
 //!
 //! Run: `cargo bench --bench cli [export] [refresh] [idle]` (no name: all three). Figures go in
-//! docs/benchmarks.md.
+//! docs/benchmarks.md. `AUTHDECK_BENCH_BIN` points at another authdeck binary (e.g. a plain
+//! `cargo build --release` one).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
 
 use authdeck::devserver::{DevServer, DevServerConfig};
 use authdeck::secret::{AccessToken, RefreshToken};
@@ -17,7 +22,56 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-const BIN: &str = env!("CARGO_BIN_EXE_authdeck");
+
+/// Builds benches/minimal_export (a crate of its own, release profile with fat LTO as
+/// authdeck's) into `minimal-export/` under this bench's target directory and returns the binary.
+/// Profile overrides in the environment (`CARGO_PROFILE_…`) are not passed on: the baseline is
+/// always built as the release profile says.
+fn build_minimal_export() -> PathBuf {
+    let target_dir = Path::new(env!("CARGO_BIN_EXE_authdeck"))
+        .parent()
+        .and_then(Path::parent)
+        .unwrap()
+        .join("minimal-export");
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/minimal_export/Cargo.toml");
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.args(["build", "--quiet", "--release", "--manifest-path"])
+        .arg(&manifest)
+        .env("CARGO_TARGET_DIR", &target_dir);
+    for (k, _) in std::env::vars_os() {
+        if k.to_string_lossy().starts_with("CARGO_PROFILE_") {
+            cmd.env_remove(k);
+        }
+    }
+    assert!(cmd.status().unwrap().success(), "cannot build {}", manifest.display());
+    target_dir.join("release").join("minimal_export")
+}
+
+/// The sealed-token file benches/minimal_export reads: each `export NAME='TOKEN'` line of
+/// `export` as name, nonce, length and AES-256-GCM ciphertext under `key`.
+fn seal_tokens(export: &str, key: &Path, out: &Path) {
+    use aes_gcm::aead::{Aead, KeyInit};
+    let cipher = aes_gcm::Aes256Gcm::new_from_slice(&std::fs::read(key).unwrap()).unwrap();
+    let mut file = Vec::new();
+    for line in export.lines() {
+        let (name, quoted) = line
+            .strip_prefix("export ")
+            .and_then(|l| l.split_once('='))
+            .unwrap();
+        let token = quoted.trim_matches('\'');
+        let nonce: [u8; 12] = rand::random();
+        let sealed = cipher
+            .encrypt(aes_gcm::Nonce::from_slice(&nonce), token.as_bytes())
+            .unwrap();
+        file.push(u8::try_from(name.len()).unwrap());
+        file.extend_from_slice(name.as_bytes());
+        file.extend_from_slice(&nonce);
+        file.extend_from_slice(&u16::try_from(sealed.len()).unwrap().to_le_bytes());
+        file.extend_from_slice(&sealed);
+    }
+    std::fs::write(out, file).unwrap();
+}
 
 fn now() -> i64 {
     SystemTime::now()
@@ -81,7 +135,7 @@ impl Setup {
     }
 
     fn command(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(BIN);
+        let mut cmd = Command::new(common::bin());
         cmd.args(args)
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
@@ -168,11 +222,39 @@ fn bench_export() {
     let (mut export, mut cat, mut edited) = (Vec::new(), Vec::new(), Vec::new());
     let first = s.config.join("providers").join("acc0.toml");
     let first_text = std::fs::read(&first).unwrap();
+    // The minimal program, fed the same tokens, must print the same lines.
+    let minimal_bin = build_minimal_export();
+    let sealed = s._dir.path().join("sealed.bin");
+    let printed = String::from_utf8(out.stdout.clone()).unwrap();
+    seal_tokens(&printed, &s.key, &sealed);
+    let mut minimal_cmd = Command::new(&minimal_bin);
+    minimal_cmd.arg(&s.key).arg(&sealed).stdout(Stdio::null());
+    let minimal_out = Command::new(&minimal_bin)
+        .arg(&s.key)
+        .arg(&sealed)
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&minimal_out.stdout), printed);
+    // CPU time, page faults and peak RSS from wait4, the three commands interleaved.
+    let (mut c_export, mut c_minimal, mut c_cat) = (
+        common::Series::default(),
+        common::Series::default(),
+        common::Series::default(),
+    );
     for _ in 0..RUNS {
         export.push(run(&mut s.command(&["--export"])));
         let mut c = Command::new("cat");
         c.arg(&s.vault);
         cat.push(run(&mut c));
+        c_export.push(common::run(
+            s.command(&["--export"]).stdout(Stdio::null()),
+            None,
+        ));
+        c_minimal.push(common::run(&mut minimal_cmd, None));
+        c_cat.push(common::run(
+            Command::new("cat").arg(&s.vault).stdout(Stdio::null()),
+            None,
+        ));
     }
     // The first run after an edit: the index is stale, every account file is read and checked
     // (and the index is not rewritten while the edit is younger than the racy window).
@@ -202,6 +284,15 @@ fn bench_export() {
     println!(
         "peak RSS of any child so far: {:.1} MB",
         rss as f64 / 1024.0
+    );
+    println!("\n{}", common::header());
+    println!("{}", c_export.row("authdeck --export"));
+    println!("{}", c_minimal.row("minimal_export (same 50 lines)"));
+    println!("{}", c_cat.row("cat vault.bin"));
+    println!(
+        "authdeck --export / minimal_export: wall {:.2}×, CPU {:.2}×",
+        c_export.wall(0.5) / c_minimal.wall(0.5),
+        c_export.cpu_mean() / c_minimal.cpu_mean()
     );
 }
 
@@ -370,7 +461,7 @@ fn bench_idle() {
             pixel_height: 0,
         })
         .unwrap();
-    let mut cmd = CommandBuilder::new(BIN);
+    let mut cmd = CommandBuilder::new(common::bin());
     cmd.env_clear();
     cmd.env("PATH", std::env::var("PATH").unwrap_or_default());
     cmd.env("TERM", "xterm-256color");
@@ -434,7 +525,7 @@ fn main() {
         .filter(|a| !a.starts_with('-'))
         .collect();
     let want = |n: &str| wanted.is_empty() || wanted.iter().any(|w| w == n);
-    println!("binary: {}", Path::new(BIN).display());
+    println!("binary: {}", common::bin().display());
     if want("export") {
         bench_export();
     }

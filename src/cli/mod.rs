@@ -7,6 +7,7 @@ pub mod context;
 pub mod dashboard;
 pub mod exec;
 pub mod export;
+mod fast;
 pub mod gitcred;
 pub mod kube;
 pub mod login;
@@ -214,7 +215,12 @@ pub fn main() -> ExitCode {
         eprintln!("authdeck: warning: cannot make the process non-dumpable: {e}");
     }
     completions::answer_if_asked();
-    let cli = Cli::parse_from(rewrite_export_flag(std::env::args_os().collect()));
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    // The lines scripts run most, without building clap's whole definition (same reading).
+    if let Some((command, loc)) = fast::recognise(&args) {
+        return ExitCode::from(fast::run(command, &loc));
+    }
+    let cli = Cli::parse_from(rewrite_export_flag(args));
     let loc = Locations {
         config: cli.config.clone(),
         vault: cli.vault.clone(),

@@ -96,6 +96,16 @@ const clients = [
     client_secret: POST_CLIENT_SECRET,
     token_endpoint_auth_method: 'client_secret_post',
   },
+  // For benches/agent.rs: oidc-agent sends its client secret in a Basic header without the
+  // form-urlencoding of RFC 6749 §2.3.1, and sends an empty Basic header for a public client,
+  // which oidc-provider refuses for both clients above; a secret of letters and digits encodes
+  // to itself, so this client serves oidc-agent as any other.
+  {
+    ...common,
+    client_id: 'authdeck-bench-plain',
+    client_secret: 'benchplainsecret0123456789',
+    token_endpoint_auth_method: 'client_secret_basic',
+  },
 ];
 
 // The issuer must contain the real port, so bind first and build the provider afterwards.
