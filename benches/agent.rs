@@ -13,8 +13,8 @@
 //! Run: `cargo bench --bench agent [token] [export] [cred] [load] [soak]` (no name: all but
 //! `soak`). Every comparison interleaves its commands run by run, so machine load hits all
 //! of them alike. `AUTHDECK_BENCH_BIN` points at another authdeck binary (e.g. a plain
-//! `cargo build --release` one). `MALLOC_ARENA_MAX` and `AUTHDECK_LOG` are passed on to the
-//! agents.
+//! `cargo build --release` one); `AUTHDECK_BENCH_BIN_BEFORE` adds an older binary's runs beside
+//! it, in the same rounds. `MALLOC_ARENA_MAX` and `AUTHDECK_LOG` are passed on to the agents.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 #[path = "../tests/integration/oidc_provider.rs"]
@@ -54,13 +54,23 @@ struct Account {
     record: Record,
 }
 
-/// An OIDC account whose endpoints are all explicit (nothing is discovered).
+/// An OIDC account whose endpoints are all explicit (nothing is discovered), asking for
+/// `openid email offline_access`.
 fn account_file(issuer: &str, client_id: &str, extra: &str) -> String {
+    account_file_scoped(
+        issuer,
+        client_id,
+        "\"openid\", \"email\", \"offline_access\"",
+        extra,
+    )
+}
+
+fn account_file_scoped(issuer: &str, client_id: &str, scopes: &str, extra: &str) -> String {
     format!(
         "extends = \"oidc\"\nissuer = \"{issuer}\"\n\
          authorization_endpoint = \"{issuer}/auth\"\n\
          token_endpoint = \"{issuer}/token\"\nclient_id = \"{client_id}\"\n\
-         scopes = [\"openid\", \"email\", \"offline_access\"]\n{extra}"
+         scopes = [{scopes}]\n{extra}"
     )
 }
 
@@ -142,11 +152,8 @@ impl Fixture {
         }
         let run = f.path("run");
         std::fs::create_dir(&run).unwrap();
-        std::fs::set_permissions(
-            &run,
-            std::os::unix::fs::PermissionsExt::from_mode(0o700),
-        )
-        .unwrap();
+        std::fs::set_permissions(&run, std::os::unix::fs::PermissionsExt::from_mode(0o700))
+            .unwrap();
         f
     }
 
@@ -282,9 +289,9 @@ impl Agent {
                         origin: Origin::default(),
                     })
                     .unwrap();
-                let unlocked = r.agent.is_some_and(|a| {
-                    a.state == authdeck::agent::protocol::KeyState::Unlocked
-                });
+                let unlocked = r
+                    .agent
+                    .is_some_and(|a| a.state == authdeck::agent::protocol::KeyState::Unlocked);
                 if unlocked {
                     return;
                 }
@@ -303,6 +310,43 @@ impl Drop for Agent {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// `cmd` with another program: the same arguments and environment (the environment is
+/// always cleared first, as every command of these benches does).
+fn rebin(cmd: &Command, program: &Path) -> Command {
+    let mut c = Command::new(program);
+    c.args(cmd.get_args())
+        .env_clear()
+        .envs(cmd.get_envs().filter_map(|(k, v)| v.map(|v| (k, v))))
+        .stdout(Stdio::null());
+    c
+}
+
+/// `AUTHDECK_BENCH_BIN_BEFORE`: an older binary measured beside the current one, in the same
+/// run, for before/after figures.
+fn before_bin() -> Option<PathBuf> {
+    std::env::var_os("AUTHDECK_BENCH_BIN_BEFORE").map(PathBuf::from)
+}
+
+/// Adds, for each contender whose name starts with `authdeck`, the same command run by the
+/// `AUTHDECK_BENCH_BIN_BEFORE` binary.
+fn with_before(contenders: Vec<Contender>) -> Vec<Contender> {
+    let Some(before) = before_bin() else {
+        return contenders;
+    };
+    let mut out = Vec::new();
+    for c in contenders {
+        if c.name.starts_with("authdeck") && c.every == 1 {
+            let mut b = Contender::new(&format!("before: {}", c.name), rebin(&c.cmd, &before));
+            b.stdin = c.stdin.clone();
+            out.push(c);
+            out.push(b);
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// One named command of an interleaved comparison.
@@ -350,6 +394,9 @@ fn interleave(title: &str, rounds: usize, contenders: &mut [Contender]) {
                 c.series.push(cost);
             }
         }
+    }
+    for c in contenders.iter_mut() {
+        c.series.peak_rss_kib = common::peak_rss_kib(&c.cmd, c.stdin.as_deref());
     }
     println!("\n## {title} (load {})", load_average());
     println!("{}", header());
@@ -433,11 +480,8 @@ impl OidcAgent {
     fn start(dir: &Path, issuer: &str, refresh_token: &str) -> Result<OidcAgent, String> {
         let config = dir.join("oidc-config");
         std::fs::create_dir_all(&config).unwrap();
-        std::fs::set_permissions(
-            &config,
-            std::os::unix::fs::PermissionsExt::from_mode(0o700),
-        )
-        .unwrap();
+        std::fs::set_permissions(&config, std::os::unix::fs::PermissionsExt::from_mode(0o700))
+            .unwrap();
         let sock = dir.join("oidc-agent.sock");
         let env = vec![
             ("OIDC_CONFIG_DIR".to_owned(), config),
@@ -452,9 +496,9 @@ impl OidcAgent {
             .envs(env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(dir.join("oidc-agent.log")).unwrap());
-        let child = c.spawn().map_err(|e| {
-            format!("cannot run oidc-agent ({e}): apt-get install oidc-agent-cli")
-        })?;
+        let child = c
+            .spawn()
+            .map_err(|e| format!("cannot run oidc-agent ({e}): apt-get install oidc-agent-cli"))?;
         let agent = OidcAgent { child, env };
         let deadline = Instant::now() + Duration::from_secs(10);
         while UnixStream::connect(&sock).is_err() {
@@ -547,8 +591,12 @@ fn bench_token(rounds: usize) {
         Fixture::output(&mut f.key_file(&["token", "op"]), None),
         token
     );
-    let oidc = OidcAgent::start(f.dir.path(), &issuer, theirs["refresh_token"].as_str().unwrap());
-    let mut contenders = vec![
+    let oidc = OidcAgent::start(
+        f.dir.path(),
+        &issuer,
+        theirs["refresh_token"].as_str().unwrap(),
+    );
+    let contenders = vec![
         Contender::new("authdeck token op (agent, passphrase vault)", {
             f.via_agent(&["token", "op"])
         }),
@@ -566,12 +614,16 @@ fn bench_token(rounds: usize) {
             c
         }),
     ];
+    let mut contenders = with_before(contenders);
     match &oidc {
         Ok(o) => {
             let mut c = o.cmd("oidc-token");
             c.arg("op");
             let theirs_now = Fixture::output(&mut c, None);
-            assert!(theirs_now.trim().len() > 20, "oidc-token printed {theirs_now:?}");
+            assert!(
+                theirs_now.trim().len() > 20,
+                "oidc-token printed {theirs_now:?}"
+            );
             contenders.insert(1, Contender::new("oidc-token op (oidc-agent)", c));
         }
         Err(e) => println!("oidc-agent comparison skipped: {e}"),
@@ -586,7 +638,11 @@ fn bench_token(rounds: usize) {
     ratio_line(&contenders, "authdeck token op (direct, key file)", a);
     if oidc.is_ok() {
         ratio_line(&contenders, a, "oidc-token op (oidc-agent)");
-        ratio_line(&contenders, "authdeck token op (direct, key file)", "oidc-token op (oidc-agent)");
+        ratio_line(
+            &contenders,
+            "authdeck token op (direct, key file)",
+            "oidc-token op (oidc-agent)",
+        );
     }
     println!(
         "agent after the run: VmRSS {} KiB, VmHWM {} KiB",
@@ -614,10 +670,13 @@ fn bench_export(rounds: usize) {
     let direct = Fixture::output(&mut f.key_file(&["--export"]), None);
     assert_eq!(via.lines().count(), 50);
     assert_eq!(via, direct, "the agent and the vault disagree");
-    let mut contenders = vec![
+    let mut contenders = with_before(vec![
         Contender::new("authdeck --export (agent)", f.via_agent(&["--export"])),
-        Contender::new("authdeck --export (direct, key file)", f.key_file(&["--export"])),
-    ];
+        Contender::new(
+            "authdeck --export (direct, key file)",
+            f.key_file(&["--export"]),
+        ),
+    ]);
     interleave(
         &format!("--export, 50 accounts, {rounds} rounds"),
         rounds,
@@ -660,7 +719,10 @@ fn bench_cred(rounds: usize) {
             "kube-credential acc00 (agent)",
             f.via_agent(&["kube-credential", "acc00"]),
         ),
-        Contender::new("token acc00 (direct, key file)", f.key_file(&["token", "acc00"])),
+        Contender::new(
+            "token acc00 (direct, key file)",
+            f.key_file(&["token", "acc00"]),
+        ),
         Contender::new(
             "git-credential get (direct, key file)",
             f.key_file(&["git-credential", "get"]),
@@ -860,8 +922,12 @@ fn bench_soak() {
         .enumerate()
         .map(|(i, rt_token)| Account {
             name: format!("acc{i:02}"),
-            file: account_file(&issuer, "demo-public", ""),
-            record: record(&issuer, "demo-public", "expired", Some(rt_token), due),
+            // The devserver grants `api`, what the device logins asked for.
+            file: account_file_scoped(&issuer, "demo-public", "\"api\"", ""),
+            record: Record {
+                scopes: vec!["api".into()],
+                ..record(&issuer, "demo-public", "expired", Some(rt_token), due)
+            },
         })
         .collect();
     let busy = Fixture::new(&accounts);
@@ -899,10 +965,14 @@ fn bench_soak() {
         Fixture::output(&mut c, None).lines().count()
     };
     let log = std::fs::read_to_string(&busy_agent.log).unwrap_or_default();
-    let failures = log
+    let warned: Vec<&str> = log
         .lines()
-        .filter(|l| l.contains("WARN") || l.contains("ERROR"))
-        .count();
+        .filter(|l| l.contains(" WARN ") || l.contains(" ERROR "))
+        .collect();
+    let failures = warned.len();
+    for line in warned.iter().take(3) {
+        println!("agent log: {line}");
+    }
     println!(
         "\n## soak: {ACCOUNTS} accounts, 30 s tokens, {} s (load {})",
         soak.as_secs(),

@@ -22,7 +22,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-
 /// Builds benches/minimal_export (a crate of its own, release profile with fat LTO as
 /// authdeck's) into `minimal-export/` under this bench's target directory and returns the binary.
 /// Profile overrides in the environment (`CARGO_PROFILE_…`) are not passed on: the baseline is
@@ -44,7 +43,11 @@ fn build_minimal_export() -> PathBuf {
             cmd.env_remove(k);
         }
     }
-    assert!(cmd.status().unwrap().success(), "cannot build {}", manifest.display());
+    assert!(
+        cmd.status().unwrap().success(),
+        "cannot build {}",
+        manifest.display()
+    );
     target_dir.join("release").join("minimal_export")
 }
 
@@ -263,6 +266,9 @@ fn bench_export() {
         edited.push(run(&mut s.command(&["--export"])));
     }
     let rss = children_maxrss_kib();
+    c_export.peak_rss_kib =
+        common::peak_rss_kib(s.command(&["--export"]).stdout(Stdio::null()), None);
+    c_minimal.peak_rss_kib = common::peak_rss_kib(&minimal_cmd, None);
     if std::env::var_os("CLI_BENCH_KEEP").is_some() {
         // For profiling by hand: keep the fixture and say how to run it.
         let dir = s._dir.path().to_path_buf();

@@ -24,8 +24,6 @@ pub struct Cost {
     pub cpu: Duration,
     /// Minor page faults of the child.
     pub minflt: i64,
-    /// Peak RSS of the child, KiB.
-    pub maxrss_kib: i64,
 }
 
 fn tv(t: libc::timeval) -> Duration {
@@ -66,14 +64,42 @@ pub fn run(cmd: &mut Command, stdin: Option<&[u8]>) -> Cost {
         wall,
         cpu: tv(ru.ru_utime) + tv(ru.ru_stime),
         minflt: ru.ru_minflt,
-        maxrss_kib: ru.ru_maxrss,
     }
+}
+
+/// Peak RSS (KiB) of one run of `cmd`, read by GNU time. `wait4`'s `ru_maxrss` cannot tell:
+/// Linux starts a child's figure at the RSS of the process that forked it, and a bench process
+/// that ran Argon2id holds 70 MiB.
+pub fn peak_rss_kib(cmd: &Command, stdin: Option<&[u8]>) -> u64 {
+    let out = tempfile::NamedTempFile::new().unwrap();
+    let mut timed = Command::new("/usr/bin/time");
+    timed
+        .args(["-f", "%M", "-o"])
+        .arg(out.path())
+        .arg(cmd.get_program())
+        .args(cmd.get_args())
+        .env_clear()
+        .envs(cmd.get_envs().filter_map(|(k, v)| v.map(|v| (k, v))))
+        .stdout(Stdio::null());
+    if let Some(dir) = cmd.get_current_dir() {
+        timed.current_dir(dir);
+    }
+    if !std::path::Path::new("/usr/bin/time").exists() {
+        return 0;
+    }
+    run(&mut timed, stdin);
+    std::fs::read_to_string(out.path())
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(0)
 }
 
 /// A series of costs of one command.
 #[derive(Debug, Default, Clone)]
 pub struct Series {
     pub costs: Vec<Cost>,
+    /// Peak RSS of one run, KiB ([`peak_rss_kib`]).
+    pub peak_rss_kib: u64,
 }
 
 fn ms(d: Duration) -> f64 {
@@ -104,7 +130,7 @@ impl Series {
         quantile(self.costs.iter().map(|c| c.minflt).collect(), 0.5)
     }
     pub fn maxrss_mib(&self) -> f64 {
-        quantile(self.costs.iter().map(|c| c.maxrss_kib).collect(), 0.5) as f64 / 1024.0
+        self.peak_rss_kib as f64 / 1024.0
     }
     /// One Markdown table row: name, runs, wall median / p90, CPU median / mean, minor
     /// faults, peak RSS.
