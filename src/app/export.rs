@@ -181,8 +181,10 @@ pub fn powershell_quote(value: &str) -> String {
 /// Where `--export` (and `token`) take their tokens from.
 #[derive(Debug)]
 pub enum Source {
-    /// The account index answered for every account: (variable, token) pairs, in order.
-    Indexed(Vec<(String, AccessToken)>),
+    /// The account index answered for every account: (variable, token) pairs, in order, and
+    /// the vault snapshot they came from (for a caller that needs more of a record, such as
+    /// `kube-credential`'s expiry).
+    Indexed(Vec<(String, AccessToken)>, Arc<Snapshot>),
     /// The account files were loaded (the index rewritten if it was stale): ask the app, which
     /// refreshes what is due and says what fails.
     Loaded(Box<App>),
@@ -220,7 +222,7 @@ impl App {
             .as_ref()
             .and_then(|i| from_index(i, &snap, names, SystemTime::now()))
         {
-            return Ok(Source::Indexed(vars));
+            return Ok(Source::Indexed(vars, snap));
         }
         // Stamped before the files are read, so an edit made meanwhile leaves the index stale.
         let stamps = (index.is_none() && index_path.is_some())
@@ -399,7 +401,7 @@ mod tests {
             matches!(open(&config, &key, &[]), Source::Loaded(_)),
             "writes the index"
         );
-        let Source::Indexed(vars) = open(&config, &key, &[]) else {
+        let Source::Indexed(vars, _) = open(&config, &key, &[]) else {
             panic!("a current index must answer");
         };
         let got: Vec<(&str, &str)> = vars.iter().map(|(k, t)| (k.as_str(), t.secret())).collect();
@@ -411,7 +413,7 @@ mod tests {
             ]
         );
         let one = open(&config, &key, &["b-work".to_owned()]);
-        assert!(matches!(&one, Source::Indexed(v) if v.len() == 1));
+        assert!(matches!(&one, Source::Indexed(v, _) if v.len() == 1));
         // An account it does not know, or an edit, sends it back to the files.
         assert!(matches!(
             open(&config, &key, &["nobody".to_owned()]),

@@ -30,7 +30,7 @@ fn export_tokens(loc: &Locations, names: &[String], format: ExportFormat) -> Res
         None => {
             let (config_dir, vault) = open_parts(loc, false)?;
             match App::for_export(config_dir, vault, names, Settings::default())? {
-                Source::Indexed(vars) => vars.into_iter().map(Ok).collect(),
+                Source::Indexed(vars, _) => vars.into_iter().map(Ok).collect(),
                 Source::Loaded(app) => loaded_tokens(&app, names)?,
             }
         }

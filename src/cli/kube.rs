@@ -12,12 +12,13 @@
 //!       interactiveMode: Never
 //! ```
 
-use super::context::{Locations, ask_agent, incomplete, light_runtime, open_app, report};
+use super::context::{Locations, ask_agent, incomplete, light_runtime, open_parts, report};
 use super::exit;
 use crate::agent::protocol::{Narrow, Request};
-use crate::app::AppError;
+use crate::app::export::Source;
 use crate::app::kubecred;
 use crate::app::refresh::Refreshed;
+use crate::app::{App, AppError, Settings};
 use crate::secret::AnyToken;
 use clap::Args;
 use std::io::Write;
@@ -80,19 +81,35 @@ fn token(loc: &Locations, args: &KubeCredentialArgs) -> Result<(AnyToken, Option
         };
         return Ok((token.ok_or_else(|| incomplete("token"))?, r.expires_at));
     }
-    open_app(loc, false).and_then(|app| {
-        let rt = light_runtime()?;
-        let (token, expires_at) = if args.id_token {
-            rt.block_on(app.hand_id_token(&args.name))?
-        } else {
-            let (handed, how) = rt.block_on(app.hand_token(&args.name, Duration::ZERO))?;
-            if let Refreshed::FailedButValid { reason } = how {
-                eprintln!(
-                    "authdeck: warning: refresh failed ({reason}); the current token is still valid"
-                );
+    let (config_dir, vault) = open_parts(loc, false)?;
+    let app = if args.id_token {
+        App::new(config_dir, vault, Settings::default())?
+    } else {
+        // The access token as `token` finds it: from the account index when it is current and
+        // the token not due, with no account file read (docs/benchmarks.md, "Agent").
+        let names = [args.name.clone()];
+        match App::for_export(config_dir, vault, &names, Settings::default())? {
+            Source::Indexed(mut vars, snap) => {
+                let Some((_, token)) = vars.pop() else {
+                    return Err(AppError::UnknownAccount(args.name.clone()));
+                };
+                let expires_at = snap.records.get(&args.name).and_then(|r| r.expires_at);
+                return Ok((AnyToken::new(token.secret()), expires_at));
             }
-            (AnyToken::new(handed.token.secret()), handed.expires_at)
-        };
-        Ok((token, expires_at))
-    })
+            Source::Loaded(app) => *app,
+        }
+    };
+    let rt = light_runtime()?;
+    let (token, expires_at) = if args.id_token {
+        rt.block_on(app.hand_id_token(&args.name))?
+    } else {
+        let (handed, how) = rt.block_on(app.hand_token(&args.name, Duration::ZERO))?;
+        if let Refreshed::FailedButValid { reason } = how {
+            eprintln!(
+                "authdeck: warning: refresh failed ({reason}); the current token is still valid"
+            );
+        }
+        (AnyToken::new(handed.token.secret()), handed.expires_at)
+    };
+    Ok((token, expires_at))
 }

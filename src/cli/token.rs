@@ -32,7 +32,7 @@ fn print_token(loc: &Locations, name: &str) -> Result<u8, AppError> {
     let (config_dir, vault) = open_parts(loc, false)?;
     let names = [name.to_owned()];
     let token = match App::for_export(config_dir, vault, &names, Settings::default())? {
-        Source::Indexed(mut vars) => match vars.pop() {
+        Source::Indexed(mut vars, _) => match vars.pop() {
             Some((_, token)) => token,
             None => return Err(AppError::UnknownAccount(name.to_owned())),
         },
