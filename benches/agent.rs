@@ -939,7 +939,8 @@ fn bench_soak() {
     // Idle: the quiet agent has nothing due for an hour; let it settle, then read its CPU.
     std::thread::sleep(Duration::from_secs(5));
     let (q0, qt) = (cpu_ticks(quiet_agent.pid()), Instant::now());
-    let mut samples: Vec<(f64, u64, u64, u64, u64)> = Vec::new();
+    // (t, VmRSS, VmHWM, threads, refreshes, RssAnon, RssFile)
+    let mut samples: Vec<(f64, u64, u64, u64, u64, u64, u64)> = Vec::new();
     let mut quiet_cpu = None;
     let cpu_busy0 = cpu_ticks(busy_agent.pid());
     while t0.elapsed() < soak.max(idle + Duration::from_secs(6)) {
@@ -955,6 +956,8 @@ fn bench_soak() {
                 status_field(pid, "VmHWM:"),
                 status_field(pid, "Threads:"),
                 server.stats().refreshes - before,
+                status_field(pid, "RssAnon:"),
+                status_field(pid, "RssFile:"),
             ));
         }
     }
@@ -978,24 +981,32 @@ fn bench_soak() {
         soak.as_secs(),
         load_average()
     );
-    println!("| t s | VmRSS KiB | VmHWM KiB | threads | refreshes so far |");
-    println!("| --: | --------: | --------: | ------: | ---------------: |");
-    for (k, (t, rss, hwm, threads, n)) in samples.iter().enumerate() {
+    println!(
+        "| t s | VmRSS KiB | RssAnon KiB | RssFile KiB | VmHWM KiB | threads | refreshes so far |"
+    );
+    println!(
+        "| --: | --------: | ----------: | ----------: | --------: | ------: | ---------------: |"
+    );
+    for (k, (t, rss, hwm, threads, n, anon, file)) in samples.iter().enumerate() {
         // Every sample in the first minute, then one a minute, and the last.
         if *t < 65.0 || (*t as u64 % 60) < 5 || k + 1 == samples.len() {
-            println!("| {t:>3.0} | {rss:>9} | {hwm:>9} | {threads:>7} | {n:>16} |");
+            println!(
+                "| {t:>3.0} | {rss:>9} | {anon:>11} | {file:>11} | {hwm:>9} | {threads:>7} | {n:>16} |"
+            );
         }
     }
     let after_minute: Vec<_> = samples.iter().filter(|s| s.0 >= 60.0).collect();
     if let (Some(first), Some(last)) = (after_minute.first(), after_minute.last()) {
         let max = after_minute.iter().map(|s| s.1).max().unwrap();
         println!(
-            "VmRSS after the first minute: {} KiB at {:.0} s, {} KiB at the end, max {} KiB; growth {} KiB",
+            "VmRSS after the first minute: {} KiB at {:.0} s, {} KiB at the end, max {} KiB; growth {} KiB (RssAnon {:+} KiB, RssFile {:+} KiB)",
             first.1,
             first.0,
             last.1,
             max,
-            last.1 as i64 - first.1 as i64
+            last.1 as i64 - first.1 as i64,
+            last.5 as i64 - first.5 as i64,
+            last.6 as i64 - first.6 as i64
         );
     }
     println!(
