@@ -25,7 +25,14 @@ pub struct RequestArgs {
     /// Request body; `@FILE` reads a file, `@-` stdin.
     #[arg(short = 'd', long = "data", value_name = "DATA")]
     pub data: Option<String>,
+    /// Send a narrower token instead of the account's own (REF-9).
+    #[command(flatten)]
+    pub narrow: super::token_opts::NarrowArgs,
 }
+
+/// After a 401, a narrowed token is renewed by asking for one valid "forever": no stored
+/// narrowed token is that fresh, so it is fetched again (REF-9).
+const RENEW: Duration = Duration::from_secs(u32::MAX as u64);
 
 /// Runs `request`: prints the body; exit 0 for 2xx, 1 otherwise (3 when a login is needed).
 pub fn request(loc: &Locations, args: &RequestArgs) -> u8 {
@@ -74,7 +81,9 @@ pub fn request(loc: &Locations, args: &RequestArgs) -> u8 {
         // answers; the request itself goes from here either way.
         let via_agent = match access(loc)? {
             Access::Agent(mut link) => {
-                let plain = token_request(&args.name, Duration::ZERO, &Default::default());
+                let asked = args.narrow.request();
+                let narrow = crate::agent::protocol::Narrow::from_request(&asked);
+                let plain = token_request(&args.name, Duration::ZERO, &asked);
                 let first = link.call(&plain)?;
                 match first {
                     Some(first) => {
@@ -87,7 +96,7 @@ pub fn request(loc: &Locations, args: &RequestArgs) -> u8 {
                                     account: name.clone(),
                                     min_valid: 0,
                                     force,
-                                    narrow: Default::default(),
+                                    narrow: narrow.clone(),
                                     id_token: false,
                                     origin,
                                 }),
@@ -105,7 +114,22 @@ pub fn request(loc: &Locations, args: &RequestArgs) -> u8 {
         };
         let resp = match via_agent {
             Some(resp) => resp,
-            None => rt.block_on(open_app(loc, false)?.request(&args.name, &req))?,
+            None if args.narrow.request().is_empty() => {
+                rt.block_on(open_app(loc, false)?.request(&args.name, &req))?
+            }
+            None => {
+                let app = open_app(loc, false)?;
+                let (name, narrow) = (&args.name, args.narrow.request());
+                rt.block_on(send_authenticated(&req, |force| {
+                    let (app, narrow) = (&app, &narrow);
+                    async move {
+                        let min = if force { RENEW } else { Duration::ZERO };
+                        app.token_as_asked(name, narrow, min)
+                            .await
+                            .map(|(handed, _)| handed.token)
+                    }
+                }))?
+            }
         };
         let _ = std::io::stdout().lock().write_all(&resp.body);
         if let Some(scope) = &resp.insufficient_scope {

@@ -620,6 +620,17 @@ async fn narrowed_tokens_per_scope_and_resource() {
             .output()
             .unwrap();
         assert_eq!(stdout(&out), narrow);
+        // So does request: the API sees the narrowed token's scope, not the main token's.
+        let out = home
+            .authdeck(&["request", "work", &api, "--scope", "openid email"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(v["scope"], "email openid", "{v}");
+        let out = home.authdeck(&["request", "work", &api]).output().unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_ne!(v["scope"], "email openid", "without options: the main token");
         srv
     })
     .await;
