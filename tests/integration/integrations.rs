@@ -630,7 +630,10 @@ async fn narrowed_tokens_per_scope_and_resource() {
         assert_eq!(v["scope"], "email openid", "{v}");
         let out = home.authdeck(&["request", "work", &api]).output().unwrap();
         let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-        assert_ne!(v["scope"], "email openid", "without options: the main token");
+        assert_ne!(
+            v["scope"], "email openid",
+            "without options: the main token"
+        );
         srv
     })
     .await;
