@@ -29,7 +29,6 @@ use authdeck::devserver::{DevServer, DevServerConfig};
 use authdeck::secret::{AccessToken, Passphrase, RefreshToken};
 use authdeck::vault::{KeySource, Record, StoredState, Vault, generate_key_file};
 use common::{Series, bin, cpu_ticks, header, load_average, status_field};
-use futures::StreamExt;
 use std::io::Write;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
@@ -850,45 +849,6 @@ fn bench_load(rate: u64, seconds: u64) {
 // ---------------------------------------------------------------------------------------
 // 5. soak: 50 accounts, 30 s tokens; idle CPU with nothing due
 
-/// Logs in `n` times through the device grant (auto-approved), returning the refresh tokens.
-async fn device_logins(server: &DevServer, n: usize) -> Vec<String> {
-    let http = reqwest::Client::new();
-    let (dev_url, tok_url) = (server.url("/device_authorization"), server.url("/token"));
-    futures::stream::iter(0..n)
-        .map(|_| {
-            let (http, dev_url, tok_url) = (http.clone(), dev_url.clone(), tok_url.clone());
-            async move {
-                let dev: serde_json::Value = http
-                    .post(&dev_url)
-                    .form(&[("client_id", "demo-public"), ("scope", "api")])
-                    .send()
-                    .await
-                    .unwrap()
-                    .json()
-                    .await
-                    .unwrap();
-                let code = dev["device_code"].as_str().unwrap().to_string();
-                let tok: serde_json::Value = http
-                    .post(&tok_url)
-                    .form(&[
-                        ("client_id", "demo-public"),
-                        ("grant_type", "urn:ietf:params:oauth:grant-type:device_code"),
-                        ("device_code", code.as_str()),
-                    ])
-                    .send()
-                    .await
-                    .unwrap()
-                    .json()
-                    .await
-                    .unwrap();
-                tok["refresh_token"].as_str().unwrap().to_string()
-            }
-        })
-        .buffer_unordered(16)
-        .collect()
-        .await
-}
-
 fn env_secs(name: &str, default: u64) -> u64 {
     std::env::var(name)
         .ok()
@@ -913,7 +873,7 @@ fn bench_soak() {
         }))
         .unwrap();
     let issuer = server.issuer();
-    let tokens = rt.block_on(device_logins(&server, ACCOUNTS));
+    let tokens = rt.block_on(common::device_logins(&server, ACCOUNTS));
     // Due at once: the agent refreshes all 50 on start, then each about every 15 s (a 30 s
     // token is refreshed with 15 s left, EXP-4).
     let due = now() - 10;

@@ -15,7 +15,6 @@ mod common;
 use authdeck::devserver::{DevServer, DevServerConfig};
 use authdeck::secret::{AccessToken, RefreshToken};
 use authdeck::vault::{KeySource, Record, StoredState, Vault, generate_key_file};
-use futures::StreamExt;
 use portable_pty::{CommandBuilder, PtySize, native_pty_system};
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -302,48 +301,6 @@ fn bench_export() {
     );
 }
 
-/// Logs in `n` times through the device grant (auto-approved), returning the refresh tokens.
-async fn device_logins(server: &DevServer, n: usize) -> Vec<String> {
-    let http = reqwest::Client::new();
-    let (dev_url, tok_url) = (server.url("/device_authorization"), server.url("/token"));
-    futures::stream::iter(0..n)
-        .map(|_| {
-            let (http, dev_url, tok_url) = (http.clone(), dev_url.clone(), tok_url.clone());
-            async move {
-                let dev: serde_json::Value = http
-                    .post(&dev_url)
-                    .form(&[("client_id", "demo-public"), ("scope", "api")])
-                    .send()
-                    .await
-                    .unwrap()
-                    .json()
-                    .await
-                    .unwrap();
-                let code = dev["device_code"].as_str().unwrap().to_string();
-                let tok: serde_json::Value = http
-                    .post(&tok_url)
-                    .form(&[
-                        ("client_id", "demo-public"),
-                        ("grant_type", "urn:ietf:params:oauth:grant-type:device_code"),
-                        ("device_code", code.as_str()),
-                    ])
-                    .send()
-                    .await
-                    .unwrap()
-                    .json()
-                    .await
-                    .unwrap();
-                tok["refresh_token"]
-                    .as_str()
-                    .unwrap_or_else(|| panic!("no refresh token: {tok}"))
-                    .to_string()
-            }
-        })
-        .buffer_unordered(32)
-        .collect()
-        .await
-}
-
 fn bench_refresh() {
     const ACCOUNTS: usize = 1000;
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -359,7 +316,7 @@ fn bench_refresh() {
         .unwrap();
     let issuer = server.issuer();
     let t = Instant::now();
-    let tokens = rt.block_on(device_logins(&server, ACCOUNTS));
+    let tokens = rt.block_on(common::device_logins(&server, ACCOUNTS));
     let login_time = t.elapsed();
     let s = Setup::new();
     let due = now() - 10;

@@ -8,6 +8,7 @@
 //! docs/benchmarks.md.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
 #[path = "../tests/integration/etcd_cluster.rs"]
 mod etcd_cluster;
 
@@ -16,7 +17,6 @@ use authdeck::secret::{AccessToken, RefreshToken};
 use authdeck::vault::etcd::EtcdConfig;
 use authdeck::vault::{Backend, KeySource, Record, StoredState, VaultError, generate_key_file};
 use etcd_cluster::Cluster;
-use futures::StreamExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -231,44 +231,6 @@ fn bench_token() {
     }
 }
 
-async fn device_logins(server: &DevServer, n: usize) -> Vec<String> {
-    let http = reqwest::Client::builder().no_proxy().build().unwrap();
-    let (dev_url, tok_url) = (server.url("/device_authorization"), server.url("/token"));
-    futures::stream::iter(0..n)
-        .map(|_| {
-            let (http, dev_url, tok_url) = (http.clone(), dev_url.clone(), tok_url.clone());
-            async move {
-                let dev: serde_json::Value = http
-                    .post(&dev_url)
-                    .form(&[("client_id", "demo-public"), ("scope", "api")])
-                    .send()
-                    .await
-                    .unwrap()
-                    .json()
-                    .await
-                    .unwrap();
-                let code = dev["device_code"].as_str().unwrap().to_string();
-                let tok: serde_json::Value = http
-                    .post(&tok_url)
-                    .form(&[
-                        ("client_id", "demo-public"),
-                        ("grant_type", "urn:ietf:params:oauth:grant-type:device_code"),
-                        ("device_code", code.as_str()),
-                    ])
-                    .send()
-                    .await
-                    .unwrap()
-                    .json()
-                    .await
-                    .unwrap();
-                tok["refresh_token"].as_str().unwrap().to_string()
-            }
-        })
-        .buffer_unordered(16)
-        .collect()
-        .await
-}
-
 fn bench_storm() {
     const ACCOUNTS: usize = 100;
     const MACHINES: usize = 3;
@@ -282,7 +244,7 @@ fn bench_storm() {
         }))
         .unwrap();
     let issuer = srv.issuer();
-    let tokens = rt.block_on(device_logins(&srv, ACCOUNTS));
+    let tokens = rt.block_on(common::device_logins(&srv, ACCOUNTS));
     let dir = tempfile::tempdir().unwrap();
     let key = dir.path().join("vault.key");
     generate_key_file(&key).unwrap();

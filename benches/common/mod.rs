@@ -1,6 +1,6 @@
-//! What the process benchmarks (benches/cli.rs, benches/agent.rs) share: running a child and
-//! reading what it cost from `wait4` (wall time, CPU time, minor page faults, peak RSS), and
-//! the summary statistics.
+//! What the process benchmarks (benches/cli.rs, benches/agent.rs, benches/etcd.rs) share:
+//! running a child and reading what it cost from `wait4` (wall time, CPU time, minor page
+//! faults, peak RSS), the summary statistics, and logging accounts in at the devserver.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::PathBuf;
@@ -183,4 +183,48 @@ pub fn status_field(pid: u32, key: &str) -> u64 {
         .and_then(|l| l.split_whitespace().nth(1))
         .and_then(|v| v.parse().ok())
         .unwrap_or(0)
+}
+
+/// Logs in `n` times through the devserver's device grant (auto-approved), 16 at a time;
+/// the refresh tokens.
+pub async fn device_logins(server: &authdeck::devserver::DevServer, n: usize) -> Vec<String> {
+    use futures::StreamExt;
+    let http = reqwest::Client::new();
+    let (dev_url, tok_url) = (server.url("/device_authorization"), server.url("/token"));
+    futures::stream::iter(0..n)
+        .map(|_| {
+            let (http, dev_url, tok_url) = (http.clone(), dev_url.clone(), tok_url.clone());
+            async move {
+                let dev: serde_json::Value = http
+                    .post(&dev_url)
+                    .form(&[("client_id", "demo-public"), ("scope", "api")])
+                    .send()
+                    .await
+                    .unwrap()
+                    .json()
+                    .await
+                    .unwrap();
+                let code = dev["device_code"].as_str().unwrap().to_string();
+                let tok: serde_json::Value = http
+                    .post(&tok_url)
+                    .form(&[
+                        ("client_id", "demo-public"),
+                        ("grant_type", "urn:ietf:params:oauth:grant-type:device_code"),
+                        ("device_code", code.as_str()),
+                    ])
+                    .send()
+                    .await
+                    .unwrap()
+                    .json()
+                    .await
+                    .unwrap();
+                tok["refresh_token"]
+                    .as_str()
+                    .unwrap_or_else(|| panic!("no refresh token: {tok}"))
+                    .to_string()
+            }
+        })
+        .buffer_unordered(16)
+        .collect()
+        .await
 }
