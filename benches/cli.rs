@@ -237,7 +237,7 @@ fn bench_export() {
         .output()
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&minimal_out.stdout), printed);
-    // CPU time, page faults and peak RSS from wait4, the three commands interleaved.
+    // CPU time and page faults from wait4 (peak RSS from GNU time, after), interleaved.
     let (mut c_export, mut c_minimal, mut c_cat) = (
         common::Series::default(),
         common::Series::default(),
