@@ -24,7 +24,12 @@ pub const LOCKED_MESSAGE: &str = "the agent is locked: run `authdeck unlock`";
 /// (each costs the decoder a vector or a map of its own). Decoding builds a structure per value
 /// (serde buffers a tagged request whole), so a 64 KiB frame of `[0,0,0,…]` would cost the
 /// agent about 1.2 MB per connection; with this bound a frame costs at most a few hundred KiB.
-pub const MAX_VALUES: usize = 4096;
+pub const MAX_VALUES: usize = 1024;
+
+/// Most accounts one `export` or `refresh` request may name (AGENT-3): the answer holds a
+/// line per account, so a frame of thousands of short names would cost the agent far more
+/// than the frame. An empty list means every account and is how all of them are asked for.
+pub const MAX_ACCOUNTS: usize = 512;
 
 /// The verbs of version 1.
 pub const VERBS: &[&str] = &[
@@ -628,13 +633,26 @@ pub fn decode_request(line: &[u8]) -> Result<Request, Failure> {
             format!("unknown verb (known: {})", VERBS.join(", ")),
         ));
     }
-    serde_json::from_slice(line).map_err(|e| {
+    let request: Request = serde_json::from_slice(line).map_err(|e| {
         // serde's message names the field and the expected type, never the value.
         Failure::new(
             ErrorCode::BadRequest,
             format!("bad {verb} request: {}", sanitize_serde(&e)),
         )
-    })
+    })?;
+    match &request {
+        Request::Export { accounts, .. } | Request::Refresh { accounts, .. }
+            if accounts.len() > MAX_ACCOUNTS =>
+        {
+            Err(Failure::new(
+                ErrorCode::BadRequest,
+                format!(
+                    "bad {verb} request: at most {MAX_ACCOUNTS} accounts by name (none: every account)"
+                ),
+            ))
+        }
+        _ => Ok(request),
+    }
 }
 
 /// An upper bound on the JSON values in `line`, weighted as [`MAX_VALUES`] says, counted
@@ -802,12 +820,16 @@ mod tests {
             ",".repeat(5000)
         );
         assert!(decode_request(escaped.as_bytes()).is_ok());
-        let accounts: Vec<String> = (0..1000).map(|i| format!("a{i}")).collect();
-        let export = format!(r#"{{"v":1,"verb":"export","accounts":{accounts:?}}}"#);
-        assert!(
-            decode_request(export.as_bytes()).is_ok(),
-            "a thousand accounts fit"
-        );
+        let names = |n: usize| -> Vec<String> { (0..n).map(|i| format!("a{i}")).collect() };
+        for verb in ["export", "refresh"] {
+            let frame = |n| format!(r#"{{"v":1,"verb":"{verb}","accounts":{:?}}}"#, names(n));
+            assert!(
+                decode_request(frame(MAX_ACCOUNTS).as_bytes()).is_ok(),
+                "{MAX_ACCOUNTS} accounts fit"
+            );
+            let f = decode_request(frame(MAX_ACCOUNTS + 1).as_bytes()).unwrap_err();
+            assert_eq!(f.code, ErrorCode::BadRequest, "{verb}: {}", f.message);
+        }
     }
 
     #[test]
