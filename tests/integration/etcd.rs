@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-fn now() -> i64 {
+pub(crate) fn now() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap()
@@ -46,7 +46,7 @@ fn store(cfg: &EtcdConfig, key: &Path) -> EtcdStore {
     .unwrap()
 }
 
-fn record(rt: &str, access: &str, expires_at: i64, issuer: &str) -> Record {
+pub(crate) fn record(rt: &str, access: &str, expires_at: i64, issuer: &str) -> Record {
     Record {
         provider: "oidc".into(),
         issuer: Some(issuer.to_string()),

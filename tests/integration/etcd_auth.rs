@@ -4,16 +4,15 @@
 //! or an environment variable; a wrong password or a user without rights on the prefix fails at
 //! once with a clear error that never repeats the password (ETCD-6).
 
-use crate::etcd::{Machine, key_file};
+use crate::etcd::{Machine, key_file, now, record};
 use crate::etcd_cluster::Cluster;
 use crate::support::{stderr, stdout, wait_with_timeout};
 use authdeck::devserver::{DevServer, DevServerConfig};
-use authdeck::secret::{AccessToken, RefreshToken};
 use authdeck::vault::etcd::{EtcdConfig, config::PasswordSource};
-use authdeck::vault::{Backend, KeySource, Record, StoredState, VaultError};
+use authdeck::vault::{Backend, KeySource, VaultError};
 use etcd_client::{Client, Permission};
 use std::path::Path;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 const PREFIX: &str = "/team";
 const PASSWORD: &str = "deck-pw-LEAK-etcd";
@@ -37,13 +36,6 @@ async fn enable_auth(cluster: &Cluster) {
     c.auth_enable().await.unwrap();
 }
 
-fn now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
-}
-
 /// Creates the vault as user `deck` (password from `pw_file`) with one due account.
 async fn seed(cluster: &Cluster, srv: &DevServer, key: &Path, pw_file: &Path) {
     let rt = crate::support::device_login_refresh_token(srv).await;
@@ -58,21 +50,7 @@ async fn seed(cluster: &Cluster, srv: &DevServer, key: &Path, pw_file: &Path) {
             .unwrap();
         vault
             .update(|r| {
-                r.insert(
-                    "acct".into(),
-                    Record {
-                        provider: "oidc".into(),
-                        issuer: Some(issuer),
-                        client_id: Some("demo-public".into()),
-                        access_token: Some(AccessToken::new("old-token")),
-                        refresh_token: Some(RefreshToken::new(rt)),
-                        token_type: Some("Bearer".into()),
-                        obtained_at: Some(now() - 3600),
-                        expires_at: Some(now() - 10),
-                        state: StoredState::Valid,
-                        ..Record::default()
-                    },
-                );
+                r.insert("acct".into(), record(&rt, "old-token", now() - 10, &issuer));
                 Ok::<_, VaultError>(())
             })
             .unwrap();
