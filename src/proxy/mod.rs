@@ -52,6 +52,8 @@ use url::Url;
 
 /// How long a client may take to send request headers (slowloris guard).
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long an open connection may still bring a request after shutdown began (PROXY-20).
+const DRAIN_LINGER: Duration = Duration::from_secs(1);
 /// Extra time granted to in-flight requests at shutdown beyond the upstream timeout.
 pub(crate) const DRAIN_GRACE: Duration = Duration::from_secs(5);
 
@@ -200,42 +202,7 @@ impl Proxy {
                 () = &mut shutdown => break,
                 accepted = listener.accept() => match accepted {
                     Ok((stream, peer)) => {
-                        let ip = forwarded::canonical(peer.ip());
-                        let shared = self.current.load();
-                        let per_ip = !shared.trusted.contains(ip);
-                        match self.limits.admit(ip, per_ip) {
-                            Ok(slot) => {
-                                connections.spawn(serve_connection(
-                                    Arc::clone(&self.current),
-                                    stream,
-                                    peer,
-                                    Listener {
-                                        proxy_protocol: self.proxy_protocol,
-                                        metrics: self.metrics_on_listen,
-                                    },
-                                    stop_rx.clone(),
-                                    slot,
-                                ));
-                            }
-                            Err(why) => {
-                                // Closed at once: the descriptor is free again, and the
-                                // client may retry.
-                                drop(stream);
-                                if let Some(held) = refused.allow(std::time::Instant::now()) {
-                                    let what = match why {
-                                        limits::Refused::Total => "the proxy's",
-                                        limits::Refused::PerIp => "that address's",
-                                    };
-                                    self.log.write(
-                                        Level::WARN,
-                                        &format!(
-                                            "connection refused: {what} connection limit is \
-                                             reached ({held} more refused since the last warning)"
-                                        ),
-                                    );
-                                }
-                            }
-                        }
+                        self.admit(stream, peer, &mut connections, &stop_rx, &refused);
                     }
                     Err(e) => {
                         // Out of file descriptors and the like: back off instead of spinning.
@@ -253,8 +220,15 @@ impl Proxy {
                 Some(_) = connections.join_next(), if !connections.is_empty() => {}
             }
         }
-        drop(listener);
         let _ = stop_tx.send(true);
+        // PROXY-20: connections the kernel already completed are served, not reset: a
+        // balancer may have sent a request on one, and it cannot safely resend a POST.
+        while let Ok(Ok((stream, peer))) =
+            tokio::time::timeout(Duration::ZERO, listener.accept()).await
+        {
+            self.admit(stream, peer, &mut connections, &stop_rx, &refused);
+        }
+        drop(listener);
         let in_flight = connections.len();
         self.log.write(
             Level::INFO,
@@ -272,6 +246,53 @@ impl Proxy {
             connections.abort_all();
         }
         Ok(())
+    }
+
+    /// Admits a new connection under the connection limits (HARD-13) and serves it in
+    /// `connections`, or closes it at once when a limit is reached.
+    fn admit(
+        &self,
+        stream: TcpStream,
+        peer: SocketAddr,
+        connections: &mut JoinSet<()>,
+        stop_rx: &watch::Receiver<bool>,
+        refused: &limits::Throttle,
+    ) {
+        let ip = forwarded::canonical(peer.ip());
+        let shared = self.current.load();
+        let per_ip = !shared.trusted.contains(ip);
+        match self.limits.admit(ip, per_ip) {
+            Ok(slot) => {
+                connections.spawn(serve_connection(
+                    Arc::clone(&self.current),
+                    stream,
+                    peer,
+                    Listener {
+                        proxy_protocol: self.proxy_protocol,
+                        metrics: self.metrics_on_listen,
+                    },
+                    stop_rx.clone(),
+                    slot,
+                ));
+            }
+            Err(why) => {
+                // Closed at once: the descriptor is free again, and the client may retry.
+                drop(stream);
+                if let Some(held) = refused.allow(std::time::Instant::now()) {
+                    let what = match why {
+                        limits::Refused::Total => "the proxy's",
+                        limits::Refused::PerIp => "that address's",
+                    };
+                    self.log.write(
+                        Level::WARN,
+                        &format!(
+                            "connection refused: {what} connection limit is reached ({held} \
+                             more refused since the last warning)"
+                        ),
+                    );
+                }
+            }
+        }
     }
 
     /// Serves on `listener` in a background task; for tests and embedding.
@@ -448,15 +469,26 @@ async fn serve_connection(
         counters.proxy_header_refused();
         return;
     };
+    let stopping = stop.clone();
     let service = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
         // Each request takes the generation current when it starts (PROXY-14).
         let shared = current.load();
         let client = shared.trusted.client_ip(peer, req.headers());
+        let stopping = stopping.clone();
         async move {
-            if listener.metrics && req.uri().path() == metrics::PATH {
-                return Ok::<_, Infallible>(metrics::answer(&shared.metrics, req.method()));
+            let mut response = if listener.metrics && req.uri().path() == metrics::PATH {
+                metrics::answer(&shared.metrics, req.method())
+            } else {
+                handler::handle(shared, client, req).await
+            };
+            if *stopping.borrow() {
+                // PROXY-20: the client learns not to send another request here.
+                response.headers_mut().insert(
+                    hyper::header::CONNECTION,
+                    hyper::header::HeaderValue::from_static("close"),
+                );
             }
-            Ok::<_, Infallible>(handler::handle(shared, client, req).await)
+            Ok::<_, Infallible>(response)
         }
     });
     let connection = http1::Builder::new()
@@ -467,9 +499,14 @@ async fn serve_connection(
     tokio::select! {
         _ = connection.as_mut() => {}
         _ = async { let _ = stop.wait_for(|stopping| *stopping).await; } => {
-            // Finishes the request in flight, if any, then closes (graceful shutdown).
-            connection.as_mut().graceful_shutdown();
-            let _ = connection.await;
+            // PROXY-20: a request may be on its way on this connection (a balancer's reused
+            // keep-alive connection, or one accepted just now): it gets DRAIN_LINGER to arrive
+            // and is answered with `Connection: close`. Then the request in flight, if any,
+            // finishes and the connection closes (graceful shutdown).
+            if tokio::time::timeout(DRAIN_LINGER, connection.as_mut()).await.is_err() {
+                connection.as_mut().graceful_shutdown();
+                let _ = connection.await;
+            }
         }
     }
 }

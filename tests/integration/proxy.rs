@@ -792,6 +792,43 @@ async fn graceful_shutdown_finishes_in_flight_requests() {
     );
 }
 
+/// PROXY-20: a connection open when shutdown begins may still bring its request (a balancer
+/// reusing a keep-alive connection, or one the kernel accepted just before): it is answered,
+/// with `Connection: close`, instead of being closed under the request.
+#[tokio::test]
+async fn shutdown_still_answers_a_request_on_an_open_connection_proxy_20() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let up = upstream(Behavior::Slow(Duration::ZERO)).await;
+    let h = start(&up).await;
+    let addr = h.proxy.local_addr();
+    let mut open = tokio::net::TcpStream::connect(addr).await.unwrap();
+    // The proxy has accepted the connection once it answers on another one.
+    let healthz = format!("{}/healthz", h.proxy.url());
+    assert_eq!(h.http.get(&healthz).send().await.unwrap().status(), 200);
+    let stopping = tokio::spawn(h.stop());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        tokio::net::TcpStream::connect(addr).await.is_err(),
+        "the listener closes at once"
+    );
+    open.write_all(b"GET /healthz HTTP/1.1\r\nHost: proxy\r\n\r\n")
+        .await
+        .unwrap();
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), open.read_to_end(&mut answer))
+        .await
+        .expect("the proxy closes the connection after answering")
+        .unwrap();
+    let answer = String::from_utf8_lossy(&answer).to_ascii_lowercase();
+    assert!(answer.starts_with("http/1.1 200"), "{answer}");
+    assert!(answer.contains("connection: close"), "{answer}");
+    tokio::time::timeout(Duration::from_secs(10), stopping)
+        .await
+        .unwrap()
+        .unwrap();
+    drop(up);
+}
+
 #[tokio::test]
 async fn config_errors_refuse_to_start_proxy_9() {
     let text = config_text("token_endpoint = \"https://as.example/token\"", "");
