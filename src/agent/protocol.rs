@@ -182,21 +182,132 @@ pub fn encode_command(command: UiCommand) -> Vec<u8> {
     })
 }
 
-/// Decodes a dashboard's command frame (without its newline). What serde disliked is never
+/// The dashboard commands of version 1 (AGENT-14), by their name on the wire.
+pub const COMMANDS: &[&str] = &[
+    "login",
+    "submit_paste",
+    "cancel_login",
+    "refresh",
+    "refresh_all",
+    "revoke",
+    "logout",
+    "copy_export",
+    "submit_passphrase",
+    "lock_agent",
+    "quit",
+];
+
+/// A command frame's head: its version and the command's name, read without keeping the
+/// command's value (it may be a passphrase).
+#[derive(Deserialize)]
+struct CommandHead {
+    #[serde(default)]
+    v: Option<serde_json::Value>,
+    #[serde(default)]
+    command: Option<CommandName>,
+}
+
+/// An externally tagged command's name: the string itself (`"refresh_all"`) or the one key of
+/// its object (`{"refresh":"work"}`); its value is skipped unread.
+struct CommandName(Option<String>);
+
+impl<'de> Deserialize<'de> for CommandName {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Name;
+        impl<'de> serde::de::Visitor<'de> for Name {
+            type Value = CommandName;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a command name or an object with one")
+            }
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<CommandName, E> {
+                Ok(CommandName(Some(s.to_owned())))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<CommandName, A::Error> {
+                let name = map.next_key::<String>()?;
+                if name.is_some() {
+                    map.next_value::<serde::de::IgnoredAny>()?;
+                }
+                while map
+                    .next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?
+                    .is_some()
+                {}
+                Ok(CommandName(name))
+            }
+            fn visit_unit<E: serde::de::Error>(self) -> Result<CommandName, E> {
+                Ok(CommandName(None))
+            }
+            fn visit_bool<E: serde::de::Error>(self, _: bool) -> Result<CommandName, E> {
+                Ok(CommandName(None))
+            }
+            fn visit_i64<E: serde::de::Error>(self, _: i64) -> Result<CommandName, E> {
+                Ok(CommandName(None))
+            }
+            fn visit_u64<E: serde::de::Error>(self, _: u64) -> Result<CommandName, E> {
+                Ok(CommandName(None))
+            }
+            fn visit_f64<E: serde::de::Error>(self, _: f64) -> Result<CommandName, E> {
+                Ok(CommandName(None))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<CommandName, A::Error> {
+                while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+                Ok(CommandName(None))
+            }
+        }
+        d.deserialize_any(Name)
+    }
+}
+
+/// Decodes a dashboard's command frame (without its newline), classifying what is wrong as
+/// [`decode_request`] does (AGENT-3, AGENT-15): not one JSON object is `bad_frame`, too many
+/// values `too_large`, a wrong version `bad_version`, a command this agent does not know
+/// `unknown_verb`, a known one with bad fields `bad_request`. What serde disliked is never
 /// repeated: a command may hold a passphrase or a pasted code.
 pub fn decode_command(line: &[u8]) -> Result<UiCommand, Failure> {
+    if line.trim_ascii_start().first() != Some(&b'{') {
+        return Err(Failure::new(
+            ErrorCode::BadFrame,
+            "not a JSON object on one line",
+        ));
+    }
+    if value_count(line) > MAX_VALUES {
+        return Err(Failure::new(
+            ErrorCode::TooLarge,
+            format!("a frame holds at most {MAX_VALUES} JSON values"),
+        ));
+    }
+    let head: CommandHead = serde_json::from_slice(line)
+        .map_err(|_| Failure::new(ErrorCode::BadFrame, "not a JSON object on one line"))?;
+    match head.v.as_ref().and_then(serde_json::Value::as_u64) {
+        Some(v) if v == u64::from(VERSION) => {}
+        _ => {
+            return Err(Failure::new(
+                ErrorCode::BadVersion,
+                format!("this agent speaks protocol version {VERSION} (field \"v\")"),
+            ));
+        }
+    }
+    let known = head
+        .command
+        .and_then(|c| c.0)
+        .is_some_and(|name| COMMANDS.contains(&name.as_str()));
+    if !known {
+        return Err(Failure::new(
+            ErrorCode::UnknownVerb,
+            format!("unknown dashboard command (known: {})", COMMANDS.join(", ")),
+        ));
+    }
     let frame: CommandFrame = serde_json::from_slice(line).map_err(|e| {
         Failure::new(
             ErrorCode::BadRequest,
             format!("bad dashboard command: {}", sanitize_serde(&e)),
         )
     })?;
-    if frame.v != VERSION {
-        return Err(Failure::new(
-            ErrorCode::BadVersion,
-            format!("this agent speaks protocol version {VERSION} (field \"v\")"),
-        ));
-    }
     Ok(frame.command)
 }
 
@@ -736,6 +847,59 @@ mod tests {
         assert!(!bad.message.contains("12345678"), "{}", bad.message);
         let old = decode_command(br#"{"v":2,"command":"refresh_all"}"#).unwrap_err();
         assert_eq!(old.code, ErrorCode::BadVersion);
+    }
+
+    /// AGENT-15: each bad command frame of an attached dashboard has its code, as a request
+    /// would; every command this build sends is a known one.
+    #[test]
+    fn agent15_each_bad_command_frame_has_its_code() {
+        let code = |line: &str| decode_command(line.as_bytes()).unwrap_err().code;
+        assert_eq!(code("garbage"), ErrorCode::BadFrame);
+        assert_eq!(code(r#"{"v":1,"command":"#), ErrorCode::BadFrame);
+        assert_eq!(code(r#"{"v":2,"command":"quit"}"#), ErrorCode::BadVersion);
+        assert_eq!(code(r#"{"v":1,"command":"fly"}"#), ErrorCode::UnknownVerb);
+        assert_eq!(
+            code(r#"{"v":1,"command":{"fly":"x"}}"#),
+            ErrorCode::UnknownVerb
+        );
+        assert_eq!(code(r#"{"v":1,"command":[1]}"#), ErrorCode::UnknownVerb);
+        assert_eq!(code(r#"{"v":1}"#), ErrorCode::UnknownVerb);
+        assert_eq!(
+            code(r#"{"v":1,"command":{"refresh":7}}"#),
+            ErrorCode::BadRequest
+        );
+        let many = format!(
+            r#"{{"v":1,"command":{{"refresh":[{}]}}}}"#,
+            "[],".repeat(400)
+        );
+        assert_eq!(code(&many), ErrorCode::TooLarge);
+        let secret = decode_command(br#"{"v":1,"command":{"hunter2-secret":1}}"#).unwrap_err();
+        assert!(!secret.message.contains("hunter2"), "{}", secret.message);
+        let pass = crate::secret::PastedRedirect::new("x");
+        for cmd in [
+            UiCommand::Login {
+                account: "a".into(),
+                mode: crate::app::view::LoginMode::Paste,
+            },
+            UiCommand::SubmitPaste {
+                account: "a".into(),
+                input: pass,
+            },
+            UiCommand::CancelLogin {
+                account: "a".into(),
+            },
+            UiCommand::Refresh("a".into()),
+            UiCommand::RefreshAll,
+            UiCommand::Revoke("a".into()),
+            UiCommand::Logout("a".into()),
+            UiCommand::CopyExport("a".into()),
+            UiCommand::SubmitPassphrase(Passphrase::new("p")),
+            UiCommand::LockAgent,
+            UiCommand::Quit,
+        ] {
+            let frame = encode_command(cmd.clone());
+            assert_eq!(decode_command(&frame[..frame.len() - 1]).unwrap(), cmd);
+        }
     }
 
     #[test]

@@ -342,6 +342,9 @@ pub enum AgentKeyState {
     Unlocked,
     /// It holds none: the dashboard asks for the passphrase.
     Locked,
+    /// It went away (stopped or killed): the dashboard waits for one to answer again and
+    /// attaches to it (AGENT-16). Never sent by an agent; the dashboard sets it itself.
+    Gone,
 }
 
 /// Everything the dashboard asks the background to do.

@@ -1,64 +1,204 @@
 //! The dashboard attached to a running agent (AGENT-14): the agent's events feed the `ui` loop
 //! and its commands go to the agent, so one scheduler runs, the agent's. Quitting closes this
-//! connection only; the agent goes on.
+//! connection only; the agent goes on. When the agent goes away the dashboard says so and
+//! attaches again as soon as an agent answers (AGENT-16).
 
+use super::context::{Access, Locations, access};
 use crate::agent::client::MAX_ANSWER;
 use crate::agent::protocol;
 use crate::app::AppError;
 use crate::app::browser::BrowserHandoff;
 use crate::app::exit;
 use crate::app::mode;
-use crate::app::view::{AppEvent, LoginMode, LoginStep, UiCommand};
+use crate::app::view::{AgentKeyState, AgentView, AppEvent, LoginMode, LoginStep, UiCommand};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 use zeroize::Zeroizing;
+
+/// How often a dashboard whose agent went away asks whether one answers again (AGENT-16).
+const REATTACH_EVERY: Duration = Duration::from_secs(1);
+
+/// What the dashboard says while its agent is away (AGENT-16).
+const GONE_MESSAGE: &str = "the agent stopped: reattaching when one answers again \
+     (`authdeck agent start`; q quits; AUTHDECK_AGENT=off authdeck runs without it)";
 
 /// Browser-mode logins this dashboard started, by account: the agent opens no browser, so the
 /// dashboard opens the URL it is sent, and keeps the hand-off page until the login ends
 /// (HARD-12).
 type BrowserLogins = Arc<Mutex<HashMap<String, Option<BrowserHandoff>>>>;
 
+/// An attached connection: the stream that answered `attach` and what was read past the answer.
+type Attached = (std::os::unix::net::UnixStream, Vec<u8>);
+
 /// Runs the dashboard on `stream`, a connection that answered `attach`; `read_ahead` is what
-/// was read past that answer.
+/// was read past that answer. `loc` finds the agent again if it goes away (AGENT-16).
 pub async fn run_attached(
+    loc: Locations,
     stream: std::os::unix::net::UnixStream,
     read_ahead: Vec<u8>,
 ) -> Result<u8, AppError> {
-    let io = |source| AppError::Io {
-        what: "cannot use the agent's connection".into(),
-        source,
-    };
-    stream.set_nonblocking(true).map_err(io)?;
-    let stream = tokio::net::UnixStream::from_std(stream).map_err(io)?;
-    let (rd, wr) = stream.into_split();
     let (cmd_tx, cmd_rx) = unbounded_channel();
     let (ev_tx, ev_rx) = unbounded_channel();
-    let browser: BrowserLogins = Arc::default();
-    let reader = tokio::spawn(read_events(
-        BufReader::new(std::io::Cursor::new(read_ahead).chain(rd)),
-        ev_tx,
-        browser.clone(),
-    ));
-    let writer = tokio::spawn(write_commands(wr, cmd_rx, browser.clone()));
+    let link = tokio::spawn(serve_link(loc, (stream, read_ahead), cmd_rx, ev_tx));
     let mut state =
         crate::ui::DashboardState::new(Vec::new(), SystemTime::now(), crate::ui::Theme::from_env());
     state.preferred_login = mode::detect();
     let result = crate::ui::run(state, cmd_tx, ev_rx).await;
-    // `Quit` closed the connection already; on an error the writer is stopped here.
-    writer.abort();
-    reader.abort();
+    // `Quit` closed the connection already; on an error it is closed here.
+    link.abort();
     result.map_err(|e| AppError::Config(e.to_string()))?;
     Ok(exit::OK)
 }
 
-/// The agent's events, into the dashboard. A browser login's URL is opened here.
+/// Why an attached connection ended.
+enum Ended {
+    /// The dashboard quit.
+    Quit,
+    /// The agent closed the connection (stopped, killed, or refused a frame).
+    Lost,
+}
+
+/// The dashboard's link to the agent, for as long as the dashboard runs: one attached
+/// connection after another (AGENT-16). Between two, the header shows the agent gone and the
+/// commands are answered here, so nothing waits on an agent that is not there.
+async fn serve_link(
+    loc: Locations,
+    first: Attached,
+    mut commands: UnboundedReceiver<UiCommand>,
+    events: UnboundedSender<AppEvent>,
+) {
+    let browser: BrowserLogins = Arc::default();
+    let mut next = Some(first);
+    let host = Arc::new(Mutex::new(String::new()));
+    loop {
+        if let Some(attached) = next.take() {
+            match serve_connection(attached, &mut commands, &events, &browser, &host).await {
+                Ended::Quit => return,
+                Ended::Lost => {}
+            }
+            // Whatever ran in the agent for this dashboard ended with the connection.
+            if let Ok(mut logins) = browser.lock() {
+                logins.clear();
+            }
+            let _ = events.send(AppEvent::Agent(AgentView {
+                host: host.lock().map(|h| h.clone()).unwrap_or_default(),
+                state: AgentKeyState::Gone,
+                lock_at: None,
+                lockable: false,
+            }));
+            let _ = events.send(AppEvent::Notice {
+                error: true,
+                message: GONE_MESSAGE.into(),
+            });
+        }
+        let mut tick = tokio::time::interval(REATTACH_EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tick.tick().await;
+        while next.is_none() {
+            tokio::select! {
+                cmd = commands.recv() => match cmd {
+                    None | Some(UiCommand::Quit) => return,
+                    Some(cmd) => refuse_while_gone(cmd, &events),
+                },
+                _ = tick.tick() => {
+                    let loc = loc.clone();
+                    next = tokio::task::spawn_blocking(move || reattach(&loc))
+                        .await
+                        .ok()
+                        .flatten();
+                }
+            }
+        }
+        let _ = events.send(AppEvent::Notice {
+            error: false,
+            message: "the agent answers again: reattached".into(),
+        });
+    }
+}
+
+/// A command given while no agent answers: nothing is sent anywhere, the dashboard is told.
+fn refuse_while_gone(cmd: UiCommand, events: &UnboundedSender<AppEvent>) {
+    let _ = match cmd {
+        UiCommand::Login { account, .. } => events.send(AppEvent::LoginProgress {
+            account,
+            step: LoginStep::Failed(GONE_MESSAGE.into()),
+        }),
+        // Esc in a dialog: nothing runs, nothing to say.
+        UiCommand::CancelLogin { .. } => Ok(()),
+        _ => events.send(AppEvent::Notice {
+            error: true,
+            message: GONE_MESSAGE.into(),
+        }),
+    };
+}
+
+/// The agent again, the way the dashboard found it at start (AGENT-9, AGENT-14): `None` while
+/// none answers, or while the one that answers serves another vault or none.
+fn reattach(loc: &Locations) -> Option<Attached> {
+    match access(loc) {
+        Ok(Access::Agent(link)) => link.attach().ok().flatten(),
+        Ok(Access::Direct) | Err(_) => None,
+    }
+}
+
+/// Serves one attached connection: the agent's events into the dashboard, its commands out,
+/// until the dashboard quits or the connection ends. `host` learns where the agent runs.
+async fn serve_connection(
+    (stream, read_ahead): Attached,
+    commands: &mut UnboundedReceiver<UiCommand>,
+    events: &UnboundedSender<AppEvent>,
+    browser: &BrowserLogins,
+    host: &Arc<Mutex<String>>,
+) -> Ended {
+    let stream = match stream
+        .set_nonblocking(true)
+        .and_then(|()| tokio::net::UnixStream::from_std(stream))
+    {
+        Ok(s) => s,
+        Err(_) => return Ended::Lost,
+    };
+    let (rd, mut wr) = stream.into_split();
+    let mut reader = tokio::spawn(read_events(
+        BufReader::new(std::io::Cursor::new(read_ahead).chain(rd)),
+        events.clone(),
+        browser.clone(),
+        host.clone(),
+    ));
+    let ended = loop {
+        tokio::select! {
+            _ = &mut reader => break Ended::Lost,
+            cmd = commands.recv() => {
+                let Some(cmd) = cmd else { break Ended::Quit };
+                if cmd == UiCommand::Quit {
+                    let _ = wr.shutdown().await;
+                    break Ended::Quit;
+                }
+                note_login(browser, &cmd);
+                let frame = Zeroizing::new(protocol::encode_command(cmd));
+                if wr.write_all(&frame).await.is_err() {
+                    // The reader sees the end too; what was typed is said to be lost.
+                    let _ = events.send(AppEvent::Notice {
+                        error: true,
+                        message: GONE_MESSAGE.into(),
+                    });
+                }
+            }
+        }
+    };
+    reader.abort();
+    ended
+}
+
+/// The agent's events, into the dashboard, until the connection ends. A browser login's URL is
+/// opened here; an error answer (a frame the agent refused, AGENT-15) is shown.
 async fn read_events<R: tokio::io::AsyncRead + Unpin>(
     mut rd: BufReader<R>,
     events: UnboundedSender<AppEvent>,
     browser: BrowserLogins,
+    host: Arc<Mutex<String>>,
 ) {
     loop {
         let mut line = Zeroizing::new(Vec::new());
@@ -68,25 +208,61 @@ async fn read_events<R: tokio::io::AsyncRead + Unpin>(
             .await
             .unwrap_or(0);
         if n == 0 || line.last() != Some(&b'\n') {
-            let _ = events.send(AppEvent::Notice {
-                error: true,
-                message:
-                    "the agent closed the connection (stopped?); quit and start authdeck again"
-                        .into(),
-            });
             return;
         }
         let event = match protocol::decode_event(&line[..n - 1]) {
             Ok(ev) => ev,
-            // A newer agent's event this dashboard does not know: skipped.
-            Err(_) => continue,
+            Err(_) => {
+                if let Ok(answer) = protocol::decode_response(&line[..n - 1])
+                    && let Some(f) = answer.error
+                {
+                    let _ = events.send(AppEvent::Notice {
+                        error: true,
+                        message: format!(
+                            "the agent refused: {}",
+                            crate::text::sanitize(&f.message, 300)
+                        ),
+                    });
+                }
+                // Otherwise a newer agent's event this dashboard does not know: skipped.
+                continue;
+            }
         };
-        if let AppEvent::LoginProgress { account, step } = &event {
-            follow_browser_login(&browser, account, step);
+        match &event {
+            AppEvent::LoginProgress { account, step } => {
+                follow_browser_login(&browser, account, step);
+            }
+            AppEvent::Agent(a) => {
+                if let Ok(mut h) = host.lock() {
+                    h.clone_from(&a.host);
+                }
+            }
+            _ => {}
         }
         if events.send(event).is_err() {
             return;
         }
+    }
+}
+
+/// Remembers a browser-mode login this dashboard starts (its URL is opened here), forgets one
+/// that is cancelled or restarted in another mode.
+fn note_login(browser: &BrowserLogins, cmd: &UiCommand) {
+    let Ok(mut logins) = browser.lock() else {
+        return;
+    };
+    match cmd {
+        UiCommand::Login { account, mode } => {
+            if *mode == LoginMode::Browser {
+                logins.insert(account.clone(), None);
+            } else {
+                logins.remove(account);
+            }
+        }
+        UiCommand::CancelLogin { account } => {
+            logins.remove(account);
+        }
+        _ => {}
     }
 }
 
@@ -108,37 +284,4 @@ fn follow_browser_login(browser: &BrowserLogins, account: &str, step: &LoginStep
         }
         LoginStep::ShowDeviceCode { .. } | LoginStep::Waiting => {}
     }
-}
-
-/// The dashboard's commands, to the agent. `Quit` closes the connection (the agent goes on).
-async fn write_commands(
-    mut wr: tokio::net::unix::OwnedWriteHalf,
-    mut commands: UnboundedReceiver<UiCommand>,
-    browser: BrowserLogins,
-) {
-    while let Some(cmd) = commands.recv().await {
-        match &cmd {
-            UiCommand::Quit => break,
-            UiCommand::Login { account, mode } => {
-                if let Ok(mut logins) = browser.lock() {
-                    if *mode == LoginMode::Browser {
-                        logins.insert(account.clone(), None);
-                    } else {
-                        logins.remove(account);
-                    }
-                }
-            }
-            UiCommand::CancelLogin { account } => {
-                if let Ok(mut logins) = browser.lock() {
-                    logins.remove(account);
-                }
-            }
-            _ => {}
-        }
-        let frame = Zeroizing::new(protocol::encode_command(cmd));
-        if wr.write_all(&frame).await.is_err() {
-            return;
-        }
-    }
-    let _ = wr.shutdown().await;
 }

@@ -27,7 +27,7 @@ pub fn dashboard(loc: &Locations) -> u8 {
         if let Access::Agent(link) = access(loc)?
             && let Some((stream, read_ahead)) = link.attach()?
         {
-            return rt.block_on(super::attach::run_attached(stream, read_ahead));
+            return rt.block_on(super::attach::run_attached(loc.clone(), stream, read_ahead));
         }
         let config_dir = provider::config_dir(loc.config.as_deref())
             .map_err(|e| AppError::Config(e.to_string()))?;

@@ -170,6 +170,11 @@ fn draw_header(state: &DashboardState, area: Rect, buf: &mut Buffer) {
                 Span::styled(format!(" · agent ✓ unlocked{when}"), t.fg(Color::Green))
             }
             AgentKeyState::Locked => Span::styled(" · agent ✗ locked", t.fg(Color::Yellow)),
+            // AGENT-16: the agent went away; the dashboard reattaches when one answers.
+            AgentKeyState::Gone => Span::styled(
+                " · agent ✗ gone, reattaching…",
+                t.fg(Color::Red).add_modifier(Modifier::BOLD),
+            ),
         });
     }
     let right = format!("{} ", datetime(state.now));

@@ -94,6 +94,9 @@ fn on_main(state: &mut DashboardState, action: Action) -> Vec<Effect> {
             state.clamp_selection();
         }
         Action::LockAgent => match &state.agent {
+            Some(a) if a.state == AgentKeyState::Gone => {
+                state.flash("the agent is gone: there is nothing to lock", true);
+            }
             Some(a) if a.lockable => {
                 state.flash("Locking the agent…", false);
                 return send(UiCommand::LockAgent);
@@ -369,11 +372,20 @@ fn on_app(state: &mut DashboardState, ev: AppEvent) -> Vec<Effect> {
         AppEvent::Notice { error, message } => state.flash(message, error),
         AppEvent::Backend(status) => state.backend = Some(status),
         AppEvent::Agent(agent) => {
-            // Unlocked again (from here or by `authdeck unlock`): the prompt has nothing to do.
-            if agent.state == AgentKeyState::Unlocked
+            // Unlocked again (from here or by `authdeck unlock`), or gone (AGENT-16): the
+            // prompt has nothing to do.
+            if matches!(agent.state, AgentKeyState::Unlocked | AgentKeyState::Gone)
                 && matches!(state.overlay, Overlay::Passphrase { .. })
             {
                 state.overlay = Overlay::None;
+            }
+            // A login in the agent ended with it (AGENT-16).
+            if agent.state == AgentKeyState::Gone
+                && let Overlay::Login(d) = &mut state.overlay
+                && !matches!(d.step, DialogStep::Failed(_))
+            {
+                d.step = DialogStep::Failed("the agent stopped; the login ended with it".into());
+                d.paste_focus = false;
             }
             state.agent = Some(agent);
         }
@@ -466,6 +478,39 @@ mod tests {
         s.selected_account()
             .map(|a| a.name.clone())
             .unwrap_or_default()
+    }
+
+    /// AGENT-16: the agent going away closes the passphrase prompt, ends a login in progress
+    /// with a reason, and `L` says there is nothing to lock.
+    #[test]
+    fn agent16_a_gone_agent_ends_prompts_and_logins() {
+        use crate::app::view::AgentView;
+        let gone = AgentView {
+            host: "h".into(),
+            state: AgentKeyState::Gone,
+            lock_at: None,
+            lockable: false,
+        };
+        let mut s = preview_state(preview_now());
+        update(
+            &mut s,
+            Msg::App(Box::new(AppEvent::PassphraseNeeded { retry: false })),
+        );
+        assert!(matches!(s.overlay, Overlay::Passphrase { .. }));
+        update(&mut s, Msg::App(Box::new(AppEvent::Agent(gone.clone()))));
+        assert!(matches!(s.overlay, Overlay::None));
+        press(&mut s, KeyCode::Char('l'));
+        press(&mut s, KeyCode::Char('p'));
+        assert!(matches!(s.overlay, Overlay::Login(_)), "{:?}", s.overlay);
+        update(&mut s, Msg::App(Box::new(AppEvent::Agent(gone))));
+        assert!(
+            matches!(&s.overlay, Overlay::Login(d) if matches!(&d.step, DialogStep::Failed(r) if r.contains("agent stopped"))),
+            "{:?}",
+            s.overlay
+        );
+        press(&mut s, KeyCode::Esc);
+        assert!(sent(&press(&mut s, KeyCode::Char('L'))).is_empty());
+        assert!(s.flash.as_ref().is_some_and(|f| f.text.contains("gone")));
     }
 
     #[test]

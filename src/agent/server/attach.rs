@@ -1,7 +1,7 @@
 //! An attached dashboard (AGENT-14): the `attach` stream of events out and commands in.
 
 use super::{Holder, Shared};
-use crate::agent::protocol::{self, ErrorCode, KeyState, MAX_FRAME};
+use crate::agent::protocol::{self, ErrorCode, Failure, KeyState, MAX_FRAME, Response};
 use crate::app::driver;
 use crate::app::view::{AgentKeyState, AgentView, AppEvent, LoginMode, UiCommand};
 use std::sync::Arc;
@@ -52,8 +52,9 @@ impl Shared {
         }
     }
 
-    /// Serves an attached dashboard until it closes, sends something unreadable, or the agent
-    /// stops. Quitting the dashboard closes only this connection.
+    /// Serves an attached dashboard until it closes, sends a frame that is not a command (it
+    /// gets the AGENT-3 error answer first, AGENT-15), or the agent stops. Quitting the
+    /// dashboard closes only this connection.
     pub(super) async fn attached(
         self: &Arc<Self>,
         rd: BufReader<tokio::net::unix::OwnedReadHalf>,
@@ -71,10 +72,19 @@ impl Shared {
         loop {
             let event = tokio::select! {
                 cmd = cmd_rx.recv() => match cmd {
-                    Some(UiCommand::Quit) | None => break,
-                    Some(cmd) => {
+                    Some(Ok(UiCommand::Quit)) | None => break,
+                    Some(Ok(cmd)) => {
                         self.dashboard_command(cmd, &out_tx);
                         continue;
+                    }
+                    Some(Err(f)) => {
+                        // AGENT-15: the error answer, then the connection closes.
+                        tracing::debug!(code = ?f.code, "refused a dashboard command");
+                        let frame = protocol::encode_response(&Response::fail(f));
+                        if wr.write_all(&frame).await.is_ok() {
+                            let _ = wr.shutdown().await;
+                        }
+                        break;
                     }
                 },
                 ev = events.recv() => match ev {
@@ -186,10 +196,10 @@ impl Shared {
 }
 
 /// Reads an attached dashboard's command frames (AGENT-3 limits) until it closes or sends one
-/// that is not a command; then the connection ends.
+/// that is not a command: that one is passed on as its failure (AGENT-15) and reading ends.
 async fn read_commands(
     mut rd: BufReader<tokio::net::unix::OwnedReadHalf>,
-    commands: mpsc::UnboundedSender<UiCommand>,
+    commands: mpsc::UnboundedSender<Result<UiCommand, Failure>>,
 ) {
     loop {
         let mut line = Zeroizing::new(Vec::new());
@@ -198,19 +208,21 @@ async fn read_commands(
             .read_until(b'\n', &mut line)
             .await
         {
-            Ok(n) if n > 0 && line.last() == Some(&b'\n') => n,
+            Ok(n) if n > 0 => n,
             _ => return,
         };
-        match protocol::decode_command(&line[..n - 1]) {
-            Ok(cmd) => {
-                if commands.send(cmd).is_err() {
-                    return;
-                }
-            }
-            Err(f) => {
-                tracing::debug!(code = ?f.code, "refused a dashboard command");
-                return;
-            }
+        let cmd = if line.last() != Some(&b'\n') {
+            Err(if n >= MAX_FRAME {
+                Failure::new(ErrorCode::TooLarge, "frame over 64 KiB")
+            } else {
+                Failure::new(ErrorCode::BadFrame, "the frame ended without a newline")
+            })
+        } else {
+            protocol::decode_command(&line[..n - 1])
+        };
+        let last = cmd.is_err();
+        if commands.send(cmd).is_err() || last {
+            return;
         }
     }
 }
