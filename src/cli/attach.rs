@@ -21,9 +21,12 @@ use zeroize::Zeroizing;
 /// How often a dashboard whose agent went away asks whether one answers again (AGENT-16).
 const REATTACH_EVERY: Duration = Duration::from_secs(1);
 
-/// What the dashboard says while its agent is away (AGENT-16).
-const GONE_MESSAGE: &str = "the agent stopped: reattaching when one answers again \
-     (`authdeck agent start`; q quits; AUTHDECK_AGENT=off authdeck runs without it)";
+/// What the dashboard says when its agent goes away (AGENT-16).
+const GONE_MESSAGE: &str =
+    "the agent stopped; reattaching when one answers (q quits; AUTHDECK_AGENT=off runs without it)";
+
+/// What a command given while the agent is away gets (AGENT-16).
+const NOT_SENT: &str = "the agent is gone: nothing was done; reattaching when one answers";
 
 /// Browser-mode logins this dashboard started, by account: the agent opens no browser, so the
 /// dashboard opens the URL it is sent, and keeps the hand-off page until the login ends
@@ -124,13 +127,13 @@ fn refuse_while_gone(cmd: UiCommand, events: &UnboundedSender<AppEvent>) {
     let _ = match cmd {
         UiCommand::Login { account, .. } => events.send(AppEvent::LoginProgress {
             account,
-            step: LoginStep::Failed(GONE_MESSAGE.into()),
+            step: LoginStep::Failed(NOT_SENT.into()),
         }),
         // Esc in a dialog: nothing runs, nothing to say.
         UiCommand::CancelLogin { .. } => Ok(()),
         _ => events.send(AppEvent::Notice {
             error: true,
-            message: GONE_MESSAGE.into(),
+            message: NOT_SENT.into(),
         }),
     };
 }
@@ -182,7 +185,7 @@ async fn serve_connection(
                     // The reader sees the end too; what was typed is said to be lost.
                     let _ = events.send(AppEvent::Notice {
                         error: true,
-                        message: GONE_MESSAGE.into(),
+                        message: NOT_SENT.into(),
                     });
                 }
             }
