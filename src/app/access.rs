@@ -2,13 +2,16 @@
 //! path and the direct path produce the same tokens, the same warnings and the same errors
 //! (AGENT-9).
 
+use super::export::Opened;
 use super::gitcred;
 use super::handoff::Handed;
 use super::refresh::{Refreshed, token_if_not_due};
 use super::status::{human_duration, unix};
-use super::{App, AppError, Result};
+use super::{App, AppError, Result, Settings};
+use crate::provider::Index;
 use crate::secret::AccessToken;
-use crate::vault::Snapshot;
+use crate::vault::{Snapshot, Vault};
+use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
 /// One account's export result: its (variable, token), or why it has none.
@@ -101,6 +104,27 @@ impl App {
         }))
     }
 
+    /// What `git-credential get` needs: the answer straight from the vault when the account
+    /// index is current and, if an account matches, its token is not due — no account file is
+    /// read, as for `token` (docs/benchmarks.md, "`--export` of 50 accounts; git-credential
+    /// and kube-credential beside `token`") — else the app with the accounts loaded, which
+    /// chooses and refreshes as [`App::git_get`] does.
+    pub fn for_git(
+        config_dir: PathBuf,
+        vault: Vault,
+        req: &gitcred::Request,
+        settings: Settings,
+    ) -> Result<GitSource> {
+        let now = SystemTime::now();
+        let opened = App::open_indexed(config_dir, vault, settings, |index, snap| {
+            git_from_index(index, snap, req, now)
+        })?;
+        Ok(match opened {
+            Opened::Indexed(answer, _) => GitSource::Indexed(answer),
+            Opened::Loaded(app) => GitSource::Loaded(app),
+        })
+    }
+
     /// `git-credential erase`: marks the matching account's token stale when it is the one git
     /// used (GIT-4).
     pub fn git_erase(&self, req: &gitcred::Request) -> Result<()> {
@@ -112,6 +136,47 @@ impl App {
             None => Ok(()),
         }
     }
+}
+
+/// Where `git-credential get` takes its answer from (see [`App::for_git`]).
+#[derive(Debug)]
+pub enum GitSource {
+    /// The account index answered: `None` when no account's `git_urls` match (GIT-3).
+    Indexed(Option<GitAnswer>),
+    /// The account files were loaded: ask [`App::git_get`].
+    Loaded(Box<App>),
+}
+
+/// GIT-1, GIT-2 from a current account index: `Some(None)` when no valid account matches,
+/// `Some(answer)` when the chosen account's token is present and not due, `None` when the
+/// loaded path must decide (a token to refresh, a login needed: its error says so).
+fn git_from_index(
+    index: &Index,
+    snap: &Snapshot,
+    req: &gitcred::Request,
+    now: SystemTime,
+) -> Option<Option<GitAnswer>> {
+    // The index lists the accounts that loaded without errors, as `git_account` chooses from.
+    let Some(account) = gitcred::choose(req, index.git_urls()) else {
+        return Some(None);
+    };
+    let (git_username, template) = index.git_user(account)?;
+    let record = snap.records.get(account);
+    let token = token_if_not_due(account, record, now)?.ok()?;
+    let username = git_username.map_or_else(
+        || gitcred::default_username(template).to_owned(),
+        str::to_owned,
+    );
+    Some(Some(GitAnswer {
+        account: account.to_owned(),
+        username,
+        handed: Handed {
+            token,
+            expires_at: record.and_then(|r| r.expires_at),
+            email: record.and_then(|r| r.claims.email.clone()),
+        },
+        how: Refreshed::NotDue,
+    }))
 }
 
 /// The stderr line (after `authdeck: warning: `) for a refresh that failed while the token is

@@ -197,6 +197,15 @@ pub fn index_path(vault: &Path) -> PathBuf {
     vault.with_file_name(name)
 }
 
+/// What the account index answered, with the snapshot it answered from, or the app with the
+/// account files loaded.
+pub(super) enum Opened<T> {
+    /// The index was current and answered.
+    Indexed(T, Arc<Snapshot>),
+    /// The files were loaded (the index rewritten if it was stale).
+    Loaded(Box<App>),
+}
+
 impl App {
     /// Opens what `--export NAMES` needs (every logged-in account when `names` is empty): the
     /// tokens straight from the vault when the account index beside it is current and knows
@@ -209,6 +218,25 @@ impl App {
         names: &[String],
         settings: Settings,
     ) -> Result<Source> {
+        let now = SystemTime::now();
+        let opened = App::open_indexed(config_dir, vault, settings, |index, snap| {
+            from_index(index, snap, names, now)
+        })?;
+        Ok(match opened {
+            Opened::Indexed(vars, snap) => Source::Indexed(vars, snap),
+            Opened::Loaded(app) => Source::Loaded(app),
+        })
+    }
+
+    /// The vault's snapshot and, when the account index beside a local vault is current and
+    /// `answer` can answer from it, that answer; else the app with the account files loaded,
+    /// the index rewritten first if it was stale.
+    pub(super) fn open_indexed<T>(
+        config_dir: PathBuf,
+        vault: Vault,
+        settings: Settings,
+        answer: impl FnOnce(&Index, &Snapshot) -> Option<T>,
+    ) -> Result<Opened<T>> {
         let snap = match vault.take_opened() {
             Some(s) => Arc::new(s),
             None => Arc::new(vault.snapshot()?),
@@ -218,11 +246,8 @@ impl App {
         let index = index_path
             .as_deref()
             .and_then(|p| Index::read(p, &config_dir));
-        if let Some(vars) = index
-            .as_ref()
-            .and_then(|i| from_index(i, &snap, names, SystemTime::now()))
-        {
-            return Ok(Source::Indexed(vars, snap));
+        if let Some(answered) = index.as_ref().and_then(|i| answer(i, &snap)) {
+            return Ok(Opened::Indexed(answered, snap));
         }
         // Stamped before the files are read, so an edit made meanwhile leaves the index stale.
         let stamps = (index.is_none() && index_path.is_some())
@@ -234,7 +259,7 @@ impl App {
             let _ = Index::write(index_path, &config_dir, &stamps, &loaded, SystemTime::now());
         }
         let app = App::assemble(config_dir, loaded, vault, Some(snap), settings);
-        Ok(Source::Loaded(Box::new(app)))
+        Ok(Opened::Loaded(Box::new(app)))
     }
 }
 
@@ -448,5 +473,81 @@ mod tests {
             open(&config, &key, &["due".to_owned()]),
             Source::Loaded(_)
         ));
+    }
+
+    /// Writes the account index of `config` as if its files had settled long ago (no wait for
+    /// the racy window).
+    fn settled_index(config: &Path) {
+        let stamps = Stamps::take(config).unwrap();
+        let loaded = provider::load_accounts(config);
+        let later = SystemTime::now() + crate::provider::index::RACY * 2;
+        let path = index_path(&config.parent().unwrap().join("vault.bin"));
+        assert!(Index::write(&path, config, &stamps, &loaded, later).unwrap());
+    }
+
+    /// GIT-1, GIT-2: `git-credential get` answers from a current index (no account file read)
+    /// as the loaded accounts would, and an edited `git_urls` is honoured by the very next call.
+    #[test]
+    fn git_1_get_answers_from_the_index_and_an_edited_git_url_is_honoured_at_once() {
+        use crate::app::access::GitSource;
+        use crate::app::gitcred::Request;
+        use crate::vault::KeySource;
+        let in_an_hour = crate::app::status::unix(SystemTime::now()) + 3600;
+        let (_dir, config, key) = fixture(&[
+            ("forge", "tok-f", Some(in_an_hour)),
+            ("other", "tok-o", Some(in_an_hour)),
+        ]);
+        let file = |name: &str| config.join("providers").join(format!("{name}.toml"));
+        let base = std::fs::read_to_string(file("forge")).unwrap();
+        let forge = |url: &str| format!("{base}git_urls = [\"{url}\"]\ngit_username = \"bot\"\n");
+        std::fs::write(file("forge"), forge("https://git.example.com/group")).unwrap();
+        std::fs::write(
+            file("other"),
+            format!("{base}git_urls = [\"https://git.example.com\"]\n"),
+        )
+        .unwrap();
+        settled_index(&config);
+        let req = |host: &str, path: Option<&str>| Request {
+            protocol: Some("https".into()),
+            host: Some(host.into()),
+            path: path.map(Into::into),
+            ..Request::default()
+        };
+        let git = |req: &Request| {
+            let vault_path = config.parent().unwrap().join("vault.bin");
+            let vault = Vault::open(vault_path, KeySource::KeyFile(key.clone())).unwrap();
+            App::for_git(config.clone(), vault, req, Settings::default()).unwrap()
+        };
+        let in_group = req("git.example.com", Some("group/x.git"));
+        let GitSource::Indexed(Some(a)) = git(&in_group) else {
+            panic!("a current index must answer");
+        };
+        assert_eq!(
+            (a.account.as_str(), a.username.as_str(), a.handed.token.secret()),
+            ("forge", "bot", "tok-f")
+        );
+        assert_eq!(a.handed.expires_at, Some(in_an_hour));
+        let GitSource::Indexed(Some(a)) = git(&req("git.example.com", None)) else {
+            panic!("the host-wide account must answer");
+        };
+        // GIT-2: no git_username: the template's convention.
+        assert_eq!((a.account.as_str(), a.username.as_str()), ("other", "oauth2"));
+        assert!(matches!(
+            git(&req("unknown.example.com", None)),
+            GitSource::Indexed(None)
+        ));
+        // The group moved to another path: the very next request reads the files again and
+        // no longer picks `forge` for it.
+        std::fs::write(file("forge"), forge("https://git.example.com/moved")).unwrap();
+        let GitSource::Loaded(app) = git(&in_group) else {
+            panic!("an edited file must be read again");
+        };
+        assert_eq!(app.git_account(&in_group).as_deref(), Some("other"));
+        // Once settled again, the index answers with the new URL.
+        settled_index(&config);
+        let GitSource::Indexed(Some(a)) = git(&req("git.example.com", Some("moved/y.git"))) else {
+            panic!("the rewritten index must answer");
+        };
+        assert_eq!(a.account, "forge");
     }
 }

@@ -4,11 +4,13 @@
 //! malformed request or an account that needs a login all end with empty output, so git falls
 //! through to its next helper (GIT-3); the reason goes to stderr, which git shows.
 
-use super::context::{Locations, ask_agent, incomplete, open_app, report};
+use super::context::{Locations, ask_agent, incomplete, open_app, open_parts, report};
 use super::exit;
 use crate::agent::protocol::{GitOperation, GitRequest, Request};
+use crate::app::access::GitSource;
 use crate::app::gitcred::{self, Operation};
 use crate::app::refresh::Refreshed;
+use crate::app::{App, Settings};
 use crate::secret::AccessToken;
 use clap::Args;
 use std::io::{Read, Write};
@@ -88,8 +90,15 @@ fn answer(loc: &Locations, req: &gitcred::Request) -> Result<Option<Answer>, cra
             expires_at: r.expires_at,
         }));
     }
-    let app = open_app(loc, false)?;
-    let got = super::context::light_runtime().and_then(|rt| rt.block_on(app.git_get(req)))?;
+    // From the account index when it is current and the chosen token is not due, with no
+    // account file read, as `token` (docs/benchmarks.md, "`--export` of 50 accounts; …").
+    let (config_dir, vault) = open_parts(loc, false)?;
+    let got = match App::for_git(config_dir, vault, req, Settings::default())? {
+        GitSource::Indexed(got) => got,
+        GitSource::Loaded(app) => {
+            super::context::light_runtime().and_then(|rt| rt.block_on(app.git_get(req)))?
+        }
+    };
     let Some(g) = got else {
         return Ok(None);
     };

@@ -4,7 +4,10 @@
 //!
 //! The index records, for one configuration directory and one authdeck executable, the stamp
 //! (device, inode, size, modification and change times) of `providers/` and of every `*.toml`
-//! file in it, and the export variable of each account that loaded without errors. It answers
+//! file in it, and of each account that loaded without errors what the token commands need of
+//! it: the export variable, and `git_urls`, `git_username` and the template for
+//! `git-credential get` (GIT-1, GIT-2), so that git's helper too answers without reading every
+//! account file. It answers
 //! only while every stamp still matches: an edit, a new, removed or renamed file, or another
 //! executable makes it stale, and the caller loads the files as usual and writes a new one.
 //!
@@ -16,14 +19,14 @@
 //! It relies on an account's validity depending on its files alone (the environment only
 //! ever adds warnings, see `validate.rs`), so stamps are all it needs to check.
 
-use super::{Loaded, list_toml};
+use super::{GitUrl, Loaded, Provider, list_toml};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Bumped when the file's layout or meaning changes; another value is simply stale.
-const FORMAT: u32 = 1;
+const FORMAT: u32 = 2;
 
 /// A change younger than this is not trusted to show in the stamps of a later change.
 pub const RACY: Duration = Duration::from_secs(2);
@@ -107,15 +110,43 @@ struct IndexFile {
     exe: Stamp,
     dir: Stamp,
     files: BTreeMap<String, Stamp>,
-    /// Account name → export variable, for the accounts that loaded without errors.
-    accounts: BTreeMap<String, String>,
+    /// The accounts that loaded without errors, by name.
+    accounts: BTreeMap<String, Entry>,
+}
+
+/// What the index keeps of one account that loaded without errors: the token commands' share
+/// of its file, nothing secret.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct Entry {
+    /// The export variable ([`Provider::export_var_name`]).
+    var: String,
+    /// `git_urls` (GIT-1).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    git_urls: Vec<GitUrl>,
+    /// `git_username` (GIT-2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    git_username: Option<String>,
+    /// The template the account extends, for git's default user name (GIT-2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    template: Option<String>,
+}
+
+impl Entry {
+    fn of(p: &Provider) -> Entry {
+        Entry {
+            var: p.export_var_name(),
+            git_urls: p.git_urls.clone(),
+            git_username: p.git_username.clone(),
+            template: p.template.clone(),
+        }
+    }
 }
 
 /// A current index: every stamp in it matched when it was read.
 #[derive(Debug)]
 pub struct Index {
     files: BTreeMap<String, Stamp>,
-    accounts: BTreeMap<String, String>,
+    accounts: BTreeMap<String, Entry>,
 }
 
 impl Index {
@@ -151,7 +182,22 @@ impl Index {
 
     /// The export variable of `name` when its file loaded without errors.
     pub fn export_var(&self, name: &str) -> Option<&str> {
-        self.accounts.get(name).map(String::as_str)
+        self.accounts.get(name).map(|e| e.var.as_str())
+    }
+
+    /// Each valid account's `git_urls`, by name (what `app::gitcred::choose` picks from, as it
+    /// does from the loaded accounts: GIT-1).
+    pub fn git_urls(&self) -> impl Iterator<Item = (&str, &[GitUrl])> {
+        self.accounts
+            .iter()
+            .map(|(name, e)| (name.as_str(), e.git_urls.as_slice()))
+    }
+
+    /// `git_username` and the template of `name` when its file loaded without errors (GIT-2).
+    pub fn git_user(&self, name: &str) -> Option<(Option<&str>, Option<&str>)> {
+        self.accounts
+            .get(name)
+            .map(|e| (e.git_username.as_deref(), e.template.as_deref()))
     }
 
     /// The accounts that loaded without errors, by name.
@@ -183,7 +229,7 @@ impl Index {
             accounts: loaded
                 .accounts
                 .iter()
-                .map(|p| (p.name.clone(), p.export_var_name()))
+                .map(|p| (p.name.clone(), Entry::of(p)))
                 .collect(),
         };
         let bytes = serde_json::to_vec(&file).map_err(std::io::Error::other)?;
@@ -271,6 +317,47 @@ mod tests {
         assert_eq!(index.account_names().collect::<Vec<_>>(), ["named", "work"]);
     }
 
+    #[test]
+    fn keeps_what_git_credential_needs_and_an_edited_git_url_is_seen_at_once() {
+        let f = Fixture::new();
+        f.put(
+            "work.toml",
+            &format!(
+                "{ACCOUNT}git_urls = [\"https://git.example.com/group/\"]\n\
+                 git_username = \"bot\"\n"
+            ),
+        );
+        f.put("home.toml", ACCOUNT);
+        assert!(f.index());
+        let index = f.read().expect("a fresh index answers");
+        let urls: Vec<(&str, &[GitUrl])> = index.git_urls().collect();
+        assert_eq!(urls.len(), 2);
+        assert_eq!(urls[0], ("home", &[][..]));
+        assert_eq!(
+            urls[1],
+            (
+                "work",
+                &[GitUrl::parse("https://git.example.com/group/").unwrap()][..]
+            )
+        );
+        assert_eq!(index.git_user("work"), Some((Some("bot"), Some("oidc"))));
+        assert_eq!(index.git_user("home"), Some((None, Some("oidc"))));
+        assert_eq!(index.git_user("absent"), None);
+        // GIT-1: another URL in the file is another answer, so the old one must not be used.
+        f.put(
+            "work.toml",
+            &format!("{ACCOUNT}git_urls = [\"https://git.example.com/other/\"]\n"),
+        );
+        assert!(f.read().is_none(), "an edited git_urls must make the index stale");
+        assert!(f.index());
+        let index = f.read().expect("rewritten");
+        assert_eq!(
+            index.git_urls().nth(1).map(|(_, u)| u[0].path.clone()),
+            Some("other".to_owned())
+        );
+        assert_eq!(index.git_user("work"), Some((None, Some("oidc"))));
+    }
+
     type Edit<'a> = &'a dyn Fn(&Fixture);
 
     #[test]
@@ -328,7 +415,7 @@ mod tests {
         let text = std::fs::read_to_string(f.index_path()).unwrap();
         std::fs::write(
             f.index_path(),
-            text.replace("\"format\":1", "\"format\":99"),
+            text.replace(&format!("\"format\":{FORMAT}"), "\"format\":99"),
         )
         .unwrap();
         assert!(f.read().is_none());

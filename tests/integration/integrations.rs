@@ -181,6 +181,67 @@ async fn git_clones_and_fetches_through_the_credential_helper_with_a_refresh() {
     );
 }
 
+/// GIT-1, GIT-2 through the account index: once the files have settled, `git-credential get`
+/// answers from the index beside the vault (as `token` does) and git clones with that token;
+/// an edited `git_urls` is honoured by the very next request, so git gets nothing for a remote
+/// the account no longer names.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn git_1_credential_from_the_account_index_honours_an_edited_git_url_at_once() {
+    require("git");
+    let srv = DevServer::start(DevServerConfig::default()).await.unwrap();
+    let userinfo = srv.url("/userinfo");
+    let home = Home::new(&srv.issuer());
+    blocking(move || {
+        let repos = home.path("repos");
+        std::fs::create_dir_all(&repos).unwrap();
+        git_http::make_repo(&repos, "project", "one\n");
+        let git = GitServer::start(&repos, userinfo);
+        let prefix = git.url("");
+        let forge = |url: &str| format!("git_urls = [\"{url}\"]\ngit_username = \"bot\"\n");
+        home.account("forge", &forge(prefix.trim_end_matches('/')));
+        home.account("other", "git_urls = [\"https://elsewhere.example\"]\n");
+        home.login("forge");
+        // Older than the racy window: this request writes the index the next ones answer from.
+        std::thread::sleep(authdeck::provider::index::RACY + Duration::from_millis(300));
+        let host = prefix
+            .trim_start_matches("http://")
+            .trim_end_matches('/')
+            .to_owned();
+        let req = format!("protocol=http\nhost={host}\npath=project.git\n\n");
+        let first = home.credential("get", &req);
+        assert!(stdout(&first).contains("username=bot\n"), "{}", stderr(&first));
+        let index = authdeck::app::export::index_path(&home.path("vault.bin"));
+        let text = std::fs::read_to_string(&index).expect("the account index");
+        assert!(text.contains(&host), "the index keeps git_urls: {text}");
+        let token = stdout(&first)
+            .lines()
+            .find_map(|l| l.strip_prefix("password=").map(str::to_owned))
+            .unwrap();
+        assert!(!text.contains(&token), "no token in the index");
+
+        let clone = home.git(
+            home.dir.path(),
+            &["clone", "-q", &git.url("project.git"), "work"],
+        );
+        assert!(clone.status.success(), "clone: {}", stderr(&clone));
+        assert_eq!(git.seen().usernames, vec!["bot".to_string()]);
+        assert_eq!(git.seen().tokens.len(), 1, "{:?}", git.seen());
+
+        // The account now names another forge: at once, no credential for this one.
+        home.account("forge", &forge("https://forge.example"));
+        let after = home.credential("get", &req);
+        assert_eq!(stdout(&after), "", "{}", stderr(&after));
+        let fetch = home.git(&home.path("work"), &["fetch", "-q"]);
+        assert!(
+            !fetch.status.success(),
+            "git must get no token for a remote the account no longer names"
+        );
+        let moved = home.credential("get", "protocol=https\nhost=forge.example\n\n");
+        assert!(stdout(&moved).contains("password="), "{}", stderr(&moved));
+    })
+    .await;
+}
+
 /// GIT-3: no match, an unknown operation and a malformed request all print nothing (git falls
 /// through to its next helper) and exit 0; `store` keeps nothing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
