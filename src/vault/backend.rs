@@ -77,20 +77,21 @@ impl Backend {
 
     /// Opens the vault. When it exists (or `create`), the key comes from the environment or the
     /// terminal, of the kind the stored header names; a missing vault without `create` opens
-    /// with no key, reads as empty, and asks for nothing.
+    /// with no key ([`KeySource::not_yet`]), reads as empty, and asks for nothing until a save
+    /// creates it (a machine account's first token, MACH-1), which takes the key then as a
+    /// first login would.
     pub fn open(&self, create: bool) -> Result<Vault> {
         match self {
             Backend::File(path) => {
-                // A key file in the environment costs nothing to open, and lets a first save
-                // (a machine account's first token, MACH-1) create the vault.
+                // A key file in the environment costs nothing to open.
                 if create || path.exists() || KeyEnv::from_process().key_file.is_some() {
                     Vault::open_from_env(path)
                 } else {
-                    Vault::open(path, KeySource::KeyFile(PathBuf::new()))
+                    Vault::open(path, KeySource::not_yet())
                 }
             }
             Backend::Etcd(cfg) => {
-                let store = EtcdStore::new((**cfg).clone(), KeySource::KeyFile(PathBuf::new()))?;
+                let store = EtcdStore::new((**cfg).clone(), KeySource::not_yet())?;
                 let kind = store.key_kind()?;
                 if kind.is_some() || create {
                     let purpose = if kind.is_some() {

@@ -107,6 +107,19 @@ impl fmt::Debug for DerivedKey {
 }
 
 impl KeySource {
+    /// What a vault is opened with before it exists and no key is named (`Backend::open`
+    /// without `create`): no key yet. The first save that creates the vault resolves it from
+    /// the environment or the terminal, as a first login does (MACH-1: a machine account's
+    /// first token creates the vault).
+    pub fn not_yet() -> KeySource {
+        KeySource::KeyFile(PathBuf::new())
+    }
+
+    /// True for [`KeySource::not_yet`].
+    pub fn is_not_yet(&self) -> bool {
+        matches!(self, KeySource::KeyFile(p) if p.as_os_str().is_empty())
+    }
+
     /// The kind of key this source provides.
     pub fn kind(&self) -> KeyKind {
         match self {

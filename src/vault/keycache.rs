@@ -6,7 +6,7 @@
 
 use super::error::{Result, VaultError};
 use super::format::{Header, Unlocked};
-use super::key::{self, KdfParams, KeyKind, KeySource};
+use super::key::{self, KdfParams, KeyEnv, KeyKind, KeySource, PromptPurpose};
 use super::os_keyring::{self, ItemId};
 use crate::secret::Key32;
 use std::path::{Path, PathBuf};
@@ -47,6 +47,25 @@ impl KeyCache {
         *unpoisoned(&self.cache) = None;
     }
 
+    /// The key source. [`KeySource::not_yet`] (a vault opened before it existed, with no key
+    /// named) is resolved here, once, from the environment or else the terminal, as a first
+    /// login resolves it (MACH-1): a passphrase vault from `AUTHDECK_PASSPHRASE_FILE`, or the
+    /// one-line error that says how to give a key when there is no terminal.
+    fn source(&self, expected: Option<KeyKind>, purpose: PromptPurpose) -> Result<KeySource> {
+        let current = unpoisoned(&self.source).clone();
+        if !current.is_not_yet() {
+            return Ok(current);
+        }
+        let resolved = KeyEnv::from_process().resolve(
+            &self.location,
+            expected,
+            purpose,
+            key::prompt_terminal,
+        )?;
+        *unpoisoned(&self.source) = resolved.clone();
+        Ok(resolved)
+    }
+
     /// The key for an existing vault's header: from the cache, or derived from the source.
     pub fn unlock_for(&self, header: &Header) -> Result<Unlocked> {
         let mut cache = unpoisoned(&self.cache);
@@ -58,7 +77,7 @@ impl KeyCache {
         {
             return Ok(u.clone());
         }
-        let source = unpoisoned(&self.source).clone();
+        let source = self.source(Some(header.kind), PromptPurpose::Unlock)?;
         if source.kind() != header.kind {
             return Err(VaultError::KeyKindMismatch {
                 path: self.location.clone(),
@@ -114,7 +133,7 @@ impl KeyCache {
     pub fn unlock_new(&self, other: Option<&KeySource>) -> Result<Unlocked> {
         let source = match other {
             Some(s) => s.clone(),
-            None => unpoisoned(&self.source).clone(),
+            None => self.source(None, PromptPurpose::New)?,
         };
         let unlocked = match &source {
             KeySource::Passphrase(p) => {

@@ -242,6 +242,87 @@ async fn git_1_credential_from_the_account_index_honours_an_edited_git_url_at_on
     .await;
 }
 
+/// MACH-1 with no vault yet: a machine account's first token creates the vault with the key
+/// the environment names, as a first login does — a passphrase vault from
+/// `AUTHDECK_PASSPHRASE_FILE` — and the next call is served from it. With no key at all and no
+/// terminal, the command fails with one line saying how to give one, and creates nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mach_1_first_machine_token_creates_a_passphrase_vault_like_a_first_login() {
+    use authdeck::devserver::DevClient;
+    use authdeck::oauth::AuthMethod;
+    let srv = DevServer::start(DevServerConfig {
+        clients: vec![DevClient::confidential(
+            "svc",
+            "svc-secret",
+            AuthMethod::Basic,
+        )],
+        ..DevServerConfig::default()
+    })
+    .await
+    .unwrap();
+    let issuer = srv.issuer();
+    let srv = blocking(move || {
+        let dir = tempfile::tempdir().unwrap();
+        let providers = dir.path().join("config/providers");
+        std::fs::create_dir_all(&providers).unwrap();
+        std::fs::write(
+            providers.join("svc.toml"),
+            format!(
+                "extends = \"oidc\"\nissuer = \"{issuer}\"\ntoken_endpoint = \"{issuer}/token\"\n\
+                 client_id = \"svc\"\nclient_auth = \"basic\"\nclient_secret_env = \"SVC_SECRET\"\n\
+                 grant = \"client_credentials\"\nscopes = [\"api\"]\n"
+            ),
+        )
+        .unwrap();
+        let pass = dir.path().join("pass");
+        std::fs::write(&pass, "correct horse battery staple\n").unwrap();
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&pass, std::fs::Permissions::from_mode(0o600)).unwrap();
+        }
+        let vault = dir.path().join("vault.bin");
+        let run = |with_pass: bool| {
+            let mut c = Command::new(crate::support::bin());
+            c.args(["token", "svc"])
+                .env_clear()
+                .env("PATH", std::env::var("PATH").unwrap_or_default())
+                .env("HOME", dir.path())
+                .env("AUTHDECK_CONFIG_DIR", dir.path().join("config"))
+                .env("AUTHDECK_VAULT", &vault)
+                .env("AUTHDECK_AGENT", "off")
+                .env("SVC_SECRET", "svc-secret")
+                .env("NO_PROXY", "127.0.0.1,localhost")
+                .stdin(Stdio::null());
+            if with_pass {
+                c.env("AUTHDECK_PASSPHRASE_FILE", &pass);
+            }
+            c.output().unwrap()
+        };
+        let refused = run(false);
+        assert!(!refused.status.success(), "no key: {}", stdout(&refused));
+        assert_eq!(stdout(&refused), "");
+        let err = stderr(&refused);
+        assert_eq!(err.lines().count(), 1, "one line: {err}");
+        assert!(err.contains("AUTHDECK_PASSPHRASE"), "says how: {err}");
+        assert!(!vault.exists(), "nothing created without a key");
+
+        let first = run(true);
+        assert!(first.status.success(), "{}", stderr(&first));
+        let token = stdout(&first).trim().to_owned();
+        assert!(!token.is_empty());
+        let header = std::fs::read(&vault).expect("the first token created the vault");
+        assert_eq!(header[10], 1, "a passphrase vault (key kind 1)");
+        let again = run(true);
+        assert!(again.status.success(), "{}", stderr(&again));
+        assert_eq!(stdout(&again).trim(), token, "served from the new vault");
+        srv
+    })
+    .await;
+    // The refused call fetched a token it could not keep (the vault's key is resolved when the
+    // first save creates it); the second call fetched the one the third was served from.
+    assert_eq!(srv.stats().client_credentials, 2);
+}
+
 /// GIT-3: no match, an unknown operation and a malformed request all print nothing (git falls
 /// through to its next helper) and exit 0; `store` keeps nothing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
