@@ -41,8 +41,10 @@ const EVENT_BACKLOG: usize = 1024;
 pub struct ServerConfig {
     /// Where to listen.
     pub socket: SocketPath,
-    /// The vault served.
+    /// The vault served: its file, or for an etcd vault its name (`etcd://…`, see `etcd`).
     pub vault: PathBuf,
+    /// The etcd cluster holding the vault, when it is not a file (docs/etcd.md).
+    pub etcd: Option<Box<crate::vault::etcd::EtcdConfig>>,
     /// The configuration directory (account files).
     pub config_dir: PathBuf,
     /// Lock after this much time without a request (AGENT-8).
@@ -65,6 +67,7 @@ impl ServerConfig {
         Self {
             socket,
             vault,
+            etcd: None,
             config_dir,
             lock_after: None,
             settings: Settings::default(),
@@ -148,7 +151,12 @@ impl Server {
     pub fn bind(cfg: ServerConfig) -> Result<Server, AgentError> {
         let uid = socket::current_uid();
         socket::prepare_dir(&cfg.socket, uid)?;
-        let claim = claim_vault(&cfg.vault, &cfg.socket.path)?;
+        // An etcd vault has no file to claim beside: the claim is in the config directory.
+        let claimed = match &cfg.etcd {
+            Some(_) => cfg.config_dir.join("etcd-vault"),
+            None => cfg.vault.clone(),
+        };
+        let claim = claim_vault(&claimed, &cfg.socket.path)?;
         match socket::probe(&cfg.socket.path)? {
             Existing::Nothing => {}
             Existing::Stale => {

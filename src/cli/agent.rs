@@ -105,13 +105,17 @@ fn fail(e: &AgentError) -> u8 {
     }
 }
 
-fn paths(loc: &Locations) -> Result<(PathBuf, PathBuf), String> {
+/// The config directory, the vault (a file, or an etcd vault's `etcd://…` name) and, for an
+/// etcd vault, its cluster: `--vault`, else `config.toml`'s `[vault]`, else the default file,
+/// as every command chooses (docs/etcd.md).
+type Paths = (PathBuf, PathBuf, Option<Box<vault::etcd::EtcdConfig>>);
+
+fn paths(loc: &Locations) -> Result<Paths, String> {
     let config = provider::config_dir(loc.config.as_deref()).map_err(|e| e.to_string())?;
-    let vault = match &loc.vault {
-        Some(p) => p.clone(),
-        None => vault::default_path().map_err(|e| e.to_string())?,
-    };
-    Ok((config, absolute(vault)))
+    match vault::Backend::resolve(loc.vault.as_deref(), &config).map_err(|e| e.to_string())? {
+        vault::Backend::File(p) => Ok((config, absolute(p), None)),
+        vault::Backend::Etcd(c) => Ok((config, PathBuf::from(c.display()), Some(c))),
+    }
 }
 
 fn absolute(p: PathBuf) -> PathBuf {
@@ -145,7 +149,7 @@ fn init_logging() {
 /// `authdeck agent`: serves in the foreground until `agent stop`, SIGTERM or SIGINT.
 fn foreground(loc: &Locations, lock_after: Option<Duration>) -> u8 {
     init_logging();
-    let (config_dir, vault) = match paths(loc) {
+    let (config_dir, vault, etcd) = match paths(loc) {
         Ok(p) => p,
         Err(e) => {
             eprintln!("authdeck: {e}");
@@ -153,6 +157,7 @@ fn foreground(loc: &Locations, lock_after: Option<Duration>) -> u8 {
         }
     };
     let mut cfg = ServerConfig::new(socket_path(), vault, config_dir);
+    cfg.etcd = etcd;
     cfg.lock_after = lock_after;
     cfg.key_env = KeyEnv::from_process();
     if let Some(ms) = std::env::var("AUTHDECK_AGENT_UNLOCK_DELAY_MS")

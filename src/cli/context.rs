@@ -92,8 +92,8 @@ fn origin(loc: &Locations) -> Origin {
             vault::Backend::File(p) => {
                 Some(std::env::current_dir().map_or(p.clone(), |d| d.join(p)))
             }
-            // A shared backend is never the agent's file: a name that is no path of it.
-            vault::Backend::Etcd(_) => Some(PathBuf::from("etcd:")),
+            // A shared backend by its name (`etcd://…`), the name an agent serving it uses.
+            vault::Backend::Etcd(c) => Some(PathBuf::from(c.display())),
         });
     Origin {
         host: Some(agent::socket::host_name()),

@@ -4,6 +4,7 @@
 mod agent;
 mod agent_bg;
 mod agent_dash;
+mod agent_etcd;
 mod agent_path;
 mod callback;
 mod cli;

@@ -7,7 +7,8 @@ use crate::agent::harden;
 use crate::agent::protocol::{self, ErrorCode, Failure, KeyState, Response};
 use crate::app::{App, AppError};
 use crate::secret::Passphrase;
-use crate::vault::{self, FileStore, KeyKind, KeySource, Vault, VaultError};
+use crate::vault::etcd::EtcdStore;
+use crate::vault::{self, FileStore, KeyKind, KeySource, Store, Vault, VaultError};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -15,11 +16,54 @@ use std::time::{Duration, Instant};
 /// The longest delay after wrong passphrases (AGENT-7).
 const MAX_UNLOCK_DELAY: Duration = Duration::from_secs(30);
 
+/// The served vault's store before a key is known: its header says which key it wants, and a
+/// passphrase is checked against it. A file, or a key on etcd (docs/etcd.md).
+enum Keyless {
+    File(FileStore),
+    Etcd(EtcdStore),
+}
+
+impl Keyless {
+    fn key_kind(&self) -> Result<Option<KeyKind>, VaultError> {
+        match self {
+            Keyless::File(f) => f.key_kind(),
+            Keyless::Etcd(e) => e.key_kind(),
+        }
+    }
+
+    fn derive_key(&self, pass: &Passphrase) -> Result<vault::DerivedKey, VaultError> {
+        match self {
+            Keyless::File(f) => f.derive_key(pass),
+            Keyless::Etcd(e) => e.derive_key(pass),
+        }
+    }
+}
+
 fn locked_failure() -> Failure {
     Failure::new(ErrorCode::Locked, protocol::LOCKED_MESSAGE)
 }
 
 impl Shared {
+    /// The served vault's store with no key (see [`Keyless`]).
+    fn keyless(&self) -> Result<Keyless, VaultError> {
+        let none = KeySource::KeyFile(PathBuf::new());
+        Ok(match &self.cfg.etcd {
+            Some(cfg) => Keyless::Etcd(EtcdStore::new((**cfg).clone(), none)?),
+            None => Keyless::File(FileStore::new(&self.cfg.vault, none)),
+        })
+    }
+
+    /// Whether the served vault exists (a login may create it after the agent started).
+    fn vault_exists(&self) -> bool {
+        match &self.cfg.etcd {
+            Some(_) => self
+                .keyless()
+                .and_then(|k| k.key_kind())
+                .is_ok_and(|k| k.is_some()),
+            None => self.cfg.vault.exists(),
+        }
+    }
+
     pub(super) fn touch(&self) {
         if let Ok(mut t) = self.last_used.lock() {
             *t = Instant::now();
@@ -70,7 +114,7 @@ impl Shared {
     /// or unlocked with its key file.
     pub(super) fn refresh_holder(&self) {
         let no_vault = matches!(&*self.holder(), Holder::NoVault);
-        if no_vault && self.cfg.vault.exists() {
+        if no_vault && self.vault_exists() {
             self.open_with_env(false);
         }
     }
@@ -97,7 +141,14 @@ impl Shared {
     }
 
     pub(super) fn open_with_env(&self, at_start: bool) {
-        let store = FileStore::new(&self.cfg.vault, KeySource::KeyFile(PathBuf::new()));
+        let store = match self.keyless() {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot reach the vault");
+                *self.holder() = Holder::Locked;
+                return;
+            }
+        };
         let kind = match store.key_kind() {
             Ok(Some(kind)) => kind,
             Ok(None) => return,
@@ -149,7 +200,10 @@ impl Shared {
             KeySource::Derived(d) => d.is_memory_locked(),
             _ => false,
         };
-        let vault = Vault::open(&self.cfg.vault, source)?;
+        let vault = match &self.cfg.etcd {
+            Some(cfg) => Vault::open_store(Box::new(EtcdStore::new((**cfg).clone(), source)?))?,
+            None => Vault::open(&self.cfg.vault, source)?,
+        };
         let stamps = ConfigStamps::take(&self.cfg.config_dir);
         let app = Arc::new(App::new(
             self.cfg.config_dir.clone(),
@@ -170,8 +224,8 @@ impl Shared {
 
     /// The kind of key the vault's header asks for (a passphrase when it cannot be read).
     pub(super) fn header_kind(&self) -> KeyKind {
-        FileStore::new(&self.cfg.vault, KeySource::KeyFile(PathBuf::new()))
-            .key_kind()
+        self.keyless()
+            .and_then(|k| k.key_kind())
             .ok()
             .flatten()
             .unwrap_or(KeyKind::Passphrase)
@@ -214,9 +268,9 @@ impl Shared {
             r.agent = Some(self.info());
             return Ok(r);
         }
-        let path = self.cfg.vault.clone();
+        let s = self.clone();
         let derived = tokio::task::spawn_blocking(move || {
-            FileStore::new(&path, KeySource::KeyFile(PathBuf::new())).derive_key(&passphrase)
+            s.keyless().and_then(|k| k.derive_key(&passphrase))
         })
         .await
         .map_err(|_| Failure::new(ErrorCode::Error, "the key derivation task failed"))?;

@@ -96,6 +96,32 @@ impl EtcdStore {
         self.keys.set_source(source);
     }
 
+    /// Derives the key of this existing passphrase vault from `pass` and checks it against the
+    /// header, as [`FileStore::derive_key`](super::FileStore::derive_key) does for a file: an
+    /// agent serving this vault keeps the key, never the passphrase (AGENT-6).
+    pub fn derive_key(&self, pass: &crate::secret::Passphrase) -> Result<super::key::DerivedKey> {
+        let Some(seen) = self.fetch_seen()? else {
+            return Err(VaultError::NotFound {
+                path: self.location.clone(),
+            });
+        };
+        let header = seen.header;
+        let Some(params) = header.params else {
+            return Err(VaultError::KeyKindMismatch {
+                path: self.location.clone(),
+                expected: header.kind,
+                given: KeyKind::Passphrase,
+            });
+        };
+        let key = super::key::derive_key(pass, &header.salt, params, &self.location)?;
+        if !header.key_matches(&key) {
+            return Err(VaultError::WrongKey {
+                path: self.location.clone(),
+            });
+        }
+        Ok(super::key::DerivedKey::new(params, header.salt, key))
+    }
+
     /// The configuration.
     pub fn config(&self) -> &EtcdConfig {
         &self.bridge.shared.cfg
