@@ -523,7 +523,11 @@ mod tests {
             panic!("a current index must answer");
         };
         assert_eq!(
-            (a.account.as_str(), a.username.as_str(), a.handed.token.secret()),
+            (
+                a.account.as_str(),
+                a.username.as_str(),
+                a.handed.token.secret()
+            ),
             ("forge", "bot", "tok-f")
         );
         assert_eq!(a.handed.expires_at, Some(in_an_hour));
@@ -531,7 +535,10 @@ mod tests {
             panic!("the host-wide account must answer");
         };
         // GIT-2: no git_username: the template's convention.
-        assert_eq!((a.account.as_str(), a.username.as_str()), ("other", "oauth2"));
+        assert_eq!(
+            (a.account.as_str(), a.username.as_str()),
+            ("other", "oauth2")
+        );
         assert!(matches!(
             git(&req("unknown.example.com", None)),
             GitSource::Indexed(None)

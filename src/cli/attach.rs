@@ -100,18 +100,32 @@ async fn serve_link(
         let mut tick = tokio::time::interval(REATTACH_EVERY);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         tick.tick().await;
+        // One attempt at a time, beside the commands, on a thread of its own: an agent that
+        // accepts but does not answer (a stopped process) holds up the attempt, never the
+        // dashboard's commands, nor its exit (the runtime does not wait for that thread).
+        let mut attempt: Option<tokio::sync::oneshot::Receiver<Option<Attached>>> = None;
         while next.is_none() {
             tokio::select! {
                 cmd = commands.recv() => match cmd {
                     None | Some(UiCommand::Quit) => return,
                     Some(cmd) => refuse_while_gone(cmd, &events),
                 },
-                _ = tick.tick() => {
+                _ = tick.tick(), if attempt.is_none() => {
+                    let (tx, rx) = tokio::sync::oneshot::channel();
                     let loc = loc.clone();
-                    next = tokio::task::spawn_blocking(move || reattach(&loc))
-                        .await
-                        .ok()
-                        .flatten();
+                    std::thread::spawn(move || {
+                        let _ = tx.send(reattach(&loc));
+                    });
+                    attempt = Some(rx);
+                }
+                done = async {
+                    match attempt.as_mut() {
+                        Some(running) => running.await,
+                        None => std::future::pending().await,
+                    }
+                }, if attempt.is_some() => {
+                    attempt = None;
+                    next = done.ok().flatten();
                 }
             }
         }

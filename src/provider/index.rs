@@ -348,7 +348,10 @@ mod tests {
             "work.toml",
             &format!("{ACCOUNT}git_urls = [\"https://git.example.com/other/\"]\n"),
         );
-        assert!(f.read().is_none(), "an edited git_urls must make the index stale");
+        assert!(
+            f.read().is_none(),
+            "an edited git_urls must make the index stale"
+        );
         assert!(f.index());
         let index = f.read().expect("rewritten");
         assert_eq!(

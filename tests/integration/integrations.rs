@@ -209,7 +209,11 @@ async fn git_1_credential_from_the_account_index_honours_an_edited_git_url_at_on
             .to_owned();
         let req = format!("protocol=http\nhost={host}\npath=project.git\n\n");
         let first = home.credential("get", &req);
-        assert!(stdout(&first).contains("username=bot\n"), "{}", stderr(&first));
+        assert!(
+            stdout(&first).contains("username=bot\n"),
+            "{}",
+            stderr(&first)
+        );
         let index = authdeck::app::export::index_path(&home.path("vault.bin"));
         let text = std::fs::read_to_string(&index).expect("the account index");
         assert!(text.contains(&host), "the index keeps git_urls: {text}");
