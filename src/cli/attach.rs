@@ -302,3 +302,52 @@ fn follow_browser_login(browser: &BrowserLogins, account: &str, step: &LoginStep
         LoginStep::ShowDeviceCode { .. } | LoginStep::Waiting => {}
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// AGENT-15, AGENT-14: what the agent writes reaches the dashboard as events; an error
+    /// answer becomes one sanitised notice; a line this dashboard does not know is skipped;
+    /// the end of the connection ends the reader.
+    #[tokio::test]
+    async fn agent15_an_error_answer_is_shown_sanitised_and_unknown_events_skipped() {
+        let agent = AppEvent::Agent(AgentView {
+            host: "h".into(),
+            state: AgentKeyState::Unlocked,
+            lock_at: None,
+            lockable: true,
+        });
+        let mut wire = protocol::encode_event(agent.clone());
+        wire.extend_from_slice(b"{\"v\":1,\"event\":{\"from_the_future\":1}}\n");
+        wire.extend_from_slice(
+            b"{\"v\":1,\"ok\":false,\"error\":{\"code\":\"bad_request\",\"message\":\"bad\\u001b[31m\"}}\n",
+        );
+        let (tx, mut rx) = unbounded_channel();
+        let host = Arc::new(Mutex::new(String::new()));
+        read_events(
+            BufReader::new(std::io::Cursor::new(wire)),
+            tx,
+            BrowserLogins::default(),
+            host.clone(),
+        )
+        .await;
+        assert_eq!(rx.recv().await, Some(agent));
+        match rx.recv().await {
+            Some(AppEvent::Notice {
+                error: true,
+                message,
+            }) => {
+                assert!(message.starts_with("the agent refused: bad"), "{message}");
+                assert!(!message.contains('\u{1b}'), "{message:?}");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            rx.recv().await,
+            None,
+            "the reader ended with the connection"
+        );
+        assert_eq!(*host.lock().unwrap(), "h");
+    }
+}
