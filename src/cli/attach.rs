@@ -21,6 +21,13 @@ use zeroize::Zeroizing;
 /// How often a dashboard whose agent went away asks whether one answers again (AGENT-16).
 const REATTACH_EVERY: Duration = Duration::from_secs(1);
 
+/// How long the dashboard waits without a frame before it takes the agent for gone: the agent
+/// sends at least one every 2 s (AGENT-16), so silence means it is paused or hung.
+const SILENCE: Duration = Duration::from_secs(10);
+
+/// What the dashboard says when its agent stops answering (AGENT-16).
+const SILENT_MESSAGE: &str = "the agent stopped answering; reattaching when one answers (q quits)";
+
 /// What the dashboard says when its agent goes away (AGENT-16).
 const GONE_MESSAGE: &str =
     "the agent stopped; reattaching when one answers (q quits; AUTHDECK_AGENT=off runs without it)";
@@ -62,6 +69,8 @@ enum Ended {
     Quit,
     /// The agent closed the connection (stopped, killed, or refused a frame).
     Lost,
+    /// The agent sent nothing for [`SILENCE`] (paused, hung): the connection is dropped.
+    Silent,
 }
 
 /// The dashboard's link to the agent, for as long as the dashboard runs: one attached
@@ -78,10 +87,12 @@ async fn serve_link(
     let host = Arc::new(Mutex::new(String::new()));
     loop {
         if let Some(attached) = next.take() {
-            match serve_connection(attached, &mut commands, &events, &browser, &host).await {
-                Ended::Quit => return,
-                Ended::Lost => {}
-            }
+            let why =
+                match serve_connection(attached, &mut commands, &events, &browser, &host).await {
+                    Ended::Quit => return,
+                    Ended::Lost => GONE_MESSAGE,
+                    Ended::Silent => SILENT_MESSAGE,
+                };
             // Whatever ran in the agent for this dashboard ended with the connection.
             if let Ok(mut logins) = browser.lock() {
                 logins.clear();
@@ -94,7 +105,7 @@ async fn serve_link(
             }));
             let _ = events.send(AppEvent::Notice {
                 error: true,
-                message: GONE_MESSAGE.into(),
+                message: why.into(),
             });
         }
         let mut tick = tokio::time::interval(REATTACH_EVERY);
@@ -178,15 +189,27 @@ async fn serve_connection(
         Err(_) => return Ended::Lost,
     };
     let (rd, mut wr) = stream.into_split();
+    let heard = Arc::new(Mutex::new(tokio::time::Instant::now()));
     let mut reader = tokio::spawn(read_events(
-        BufReader::new(std::io::Cursor::new(read_ahead).chain(rd)),
+        BufReader::new(HeardReader {
+            inner: std::io::Cursor::new(read_ahead).chain(rd),
+            heard: heard.clone(),
+        }),
         events.clone(),
         browser.clone(),
         host.clone(),
     ));
+    let mut check = tokio::time::interval(Duration::from_secs(1));
+    check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let ended = loop {
         tokio::select! {
             _ = &mut reader => break Ended::Lost,
+            _ = check.tick() => {
+                let quiet = heard.lock().map_or(Duration::ZERO, |t| t.elapsed());
+                if quiet > SILENCE {
+                    break Ended::Silent;
+                }
+            }
             cmd = commands.recv() => {
                 let Some(cmd) = cmd else { break Ended::Quit };
                 if cmd == UiCommand::Quit {
@@ -207,6 +230,29 @@ async fn serve_connection(
     };
     reader.abort();
     ended
+}
+
+/// The agent's connection, noting when bytes last arrived (AGENT-16's silence check).
+struct HeardReader<R> {
+    inner: R,
+    heard: Arc<Mutex<tokio::time::Instant>>,
+}
+
+impl<R: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for HeardReader<R> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = std::pin::Pin::new(&mut self.inner).poll_read(cx, buf);
+        if buf.filled().len() > before
+            && let Ok(mut t) = self.heard.lock()
+        {
+            *t = tokio::time::Instant::now();
+        }
+        polled
+    }
 }
 
 /// The agent's events, into the dashboard, until the connection ends. A browser login's URL is

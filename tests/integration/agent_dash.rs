@@ -537,3 +537,51 @@ async fn agent14_a_browser_login_from_the_dashboard_completes_at_the_agents_list
     .await
     .unwrap();
 }
+
+/// AGENT-16: an agent that stops answering without closing (paused with SIGSTOP) is taken for
+/// gone after its heartbeat has been silent for 10 s: the dashboard says so and answers keys at
+/// once. Resumed, it answers the pending reattach, and the dashboard shows it unlocked again
+/// (it kept its key) with no prompt.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agent16_a_paused_agent_is_taken_for_gone_and_reattached_when_it_resumes() {
+    let srv = DevServer::start(DevServerConfig::default()).await.unwrap();
+    let issuer = srv.issuer();
+    tokio::task::spawn_blocking(move || {
+        let env = Env::new(&issuer);
+        env.login();
+        let agent = env.agent(&[]);
+        let out = env.run_with_pass(&["unlock"], PASS);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let envs = pty_env(&env);
+        let envs: Vec<(&str, &str)> = envs.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let mut s = PtySession::spawn(&crate::support::bin(), &[], &envs, 120, 40);
+        s.wait_for("attached", WAIT, |sc| {
+            valid_row(sc, "demo") && sc.contains("agent ✓ unlocked")
+        });
+        let pid = agent.child.id() as i32;
+        assert_eq!(unsafe { libc::kill(pid, libc::SIGSTOP) }, 0);
+        let paused = Instant::now();
+        s.wait_for("the paused agent taken for gone", WAIT, |sc| {
+            sc.contains("agent ✗ gone, reattaching") && sc.contains("stopped answering")
+        });
+        assert!(
+            paused.elapsed() >= Duration::from_secs(5),
+            "taken for gone after {:?}: too soon for a 10 s silence",
+            paused.elapsed()
+        );
+        s.send("r");
+        s.wait_for_text("the agent is gone: nothing was done", WAIT);
+        assert_eq!(unsafe { libc::kill(pid, libc::SIGCONT) }, 0);
+        s.wait_for("reattached to the resumed agent", WAIT, |sc| {
+            sc.contains("agent ✓ unlocked") && valid_row(sc, "demo")
+        });
+        s.send("q");
+        assert!(s.wait_exit(WAIT).success());
+        assert_eq!(
+            agent.call(r#"{"v":1,"verb":"status"}"#)["agent"]["state"],
+            "unlocked"
+        );
+    })
+    .await
+    .unwrap();
+}

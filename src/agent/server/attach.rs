@@ -14,6 +14,11 @@ use zeroize::Zeroizing;
 /// with the agent's (AGENT-14).
 const AGENT_VIEW_POLL: Duration = Duration::from_secs(1);
 
+/// The longest an attached dashboard goes without a frame: the `agent` event is sent again
+/// when nothing else was, so a dashboard can tell a paused or hung agent from a quiet one
+/// (AGENT-16; the dashboard gives up after 10 s of silence).
+const HEARTBEAT: Duration = Duration::from_secs(2);
+
 /// An attached dashboard (AGENT-14): the agent's scheduler events go out, the dashboard's
 /// commands come in, so one scheduler runs for the dashboard and the agent alike.
 impl Shared {
@@ -69,6 +74,7 @@ impl Shared {
         self.state_events(&out_tx);
         let mut poll = tokio::time::interval(AGENT_VIEW_POLL);
         poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        let mut last_sent = tokio::time::Instant::now();
         loop {
             let event = tokio::select! {
                 cmd = cmd_rx.recv() => match cmd {
@@ -98,7 +104,7 @@ impl Shared {
                 Some(ev) = out_rx.recv() => ev,
                 _ = poll.tick() => {
                     let now = self.agent_view();
-                    if now == shown {
+                    if now == shown && last_sent.elapsed() < HEARTBEAT {
                         continue;
                     }
                     let changed = now.state != shown.state;
@@ -113,6 +119,7 @@ impl Shared {
             if wr.write_all(&frame).await.is_err() {
                 break;
             }
+            last_sent = tokio::time::Instant::now();
         }
         reader.abort();
     }
