@@ -349,7 +349,12 @@ fn authorize(state: &mut State, req: &Incoming) -> Reply {
     if let Some(s) = req.query("state") {
         pairs.append_pair("state", s);
     }
-    if !state.config.hostile.omit_iss {
+    // AUTHZ-4's tests: a server that advertises `iss` and leaves it out (test support only).
+    #[cfg(any(test, feature = "test-support"))]
+    let send_iss = !state.config.hostile.omit_iss();
+    #[cfg(not(any(test, feature = "test-support")))]
+    let send_iss = true;
+    if send_iss {
         pairs.append_pair("iss", &state.issuer);
     }
     drop(pairs);
@@ -407,23 +412,18 @@ fn device_authorization(state: &mut State, req: &Incoming) -> Reply {
     );
     let verification_uri = format!("{}/device", state.issuer);
     let complete = format!("{verification_uri}?user_code={user_code}");
-    let hostile = &state.config.hostile;
-    Reply::json(
-        200,
-        &json!({
-            "device_code": device_code,
-            "user_code": hostile.user_code.as_deref().unwrap_or(&user_code),
-            "verification_uri":
-                hostile.verification_uri.as_deref().unwrap_or(&verification_uri),
-            "verification_uri_complete":
-                hostile.verification_uri_complete.as_deref().unwrap_or(&complete),
-            "expires_in": hostile
-                .device_expires_in
-                .clone()
-                .unwrap_or_else(|| Value::from(ttl.as_secs())),
-            "interval": state.config.device_interval_secs,
-        }),
-    )
+    #[allow(unused_mut)]
+    let mut answer = json!({
+        "device_code": device_code,
+        "user_code": user_code,
+        "verification_uri": verification_uri,
+        "verification_uri_complete": complete,
+        "expires_in": ttl.as_secs(),
+        "interval": state.config.device_interval_secs,
+    });
+    #[cfg(any(test, feature = "test-support"))]
+    state.config.hostile.device_answer(&mut answer);
+    Reply::json(200, &answer)
 }
 
 /// `GET /device?user_code=…`: the demo "browser" step, which approves at once.

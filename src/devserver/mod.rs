@@ -6,7 +6,7 @@
 //! (`none`, `basic`, `post`), single-use codes bound to client and redirect URI, refresh-token
 //! rotation, RFC 7009 revocation and the RFC 8628 device grant. With `cfg(test)` or the
 //! `test-support` feature (the test suites' builds, never a release), faults can be injected
-//! on demand and the server's clock moved ahead.
+//! on demand, answers made hostile (`Hostile`) and the server's clock moved ahead.
 //!
 //! This is a FAKE: it signs `id_token`s (ES256) with a key pair made at start and published at
 //! `/jwks` (so clients exercise the real DISC-5 verification), nothing is persisted, and it
@@ -26,6 +26,7 @@
 #[cfg(any(test, feature = "test-support"))]
 mod faults;
 mod handlers;
+#[cfg(any(test, feature = "test-support"))]
 mod hostile;
 mod personality;
 mod state;
@@ -49,6 +50,7 @@ use crate::oauth::AuthMethod;
 #[cfg(any(test, feature = "test-support"))]
 pub use faults::{Endpoint, FORGED_EMAIL, Fault, IdTokenFault};
 use handlers::{Incoming as Req, Reply};
+#[cfg(any(test, feature = "test-support"))]
 pub use hostile::Hostile;
 pub use personality::{
     AuthRule, Expiry, IssRule, Personality, RedirectRule, RefreshRule, Revocation, Route,
@@ -138,7 +140,8 @@ pub struct DevServerConfig {
     pub device_interval_secs: u64,
     /// How long a device code stays valid (default 600 s); an addition for `expired_token` tests.
     pub device_code_ttl: Duration,
-    /// Hostile answers for the security tests (none by default).
+    /// Hostile answers for the security tests (none by default; test support only).
+    #[cfg(any(test, feature = "test-support"))]
     pub hostile: Hostile,
     /// Answer as this provider documents (its paths and quirks), instead of the generic
     /// server; see [`Personality::for_template`].
@@ -165,6 +168,7 @@ impl Default for DevServerConfig {
             auto_approve_device: false,
             device_interval_secs: 5,
             device_code_ttl: Duration::from_secs(600),
+            #[cfg(any(test, feature = "test-support"))]
             hostile: Hostile::default(),
             personality: None,
             device_client_ids: None,

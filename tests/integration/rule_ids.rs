@@ -642,3 +642,6 @@ fn scanner_tokens() {
         [("AB".into(), 3), ("AB".into(), 4)]
     );
 }
+
+/// The other house rules checked on the sources: file size and test-only code.
+mod house;

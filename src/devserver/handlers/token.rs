@@ -475,19 +475,19 @@ pub(super) fn token_reply(
     id_token: Option<String>,
 ) -> Reply {
     let config = &state.config;
-    let hostile = &config.hostile;
     let personality = config.personality.as_ref();
     let ttl = config.access_token_ttl.as_secs();
-    let access = hostile.access_token.as_deref().unwrap_or(access);
-    let scope = hostile.scope.as_deref().unwrap_or(scope);
-    let id_token = id_token.filter(|_| !hostile.omit_id_token);
-    let refresh = refresh.filter(|_| !hostile.omit_refresh_token);
+    #[cfg(any(test, feature = "test-support"))]
+    let (access, scope, refresh, id_token) = config
+        .hostile
+        .token_answer(access, scope, refresh, id_token);
     let mut fields: Vec<(&str, Value)> = vec![
         ("access_token", Value::from(access)),
         ("token_type", Value::from("Bearer")),
     ];
-    if hostile.token_padding > 0 {
-        fields.push(("padding", Value::from("x".repeat(hostile.token_padding))));
+    #[cfg(any(test, feature = "test-support"))]
+    if let Some(padding) = config.hostile.padding() {
+        fields.push(("padding", padding));
     }
     match personality.map(|p| p.expiry) {
         Some(Expiry::Seconds(s)) => fields.push(("expires_in", Value::from(s))),
@@ -560,17 +560,19 @@ pub(super) fn id_token(state: &State, client_id: &str, nonce: Option<&str>, logi
     };
     let mut claims = json!({
         "iss": issuer,
-        "sub": state.config.hostile.subject.as_deref().unwrap_or(SUB),
+        "sub": SUB,
         "aud": client_id,
         "iat": iat,
         "exp": iat + state.config.access_token_ttl.as_secs().max(60),
-        "email": state.config.hostile.email.as_deref().unwrap_or(EMAIL),
+        "email": EMAIL,
         "email_verified": true,
         "name": NAME,
     });
     if let (Some(n), Some(obj)) = (nonce, claims.as_object_mut()) {
         obj.insert("nonce".into(), Value::from(n));
     }
+    #[cfg(any(test, feature = "test-support"))]
+    state.config.hostile.id_token_claims(&mut claims);
     #[cfg(any(test, feature = "test-support"))]
     if let Some(fault) = state.id_token_fault {
         return crate::devserver::faults::broken_id_token(state, fault, claims);
