@@ -504,6 +504,40 @@ mod tests {
         }
     }
 
+    /// AGENT-15: mutated command frames (bytes flipped, cut, repeated) are answered with a
+    /// code, never a panic, and a refused one never quotes the passphrase it held.
+    #[test]
+    fn agent15_mutated_command_frames_never_panic_nor_echo() {
+        let seed = encode_command(UiCommand::SubmitPassphrase(Passphrase::new("sekrit-pass")));
+        let seed = &seed[..seed.len() - 1];
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for _ in 0..20_000 {
+            let mut frame = seed.to_vec();
+            for _ in 0..(next() % 4 + 1) {
+                let at = (next() as usize) % frame.len().max(1);
+                match next() % 4 {
+                    0 if !frame.is_empty() => frame[at] = next() as u8,
+                    1 => frame.truncate(at),
+                    2 => frame.insert(at, b"{}[]\",:"[(next() % 7) as usize]),
+                    0 => {}
+                    _ => {
+                        let tail = frame[at..].to_vec();
+                        frame.extend_from_slice(&tail);
+                    }
+                }
+            }
+            if let Err(f) = decode_command(&frame) {
+                assert!(!f.message.contains("sekrit"), "{}", f.message);
+            }
+        }
+    }
+
     #[test]
     fn agent3_requests_round_trip() {
         let req = Request::Token {
