@@ -44,8 +44,9 @@ pub const MACHINE_BASIC_SECRET: &str = "machine secret:+%&=";
 /// key is [`OidcProvider::machine_key`].
 pub const MACHINE_JWT_CLIENT_ID: &str = "authdeck-machine-jwt";
 
-/// How long `start` waits for the server's ready line.
-const READY_TIMEOUT: Duration = Duration::from_secs(20);
+/// How long `start` waits for the server's ready line: node loads oidc-provider in about 2 s
+/// alone, but beside the rest of `cargo test` on two cores it has taken over 20 s.
+const READY_TIMEOUT: Duration = Duration::from_secs(60);
 /// At most this many pages or redirects per browser run (a loop guard).
 const MAX_BROWSER_STEPS: usize = 25;
 
