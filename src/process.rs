@@ -13,7 +13,7 @@ static ORIGINAL_CORE_LIMIT: OnceLock<Option<(u64, u64)>> = OnceLock::new();
 /// user cannot read its memory (HARD-1). Called first thing in `main`; harmless to call twice.
 /// Returns an error only when the kernel refused; callers go on (a warning at most).
 pub fn harden() -> std::io::Result<()> {
-    #[cfg(target_os = "linux")]
+    #[cfg(unix)]
     {
         // SAFETY: plain system calls with valid arguments and a pointer to a local.
         unsafe {
@@ -29,7 +29,14 @@ pub fn harden() -> std::io::Result<()> {
             if libc::setrlimit(libc::RLIMIT_CORE, &limit) != 0 {
                 return Err(std::io::Error::last_os_error());
             }
+            #[cfg(target_os = "linux")]
             if libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // macOS has no dumpable flag: PT_DENY_ATTACH refuses debuggers (and task_for_pid
+            // through them) for the rest of the process's life.
+            #[cfg(target_os = "macos")]
+            if libc::ptrace(libc::PT_DENY_ATTACH, 0, std::ptr::null_mut(), 0) != 0 {
                 return Err(std::io::Error::last_os_error());
             }
         }
@@ -44,7 +51,7 @@ pub fn prepare_child(cmd: &mut std::process::Command) {
     for var in VAULT_UNLOCK_VARS {
         cmd.env_remove(var);
     }
-    #[cfg(target_os = "linux")]
+    #[cfg(unix)]
     if let Some(Some((cur, max))) = ORIGINAL_CORE_LIMIT.get().copied() {
         use std::os::unix::process::CommandExt;
         // SAFETY: the closure only calls setrlimit, which is async-signal-safe, on a local.

@@ -149,6 +149,7 @@ fn call<T: Send + 'static>(
 }
 
 /// One line of what a keyring backend said: no control characters, bounded.
+#[cfg(any(target_os = "linux", target_os = "macos"))]
 fn line(text: &str) -> String {
     crate::text::sanitize(text, 300)
 }
@@ -227,7 +228,57 @@ mod backend {
     }
 }
 
-#[cfg(not(target_os = "linux"))]
+#[cfg(target_os = "macos")]
+mod backend {
+    //! The login keychain, through Security.framework (VAULT-7). Type-checked on Linux with
+    //! `cargo check --target x86_64-apple-darwin` (docs/vault.md); not run here.
+
+    use super::{ItemId, KeyringFailure, SERVICE, line};
+    use crate::secret::Key32;
+    use keyring::credential::CredentialApi;
+    use keyring::macos::MacCredential;
+
+    /// The user's keychain is there whenever a user is logged in; a locked one prompts.
+    pub fn reachable() -> Result<(), KeyringFailure> {
+        Ok(())
+    }
+
+    fn credential(id: ItemId) -> Result<MacCredential, KeyringFailure> {
+        MacCredential::new_with_target(None, SERVICE, &id.user()).map_err(|e| classify(e, id))
+    }
+
+    pub fn get(id: ItemId) -> Result<Vec<u8>, KeyringFailure> {
+        credential(id)?.get_secret().map_err(|e| classify(e, id))
+    }
+
+    /// The keychain item has no label of its own: Keychain Access shows the service name.
+    pub fn set(id: ItemId, key: &Key32, _label: &str) -> Result<(), KeyringFailure> {
+        credential(id)?
+            .set_secret(key.secret())
+            .map_err(|e| classify(e, id))
+    }
+
+    pub fn delete(id: ItemId) -> Result<(), KeyringFailure> {
+        credential(id)?
+            .delete_credential()
+            .map_err(|e| classify(e, id))
+    }
+
+    /// As on Linux: `BadEncoding` would carry the secret's bytes, so only the variant counts.
+    fn classify(e: keyring::Error, id: ItemId) -> KeyringFailure {
+        match e {
+            keyring::Error::NoEntry => KeyringFailure::NoEntry { user: id.user() },
+            keyring::Error::Ambiguous(_) => KeyringFailure::Ambiguous { user: id.user() },
+            keyring::Error::BadEncoding(_) => KeyringFailure::BadKey { user: id.user() },
+            keyring::Error::NoStorageAccess(inner) => KeyringFailure::Unavailable {
+                why: line(&inner.to_string()),
+            },
+            other => KeyringFailure::Failed(line(&other.to_string())),
+        }
+    }
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "macos")))]
 mod backend {
     //! No OS keyring support in this build on this platform.
 
@@ -236,7 +287,7 @@ mod backend {
 
     fn none() -> KeyringFailure {
         KeyringFailure::Unavailable {
-            why: "this build of authdeck reaches the OS keyring on Linux only".into(),
+            why: "this build of authdeck reaches the OS keyring on Linux and macOS only".into(),
         }
     }
 
