@@ -119,6 +119,9 @@ struct Shared {
     /// What the scheduler reports, for attached dashboards (AGENT-14); it outlives each
     /// scheduler (lock, unlock, reload).
     events: tokio::sync::broadcast::Sender<AppEvent>,
+    /// An etcd vault's store with no key, made once: its header is read for every `status`
+    /// of a locked agent and every second for an attached dashboard.
+    etcd_keyless: std::sync::OnceLock<Arc<crate::vault::etcd::EtcdStore>>,
 }
 
 /// A bound agent, ready to [`run`](Server::run).
@@ -375,6 +378,7 @@ impl Shared {
             shutdown: Notify::new(),
             connections: Arc::new(Semaphore::new(MAX_CONNECTIONS)),
             events: tokio::sync::broadcast::channel(EVENT_BACKLOG).0,
+            etcd_keyless: std::sync::OnceLock::new(),
             cfg,
         }
     }

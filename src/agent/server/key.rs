@@ -19,8 +19,8 @@ const MAX_UNLOCK_DELAY: Duration = Duration::from_secs(30);
 /// The served vault's store before a key is known: its header says which key it wants, and a
 /// passphrase is checked against it. A file, or a key on etcd (docs/etcd.md).
 enum Keyless {
-    File(FileStore),
-    Etcd(EtcdStore),
+    File(Box<FileStore>),
+    Etcd(Arc<EtcdStore>),
 }
 
 impl Keyless {
@@ -48,8 +48,14 @@ impl Shared {
     fn keyless(&self) -> Result<Keyless, VaultError> {
         let none = KeySource::KeyFile(PathBuf::new());
         Ok(match &self.cfg.etcd {
-            Some(cfg) => Keyless::Etcd(EtcdStore::new((**cfg).clone(), none)?),
-            None => Keyless::File(FileStore::new(&self.cfg.vault, none)),
+            Some(cfg) => {
+                if let Some(store) = self.etcd_keyless.get() {
+                    return Ok(Keyless::Etcd(store.clone()));
+                }
+                let store = Arc::new(EtcdStore::new((**cfg).clone(), none)?);
+                Keyless::Etcd(self.etcd_keyless.get_or_init(|| store).clone())
+            }
+            None => Keyless::File(Box::new(FileStore::new(&self.cfg.vault, none))),
         })
     }
 
