@@ -10,7 +10,7 @@ use super::status::{human_duration, unix};
 use super::{App, AppError, Result, Settings};
 use crate::provider::Index;
 use crate::secret::AccessToken;
-use crate::vault::{Snapshot, Vault};
+use crate::vault::{Snapshot, Tokens, Vault};
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
@@ -152,7 +152,7 @@ pub enum GitSource {
 /// loaded path must decide (a token to refresh, a login needed: its error says so).
 fn git_from_index(
     index: &Index,
-    snap: &Snapshot,
+    snap: &Tokens,
     req: &gitcred::Request,
     now: SystemTime,
 ) -> Option<Option<GitAnswer>> {
@@ -170,10 +170,11 @@ fn git_from_index(
     Some(Some(GitAnswer {
         account: account.to_owned(),
         username,
+        // git takes no e-mail; the token fields hold none.
         handed: Handed {
             token,
             expires_at: record.and_then(|r| r.expires_at),
-            email: record.and_then(|r| r.claims.email.clone()),
+            email: None,
         },
         how: Refreshed::NotDue,
     }))

@@ -10,7 +10,7 @@ use super::refresh::token_if_not_due;
 use super::{App, Result, Settings};
 use crate::provider::{self, Index, Stamps};
 use crate::secret::AccessToken;
-use crate::vault::{Snapshot, Vault};
+use crate::vault::{Tokens, Vault};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -182,9 +182,9 @@ pub fn powershell_quote(value: &str) -> String {
 #[derive(Debug)]
 pub enum Source {
     /// The account index answered for every account: (variable, token) pairs, in order, and
-    /// the vault snapshot they came from (for a caller that needs more of a record, such as
+    /// the token fields they came from (for a caller that needs more of a record, such as
     /// `kube-credential`'s expiry).
-    Indexed(Vec<(String, AccessToken)>, Arc<Snapshot>),
+    Indexed(Vec<(String, AccessToken)>, Arc<Tokens>),
     /// The account files were loaded (the index rewritten if it was stale): ask the app, which
     /// refreshes what is due and says what fails.
     Loaded(Box<App>),
@@ -197,11 +197,11 @@ pub fn index_path(vault: &Path) -> PathBuf {
     vault.with_file_name(name)
 }
 
-/// What the account index answered, with the snapshot it answered from, or the app with the
-/// account files loaded.
+/// What the account index answered, with the token fields it answered from, or the app with
+/// the account files loaded.
 pub(super) enum Opened<T> {
     /// The index was current and answered.
-    Indexed(T, Arc<Snapshot>),
+    Indexed(T, Arc<Tokens>),
     /// The files were loaded (the index rewritten if it was stale).
     Loaded(Box<App>),
 }
@@ -228,27 +228,31 @@ impl App {
         })
     }
 
-    /// The vault's snapshot and, when the account index beside a local vault is current and
-    /// `answer` can answer from it, that answer; else the app with the account files loaded,
-    /// the index rewritten first if it was stale.
+    /// When the account index beside a local vault is current and `answer` can answer from it
+    /// and the vault's token fields, that answer — no account file read and no full record
+    /// parsed (docs/benchmarks.md, "`export` of 50 accounts beside a minimal program") — else
+    /// the app with the account files loaded, the index rewritten first if it was stale.
     pub(super) fn open_indexed<T>(
         config_dir: PathBuf,
         vault: Vault,
         settings: Settings,
-        answer: impl FnOnce(&Index, &Snapshot) -> Option<T>,
+        answer: impl FnOnce(&Index, &Tokens) -> Option<T>,
     ) -> Result<Opened<T>> {
-        let snap = match vault.take_opened() {
-            Some(s) => Arc::new(s),
-            None => Arc::new(vault.snapshot()?),
-        };
         // The index is a local cache beside a local vault; a shared vault has none.
         let index_path = vault.local_file().map(index_path);
         let index = index_path
             .as_deref()
             .and_then(|p| Index::read(p, &config_dir));
-        if let Some(answered) = index.as_ref().and_then(|i| answer(i, &snap)) {
-            return Ok(Opened::Indexed(answered, snap));
+        if let Some(index) = &index {
+            let tokens = vault.tokens()?;
+            if let Some(answered) = answer(index, &tokens) {
+                return Ok(Opened::Indexed(answered, tokens));
+            }
         }
+        let snap = match vault.take_opened() {
+            Some(s) => Arc::new(s),
+            None => Arc::new(vault.snapshot()?),
+        };
         // Stamped before the files are read, so an edit made meanwhile leaves the index stale.
         let stamps = (index.is_none() && index_path.is_some())
             .then(|| Stamps::take(&config_dir))
@@ -267,7 +271,7 @@ impl App {
 /// all of them: each account valid, each token present and not due. `None` otherwise.
 fn from_index(
     index: &Index,
-    snap: &Snapshot,
+    snap: &Tokens,
     names: &[String],
     now: SystemTime,
 ) -> Option<Vec<(String, AccessToken)>> {

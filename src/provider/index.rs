@@ -26,20 +26,44 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Bumped when the file's layout or meaning changes; another value is simply stale.
-const FORMAT: u32 = 2;
+const FORMAT: u32 = 3;
 
 /// A change younger than this is not trusted to show in the stamps of a later change.
 pub const RACY: Duration = Duration::from_secs(2);
 
 /// What the index remembers of a file or directory: enough to notice any change without
-/// reading it.
+/// reading it. Stored as one array of seven numbers, which decodes in a fraction of the time
+/// of an object with named fields (the index is read by every `--export`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "StampArray", into = "StampArray")]
 pub struct Stamp {
     dev: u64,
     ino: u64,
     len: u64,
     mtime: (i64, i64),
     ctime: (i64, i64),
+}
+
+/// [`Stamp`] as stored: device, inode, size, mtime seconds and nanoseconds, ctime seconds and
+/// nanoseconds.
+type StampArray = (u64, u64, u64, i64, i64, i64, i64);
+
+impl From<StampArray> for Stamp {
+    fn from(a: StampArray) -> Stamp {
+        Stamp {
+            dev: a.0,
+            ino: a.1,
+            len: a.2,
+            mtime: (a.3, a.4),
+            ctime: (a.5, a.6),
+        }
+    }
+}
+
+impl From<Stamp> for StampArray {
+    fn from(s: Stamp) -> StampArray {
+        (s.dev, s.ino, s.len, s.mtime.0, s.mtime.1, s.ctime.0, s.ctime.1)
+    }
 }
 
 impl Stamp {
@@ -164,10 +188,14 @@ impl Index {
         if Stamp::of(&dir)? != file.dir || Stamp::of(&std::env::current_exe().ok()?)? != file.exe {
             return None;
         }
+        // One path buffer for all the files: a `stat` each, no allocation each.
+        let mut path = dir;
         for (name, stamp) in &file.files {
-            if Stamp::of(&dir.join(name)).as_ref() != Some(stamp) {
+            path.push(name);
+            if Stamp::of(&path).as_ref() != Some(stamp) {
                 return None;
             }
+            path.pop();
         }
         Some(Index {
             files: file.files,

@@ -36,7 +36,7 @@ pub use record::{
     Claims, LoginGrant, NarrowedToken, Record, Records, RefreshAttempt, RefreshOutcome,
     StoredState, UnixSeconds,
 };
-pub use store::{FileStore, Rollback, Snapshot, Store, StoreLock};
+pub use store::{FileStore, Opened, Rollback, Snapshot, Store, StoreLock, Tokens};
 
 use std::path::{Path, PathBuf};
 
@@ -63,8 +63,8 @@ pub fn high_water_dir() -> Option<PathBuf> {
 /// The vault: a handle on a [`Store`] with the read and update operations callers need.
 pub struct Vault {
     store: std::sync::Arc<dyn Store>,
-    /// The snapshot decrypted by `open` (to check the key), until a caller takes it.
-    opened: std::sync::Mutex<Option<Snapshot>>,
+    /// The vault decrypted by `open` (to check the key), until a caller takes it.
+    opened: std::sync::Mutex<Option<Opened>>,
 }
 
 impl std::fmt::Debug for Vault {
@@ -83,7 +83,7 @@ impl Vault {
 
     /// Opens any [`Store`] (a custom `FileStore`, or another backend); checks the key as `open`.
     pub fn open_store(store: Box<dyn Store>) -> Result<Vault> {
-        let opened = store.load()?;
+        let opened = store.load_opened()?;
         Ok(Vault {
             store: store.into(),
             opened: std::sync::Mutex::new(opened),
@@ -102,8 +102,28 @@ impl Vault {
 
     /// The snapshot `open` decrypted, once (later calls get `None`), so a caller that caches
     /// snapshots by generation does not decrypt the same vault twice at start-up.
+    ///
+    /// A record that fails the full parse gives `None` here; the caller's next read
+    /// ([`snapshot`](Self::snapshot)) reports it.
     pub fn take_opened(&self) -> Option<Snapshot> {
-        self.opened.lock().ok().and_then(|mut s| s.take())
+        let opened = self.opened.lock().ok().and_then(|mut s| s.take())?;
+        opened.snapshot().ok()
+    }
+
+    /// The token fields of every record (see [`Tokens`]): from what `open` decrypted while
+    /// nobody took it, else read now. `--export`, `token` and the other token commands answer
+    /// from these when the account index is current, without parsing the full records.
+    pub fn tokens(&self) -> Result<std::sync::Arc<Tokens>> {
+        if let Some(opened) = self.opened.lock().ok().as_ref().and_then(|s| s.as_ref()) {
+            return Ok(opened.tokens());
+        }
+        Ok(match self.store.load_opened()? {
+            Some(o) => o.tokens(),
+            None => std::sync::Arc::new(Tokens {
+                generation: 0,
+                records: Records::new(),
+            }),
+        })
     }
 
     /// Creates a new, empty vault at `path` (`authdeck vault init`); fails if one exists.
@@ -350,6 +370,51 @@ mod tests {
         assert_eq!(opened.generation, 2);
         assert!(opened.records.contains_key("a"));
         assert!(vault.take_opened().is_none());
+    }
+
+    /// `tokens` parses only the fields that hand out an access token (no refresh token, ID
+    /// token or client secret is copied into it), the same from what `open` decrypted and from
+    /// a fresh read; the full records are still there for `take_opened`.
+    #[test]
+    fn tokens_hold_only_the_token_fields_and_the_full_records_stay_whole() {
+        use crate::secret::{AccessToken, ClientSecret, IdToken, RefreshToken};
+        let dir = tempfile::tempdir().unwrap();
+        let (path, key) = key_vault(dir.path());
+        let created = Vault::create(&path, key.clone()).unwrap();
+        let full = Record {
+            provider: "oidc".into(),
+            access_token: Some(AccessToken::new("at-1")),
+            refresh_token: Some(RefreshToken::new("rt-1")),
+            id_token: Some(IdToken::new("id-1")),
+            client_secret: Some(ClientSecret::new("cs-1")),
+            obtained_at: Some(100),
+            expires_at: Some(200),
+            state: StoredState::Valid,
+            refresh_count: 3,
+            ..Record::default()
+        };
+        created
+            .update(|r| {
+                r.insert("a".into(), full.clone());
+                Ok::<_, VaultError>(())
+            })
+            .unwrap();
+        let only_tokens = Record {
+            access_token: Some(AccessToken::new("at-1")),
+            obtained_at: Some(100),
+            expires_at: Some(200),
+            state: StoredState::Valid,
+            ..Record::default()
+        };
+        let vault = Vault::open(&path, key).unwrap();
+        let tokens = vault.tokens().unwrap();
+        assert_eq!(tokens.generation, 2);
+        assert_eq!(tokens.records.get("a"), Some(&only_tokens));
+        let opened = vault.take_opened().expect("the full records");
+        assert_eq!(opened.records.get("a"), Some(&full));
+        // Taken: read again, the same token fields.
+        assert_eq!(vault.tokens().unwrap(), tokens);
+        assert_eq!(Tokens::of(&opened), *tokens);
     }
 
     fn with_token(vault: &Vault, name: &str, refresh: &str) {

@@ -28,6 +28,99 @@ pub struct Snapshot {
     pub records: Records,
 }
 
+/// The access-token fields of every record at one generation (`Vault::tokens`): each record's
+/// access token, its obtained and expiry times and its state, every other field default. It
+/// holds no refresh token, ID token or client secret, and is no [`Snapshot`]: nothing can save
+/// it back over the full records.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tokens {
+    /// The generation counter from the header; 0 means "no vault yet".
+    pub generation: u64,
+    /// The accounts, token fields only.
+    pub records: Records,
+}
+
+impl Tokens {
+    /// The token fields of a full snapshot.
+    pub fn of(snap: &Snapshot) -> Tokens {
+        let records = snap
+            .records
+            .iter()
+            .map(|(name, r)| {
+                let record = super::record::Record {
+                    access_token: r.access_token.clone(),
+                    obtained_at: r.obtained_at,
+                    expires_at: r.expires_at,
+                    state: r.state.clone(),
+                    ..super::record::Record::default()
+                };
+                (name.clone(), record)
+            })
+            .collect();
+        Tokens {
+            generation: snap.generation,
+            records,
+        }
+    }
+}
+
+/// A vault as read by [`Store::load_opened`]: parsed in full, or decrypted (its key and
+/// integrity checked, its token fields parsed) with the full records parsed only when asked.
+pub enum Opened {
+    /// Every record parsed.
+    Parsed(Snapshot),
+    /// Decrypted; the token fields parsed.
+    Decrypted {
+        /// The token fields, parsed when the body was decrypted (which also checked that the
+        /// body is well-formed JSON of a schema this build reads).
+        tokens: std::sync::Arc<Tokens>,
+        /// The decrypted body, zeroized when dropped.
+        plain: zeroize::Zeroizing<Vec<u8>>,
+        /// The vault and its backup, named in a parse error.
+        path: std::path::PathBuf,
+    },
+}
+
+impl std::fmt::Debug for Opened {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Opened::Parsed(s) => write!(f, "Parsed(generation {})", s.generation),
+            Opened::Decrypted { tokens, .. } => {
+                write!(f, "Decrypted(generation {})", tokens.generation)
+            }
+        }
+    }
+}
+
+impl Opened {
+    /// Every record.
+    pub fn snapshot(self) -> Result<Snapshot> {
+        match self {
+            Opened::Parsed(s) => Ok(s),
+            Opened::Decrypted {
+                tokens, plain, path, ..
+            } => {
+                let ctx = super::format::Ctx {
+                    backup: atomic::sibling(&path, ".bak"),
+                    path: &path,
+                };
+                Ok(Snapshot {
+                    generation: tokens.generation,
+                    records: super::format::parse(&plain, &ctx)?,
+                })
+            }
+        }
+    }
+
+    /// The token fields of every record.
+    pub fn tokens(&self) -> std::sync::Arc<Tokens> {
+        match self {
+            Opened::Parsed(s) => std::sync::Arc::new(Tokens::of(s)),
+            Opened::Decrypted { tokens, .. } => tokens.clone(),
+        }
+    }
+}
+
 /// Proof that the caller holds the store's exclusive lock; released on drop.
 pub struct StoreLock {
     _held: Box<dyn Send + Sync>,
@@ -57,6 +150,12 @@ pub trait Store: Send + Sync {
     /// Reads and decrypts the current generation; `None` when there is no vault. Needs no lock:
     /// writers replace the whole vault atomically.
     fn load(&self) -> Result<Option<Snapshot>>;
+
+    /// Like `load`, but a backend may decrypt now and leave the full parse of the records to
+    /// [`Opened::snapshot`], parsing only their token fields (the file store does).
+    fn load_opened(&self) -> Result<Option<Opened>> {
+        Ok(self.load()?.map(Opened::Parsed))
+    }
 
     /// Takes the exclusive advisory lock that serializes read-modify-write across processes.
     fn lock(&self) -> Result<StoreLock>;

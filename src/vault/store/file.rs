@@ -2,7 +2,7 @@
 
 use super::atomic::{BackupPlan, ensure_dir, fix_file_mode, parent_dir, sibling, write_atomic};
 use super::high_water::HighWater;
-use super::{Rollback, Snapshot, Store, StoreLock};
+use super::{Opened, Rollback, Snapshot, Store, StoreLock, Tokens};
 use crate::vault::coord::AccountLock;
 use crate::vault::error::{Result, VaultError};
 use crate::vault::format::{self, Ctx, Header, Unlocked};
@@ -293,6 +293,24 @@ impl Store for FileStore {
         Ok(Some(Snapshot {
             generation: header.generation,
             records,
+        }))
+    }
+
+    fn load_opened(&self) -> Result<Option<Opened>> {
+        let Some((header, bytes)) = self.read_header()? else {
+            return Ok(None);
+        };
+        let key = self.unlock_for(&header)?;
+        let plain = format::decrypt(&bytes, &header, &key, &self.ctx())?;
+        let records = format::parse_tokens(&plain, &self.ctx())?;
+        fix_file_mode(&self.path);
+        Ok(Some(Opened::Decrypted {
+            tokens: std::sync::Arc::new(Tokens {
+                generation: header.generation,
+                records,
+            }),
+            plain,
+            path: self.path.clone(),
         }))
     }
 
