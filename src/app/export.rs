@@ -112,6 +112,32 @@ pub fn line(format: ExportFormat, name: &str, value: &str) -> Result<String, Exp
     Ok(s)
 }
 
+/// Appends [`line`] and a newline to `out`; the `sh` line is written in place, with no
+/// allocation per line (`--export` prints one per account).
+pub fn push_line(
+    out: &mut String,
+    format: ExportFormat,
+    name: &str,
+    value: &str,
+) -> Result<(), ExportError> {
+    if format != ExportFormat::Sh {
+        out.push_str(&line(format, name, value)?);
+        out.push('\n');
+        return Ok(());
+    }
+    check_name(name)?;
+    if value.contains('\0') {
+        return Err(unrepresentable(name, format));
+    }
+    out.reserve(name.len() + value.len() + 12);
+    out.push_str("export ");
+    out.push_str(name);
+    out.push('=');
+    push_sh_quoted(out, value);
+    out.push('\n');
+    Ok(())
+}
+
 fn check_name(name: &str) -> Result<(), ExportError> {
     if valid_var_name(name) {
         Ok(())
@@ -137,16 +163,21 @@ fn unrepresentable(name: &str, format: ExportFormat) -> ExportError {
 /// POSIX single quotes: nothing inside is special except `'`, which becomes `'\''`.
 pub fn sh_quote(value: &str) -> String {
     let mut s = String::with_capacity(value.len() + 2);
-    s.push('\'');
-    for c in value.chars() {
-        if c == '\'' {
-            s.push_str("'\\''");
-        } else {
-            s.push(c);
-        }
-    }
-    s.push('\'');
+    push_sh_quoted(&mut s, value);
     s
+}
+
+fn push_sh_quoted(out: &mut String, value: &str) {
+    out.push('\'');
+    let mut parts = value.split('\'');
+    if let Some(first) = parts.next() {
+        out.push_str(first);
+    }
+    for part in parts {
+        out.push_str("'\\''");
+        out.push_str(part);
+    }
+    out.push('\'');
 }
 
 /// fish single quotes: only `\'` and `\\` are escapes.
@@ -311,6 +342,19 @@ mod tests {
             line(ExportFormat::Sh, "X", "plain").unwrap(),
             "export X='plain'"
         );
+        // `--export` writes the same lines in place.
+        for value in [HOSTILE, "plain", "'", "''x'", ""] {
+            for format in [ExportFormat::Sh, ExportFormat::Fish] {
+                let mut out = String::from("before\n");
+                push_line(&mut out, format, "X", value).unwrap();
+                assert_eq!(
+                    out,
+                    format!("before\n{}\n", line(format, "X", value).unwrap())
+                );
+            }
+        }
+        assert!(push_line(&mut String::new(), ExportFormat::Sh, "1X", "v").is_err());
+        assert!(push_line(&mut String::new(), ExportFormat::Sh, "X", "a\0b").is_err());
     }
 
     #[test]

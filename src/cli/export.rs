@@ -48,22 +48,21 @@ fn export_tokens(loc: &Locations, names: &[String], format: ExportFormat) -> Res
             }
         }
     }
-    let pairs: Vec<(String, &str)> = vars.iter().map(|(k, t)| (k.clone(), t.secret())).collect();
     let mut text = String::new();
-    for (name, value) in &pairs {
-        match export::line(format, name, value) {
-            Ok(line) if format != ExportFormat::Json => {
-                text.push_str(&line);
-                text.push('\n');
-            }
-            Ok(_) => {}
-            Err(e) => {
-                failed += 1;
-                eprintln!("authdeck: {e}");
-            }
+    for (name, token) in &vars {
+        let checked = if format == ExportFormat::Json {
+            export::line(format, name, token.secret()).map(drop)
+        } else {
+            export::push_line(&mut text, format, name, token.secret())
+        };
+        if let Err(e) = checked {
+            failed += 1;
+            eprintln!("authdeck: {e}");
         }
     }
     if format == ExportFormat::Json {
+        let pairs: Vec<(String, &str)> =
+            vars.iter().map(|(k, t)| (k.clone(), t.secret())).collect();
         text = export::render(format, &pairs).map_err(|e| AppError::Config(e.to_string()))?;
     }
     let _ = std::io::stdout().lock().write_all(text.as_bytes());

@@ -2,9 +2,8 @@
 //! matching itself is `app::gitcred`'s).
 
 /// One `git_urls` entry: a protocol and host (with port), and optionally a path prefix that
-/// matches on a segment boundary (GIT-1). Serialised only into the account index
-/// (`provider::index`), which stores it as parsed.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+/// matches on a segment boundary (GIT-1).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GitUrl {
     /// `https` or `http`.
     pub protocol: String,

@@ -20,7 +20,6 @@
 //! ever adds warnings, see `validate.rs`), so stamps are all it needs to check.
 
 use super::{GitUrl, Loaded, Provider, list_toml};
-use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -32,38 +31,14 @@ const FORMAT: u32 = 3;
 pub const RACY: Duration = Duration::from_secs(2);
 
 /// What the index remembers of a file or directory: enough to notice any change without
-/// reading it. Stored as one array of seven numbers, which decodes in a fraction of the time
-/// of an object with named fields (the index is read by every `--export`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(from = "StampArray", into = "StampArray")]
+/// reading it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Stamp {
     dev: u64,
     ino: u64,
     len: u64,
     mtime: (i64, i64),
     ctime: (i64, i64),
-}
-
-/// [`Stamp`] as stored: device, inode, size, mtime seconds and nanoseconds, ctime seconds and
-/// nanoseconds.
-type StampArray = (u64, u64, u64, i64, i64, i64, i64);
-
-impl From<StampArray> for Stamp {
-    fn from(a: StampArray) -> Stamp {
-        Stamp {
-            dev: a.0,
-            ino: a.1,
-            len: a.2,
-            mtime: (a.3, a.4),
-            ctime: (a.5, a.6),
-        }
-    }
-}
-
-impl From<Stamp> for StampArray {
-    fn from(s: Stamp) -> StampArray {
-        (s.dev, s.ino, s.len, s.mtime.0, s.mtime.1, s.ctime.0, s.ctime.1)
-    }
 }
 
 impl Stamp {
@@ -126,8 +101,8 @@ impl Stamps {
     }
 }
 
-/// The index as stored.
-#[derive(Debug, Serialize, Deserialize)]
+/// The index as stored (see [`IndexFile::encode`]).
+#[derive(Debug, PartialEq, Eq)]
 struct IndexFile {
     format: u32,
     config_dir: PathBuf,
@@ -140,18 +115,15 @@ struct IndexFile {
 
 /// What the index keeps of one account that loaded without errors: the token commands' share
 /// of its file, nothing secret.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 struct Entry {
     /// The export variable ([`Provider::export_var_name`]).
     var: String,
     /// `git_urls` (GIT-1).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     git_urls: Vec<GitUrl>,
     /// `git_username` (GIT-2).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     git_username: Option<String>,
     /// The template the account extends, for git's default user name (GIT-2).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     template: Option<String>,
 }
 
@@ -178,7 +150,7 @@ impl Index {
     /// decoded, it was written for another directory or executable, or any stamp differs.
     pub fn read(path: &Path, config_dir: &Path) -> Option<Index> {
         let bytes = std::fs::read(path).ok()?;
-        let file: IndexFile = serde_json::from_slice(&bytes).ok()?;
+        let file = IndexFile::decode(std::str::from_utf8(&bytes).ok()?)?;
         if file.format != FORMAT || file.config_dir != config_dir {
             return None;
         }
@@ -260,9 +232,184 @@ impl Index {
                 .map(|p| (p.name.clone(), Entry::of(p)))
                 .collect(),
         };
-        let bytes = serde_json::to_vec(&file).map_err(std::io::Error::other)?;
-        write_replace(path, &bytes)?;
+        // A directory or file name that cannot be written: no index, every command loads.
+        let Some(text) = file.encode() else {
+            return Ok(false);
+        };
+        write_replace(path, text.as_bytes())?;
         Ok(true)
+    }
+}
+
+/// The first line of an index file, with [`FORMAT`] after it.
+const MAGIC: &str = "authdeck-account-index";
+
+/// A stamp as seven numbers (device, inode, size, mtime s ns, ctime s ns) after a tag.
+fn stamp_line(out: &mut String, tag: &str, s: &Stamp) {
+    use std::fmt::Write as _;
+    let _ = writeln!(
+        out,
+        "{tag} {} {} {} {} {} {} {}",
+        s.dev, s.ino, s.len, s.mtime.0, s.mtime.1, s.ctime.0, s.ctime.1
+    );
+}
+
+fn parse_stamp<'a>(words: &mut impl Iterator<Item = &'a str>) -> Option<Stamp> {
+    let mut n = || words.next()?.parse::<i64>().ok();
+    let (dev, ino, len) = (n()?, n()?, n()?);
+    Some(Stamp {
+        dev: u64::try_from(dev).ok()?,
+        ino: u64::try_from(ino).ok()?,
+        len: u64::try_from(len).ok()?,
+        mtime: (n()?, n()?),
+        ctime: (n()?, n()?),
+    })
+}
+
+/// A string as one space-free word: bytes other than ASCII letters, digits and `._-/:@+~`
+/// as `%XX`.
+fn word(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"._-/:@+~".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// The string [`word`] wrote; `None` for anything it cannot have written.
+fn unword(w: &str) -> Option<String> {
+    if !w.contains('%') {
+        return Some(w.to_owned());
+    }
+    let mut bytes = Vec::with_capacity(w.len());
+    let mut it = w.bytes();
+    while let Some(b) = it.next() {
+        if b == b'%' {
+            let hex = [it.next()?, it.next()?];
+            let hex = std::str::from_utf8(&hex).ok()?;
+            bytes.push(u8::from_str_radix(hex, 16).ok()?);
+        } else {
+            bytes.push(b);
+        }
+    }
+    String::from_utf8(bytes).ok()
+}
+
+/// An optional string as one word: `-` for none, `=` and the [`word`] for some.
+fn opt_word(s: Option<&str>) -> String {
+    s.map_or_else(|| "-".to_owned(), |s| format!("={}", word(s)))
+}
+
+fn unopt_word(w: &str) -> Option<Option<String>> {
+    match w {
+        "-" => Some(None),
+        _ => Some(Some(unword(w.strip_prefix('=')?)?)),
+    }
+}
+
+impl IndexFile {
+    /// One line per item, space-separated words: read by every `--export`, `token`,
+    /// `git-credential get` and `kube-credential` run, it decodes in a small fraction of the
+    /// time JSON took (docs/benchmarks.md, "`export` of 50 accounts beside a minimal
+    /// program"). `None` when the configuration directory is not UTF-8.
+    fn encode(&self) -> Option<String> {
+        use std::fmt::Write as _;
+        let mut out = String::with_capacity(128 * (self.files.len() + self.accounts.len()));
+        let _ = writeln!(out, "{MAGIC} {}", self.format);
+        let _ = writeln!(out, "config {}", word(self.config_dir.to_str()?));
+        stamp_line(&mut out, "exe", &self.exe);
+        stamp_line(&mut out, "dir", &self.dir);
+        for (name, stamp) in &self.files {
+            stamp_line(&mut out, &format!("file {}", word(name)), stamp);
+        }
+        for (name, e) in &self.accounts {
+            let _ = write!(
+                out,
+                "account {} {} {} {}",
+                word(name),
+                word(&e.var),
+                opt_word(e.git_username.as_deref()),
+                opt_word(e.template.as_deref())
+            );
+            for u in &e.git_urls {
+                let _ = write!(
+                    out,
+                    " {},{},{}",
+                    word(&u.protocol),
+                    word(&u.host),
+                    word(&u.path)
+                );
+            }
+            out.push('\n');
+        }
+        Some(out)
+    }
+
+    /// What [`encode`](Self::encode) wrote; `None` for anything else (then the index is
+    /// stale and rewritten).
+    fn decode(text: &str) -> Option<IndexFile> {
+        let mut lines = text.lines();
+        let mut head = lines.next()?.split(' ');
+        if head.next()? != MAGIC {
+            return None;
+        }
+        let format = head.next()?.parse().ok()?;
+        let config_dir = PathBuf::from(unword(lines.next()?.strip_prefix("config ")?)?);
+        let mut stamp_of = |tag: &str| {
+            let line = lines.next()?;
+            let mut words = line.strip_prefix(tag)?.strip_prefix(' ')?.split(' ');
+            parse_stamp(&mut words)
+        };
+        let exe = stamp_of("exe")?;
+        let dir = stamp_of("dir")?;
+        let mut files = BTreeMap::new();
+        let mut accounts = BTreeMap::new();
+        for line in lines {
+            let mut words = line.split(' ');
+            match words.next()? {
+                "file" => {
+                    let name = unword(words.next()?)?;
+                    files.insert(name, parse_stamp(&mut words)?);
+                }
+                "account" => {
+                    let name = unword(words.next()?)?;
+                    let var = unword(words.next()?)?;
+                    let git_username = unopt_word(words.next()?)?;
+                    let template = unopt_word(words.next()?)?;
+                    let git_urls = words
+                        .map(|w| {
+                            let mut parts = w.split(',');
+                            let url = GitUrl {
+                                protocol: unword(parts.next()?)?,
+                                host: unword(parts.next()?)?,
+                                path: unword(parts.next()?)?,
+                            };
+                            parts.next().is_none().then_some(url)
+                        })
+                        .collect::<Option<Vec<_>>>()?;
+                    let entry = Entry {
+                        var,
+                        git_urls,
+                        git_username,
+                        template,
+                    };
+                    accounts.insert(name, entry);
+                }
+                _ => return None,
+            }
+        }
+        Some(IndexFile {
+            format,
+            config_dir,
+            exe,
+            dir,
+            files,
+            accounts,
+        })
     }
 }
 
@@ -389,6 +536,64 @@ mod tests {
         assert_eq!(index.git_user("work"), Some((None, Some("oidc"))));
     }
 
+    #[test]
+    fn the_line_format_round_trips_any_string_and_refuses_anything_else() {
+        let stamp = |n: i64| Stamp {
+            dev: 1,
+            ino: 2,
+            len: 3,
+            mtime: (n, 999_999_999),
+            ctime: (-n, 0),
+        };
+        let odd = "a b%c,d\n\u{e9}=-";
+        let file = IndexFile {
+            format: FORMAT,
+            config_dir: PathBuf::from("/home/x y/.config/authdeck%"),
+            exe: stamp(1),
+            dir: stamp(2),
+            files: [("w ork.toml".to_owned(), stamp(3))].into(),
+            accounts: [
+                (
+                    "w ork".to_owned(),
+                    Entry {
+                        var: "W_ORK".into(),
+                        git_urls: vec![
+                            GitUrl::parse("https://git.example.com:8443/a b/c").unwrap(),
+                            GitUrl::parse("http://h").unwrap(),
+                        ],
+                        git_username: Some(odd.into()),
+                        template: Some("-".into()),
+                    },
+                ),
+                (
+                    "plain".to_owned(),
+                    Entry {
+                        var: "P".into(),
+                        git_urls: vec![],
+                        git_username: None,
+                        template: None,
+                    },
+                ),
+            ]
+            .into(),
+        };
+        let text = file.encode().unwrap();
+        assert_eq!(text.lines().count(), 7, "{text}");
+        assert!(!text.contains(odd));
+        assert_eq!(IndexFile::decode(&text), Some(file));
+        for bad in [
+            "",
+            "authdeck-account-index x\n",
+            &text.replace("file ", "fil "),
+            &text.replace(" 999999999", " x"),
+            &text.replace("=-", "-x"),
+            &text.replace("%20", "%2"),
+            &format!("{text}extra line\n"),
+        ] {
+            assert_eq!(IndexFile::decode(bad), None, "{bad:?}");
+        }
+    }
+
     type Edit<'a> = &'a dyn Fn(&Fixture);
 
     #[test]
@@ -446,7 +651,7 @@ mod tests {
         let text = std::fs::read_to_string(f.index_path()).unwrap();
         std::fs::write(
             f.index_path(),
-            text.replace(&format!("\"format\":{FORMAT}"), "\"format\":99"),
+            text.replace(&format!("{MAGIC} {FORMAT}"), &format!("{MAGIC} 99")),
         )
         .unwrap();
         assert!(f.read().is_none());

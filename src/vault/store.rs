@@ -98,7 +98,10 @@ impl Opened {
         match self {
             Opened::Parsed(s) => Ok(s),
             Opened::Decrypted {
-                tokens, plain, path, ..
+                tokens,
+                plain,
+                path,
+                ..
             } => {
                 let ctx = super::format::Ctx {
                     backup: atomic::sibling(&path, ".bak"),
