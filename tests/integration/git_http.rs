@@ -1,9 +1,12 @@
 //! A git smart-HTTP server for the tests: `git http-backend` (the real CGI program shipped with
 //! git) behind a small loopback HTTP server that lets a request through only with HTTP Basic
 //! credentials whose password is an access token the devserver issued and still honours
-//! (checked at the devserver's `/userinfo`, as a resource server would introspect it).
+//! (checked at the devserver's `/userinfo`, as a resource server would introspect it). The
+//! HTTP server is the suite's one stub.
 
-use crate::resource::{HttpServer, Req, Resp, token_is_live};
+use crate::resource::token_is_live;
+use crate::support::BackgroundStub;
+use authdeck::oauth::testutil::{Recorded, Reply};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -24,7 +27,7 @@ pub struct Seen {
 
 /// The running server; stopped on drop.
 pub struct GitServer {
-    http: HttpServer,
+    http: BackgroundStub,
     seen: Arc<Mutex<Seen>>,
 }
 
@@ -33,13 +36,13 @@ impl GitServer {
     pub fn start(root: &Path, userinfo: String) -> GitServer {
         let seen = Arc::new(Mutex::new(Seen::default()));
         let (seen2, root) = (seen.clone(), root.to_path_buf());
-        let http = HttpServer::start(move |req| answer(req, &root, &userinfo, &seen2));
+        let http = BackgroundStub::serve(move |req| answer(req, &root, &userinfo, &seen2));
         GitServer { http, seen }
     }
 
     /// The URL of repository `name` (a bare repo under the root).
     pub fn url(&self, name: &str) -> String {
-        format!("http://127.0.0.1:{}/{name}", self.http.port)
+        format!("http://127.0.0.1:{}/{name}", self.http.port())
     }
 
     pub fn seen(&self) -> Seen {
@@ -47,14 +50,15 @@ impl GitServer {
     }
 }
 
-fn answer(req: Req, root: &Path, userinfo: &str, seen: &Mutex<Seen>) -> Resp {
+fn answer(req: &Recorded, root: &Path, userinfo: &str, seen: &Mutex<Seen>) -> Reply {
     let creds = req
         .basic()
         .filter(|(_, token)| token_is_live(userinfo, token));
     let Some((user, token)) = creds else {
         seen.lock().unwrap().unauthorized += 1;
-        return Resp::new("401 Unauthorized", "text/plain", "")
-            .with_header("WWW-Authenticate", "Basic realm=\"authdeck-test\"");
+        return Reply::text(401, "")
+            .header("Content-Type", "text/plain")
+            .header("WWW-Authenticate", "Basic realm=\"authdeck-test\"");
     };
     {
         let mut s = seen.lock().unwrap();
@@ -66,13 +70,13 @@ fn answer(req: Req, root: &Path, userinfo: &str, seen: &Mutex<Seen>) -> Resp {
             s.usernames.push(user.clone());
         }
     }
-    match run_backend(root, &req, &user) {
+    match run_backend(root, req, &user) {
         Ok(cgi) => cgi_response(&cgi),
-        Err(e) => Resp::new("502 Bad Gateway", "text/plain", e.to_string()),
+        Err(e) => Reply::text(502, &e.to_string()).header("Content-Type", "text/plain"),
     }
 }
 
-fn run_backend(root: &Path, req: &Req, user: &str) -> std::io::Result<Vec<u8>> {
+fn run_backend(root: &Path, req: &Recorded, user: &str) -> std::io::Result<Vec<u8>> {
     let mut cmd = Command::new("git");
     cmd.arg("http-backend")
         .env_clear()
@@ -80,11 +84,11 @@ fn run_backend(root: &Path, req: &Req, user: &str) -> std::io::Result<Vec<u8>> {
         .env("GIT_PROJECT_ROOT", root)
         .env("GIT_HTTP_EXPORT_ALL", "1")
         .env("REQUEST_METHOD", &req.method)
-        .env("PATH_INFO", &req.path)
-        .env("QUERY_STRING", &req.query)
+        .env("PATH_INFO", req.route())
+        .env("QUERY_STRING", req.query())
         .env("REMOTE_USER", user)
         .env("REMOTE_ADDR", "127.0.0.1")
-        .env("CONTENT_LENGTH", req.body.len().to_string())
+        .env("CONTENT_LENGTH", req.bytes.len().to_string())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::null());
@@ -99,7 +103,7 @@ fn run_backend(root: &Path, req: &Req, user: &str) -> std::io::Result<Vec<u8>> {
     }
     let mut child = cmd.spawn()?;
     let mut stdin = child.stdin.take().unwrap();
-    let body = req.body.clone();
+    let body = req.bytes.clone();
     let writer = std::thread::spawn(move || {
         let _ = stdin.write_all(&body);
     });
@@ -109,29 +113,30 @@ fn run_backend(root: &Path, req: &Req, user: &str) -> std::io::Result<Vec<u8>> {
 }
 
 /// A CGI answer (headers, a blank line, the body) as an HTTP response.
-fn cgi_response(cgi: &[u8]) -> Resp {
+fn cgi_response(cgi: &[u8]) -> Reply {
     let split = cgi
         .windows(4)
         .position(|w| w == b"\r\n\r\n")
         .map(|i| (i, 4))
         .or_else(|| cgi.windows(2).position(|w| w == b"\n\n").map(|i| (i, 2)));
     let Some((end, sep)) = split else {
-        return Resp::new("502 Bad Gateway", "text/plain", "no CGI headers");
+        return Reply::text(502, "no CGI headers").header("Content-Type", "text/plain");
     };
-    let headers = String::from_utf8_lossy(&cgi[..end]);
-    let mut resp = Resp {
-        status: "200 OK".into(),
-        headers: Vec::new(),
-        body: cgi[end + sep..].to_vec(),
-    };
-    for h in headers.lines() {
-        match h.split_once(':') {
-            Some((k, v)) if k.eq_ignore_ascii_case("status") => resp.status = v.trim().into(),
-            Some((k, v)) => resp.headers.push((k.trim().into(), v.trim().into())),
-            None => {}
+    let head = String::from_utf8_lossy(&cgi[..end]);
+    // `Status: 404 Not Found`; 200 when the program leaves it out.
+    let status = head
+        .lines()
+        .filter_map(|h| h.split_once(':'))
+        .find(|(k, _)| k.eq_ignore_ascii_case("status"))
+        .and_then(|(_, v)| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(200);
+    let mut reply = Reply::bytes(status, cgi[end + sep..].to_vec());
+    for (k, v) in head.lines().filter_map(|h| h.split_once(':')) {
+        if !k.eq_ignore_ascii_case("status") {
+            reply = reply.header(k.trim(), v.trim());
         }
     }
-    resp
+    reply
 }
 
 /// Runs `git ARGS` in `dir` with a fixed identity and no user or system config.

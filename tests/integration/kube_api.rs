@@ -2,7 +2,8 @@
 //! `/api/v1`) for `kubectl get namespaces`, each request accepted only with a bearer token the
 //! check accepts (an access token the devserver honours, or an ID token the test verifies).
 
-use crate::resource::{HttpServer, Req, Resp};
+use crate::support::BackgroundStub;
+use authdeck::oauth::testutil::{Recorded, Reply};
 use std::sync::{Arc, Mutex};
 
 /// Bearer tokens the server saw, accepted or not.
@@ -13,7 +14,7 @@ pub struct Seen {
 }
 
 pub struct KubeApi {
-    http: HttpServer,
+    http: BackgroundStub,
     seen: Arc<Mutex<Seen>>,
 }
 
@@ -22,19 +23,19 @@ impl KubeApi {
     pub fn start(ns_name: &str, check: impl Fn(&str) -> bool + Send + Sync + 'static) -> KubeApi {
         let seen = Arc::new(Mutex::new(Seen::default()));
         let (seen2, ns) = (seen.clone(), ns_name.to_string());
-        let http = HttpServer::start_tls(move |req| answer(&req, &ns, &check, &seen2));
+        let http = BackgroundStub::serve_tls(move |req| answer(req, &ns, &check, &seen2));
         KubeApi { http, seen }
     }
 
     pub fn url(&self) -> String {
-        format!("https://127.0.0.1:{}", self.http.port)
+        format!("https://127.0.0.1:{}", self.http.port())
     }
 
     /// The server's certificate, base64 of its PEM (kubeconfig's
     /// `certificate-authority-data`).
     pub fn ca_data(&self) -> String {
         use base64::Engine as _;
-        let pem = self.http.ca_pem.as_deref().unwrap_or_default();
+        let pem = self.http.ca_pem().unwrap_or_default();
         base64::engine::general_purpose::STANDARD.encode(pem)
     }
 
@@ -43,19 +44,19 @@ impl KubeApi {
     }
 }
 
-fn answer(req: &Req, ns: &str, check: &dyn Fn(&str) -> bool, seen: &Mutex<Seen>) -> Resp {
+fn answer(req: &Recorded, ns: &str, check: &dyn Fn(&str) -> bool, seen: &Mutex<Seen>) -> Reply {
     let Some(token) = req.bearer().filter(|t| check(t)) else {
         seen.lock().unwrap().refused += 1;
         let status = r#"{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"Unauthorized","reason":"Unauthorized","code":401}"#;
-        return Resp::new("401 Unauthorized", "application/json", status);
+        return Reply::json(401, status);
     };
     {
         let mut s = seen.lock().unwrap();
-        if !s.accepted.iter().any(|t| t == token) {
-            s.accepted.push(token.to_string());
+        if !s.accepted.contains(&token) {
+            s.accepted.push(token);
         }
     }
-    let body = match req.path.as_str() {
+    let body = match req.route() {
         "/api" => r#"{"kind":"APIVersions","versions":["v1"],"serverAddressByClientCIDRs":[{"clientCIDR":"0.0.0.0/0","serverAddress":"127.0.0.1"}]}"#.to_string(),
         "/apis" => r#"{"kind":"APIGroupList","apiVersion":"v1","groups":[]}"#.to_string(),
         "/api/v1" => r#"{"kind":"APIResourceList","groupVersion":"v1","resources":[{"name":"namespaces","singularName":"namespace","namespaced":false,"kind":"Namespace","verbs":["get","list"],"shortNames":["ns"]}]}"#.to_string(),
@@ -63,12 +64,11 @@ fn answer(req: &Req, ns: &str, check: &dyn Fn(&str) -> bool, seen: &Mutex<Seen>)
             r#"{{"kind":"NamespaceList","apiVersion":"v1","metadata":{{"resourceVersion":"1"}},"items":[{{"metadata":{{"name":"{ns}","creationTimestamp":"2026-01-01T00:00:00Z"}},"status":{{"phase":"Active"}}}}]}}"#
         ),
         _ => {
-            return Resp::new(
-                "404 Not Found",
-                "application/json",
+            return Reply::json(
+                404,
                 r#"{"kind":"Status","apiVersion":"v1","status":"Failure","reason":"NotFound","code":404}"#,
             );
         }
     };
-    Resp::new("200 OK", "application/json", body)
+    Reply::json(200, &body)
 }

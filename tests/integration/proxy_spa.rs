@@ -7,16 +7,11 @@
 //! The logged-in page's screenshot is kept as `target/tmp/spa-logged-in.png`.
 
 use crate::oidc_provider::{BASIC_CLIENT_ID, BASIC_CLIENT_SECRET, OidcProvider};
+use authdeck::oauth::testutil::{Reply, Stub};
 use authdeck::proxy::{CaptureSink, Proxy, ProxyConfig};
-use bytes::Bytes;
-use http_body_util::Full;
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
-use std::convert::Infallible;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
 
@@ -26,47 +21,31 @@ fn spa_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples/spa")
 }
 
-/// Serves examples/spa (index.html also at /callback) and the given config.json.
-async fn serve_spa(listener: TcpListener, config: String) {
-    let config = Bytes::from(config);
-    loop {
-        let Ok((stream, _)) = listener.accept().await else {
-            return;
+/// The SPA's origin: the suite's one HTTP stub serving examples/spa (index.html also at
+/// /callback) and `config.json`, once the test has set it.
+async fn spa_origin(config: Arc<OnceLock<String>>) -> Stub {
+    Stub::serve(move |req| {
+        let (file, kind) = match req.route() {
+            "/" | "/callback" => ("index.html", "text/html; charset=utf-8"),
+            "/app.js" => ("app.js", "text/javascript"),
+            "/style.css" => ("style.css", "text/css"),
+            "/config.json" => ("", "application/json"),
+            _ => ("404", "text/plain"),
         };
-        let config = config.clone();
-        tokio::spawn(async move {
-            let service = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
-                let config = config.clone();
-                async move {
-                    let (file, kind) = match req.uri().path() {
-                        "/" | "/callback" => ("index.html", "text/html; charset=utf-8"),
-                        "/app.js" => ("app.js", "text/javascript"),
-                        "/style.css" => ("style.css", "text/css"),
-                        "/config.json" => ("", "application/json"),
-                        _ => ("404", "text/plain"),
-                    };
-                    let body = match file {
-                        "" => Some(config),
-                        "404" => None,
-                        name => std::fs::read(spa_dir().join(name)).ok().map(Bytes::from),
-                    };
-                    let mut resp =
-                        hyper::Response::new(Full::new(body.clone().unwrap_or_default()));
-                    if body.is_none() {
-                        *resp.status_mut() = hyper::StatusCode::NOT_FOUND;
-                    }
-                    resp.headers_mut()
-                        .insert("content-type", kind.parse().unwrap());
-                    resp.headers_mut()
-                        .insert("cache-control", "no-store".parse().unwrap());
-                    Ok::<_, Infallible>(resp)
-                }
-            });
-            let _ = http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
-        });
-    }
+        let body = match file {
+            "" => config.get().map(|c| c.as_bytes().to_vec()),
+            "404" => None,
+            name => std::fs::read(spa_dir().join(name)).ok(),
+        };
+        let reply = match body {
+            Some(body) => Reply::bytes(200, body),
+            None => Reply::bytes(404, Vec::new()),
+        };
+        reply
+            .header("content-type", kind)
+            .header("cache-control", "no-store")
+    })
+    .await
 }
 
 fn chromium() -> String {
@@ -83,10 +62,12 @@ async fn spa_in_chromium_logs_in_refreshes_and_revokes_through_the_proxy_and_cor
  {
     let chromium = chromium();
     let op = OidcProvider::start().unwrap();
-    let allowed_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let other_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let allowed = format!("http://{}", allowed_listener.local_addr().unwrap());
-    let other = format!("http://{}", other_listener.local_addr().unwrap());
+    // The page's config names the proxy, whose config names the page's origins: the origins
+    // start first and serve config.json once it is known.
+    let spa_config = Arc::new(OnceLock::new());
+    let allowed_origin = spa_origin(spa_config.clone()).await;
+    let other_origin = spa_origin(spa_config.clone()).await;
+    let (allowed, other) = (allowed_origin.base(), other_origin.base());
 
     let text = format!(
         r#"[clients.spa]
@@ -106,17 +87,13 @@ allowed_origins = ["{allowed}"]
         .spawn(TcpListener::bind("127.0.0.1:0").await.unwrap())
         .unwrap();
 
-    let spa_config = serde_json::json!({
+    let page_config = serde_json::json!({
         "authorization_endpoint": op.url("/auth"),
         "client_id": BASIC_CLIENT_ID,
         "scope": "openid email profile offline_access",
         "proxy": proxy.url(),
-    })
-    .to_string();
-    let servers = [
-        tokio::spawn(serve_spa(allowed_listener, spa_config.clone())),
-        tokio::spawn(serve_spa(other_listener, spa_config)),
-    ];
+    });
+    spa_config.set(page_config.to_string()).unwrap();
 
     let profile = tempfile::tempdir().unwrap();
     let shots = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
@@ -224,8 +201,6 @@ allowed_origins = ["{allowed}"]
     );
     eprintln!("screenshot: {}", screenshot.display());
 
-    for server in servers {
-        server.abort();
-    }
+    drop((allowed_origin, other_origin));
     proxy.shutdown().await.unwrap();
 }

@@ -1,6 +1,7 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
+use authdeck::oauth::testutil::{Recorded, Reply, Stub};
 use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
@@ -112,41 +113,56 @@ pub fn open_like_a_browser(browser_arg: &str) {
 /// runtime of its own, for synchronous tests and tests whose proxy runs as a child process.
 /// Stopped when dropped.
 pub struct BackgroundStub {
-    stub: Option<authdeck::oauth::testutil::Stub>,
+    stub: Option<Stub>,
     rt: Option<tokio::runtime::Runtime>,
 }
 
 impl BackgroundStub {
-    /// Starts the stub; `handler` answers each request (connections are served concurrently).
-    pub fn serve(
-        handler: impl Fn(&authdeck::oauth::testutil::Recorded) -> authdeck::oauth::testutil::Reply
-        + Send
-        + Sync
-        + 'static,
+    /// Starts the stub; `handler` answers each request (connections are served concurrently,
+    /// the handler on a blocking thread).
+    pub fn serve(handler: impl Fn(&Recorded) -> Reply + Send + Sync + 'static) -> BackgroundStub {
+        BackgroundStub::start(Stub::serve(handler))
+    }
+
+    /// [`serve`](Self::serve) over HTTPS with a fresh self-signed certificate for 127.0.0.1
+    /// ([`ca_pem`](Self::ca_pem)).
+    pub fn serve_tls(
+        handler: impl Fn(&Recorded) -> Reply + Send + Sync + 'static,
     ) -> BackgroundStub {
+        BackgroundStub::start(Stub::serve_tls(handler))
+    }
+
+    fn start(stub: impl std::future::Future<Output = Stub> + Send) -> BackgroundStub {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
             .build()
             .unwrap();
         // Started from a plain thread: the caller may itself be inside a runtime.
-        let stub = std::thread::scope(|s| {
-            s.spawn(|| rt.block_on(authdeck::oauth::testutil::Stub::serve(handler)))
-                .join()
-                .unwrap()
-        });
+        let stub = std::thread::scope(|s| s.spawn(|| rt.block_on(stub)).join().unwrap());
         BackgroundStub {
             stub: Some(stub),
             rt: Some(rt),
         }
     }
 
+    fn stub(&self) -> &Stub {
+        self.stub.as_ref().expect("the stub runs until dropped")
+    }
+
     /// The absolute URL of `path` on the stub.
     pub fn url(&self, path: &str) -> String {
-        self.stub
-            .as_ref()
-            .map(|s| s.url(path).to_string())
-            .unwrap_or_default()
+        self.stub().url(path).to_string()
+    }
+
+    /// The stub's port on 127.0.0.1.
+    pub fn port(&self) -> u16 {
+        self.stub().addr.port()
+    }
+
+    /// The certificate (PEM) of an HTTPS stub.
+    pub fn ca_pem(&self) -> Option<&str> {
+        self.stub().ca_pem.as_deref()
     }
 }
 
