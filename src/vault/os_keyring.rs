@@ -148,6 +148,35 @@ fn call<T: Send + 'static>(
     }
 }
 
+/// Classifies a keyring backend's error; `unavailable` tells, from the error and its text,
+/// whether no keyring answered at all (VAULT-8). `BadEncoding` would carry the secret's bytes:
+/// only the variant is looked at, never its content.
+#[cfg(any(target_os = "linux", target_os = "macos"))]
+fn classify(
+    e: keyring::Error,
+    id: ItemId,
+    unavailable: impl Fn(&keyring::Error, &str) -> bool,
+) -> KeyringFailure {
+    match e {
+        keyring::Error::NoEntry => KeyringFailure::NoEntry { user: id.user() },
+        keyring::Error::Ambiguous(_) => KeyringFailure::Ambiguous { user: id.user() },
+        keyring::Error::BadEncoding(_) => KeyringFailure::BadKey { user: id.user() },
+        other => {
+            let text = match &other {
+                keyring::Error::PlatformFailure(inner) | keyring::Error::NoStorageAccess(inner) => {
+                    inner.to_string()
+                }
+                other => other.to_string(),
+            };
+            if unavailable(&other, &text) {
+                KeyringFailure::Unavailable { why: line(&text) }
+            } else {
+                KeyringFailure::Failed(line(&text))
+            }
+        }
+    }
+}
+
 /// One line of what a keyring backend said: no control characters, bounded.
 #[cfg(any(target_os = "linux", target_os = "macos"))]
 fn line(text: &str) -> String {
@@ -158,7 +187,7 @@ fn line(text: &str) -> String {
 mod backend {
     //! The Secret Service, over zbus.
 
-    use super::{ItemId, KeyringFailure, SERVICE, line};
+    use super::{ItemId, KeyringFailure, SERVICE};
     use crate::secret::Key32;
     use keyring::credential::CredentialApi;
     use keyring::secret_service::SsCredential;
@@ -201,30 +230,19 @@ mod backend {
             .map_err(|e| classify(e, id))
     }
 
-    /// Classifies the backend's error. Its `BadEncoding` would carry the secret's bytes: only
-    /// the variant is looked at, never its content.
+    /// What the Secret Service says when there is none on the bus, or no bus.
     fn classify(e: keyring::Error, id: ItemId) -> KeyringFailure {
-        match e {
-            keyring::Error::NoEntry => KeyringFailure::NoEntry { user: id.user() },
-            keyring::Error::Ambiguous(_) => KeyringFailure::Ambiguous { user: id.user() },
-            keyring::Error::BadEncoding(_) => KeyringFailure::BadKey { user: id.user() },
-            keyring::Error::PlatformFailure(inner) | keyring::Error::NoStorageAccess(inner) => {
-                let text = inner.to_string();
-                let unavailable = [
-                    "ServiceUnknown",
-                    "NameHasNoOwner",
-                    "No such file or directory",
-                    "Connection refused",
-                    "Address",
-                ];
-                if unavailable.iter().any(|s| text.contains(s)) {
-                    KeyringFailure::Unavailable { why: line(&text) }
-                } else {
-                    KeyringFailure::Failed(line(&text))
-                }
-            }
-            other => KeyringFailure::Failed(line(&other.to_string())),
-        }
+        super::classify(e, id, |_, text| {
+            [
+                "ServiceUnknown",
+                "NameHasNoOwner",
+                "No such file or directory",
+                "Connection refused",
+                "Address",
+            ]
+            .iter()
+            .any(|s| text.contains(s))
+        })
     }
 }
 
@@ -233,7 +251,7 @@ mod backend {
     //! The login keychain, through Security.framework (VAULT-7). Type-checked on Linux with
     //! `cargo check --target x86_64-apple-darwin` (docs/vault.md); not run here.
 
-    use super::{ItemId, KeyringFailure, SERVICE, line};
+    use super::{ItemId, KeyringFailure, SERVICE};
     use crate::secret::Key32;
     use keyring::credential::CredentialApi;
     use keyring::macos::MacCredential;
@@ -264,17 +282,11 @@ mod backend {
             .map_err(|e| classify(e, id))
     }
 
-    /// As on Linux: `BadEncoding` would carry the secret's bytes, so only the variant counts.
+    /// The keychain refuses access (locked, denied) as `NoStorageAccess`.
     fn classify(e: keyring::Error, id: ItemId) -> KeyringFailure {
-        match e {
-            keyring::Error::NoEntry => KeyringFailure::NoEntry { user: id.user() },
-            keyring::Error::Ambiguous(_) => KeyringFailure::Ambiguous { user: id.user() },
-            keyring::Error::BadEncoding(_) => KeyringFailure::BadKey { user: id.user() },
-            keyring::Error::NoStorageAccess(inner) => KeyringFailure::Unavailable {
-                why: line(&inner.to_string()),
-            },
-            other => KeyringFailure::Failed(line(&other.to_string())),
-        }
+        super::classify(e, id, |e, _| {
+            matches!(e, keyring::Error::NoStorageAccess(_))
+        })
     }
 }
 
