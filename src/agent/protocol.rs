@@ -310,30 +310,7 @@ fn encode<T: Serialize>(value: &T) -> Vec<u8> {
 
 /// Decodes one request frame (without its newline), classifying what is wrong (AGENT-3).
 pub fn decode_request(line: &[u8]) -> Result<Request, Failure> {
-    // serde would read a struct from a JSON array too; a frame must be an object.
-    if line.trim_ascii_start().first() != Some(&b'{') {
-        return Err(Failure::new(
-            ErrorCode::BadFrame,
-            "not a JSON object on one line",
-        ));
-    }
-    if value_count(line) > MAX_VALUES {
-        return Err(Failure::new(
-            ErrorCode::TooLarge,
-            format!("a frame holds at most {MAX_VALUES} JSON values"),
-        ));
-    }
-    let head: Head = serde_json::from_slice(line)
-        .map_err(|_| Failure::new(ErrorCode::BadFrame, "not a JSON object on one line"))?;
-    match head.v.as_ref().and_then(serde_json::Value::as_u64) {
-        Some(v) if v == u64::from(VERSION) => {}
-        _ => {
-            return Err(Failure::new(
-                ErrorCode::BadVersion,
-                format!("this agent speaks protocol version {VERSION} (field \"v\")"),
-            ));
-        }
-    }
+    let head: Head = frame_head(line, |h: &Head| h.v.as_ref())?;
     let verb = head
         .verb
         .as_ref()
@@ -364,6 +341,36 @@ pub fn decode_request(line: &[u8]) -> Result<Request, Failure> {
             ))
         }
         _ => Ok(request),
+    }
+}
+
+/// What every frame must be before its own fields are read (AGENT-3): one JSON object (serde
+/// would read a struct from an array too), at most [`MAX_VALUES`] values, at [`VERSION`].
+/// Returns the frame's head `H`, whose `v` field `version` reads.
+fn frame_head<H: serde::de::DeserializeOwned>(
+    line: &[u8],
+    version: fn(&H) -> Option<&serde_json::Value>,
+) -> Result<H, Failure> {
+    if line.trim_ascii_start().first() != Some(&b'{') {
+        return Err(Failure::new(
+            ErrorCode::BadFrame,
+            "not a JSON object on one line",
+        ));
+    }
+    if value_count(line) > MAX_VALUES {
+        return Err(Failure::new(
+            ErrorCode::TooLarge,
+            format!("a frame holds at most {MAX_VALUES} JSON values"),
+        ));
+    }
+    let head: H = serde_json::from_slice(line)
+        .map_err(|_| Failure::new(ErrorCode::BadFrame, "not a JSON object on one line"))?;
+    match version(&head).and_then(serde_json::Value::as_u64) {
+        Some(v) if v == u64::from(VERSION) => Ok(head),
+        _ => Err(Failure::new(
+            ErrorCode::BadVersion,
+            format!("this agent speaks protocol version {VERSION} (field \"v\")"),
+        )),
     }
 }
 

@@ -2,7 +2,7 @@
 //! agent writes event frames and reads command frames, one JSON object per line as every other
 //! frame (AGENT-3), until either side closes.
 
-use super::{ErrorCode, Failure, MAX_VALUES, VERSION, encode, sanitize_serde, value_count};
+use super::{ErrorCode, Failure, VERSION, encode, frame_head, sanitize_serde};
 #[cfg(doc)]
 use super::{MAX_FRAME, decode_request};
 use crate::app::view::{AppEvent, UiCommand};
@@ -128,29 +128,7 @@ impl<'de> Deserialize<'de> for CommandName {
 /// `unknown_verb`, a known one with bad fields `bad_request`. What serde disliked is never
 /// repeated: a command may hold a passphrase or a pasted code.
 pub fn decode_command(line: &[u8]) -> Result<UiCommand, Failure> {
-    if line.trim_ascii_start().first() != Some(&b'{') {
-        return Err(Failure::new(
-            ErrorCode::BadFrame,
-            "not a JSON object on one line",
-        ));
-    }
-    if value_count(line) > MAX_VALUES {
-        return Err(Failure::new(
-            ErrorCode::TooLarge,
-            format!("a frame holds at most {MAX_VALUES} JSON values"),
-        ));
-    }
-    let head: CommandHead = serde_json::from_slice(line)
-        .map_err(|_| Failure::new(ErrorCode::BadFrame, "not a JSON object on one line"))?;
-    match head.v.as_ref().and_then(serde_json::Value::as_u64) {
-        Some(v) if v == u64::from(VERSION) => {}
-        _ => {
-            return Err(Failure::new(
-                ErrorCode::BadVersion,
-                format!("this agent speaks protocol version {VERSION} (field \"v\")"),
-            ));
-        }
-    }
+    let head: CommandHead = frame_head(line, |h: &CommandHead| h.v.as_ref())?;
     let known = head
         .command
         .and_then(|c| c.0)
