@@ -68,6 +68,24 @@ pub fn prepare_child(cmd: &mut std::process::Command) {
     }
 }
 
+/// Gives back the core-size limit the process started with, just before it replaces itself
+/// with another of authdeck's executables (`authdeck agent` running `authdeck-agent`): the new
+/// image hardens itself first thing (HARD-1) and so records the same original limit for the
+/// children it starts. Only when nothing secret is held yet.
+pub fn restore_core_limit() {
+    #[cfg(target_os = "linux")]
+    if let Some(Some((cur, max))) = ORIGINAL_CORE_LIMIT.get().copied() {
+        let limit = libc::rlimit {
+            rlim_cur: cur,
+            rlim_max: max,
+        };
+        // SAFETY: setrlimit with a pointer to a local.
+        unsafe {
+            libc::setrlimit(libc::RLIMIT_CORE, &limit);
+        }
+    }
+}
+
 /// True for a variable of authdeck's own that may hold a secret or lead to one: the vault's
 /// passphrase and key variables (and any `AUTHDECK_PASSPHRASE…`), and every `AUTHDECK_…`
 /// variable whose name says key, token, secret or password. Hooks start with none of them
