@@ -985,9 +985,40 @@ fn bench_soak() {
             status_field(quiet_agent.pid(), "VmHWM:")
         );
     }
+    println!("{}", smaps_summary(busy_agent.pid()));
     drop(busy_agent);
     drop(quiet_agent);
     drop(rt);
+}
+
+/// Where a process's resident memory is (`/proc/PID/smaps`): Rss by mapped file and
+/// permissions (code `r-xp`, read-only data `r--p`, …) and the anonymous total, largest first.
+/// Empty when smaps cannot be read (a non-dumpable process of another user).
+fn smaps_summary(pid: u32) -> String {
+    let Ok(text) = std::fs::read_to_string(format!("/proc/{pid}/smaps")) else {
+        return String::new();
+    };
+    let mut by: std::collections::BTreeMap<String, u64> = Default::default();
+    let mut current = String::new();
+    for line in text.lines() {
+        let mut words = line.split_whitespace();
+        let first = words.next().unwrap_or_default();
+        if first.contains('-') && !first.ends_with(':') {
+            let perms = words.next().unwrap_or_default();
+            let path = words.nth(3).unwrap_or("[anon]");
+            let name = Path::new(path)
+                .file_name()
+                .map_or(path.to_string(), |n| n.to_string_lossy().into_owned());
+            current = format!("{name} {perms}");
+        } else if first == "Rss:" {
+            let kib: u64 = words.next().and_then(|v| v.parse().ok()).unwrap_or(0);
+            *by.entry(current.clone()).or_default() += kib;
+        }
+    }
+    let mut rows: Vec<(String, u64)> = by.into_iter().filter(|(_, k)| *k > 0).collect();
+    rows.sort_by_key(|r| std::cmp::Reverse(r.1));
+    let list: Vec<String> = rows.iter().map(|(n, k)| format!("{n} {k}")).collect();
+    format!("smaps Rss KiB by mapping: {}", list.join(", "))
 }
 
 fn main() {

@@ -303,7 +303,11 @@ pub fn agent_main() -> std::process::ExitCode {
             }
         }
     }
-    let env = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty()).map(PathBuf::from);
+    let env = |name: &str| {
+        std::env::var_os(name)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
     loc.config = loc.config.or_else(|| env("AUTHDECK_CONFIG_DIR"));
     loc.vault = loc.vault.or_else(|| env("AUTHDECK_VAULT"));
     let code = match paths(&loc) {
@@ -346,25 +350,41 @@ fn serve(
             return super::exit::ERROR;
         }
     };
+    rt.spawn(release_free_memory());
     match rt.block_on(server.run()) {
         Ok(()) => super::exit::OK,
         Err(e) => fail(&e),
     }
 }
 
-/// MEASUREMENT KNOB (removed before landing): AUTHDECK_AGENT_RUNTIME=multi|current.
+/// One thread serves every connection and runs the scheduler, the few blocking jobs (vault
+/// saves, unlock's key derivation, config reloads) go to a small pool: the agent's work is
+/// light and mostly waiting, and fewer threads hold fewer stacks (docs/benchmarks.md, "Agent").
 fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
-    if std::env::var("AUTHDECK_AGENT_RUNTIME").as_deref() == Ok("multi") {
-        return tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .max_blocking_threads(8)
-            .enable_all()
-            .build();
-    }
     tokio::runtime::Builder::new_current_thread()
         .max_blocking_threads(8)
         .enable_all()
         .build()
+}
+
+/// How often the agent gives its allocator's free memory back to the system.
+const TRIM_EVERY: Duration = Duration::from_secs(30);
+
+/// glibc keeps the memory that refreshes free inside its heap for reuse, and gives back only
+/// the top of it: after ten minutes of refreshes about a third of the heap was free and held.
+/// `malloc_trim` returns the free pages (not one byte in use) to the system; twice a minute it
+/// costs microseconds (docs/benchmarks.md, "Agent").
+async fn release_free_memory() {
+    let mut tick = tokio::time::interval(TRIM_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        #[cfg(all(target_os = "linux", target_env = "gnu"))]
+        // SAFETY: malloc_trim only releases free memory of the allocator; any pad is valid.
+        unsafe {
+            libc::malloc_trim(0);
+        }
+    }
 }
 
 /// Before the runtime's threads start: one glibc malloc arena for the whole agent. With one

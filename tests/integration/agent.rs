@@ -552,3 +552,114 @@ async fn agent8_lock_after_idle_time() {
     })
     .await;
 }
+
+/// The command name of a running process (`/proc/PID/comm`, readable even for a non-dumpable
+/// process): the executable's file name, at most 15 bytes.
+fn comm_of(pid: u32) -> String {
+    std::fs::read_to_string(format!("/proc/{pid}/comm"))
+        .unwrap_or_default()
+        .trim()
+        .to_string()
+}
+
+/// AGENT-18: `authdeck agent` becomes `authdeck-agent` (exec: the same pid) when it sits beside
+/// `authdeck` in the same version, in the foreground and through `agent start`; it is hardened
+/// (HARD-1), unlocks from the environment at start (AGENT-6) and serves tokens.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agent18_the_agent_is_authdeck_agent_when_it_sits_beside_authdeck() {
+    let srv = devserver(DevServerConfig::default()).await;
+    let env = Env::new(&srv.issuer());
+    blocking(move || {
+        assert!(
+            crate::support::bin()
+                .with_file_name("authdeck-agent")
+                .is_file(),
+            "cargo builds authdeck-agent beside authdeck"
+        );
+        env.login();
+        let direct = direct_token(&env);
+        let agent = env.agent(&[("AUTHDECK_PASSPHRASE", PASS)]);
+        let pid = agent.child.id();
+        assert_eq!(comm_of(pid), "authdeck-agent", "{}", agent.log_text());
+        let s = agent.call(r#"{"v":1,"verb":"status"}"#);
+        assert_eq!(s["agent"]["pid"], pid, "{s}");
+        assert_eq!(s["agent"]["state"], "unlocked", "{s}");
+        assert_eq!(s["agent"]["non_dumpable"], true, "{s}");
+        let r = agent.call(r#"{"v":1,"verb":"token","account":"demo"}"#);
+        assert_eq!(r["token"], direct.as_str(), "{r}");
+        drop(agent);
+
+        let _stop = StopOnDrop(&env);
+        let out = wait_with_timeout(
+            env.cmd(&["agent", "start", "--lock-after", "10m"])
+                .env("AUTHDECK_PASSPHRASE", PASS)
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap(),
+            Duration::from_secs(30),
+        );
+        assert!(out.status.success(), "{}", stderr(&out));
+        let out = env.run(&["agent", "status", "--json"]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let s: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(s["state"], "unlocked", "{s}");
+        assert!(s["lock_at"].is_i64(), "--lock-after passed on: {s}");
+        let pid = u32::try_from(s["pid"].as_u64().unwrap()).unwrap();
+        assert_eq!(comm_of(pid), "authdeck-agent");
+        let out = env.run(&["token", "demo"]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert_eq!(stdout(&out).trim(), direct);
+    })
+    .await;
+}
+
+/// AGENT-18: an `authdeck-agent` beside `authdeck` that answers another version is only asked
+/// `--version`; the agent runs in the `authdeck` process and serves as before.
+#[test]
+fn agent18_an_authdeck_agent_of_another_version_is_not_run() {
+    let env = Env::new("http://127.0.0.1:9");
+    let dir = env.path("bin");
+    std::fs::create_dir(&dir).unwrap();
+    let authdeck = dir.join("authdeck");
+    if std::fs::hard_link(crate::support::bin(), &authdeck).is_err() {
+        std::fs::copy(crate::support::bin(), &authdeck).unwrap();
+    }
+    let asked = env.path("asked");
+    std::fs::write(
+        dir.join("authdeck-agent"),
+        format!(
+            "#!/bin/sh\necho \"$*\" >> '{}'\necho 'authdeck-agent 0.0.0-other'\n",
+            asked.display()
+        ),
+    )
+    .unwrap();
+    set_mode(&dir.join("authdeck-agent"), 0o755);
+    let template = env.cmd(&[]);
+    let log = env.path("agent-other.log");
+    let mut c = Command::new(&authdeck);
+    c.arg("agent")
+        .env_clear()
+        .envs(template.get_envs().filter_map(|(k, v)| v.map(|v| (k, v))))
+        .stdin(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap());
+    let agent = Agent {
+        child: c.spawn().unwrap(),
+        sock: env.sock(),
+        log,
+    };
+    agent.wait_ready();
+    assert_eq!(
+        comm_of(agent.child.id()),
+        "authdeck",
+        "{}",
+        agent.log_text()
+    );
+    let s = agent.call(r#"{"v":1,"verb":"status"}"#);
+    assert_eq!(s["agent"]["state"], "no_vault", "{s}");
+    assert_eq!(
+        std::fs::read_to_string(&asked).unwrap(),
+        "--version\n",
+        "only the version check ran"
+    );
+}
