@@ -4,47 +4,18 @@
 //! processes want it (REF-2), a SIGKILL mid-refresh; hooks (AGENT-12); readiness for a
 //! service manager (AGENT-13).
 
-use crate::agent::{Agent, Env, PASS};
-use crate::pty::PtySession;
-use crate::support::{stderr, stdout};
-use authdeck::devserver::{DevServer, DevServerConfig, Endpoint, Fault};
+use crate::support::agent::{Agent, Env, PASS, call, set_mode};
+use crate::support::{blocking, devserver, stderr, stdout, wait_until};
+use authdeck::devserver::{DevServerConfig, Endpoint, Fault};
 use authdeck::secret::Passphrase;
 use authdeck::vault::{KeySource, Vault};
 use std::path::Path;
 use std::process::Stdio;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
-
-async fn devserver(config: DevServerConfig) -> Arc<DevServer> {
-    Arc::new(DevServer::start(config).await.unwrap())
-}
-
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
-    tokio::task::spawn_blocking(f).await.unwrap()
-}
+use std::time::{Duration, SystemTime};
 
 fn now() -> i64 {
     authdeck::app::status::unix(SystemTime::now())
-}
-
-/// Writes `providers/NAME.toml` for an account at `issuer`.
-fn account_file(env: &Env, name: &str, issuer: &str) {
-    std::fs::write(
-        env.path(&format!("config/providers/{name}.toml")),
-        format!(
-            "extends = \"oidc\"\nissuer = \"{issuer}\"\nclient_id = \"demo-public\"\n\
-             scopes = [\"openid\", \"email\", \"offline_access\"]\n"
-        ),
-    )
-    .unwrap();
-}
-
-/// Logs `name` in through paste mode, directly on the vault (no agent).
-fn login(env: &Env, name: &str) {
-    let mut c = env.cmd(&["login", name, "--mode", "paste"]);
-    c.env("AUTHDECK_PASSPHRASE", PASS)
-        .env("AUTHDECK_AGENT", "off");
-    crate::support::paste_login(c);
 }
 
 fn vault(env: &Env) -> Vault {
@@ -68,30 +39,8 @@ fn make_due(env: &Env, name: &str) {
         .unwrap();
 }
 
-/// `token NAME` on the direct path.
-fn direct_token(env: &Env, name: &str) -> String {
-    let out = env
-        .cmd(&["token", name])
-        .env("AUTHDECK_PASSPHRASE", PASS)
-        .env("AUTHDECK_AGENT", "off")
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", stderr(&out));
-    stdout(&out).trim_end().to_string()
-}
-
 fn token_frame(name: &str) -> String {
     format!(r#"{{"v":1,"verb":"token","account":"{name}"}}"#)
-}
-
-/// Polls `pred` every 50 ms until it holds; panics with `what` after `within`.
-fn wait_until(what: &str, within: Duration, mut pred: impl FnMut() -> bool) -> Duration {
-    let t = Instant::now();
-    while !pred() {
-        assert!(t.elapsed() < within, "timed out after {within:?}: {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    t.elapsed()
 }
 
 /// The agent's answer for `token NAME` once it is `ok` (account files are re-read every 2 s).
@@ -165,11 +114,7 @@ async fn agent11_account_files_and_other_processes_vault_writes_without_a_restar
         env.login();
         let agent = env.agent(&[("AUTHDECK_PASSPHRASE", PASS)]);
         let first = agent.call(&token_frame("demo"));
-        assert_eq!(
-            first["token"],
-            direct_token(&env, "demo").as_str(),
-            "{first}"
-        );
+        assert_eq!(first["token"], env.direct_token("demo").as_str(), "{first}");
 
         // Another process refreshes: the agent's very next answer is the new token.
         let out = env
@@ -179,16 +124,16 @@ async fn agent11_account_files_and_other_processes_vault_writes_without_a_restar
             .output()
             .unwrap();
         assert!(out.status.success(), "{}", stderr(&out));
-        let refreshed = direct_token(&env, "demo");
+        let refreshed = env.direct_token("demo");
         assert_ne!(first["token"], refreshed.as_str());
         let r = agent.call(&token_frame("demo"));
         assert_eq!(r["token"], refreshed.as_str(), "{r}");
 
         // A new account file, logged in by another process: served, and refreshed when due.
-        account_file(&env, "second", &issuer);
-        login(&env, "second");
+        env.account_file("second", &issuer);
+        env.login_account("second");
         let second = agent_token_eventually(&agent, "second");
-        assert_eq!(second, direct_token(&env, "second"));
+        assert_eq!(second, env.direct_token("second"));
         let before = srv.stats().refreshes;
         make_due(&env, "second");
         wait_until(
@@ -258,14 +203,14 @@ async fn agent11_ref2_agent_dashboard_and_ten_cli_processes_one_refresh_per_due_
     std::fs::remove_file(env.path("config/providers/demo.toml")).unwrap();
     let names: Vec<String> = (0..servers.len()).map(|i| format!("acc{i}")).collect();
     for (name, srv) in names.iter().zip(&servers) {
-        account_file(&env, name, &srv.issuer());
+        env.account_file(name, &srv.issuer());
     }
     blocking(move || {
         let old: Vec<String> = names
             .iter()
             .map(|n| {
-                login(&env, n);
-                let t = direct_token(&env, n);
+                env.login_account(n);
+                let t = env.direct_token(n);
                 make_due(&env, n);
                 t
             })
@@ -278,22 +223,12 @@ async fn agent11_ref2_agent_dashboard_and_ten_cli_processes_one_refresh_per_due_
             ("AUTHDECK_PASSPHRASE", PASS),
             ("AUTHDECK_TEST_CLOCK_OFFSET_FILE", clock_s),
         ]);
-        let d = env.dir.path().to_str().unwrap().to_string();
-        let config = env.path("config");
-        let vault_path = env.path("vault.bin");
-        let run = env.path("run");
-        let mut dashboard = PtySession::spawn(
-            &crate::support::bin(),
+        let mut dashboard = env.pty(
             &[],
             &[
-                ("HOME", d.as_str()),
-                ("AUTHDECK_CONFIG_DIR", config.to_str().unwrap()),
-                ("AUTHDECK_VAULT", vault_path.to_str().unwrap()),
-                ("XDG_RUNTIME_DIR", run.to_str().unwrap()),
                 ("AUTHDECK_PASSPHRASE", PASS),
                 ("AUTHDECK_AGENT", "off"),
                 ("AUTHDECK_TEST_CLOCK_OFFSET_FILE", clock_s),
-                ("NO_PROXY", "127.0.0.1,localhost"),
             ],
             120,
             30,
@@ -340,7 +275,7 @@ async fn agent11_ref2_agent_dashboard_and_ten_cli_processes_one_refresh_per_due_
                 1,
                 "acc{k}: one refresh at its server per due token"
             );
-            let fresh = direct_token(&env, &format!("acc{k}"));
+            let fresh = env.direct_token(&format!("acc{k}"));
             assert_ne!(fresh, old[k], "acc{k} was refreshed");
             for t in &got[k] {
                 assert_eq!(t, &fresh, "acc{k}: every process got the one new token");
@@ -379,8 +314,8 @@ async fn agent11_sigkill_mid_refresh_leaves_the_vault_intact_and_the_next_agent_
     let issuer = srv.issuer();
     blocking(move || {
         env.login();
-        account_file(&env, "other", &issuer);
-        login(&env, "other");
+        env.account_file("other", &issuer);
+        env.login_account("other");
         make_due(&env, "demo");
         let before = vault(&env).read().unwrap();
         let requests = srv.stats().token_requests;
@@ -430,7 +365,7 @@ async fn agent11_sigkill_mid_refresh_leaves_the_vault_intact_and_the_next_agent_
         });
         let r = agent.call(&token_frame("demo"));
         assert_eq!(r["ok"], true, "{r}");
-        assert_eq!(r["token"], direct_token(&env, "demo").as_str());
+        assert_eq!(r["token"], env.direct_token("demo").as_str());
         assert!(agent.log_text().contains("replacing a stale socket"));
     })
     .await;
@@ -443,9 +378,9 @@ async fn agent11_sigkill_mid_refresh_leaves_the_vault_intact_and_the_next_agent_
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn agent12_hooks_fire_with_the_event_and_no_secret() {
     let srv = devserver(DevServerConfig::default()).await;
-    let gone = devserver(DevServerConfig::default()).await;
+    let gone = Arc::new(devserver(DevServerConfig::default()).await);
     let env = Env::new(&srv.issuer());
-    account_file(&env, "gone", &gone.issuer());
+    env.account_file("gone", &gone.issuer());
     let out_dir = env.path("hook-out");
     std::fs::create_dir(&out_dir).unwrap();
     let script = env.path("hook.sh");
@@ -458,7 +393,7 @@ async fn agent12_hooks_fire_with_the_event_and_no_secret() {
          if [ \"$AUTHDECK_EVENT\" = refreshed ]; then exit 3; fi\n",
     )
     .unwrap();
-    crate::agent::set_mode(&script, 0o700);
+    set_mode(&script, 0o700);
     let (s, o) = (script.display(), out_dir.display());
     std::fs::write(
         env.path("config/config.toml"),
@@ -473,8 +408,8 @@ async fn agent12_hooks_fire_with_the_event_and_no_secret() {
     let gone2 = gone.clone();
     blocking(move || {
         env.login();
-        login(&env, "gone");
-        let old_demo = direct_token(&env, "demo");
+        env.login_account("gone");
+        let old_demo = env.direct_token("demo");
         make_due(&env, "demo");
         make_due(&env, "gone");
         gone2.revoke_all();
@@ -624,7 +559,7 @@ fn agent13_sd_notify_ready_once_the_socket_answers() {
         let n = listener.recv(&mut buf).expect("READY=1 within 20 s");
         assert_eq!(&buf[..n], b"READY=1", "{addr}");
         // Ready means answering, with no retry.
-        let r = crate::agent::call(&env.sock(), r#"{"v":1,"verb":"status"}"#);
+        let r = call(&env.sock(), r#"{"v":1,"verb":"status"}"#);
         assert_eq!(r["ok"], true, "{r}");
         let out = env.run(&["agent", "stop"]);
         assert!(out.status.success(), "{}", stderr(&out));

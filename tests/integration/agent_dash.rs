@@ -1,8 +1,8 @@
 //! The dashboard as the agent's client (AGENT-14): the real binary in a pseudo-terminal,
 //! attached to a real agent serving a passphrase vault at the devserver.
 
-use crate::agent::{Env, PASS};
 use crate::pty::PtySession;
+use crate::support::agent::{Env, PASS};
 use crate::support::{authorize_location, stderr};
 use authdeck::devserver::{DevServer, DevServerConfig};
 use base64::Engine;
@@ -482,7 +482,7 @@ async fn agent14_a_browser_login_from_the_dashboard_completes_at_the_agents_list
             ),
         )
         .unwrap();
-        crate::agent::set_mode(&script, 0o755);
+        crate::support::agent::set_mode(&script, 0o755);
 
         let mut envs = pty_env(&env);
         envs.push(("BROWSER", script.display().to_string()));

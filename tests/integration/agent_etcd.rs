@@ -57,7 +57,7 @@ impl EtcdAgent {
         let n = std::fs::read_dir(dir).unwrap().count();
         let run = dir.join(format!("agent-run-{n}"));
         std::fs::create_dir_all(&run).unwrap();
-        crate::agent::set_mode(&run, 0o700);
+        crate::support::agent::set_mode(&run, 0o700);
         let sock = run.join("agent.sock");
         let log = dir.join(format!("agent-{n}.log"));
         let child = m
@@ -79,7 +79,7 @@ impl EtcdAgent {
     }
 
     fn call(&self, frame: &str) -> serde_json::Value {
-        crate::agent::call(&self.sock, frame)
+        crate::support::agent::call(&self.sock, frame)
     }
 }
 

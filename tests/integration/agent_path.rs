@@ -3,19 +3,15 @@
 //! with no passphrase anywhere; a socket forwarded like `ssh -R` to a "remote" side with an
 //! empty config dir and no vault (AGENT-10).
 
-use crate::agent::{Agent, Env, PASS};
-use crate::support::{stderr, stdout, wait_with_timeout};
+use crate::support::agent::{Agent, Env, PASS, set_mode};
+use crate::support::{blocking, stderr, stdout, wait_with_timeout};
 use authdeck::devserver::{DevServer, DevServerConfig};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
-    tokio::task::spawn_blocking(f).await.unwrap()
-}
-
-/// The env of `crate::agent` with `git_urls` on the account, logged in, and an agent that is
+/// The `support::agent::Env` with `git_urls` on the account, logged in, and an agent that is
 /// unlocked.
 fn unlocked(issuer: &str) -> (Env, Agent) {
     let env = Env::new(issuer);
@@ -335,17 +331,9 @@ async fn agent_9_on_a_terminal_a_locked_agent_offers_to_unlock_once() {
         let (env, agent) = unlocked(&issuer);
         let want = stdout(&direct(&env, &["token", "demo"])).trim().to_owned();
         env.run(&["lock"]);
-        let envs = pty_env(&env);
-        let envs: Vec<(&str, &str)> = envs.iter().map(|(k, v)| (*k, v.as_str())).collect();
 
         // A wrong passphrase: asked once, then exit 5 and still locked.
-        let mut s = crate::pty::PtySession::spawn(
-            &crate::support::bin(),
-            &["token", "demo"],
-            &envs,
-            200,
-            20,
-        );
+        let mut s = env.pty(&["token", "demo"], &[], 200, 20);
         s.wait_for_text("Vault passphrase:", Duration::from_secs(20));
         assert!(
             s.screen().contains("is locked; unlock it now"),
@@ -368,13 +356,7 @@ async fn agent_9_on_a_terminal_a_locked_agent_offers_to_unlock_once() {
         );
 
         // The right one: the agent is unlocked and the token printed.
-        let mut s = crate::pty::PtySession::spawn(
-            &crate::support::bin(),
-            &["token", "demo"],
-            &envs,
-            200,
-            20,
-        );
+        let mut s = env.pty(&["token", "demo"], &[], 200, 20);
         s.wait_for_text("Vault passphrase:", Duration::from_secs(20));
         s.send(&format!("{PASS}\r"));
         let status = s.wait_exit(Duration::from_secs(30));
@@ -386,31 +368,13 @@ async fn agent_9_on_a_terminal_a_locked_agent_offers_to_unlock_once() {
             "unlocked"
         );
         // Unlocked now: no prompt at all.
-        let mut s =
-            crate::pty::PtySession::spawn(&crate::support::bin(), &["status"], &envs, 200, 20);
+        let mut s = env.pty(&["status"], &[], 200, 20);
         let status = s.wait_exit(Duration::from_secs(30));
         assert_eq!(status.exit_code(), 0, "{}", s.screen());
         assert!(!s.screen().contains("passphrase"), "{}", s.screen());
         assert!(s.screen().contains("demo"), "{}", s.screen());
     })
     .await;
-}
-
-/// The environment `Env::cmd` gives, for a pseudo-terminal session.
-fn pty_env(env: &Env) -> Vec<(&'static str, String)> {
-    vec![
-        ("HOME", env.dir.path().display().to_string()),
-        ("XDG_RUNTIME_DIR", env.path("run").display().to_string()),
-        (
-            "AUTHDECK_CONFIG_DIR",
-            env.path("config").display().to_string(),
-        ),
-        (
-            "AUTHDECK_VAULT",
-            env.path("vault.bin").display().to_string(),
-        ),
-        ("NO_PROXY", "127.0.0.1,localhost".into()),
-    ]
 }
 
 /// AGENT-6, AGENT-9: one unlock, then 100 `token` calls with no passphrase in any
@@ -524,7 +488,7 @@ async fn agent_10_a_forwarded_socket_serves_a_side_with_no_vault() {
         let export = stdout(&direct(&env, &["--export"]));
         let remote_home: PathBuf = env.path("remote");
         std::fs::create_dir(&remote_home).unwrap();
-        crate::agent::set_mode(&remote_home, 0o700);
+        set_mode(&remote_home, 0o700);
         let remote = remote_home.join("remote.sock");
         let _fwd = Forwarder::start(&remote, &agent.sock);
 

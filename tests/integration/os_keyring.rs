@@ -4,7 +4,7 @@
 //! password on stdin) and stops when it ends. No mock: if the programs are missing, the tests
 //! fail and say which package to install.
 
-use crate::agent::{Env, PASS};
+use crate::support::agent::{Env, PASS};
 use crate::support::{stderr, stdout};
 use authdeck::devserver::{DevServer, DevServerConfig};
 use std::io::{BufRead, BufReader, Write};
@@ -95,7 +95,7 @@ impl SecretService {
         let run = dir.path().join("run");
         for d in [&home, &run] {
             std::fs::create_dir(d).unwrap();
-            crate::agent::set_mode(d, 0o700);
+            crate::support::agent::set_mode(d, 0o700);
         }
         let mut keyring = Command::new("gnome-keyring-daemon")
             .args(["--foreground", "--unlock", "--components=secrets"])

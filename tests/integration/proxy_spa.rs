@@ -9,7 +9,7 @@
 use crate::oidc_provider::{BASIC_CLIENT_ID, BASIC_CLIENT_SECRET, OidcProvider};
 use authdeck::oauth::testutil::{Reply, Stub};
 use authdeck::proxy::{CaptureSink, Proxy, ProxyConfig};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
@@ -48,19 +48,10 @@ async fn spa_origin(config: Arc<OnceLock<String>>) -> Stub {
     .await
 }
 
-fn chromium() -> String {
-    for path in ["/usr/bin/chromium", "/usr/bin/chromium-browser"] {
-        if Path::new(path).exists() {
-            return path.to_owned();
-        }
-    }
-    panic!("chromium is not installed (apt-get install chromium; .ci/run installs it)");
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn spa_in_chromium_logs_in_refreshes_and_revokes_through_the_proxy_and_cors_blocks_another_origin_proxy_7_8()
  {
-    let chromium = chromium();
+    let chromium = crate::support::chromium();
     let op = OidcProvider::start().unwrap();
     // The page's config names the proxy, whose config names the page's origins: the origins
     // start first and serve config.json once it is known.

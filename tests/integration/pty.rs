@@ -163,3 +163,17 @@ impl Drop for PtySession {
         }
     }
 }
+
+/// The text a program copied through OSC 52 (`ESC ] 52 ; c ; BASE64 BEL`), the last one
+/// written to `raw`.
+pub fn last_osc52(raw: &[u8]) -> Option<String> {
+    use base64::Engine as _;
+    let text = String::from_utf8_lossy(raw);
+    let start = text.rfind("\x1b]52;c;")? + "\x1b]52;c;".len();
+    let rest = &text[start..];
+    let end = rest.find(['\x07', '\x1b'])?;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(&rest[..end])
+        .ok()?;
+    String::from_utf8(bytes).ok()
+}

@@ -1,6 +1,9 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
+pub mod agent;
+
+use authdeck::devserver::{DevServer, DevServerConfig};
 use authdeck::oauth::testutil::{Recorded, Reply, Stub};
 use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
@@ -208,4 +211,36 @@ pub async fn device_login_refresh_token(srv: &authdeck::devserver::DevServer) ->
         .as_str()
         .unwrap()
         .to_string()
+}
+
+/// The devserver with `config`, on this runtime.
+pub async fn devserver(config: DevServerConfig) -> DevServer {
+    DevServer::start(config).await.unwrap()
+}
+
+/// Runs blocking test code (commands, sockets, sleeps) off the runtime that serves the
+/// devserver.
+pub async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    tokio::task::spawn_blocking(f).await.unwrap()
+}
+
+/// Polls `pred` every 50 ms until it holds; panics with `what` after `within`. Returns how
+/// long it took.
+pub fn wait_until(what: &str, within: Duration, mut pred: impl FnMut() -> bool) -> Duration {
+    let t = Instant::now();
+    while !pred() {
+        assert!(t.elapsed() < within, "timed out after {within:?}: {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    t.elapsed()
+}
+
+/// Debian's Chromium, for the tests that drive a real browser.
+pub fn chromium() -> String {
+    for path in ["/usr/bin/chromium", "/usr/bin/chromium-browser"] {
+        if std::path::Path::new(path).exists() {
+            return path.to_owned();
+        }
+    }
+    panic!("chromium is not installed (apt-get install chromium; .ci/run installs it)");
 }

@@ -1,23 +1,46 @@
 //! The dashboard end to end: the real binary (`authdeck demo`) in a real pseudo-terminal, its
 //! screen parsed by vt100. Opens, logs in in paste mode, counts down, refreshes, quits cleanly.
 
-use crate::pty::PtySession;
+use crate::pty::{PtySession, last_osc52};
 use crate::support::authorize_location;
-use base64::Engine;
 use std::time::{Duration, Instant};
 
 const WAIT: Duration = Duration::from_secs(20);
 
-/// The text copied through OSC 52 (`ESC ] 52 ; c ; BASE64 BEL`), the last one written.
-fn last_osc52(raw: &[u8]) -> Option<String> {
-    let text = String::from_utf8_lossy(raw);
-    let start = text.rfind("\x1b]52;c;")? + "\x1b]52;c;".len();
-    let rest = &text[start..];
-    let end = rest.find(['\x07', '\x1b'])?;
-    let bytes = base64::engine::general_purpose::STANDARD
-        .decode(&rest[..end])
-        .ok()?;
-    String::from_utf8(bytes).ok()
+/// A fresh machine: a config dir with account `work` at `issuer`, a key file and no vault yet;
+/// the dashboard on it in a 100×`rows` pseudo-terminal (on its own vault even if an agent
+/// answers at the default socket).
+fn key_file_dashboard(issuer: &str, rows: u16) -> (tempfile::TempDir, PtySession) {
+    let dir = tempfile::tempdir().unwrap();
+    let providers = dir.path().join("config/providers");
+    std::fs::create_dir_all(&providers).unwrap();
+    std::fs::write(
+        providers.join("work.toml"),
+        format!(
+            "extends = \"oidc\"\nissuer = \"{issuer}\"\nclient_id = \"demo-public\"\nscopes = [\"openid\", \"email\"]\n"
+        ),
+    )
+    .unwrap();
+    let key = dir.path().join("vault.key");
+    authdeck::vault::generate_key_file(&key).unwrap();
+    let vault = dir.path().join("vault.bin");
+    let d = dir.path().to_str().unwrap();
+    let config = format!("{d}/config");
+    let s = PtySession::spawn(
+        &crate::support::bin(),
+        &[],
+        &[
+            ("HOME", d),
+            ("AUTHDECK_AGENT", "off"),
+            ("AUTHDECK_CONFIG_DIR", &config),
+            ("AUTHDECK_VAULT", vault.to_str().unwrap()),
+            ("AUTHDECK_KEY_FILE", key.to_str().unwrap()),
+            ("NO_PROXY", "127.0.0.1"),
+        ],
+        100,
+        rows,
+    );
+    (dir, s)
 }
 
 /// The seconds shown in the "Expires in" column of `account`'s row, e.g. `26s` → 26.
@@ -263,37 +286,8 @@ fn tui_first_login_from_the_dashboard_creates_the_vault() {
             authdeck::devserver::DevServerConfig::default(),
         ))
         .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let providers = dir.path().join("config/providers");
-    std::fs::create_dir_all(&providers).unwrap();
-    std::fs::write(
-        providers.join("work.toml"),
-        format!(
-            "extends = \"oidc\"\nissuer = \"{}\"\nclient_id = \"demo-public\"\nscopes = [\"openid\", \"email\"]\n",
-            srv.issuer()
-        ),
-    )
-    .unwrap();
-    let key = dir.path().join("vault.key");
-    authdeck::vault::generate_key_file(&key).unwrap();
+    let (dir, mut s) = key_file_dashboard(&srv.issuer(), 30);
     let vault = dir.path().join("vault.bin");
-    let d = dir.path().to_str().unwrap();
-    let config = format!("{d}/config");
-    let mut s = PtySession::spawn(
-        &crate::support::bin(),
-        &[],
-        &[
-            ("HOME", d),
-            // The dashboard on its own vault even if an agent answers at the default socket.
-            ("AUTHDECK_AGENT", "off"),
-            ("AUTHDECK_CONFIG_DIR", &config),
-            ("AUTHDECK_VAULT", vault.to_str().unwrap()),
-            ("AUTHDECK_KEY_FILE", key.to_str().unwrap()),
-            ("NO_PROXY", "127.0.0.1"),
-        ],
-        100,
-        30,
-    );
     s.wait_for_text("needs login", WAIT);
     s.send("l");
     dashboard_paste_login(&mut s);
@@ -391,37 +385,7 @@ fn tui_hard4_a_huge_device_expires_in_leaves_the_dashboard_usable() {
             },
         ))
         .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let providers = dir.path().join("config/providers");
-    std::fs::create_dir_all(&providers).unwrap();
-    std::fs::write(
-        providers.join("work.toml"),
-        format!(
-            "extends = \"oidc\"\nissuer = \"{}\"\nclient_id = \"demo-public\"\nscopes = [\"openid\", \"email\"]\n",
-            srv.issuer()
-        ),
-    )
-    .unwrap();
-    let key = dir.path().join("vault.key");
-    authdeck::vault::generate_key_file(&key).unwrap();
-    let vault = dir.path().join("vault.bin");
-    let d = dir.path().to_str().unwrap();
-    let config = format!("{d}/config");
-    let mut s = PtySession::spawn(
-        &crate::support::bin(),
-        &[],
-        &[
-            ("HOME", d),
-            // The dashboard on its own vault even if an agent answers at the default socket.
-            ("AUTHDECK_AGENT", "off"),
-            ("AUTHDECK_CONFIG_DIR", &config),
-            ("AUTHDECK_VAULT", vault.to_str().unwrap()),
-            ("AUTHDECK_KEY_FILE", key.to_str().unwrap()),
-            ("NO_PROXY", "127.0.0.1"),
-        ],
-        100,
-        40,
-    );
+    let (_dir, mut s) = key_file_dashboard(&srv.issuer(), 40);
     s.wait_for_text("needs login", WAIT);
     s.send("l");
     s.wait_for_text("Device", WAIT);
