@@ -2,7 +2,7 @@
 //! (AGENT-1, AGENT-5), the peer check as another uid (AGENT-2), hostile frames (AGENT-3),
 //! unlock / lock and the wrong-passphrase delay (AGENT-6, AGENT-7), start / status / stop.
 
-use crate::support::agent::{Env, PASS, set_mode};
+use crate::support::agent::{Agent, Env, PASS, set_mode};
 use crate::support::{blocking, devserver, stderr, stdout, wait_with_timeout};
 use authdeck::devserver::DevServerConfig;
 use std::io::{BufRead, BufReader, Read, Write};

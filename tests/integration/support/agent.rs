@@ -173,7 +173,8 @@ pub struct Agent {
 }
 
 impl Agent {
-    fn wait_ready(&self) {
+    /// Waits (up to 20 s) until the agent answers at its socket.
+    pub fn wait_ready(&self) {
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
             if UnixStream::connect(&self.sock).is_ok() {
