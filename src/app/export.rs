@@ -112,7 +112,7 @@ pub fn line(format: ExportFormat, name: &str, value: &str) -> Result<String, Exp
     Ok(s)
 }
 
-/// Appends [`line`] and a newline to `out`; the `sh` line is written in place, with no
+/// Appends [`line()`] and a newline to `out`; the `sh` line is written in place, with no
 /// allocation per line (`--export` prints one per account).
 pub fn push_line(
     out: &mut String,
