@@ -49,7 +49,7 @@ fn run(env: &Env, args: &[&str], stdin: &str, direct: bool) -> Output {
     wait_with_timeout(child, Duration::from_secs(60))
 }
 
-/// Digits masked: `status` shows times relative to now, which may tick between two runs.
+/// Digits and time units masked, for output with times relative to now.
 fn mask_digits(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
@@ -61,6 +61,18 @@ fn mask_digits(text: &str) -> String {
             out.push(c);
         }
     }
+    // A remaining time may cross a unit between the two runs ("1h 00m" then "59m 59s").
+    for (from, to) in [
+        ("#d #h", "#T"),
+        ("#h #m", "#T"),
+        ("#m #s", "#T"),
+        ("#d", "#T"),
+        ("#h", "#T"),
+        ("#m", "#T"),
+        ("#s", "#T"),
+    ] {
+        out = out.replace(from, to);
+    }
     out
 }
 
@@ -70,7 +82,8 @@ fn mask_digits(text: &str) -> String {
 fn same(env: &Env, args: &[&str], stdin: &str) -> Output {
     let direct = run(env, args, stdin, true);
     let agent = run(env, args, stdin, false);
-    let relative = args.first() == Some(&"status");
+    // `status` and `refresh` print times relative to now, which may tick between the two runs.
+    let relative = matches!(args.first(), Some(&"status") | Some(&"refresh"));
     let text = |o: &Output| {
         let (out, err) = (stdout(o), stderr(o));
         if relative {
