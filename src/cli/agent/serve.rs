@@ -207,6 +207,8 @@ fn serve(
     cfg.etcd = etcd;
     cfg.lock_after = lock_after;
     cfg.key_env = KeyEnv::from_process();
+    // The tests shorten the wrong-passphrase delay (AGENT-7); a release build has no way to.
+    #[cfg(feature = "test-support")]
     if let Some(ms) = std::env::var("AUTHDECK_AGENT_UNLOCK_DELAY_MS")
         .ok()
         .and_then(|v| v.parse::<u64>().ok())
