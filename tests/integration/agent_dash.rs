@@ -1,68 +1,19 @@
 //! The dashboard as the agent's client (AGENT-14): the real binary in a pseudo-terminal,
 //! attached to a real agent serving a passphrase vault at the devserver.
 
-use crate::pty::PtySession;
+use crate::pty::last_osc52;
 use crate::support::agent::{Env, PASS};
-use crate::support::{authorize_location, stderr};
+use crate::support::{authorize_location, stderr, wait_until};
 use authdeck::devserver::{DevServer, DevServerConfig};
-use base64::Engine;
 use std::time::{Duration, Instant};
 
 const WAIT: Duration = Duration::from_secs(30);
-
-fn account_file(env: &Env, name: &str, issuer: &str) {
-    std::fs::write(
-        env.path(&format!("config/providers/{name}.toml")),
-        format!(
-            "extends = \"oidc\"\nissuer = \"{issuer}\"\nclient_id = \"demo-public\"\n\
-             scopes = [\"openid\", \"email\", \"offline_access\"]\n"
-        ),
-    )
-    .unwrap();
-}
-
-/// The environment `Env::cmd` gives (no passphrase anywhere), for a pseudo-terminal session.
-fn pty_env(env: &Env) -> Vec<(&'static str, String)> {
-    vec![
-        ("HOME", env.dir.path().display().to_string()),
-        ("XDG_RUNTIME_DIR", env.path("run").display().to_string()),
-        (
-            "AUTHDECK_CONFIG_DIR",
-            env.path("config").display().to_string(),
-        ),
-        (
-            "AUTHDECK_VAULT",
-            env.path("vault.bin").display().to_string(),
-        ),
-        ("NO_PROXY", "127.0.0.1,localhost".into()),
-    ]
-}
-
-/// The text copied through OSC 52, the last one written.
-fn last_osc52(raw: &[u8]) -> Option<String> {
-    let text = String::from_utf8_lossy(raw);
-    let start = text.rfind("\x1b]52;c;")? + "\x1b]52;c;".len();
-    let rest = &text[start..];
-    let end = rest.find(['\x07', '\x1b'])?;
-    let bytes = base64::engine::general_purpose::STANDARD
-        .decode(&rest[..end])
-        .ok()?;
-    String::from_utf8(bytes).ok()
-}
 
 /// The row of `account` on the screen shows a valid token.
 fn valid_row(screen: &str, account: &str) -> bool {
     screen
         .lines()
         .any(|l| l.split_whitespace().any(|w| w == account) && l.contains("✓ valid"))
-}
-
-fn wait_until(what: &str, mut pred: impl FnMut() -> bool) {
-    let deadline = Instant::now() + WAIT;
-    while !pred() {
-        assert!(Instant::now() < deadline, "timed out: {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 /// AGENT-14: the dashboard attaches to a running agent. It lists the agent's accounts and shows
@@ -84,16 +35,14 @@ async fn agent_14_the_dashboard_is_a_client_of_the_agent() {
     tokio::task::spawn_blocking(move || {
         let srv = server;
         let env = Env::new(&issuer);
-        account_file(&env, "second", &issuer);
-        account_file(&env, "third", &issuer);
+        env.account_file("second", &issuer);
+        env.account_file("third", &issuer);
         env.login();
         let agent = env.agent(&[]);
         let out = env.run_with_pass(&["unlock"], PASS);
         assert!(out.status.success(), "{}", stderr(&out));
 
-        let envs = pty_env(&env);
-        let envs: Vec<(&str, &str)> = envs.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        let mut s = PtySession::spawn(&crate::support::bin(), &[], &envs, 120, 40);
+        let mut s = env.pty(&[], &[], 120, 40);
         s.wait_for("the agent's accounts and the agent unlocked", WAIT, |sc| {
             valid_row(sc, "demo") && sc.contains("agent ✓ unlocked") && sc.contains("third")
         });
@@ -101,13 +50,13 @@ async fn agent_14_the_dashboard_is_a_client_of_the_agent() {
         // A refresh from the dashboard is the agent's: one at the server, in the agent's log.
         let before = srv.stats().refreshes;
         s.send("r");
-        wait_until("the refresh at the server", || {
+        wait_until("the refresh at the server", WAIT, || {
             srv.stats().refreshes > before
         });
         s.wait_for_text("refreshed", WAIT);
         std::thread::sleep(Duration::from_millis(500));
         assert_eq!(srv.stats().refreshes, before + 1, "exactly one refresh");
-        wait_until("the agent to log the refresh", || {
+        wait_until("the agent to log the refresh", WAIT, || {
             agent.log_text().contains("refreshed")
         });
 
@@ -119,7 +68,7 @@ async fn agent_14_the_dashboard_is_a_client_of_the_agent() {
         s.wait_for_text("u URL alone", WAIT);
         s.send("c");
         let mut url = None;
-        wait_until("the OSC 52 copy of the URL", || {
+        wait_until("the OSC 52 copy of the URL", WAIT, || {
             url = last_osc52(&s.raw_output()).filter(|u| u.contains("/authorize?"));
             url.is_some()
         });
@@ -304,9 +253,7 @@ async fn agent14_the_header_counts_down_to_the_agents_idle_lock() {
         let agent = env.agent_with(&["--lock-after", "15s"], &[]);
         let out = env.run_with_pass(&["unlock"], PASS);
         assert!(out.status.success(), "{}", stderr(&out));
-        let envs = pty_env(&env);
-        let envs: Vec<(&str, &str)> = envs.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        let mut s = PtySession::spawn(&crate::support::bin(), &[], &envs, 120, 40);
+        let mut s = env.pty(&[], &[], 120, 40);
         let screen = s.wait_for("the countdown to the lock", WAIT, |sc| {
             sc.contains("agent ✓ unlocked, locks in ") && valid_row(sc, "demo")
         });
@@ -354,9 +301,7 @@ async fn agent16_the_dashboard_outlives_its_agent_and_reattaches() {
         let mut first = env.agent(&[]);
         let out = env.run_with_pass(&["unlock"], PASS);
         assert!(out.status.success(), "{}", stderr(&out));
-        let envs = pty_env(&env);
-        let envs: Vec<(&str, &str)> = envs.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        let mut s = PtySession::spawn(&crate::support::bin(), &[], &envs, 120, 40);
+        let mut s = env.pty(&[], &[], 120, 40);
         s.wait_for("attached", WAIT, |sc| {
             valid_row(sc, "demo") && sc.contains("agent ✓ unlocked")
         });
@@ -388,8 +333,10 @@ async fn agent16_the_dashboard_outlives_its_agent_and_reattaches() {
         );
         let before = srv.stats().refreshes;
         s.send("r");
-        wait_until("the new agent's refresh", || srv.stats().refreshes > before);
-        wait_until("the new agent to log it", || {
+        wait_until("the new agent's refresh", WAIT, || {
+            srv.stats().refreshes > before
+        });
+        wait_until("the new agent to log it", WAIT, || {
             second.log_text().contains("refreshed")
         });
 
@@ -407,15 +354,6 @@ async fn agent16_the_dashboard_outlives_its_agent_and_reattaches() {
 }
 
 /// Headless Chromium, as the proxy's SPA test finds it.
-fn chromium() -> String {
-    for path in ["/usr/bin/chromium", "/usr/bin/chromium-browser"] {
-        if std::path::Path::new(path).exists() {
-            return path.to_owned();
-        }
-    }
-    panic!("chromium is not installed (apt-get install chromium; .ci/run installs it)");
-}
-
 /// Which of `pids` hold a listening TCP socket on `port` (from /proc: the socket's inode in
 /// /proc/net/tcp, among each process's open files).
 fn listening_on(port: u16, pids: &[u32]) -> Vec<u32> {
@@ -453,12 +391,12 @@ fn listening_on(port: u16, pids: &[u32]) -> Vec<u32> {
 /// account valid, and its token is then served by the agent.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn agent14_a_browser_login_from_the_dashboard_completes_at_the_agents_listener() {
-    let chromium = chromium();
+    let chromium = crate::support::chromium();
     let srv = DevServer::start(DevServerConfig::default()).await.unwrap();
     let issuer = srv.issuer();
     tokio::task::spawn_blocking(move || {
         let env = Env::new(&issuer);
-        account_file(&env, "second", &issuer);
+        env.account_file("second", &issuer);
         env.login();
         let agent = env.agent(&[]);
         let out = env.run_with_pass(&["unlock"], PASS);
@@ -484,10 +422,8 @@ async fn agent14_a_browser_login_from_the_dashboard_completes_at_the_agents_list
         .unwrap();
         crate::support::agent::set_mode(&script, 0o755);
 
-        let mut envs = pty_env(&env);
-        envs.push(("BROWSER", script.display().to_string()));
-        let envs: Vec<(&str, &str)> = envs.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        let mut s = PtySession::spawn(&crate::support::bin(), &[], &envs, 120, 40);
+        let browser = script.display().to_string();
+        let mut s = env.pty(&[], &[("BROWSER", &browser)], 120, 40);
         s.wait_for("attached", WAIT, |sc| {
             valid_row(sc, "demo") && sc.contains("agent ✓ unlocked") && sc.contains("second")
         });
@@ -495,7 +431,7 @@ async fn agent14_a_browser_login_from_the_dashboard_completes_at_the_agents_list
         s.send("l");
         s.wait_for_text("Browser", WAIT);
         s.send("b");
-        wait_until("the dashboard to start $BROWSER", || {
+        wait_until("the dashboard to start $BROWSER", WAIT, || {
             std::fs::read_to_string(&arg).is_ok_and(|a| !a.is_empty())
         });
         let page = std::fs::read_to_string(&arg).unwrap();
@@ -552,9 +488,7 @@ async fn agent16_a_paused_agent_is_taken_for_gone_and_reattached_when_it_resumes
         let agent = env.agent(&[]);
         let out = env.run_with_pass(&["unlock"], PASS);
         assert!(out.status.success(), "{}", stderr(&out));
-        let envs = pty_env(&env);
-        let envs: Vec<(&str, &str)> = envs.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        let mut s = PtySession::spawn(&crate::support::bin(), &[], &envs, 120, 40);
+        let mut s = env.pty(&[], &[], 120, 40);
         s.wait_for("attached", WAIT, |sc| {
             valid_row(sc, "demo") && sc.contains("agent ✓ unlocked")
         });

@@ -3,24 +3,16 @@
 
 use crate::etcd::{Machine, key_file, now, record, shared_vault};
 use crate::etcd_cluster::Cluster;
-use crate::support::{stderr, stdout, wait_with_timeout};
+use crate::support::{stderr, stdout, wait_until, wait_with_timeout};
 use authdeck::devserver::{DevServer, DevServerConfig, Endpoint, Fault};
 use authdeck::secret::Passphrase;
 use authdeck::vault::etcd::{EtcdConfig, EtcdStore};
 use authdeck::vault::{KdfParams, KeySource, Vault, VaultError};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const WAIT: Duration = Duration::from_secs(60);
-
-fn wait_until(what: &str, mut pred: impl FnMut() -> bool) {
-    let deadline = Instant::now() + WAIT;
-    while !pred() {
-        assert!(Instant::now() < deadline, "timed out: {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
 
 /// The test's own handle on the shared vault, to read what was saved and to make the account
 /// due again, as another machine's write would.
@@ -68,7 +60,7 @@ impl EtcdAgent {
             .spawn()
             .unwrap();
         let agent = EtcdAgent { child, sock, log };
-        wait_until("the agent to answer", || {
+        wait_until("the agent to answer", WAIT, || {
             UnixStream::connect(&agent.sock).is_ok()
         });
         agent
@@ -125,7 +117,7 @@ async fn agent17_an_agent_on_an_etcd_vault_refreshes_in_the_background_through_t
         let agent = EtcdAgent::start(&m0, dir.path());
         let status = agent.call(r#"{"v":1,"verb":"status"}"#);
         assert_eq!(status["agent"]["state"], "unlocked", "{status}");
-        wait_until("the agent's background refresh in etcd", || {
+        wait_until("the agent's background refresh in etcd", WAIT, || {
             access_token(&shared) != "old-token"
         });
         let t0 = access_token(&shared);
@@ -157,7 +149,7 @@ async fn agent17_an_agent_on_an_etcd_vault_refreshes_in_the_background_through_t
                 Ok::<_, VaultError>(())
             })
             .unwrap();
-        wait_until("the agent's second refresh at the server", || {
+        wait_until("the agent's second refresh at the server", WAIT, || {
             srv.stats().token_requests > n
         });
         signal(agent.child.id(), libc::SIGSTOP);
@@ -175,7 +167,7 @@ async fn agent17_an_agent_on_an_etcd_vault_refreshes_in_the_background_through_t
             t1 != t0 && !t1.is_empty(),
             "the other machine refreshed: {t1}"
         );
-        wait_until("the fence to refuse the agent's late save", || {
+        wait_until("the fence to refuse the agent's late save", WAIT, || {
             agent.log_text().contains("lock was lost")
         });
         assert_eq!(
@@ -194,7 +186,7 @@ async fn agent17_an_agent_on_an_etcd_vault_refreshes_in_the_background_through_t
             "{answer}"
         );
         // (This process may answer a read within 50 ms from its last one, ETCD-8.)
-        wait_until("the agent's refresh in etcd", || {
+        wait_until("the agent's refresh in etcd", WAIT, || {
             access_token(&shared) != t1
         });
         let t2 = access_token(&shared);

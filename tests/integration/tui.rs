@@ -21,12 +21,22 @@ fn key_file_dashboard(issuer: &str, rows: u16) -> (tempfile::TempDir, PtySession
         ),
     )
     .unwrap();
-    let key = dir.path().join("vault.key");
-    authdeck::vault::generate_key_file(&key).unwrap();
-    let vault = dir.path().join("vault.bin");
-    let d = dir.path().to_str().unwrap();
+    let s = key_file_dashboard_in(dir.path(), 100, rows);
+    (dir, s)
+}
+
+/// The dashboard in a `cols`×`rows` pseudo-terminal on `dir`: its `config/`, and a key-file
+/// vault there (the key made on first use), on its own vault even if an agent answers at the
+/// default socket.
+fn key_file_dashboard_in(dir: &std::path::Path, cols: u16, rows: u16) -> PtySession {
+    let key = dir.join("vault.key");
+    if !key.exists() {
+        authdeck::vault::generate_key_file(&key).unwrap();
+    }
+    let vault = dir.join("vault.bin");
+    let d = dir.to_str().unwrap();
     let config = format!("{d}/config");
-    let s = PtySession::spawn(
+    PtySession::spawn(
         &crate::support::bin(),
         &[],
         &[
@@ -37,10 +47,9 @@ fn key_file_dashboard(issuer: &str, rows: u16) -> (tempfile::TempDir, PtySession
             ("AUTHDECK_KEY_FILE", key.to_str().unwrap()),
             ("NO_PROXY", "127.0.0.1"),
         ],
-        100,
+        cols,
         rows,
-    );
-    (dir, s)
+    )
 }
 
 /// The seconds shown in the "Expires in" column of `account`'s row, e.g. `26s` → 26.
@@ -317,25 +326,7 @@ fn tui_invalid_account_file_is_a_row_with_its_error() {
         "extends = \"google\"\nclient_id = \"c\"\nscope = [\"email\"]\n",
     )
     .unwrap();
-    let key = dir.path().join("vault.key");
-    authdeck::vault::generate_key_file(&key).unwrap();
-    let d = dir.path().to_str().unwrap();
-    let config = format!("{d}/config");
-    let vault = dir.path().join("vault.bin");
-    let mut s = PtySession::spawn(
-        &crate::support::bin(),
-        &[],
-        &[
-            ("HOME", d),
-            // The dashboard on its own vault even if an agent answers at the default socket.
-            ("AUTHDECK_AGENT", "off"),
-            ("AUTHDECK_CONFIG_DIR", &config),
-            ("AUTHDECK_VAULT", vault.to_str().unwrap()),
-            ("AUTHDECK_KEY_FILE", key.to_str().unwrap()),
-        ],
-        240,
-        40,
-    );
+    let mut s = key_file_dashboard_in(dir.path(), 240, 40);
     let screen = s.wait_for("the invalid row", WAIT, |sc| {
         sc.contains("2 accounts") && sc.contains("1 invalid") && sc.contains("broken")
     });
@@ -347,20 +338,7 @@ fn tui_invalid_account_file_is_a_row_with_its_error() {
     assert!(s.wait_exit(WAIT).success());
 
     std::fs::remove_file(providers.join("broken.toml")).unwrap();
-    let mut s = PtySession::spawn(
-        &crate::support::bin(),
-        &[],
-        &[
-            ("HOME", d),
-            // The dashboard on its own vault even if an agent answers at the default socket.
-            ("AUTHDECK_AGENT", "off"),
-            ("AUTHDECK_CONFIG_DIR", &config),
-            ("AUTHDECK_VAULT", vault.to_str().unwrap()),
-            ("AUTHDECK_KEY_FILE", key.to_str().unwrap()),
-        ],
-        240,
-        40,
-    );
+    let mut s = key_file_dashboard_in(dir.path(), 240, 40);
     let screen = s.wait_for_text("1 account", WAIT);
     assert!(!screen.contains("1 accounts"), "{screen}");
     s.send("q");
