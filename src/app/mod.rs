@@ -21,6 +21,7 @@ pub mod mode;
 pub mod ops;
 pub mod refresh;
 pub mod request;
+mod rescue;
 pub mod schedule;
 pub mod scoped;
 pub mod status;

@@ -102,9 +102,9 @@ impl App {
         match result {
             Ok(tokens) => {
                 let rotated = tokens.refresh_token.is_some();
-                let (record, snap) = self.vault.update_snapshot_fenced(&fences, |records| {
-                    Ok::<_, AppError>(record_success(records, name, account, &cfg, tokens))
-                })?;
+                let (record, snap) = self
+                    .save_refreshed(name, account, &cfg, &current, tokens, &fences)
+                    .await?;
                 self.remember(std::sync::Arc::new(snap));
                 let token = token_of(name, &record)?;
                 Ok((
@@ -117,22 +117,6 @@ impl App {
             }
             Err(err) => self.refresh_failed(name, account, &current, err, &fences),
         }
-    }
-
-    /// Records a failed refresh and decides what the caller gets.
-    fn refresh_failed(
-        &self,
-        name: &str,
-        account: &Provider,
-        current: &Record,
-        err: OAuthError,
-        fences: &[Fence],
-    ) -> Result<(AccessToken, Refreshed)> {
-        self.vault.update_snapshot_fenced(fences, |records| {
-            record_failure(records, name, &err);
-            Ok::<_, AppError>(())
-        })?;
-        failure_result(name, account, current, err)
     }
 
     /// Takes `name`'s refresh lock through the vault's store (REF-2): a lock file beside a file

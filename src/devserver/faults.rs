@@ -31,6 +31,9 @@ pub enum Fault {
     },
     /// Sleep this long, then answer normally.
     Slow(Duration),
+    /// Handle the request at once (a refresh rotates the token now), but hold the answer back
+    /// this long: a client that stops waiting has lost what the server already did.
+    SlowAnswer(Duration),
     /// 200 with a body that is not JSON.
     GarbageJson,
     /// Close the connection without a response.
@@ -155,7 +158,7 @@ pub(super) fn fault_reply(fault: Fault) -> Reply {
             body: "<html>this is not JSON {".to_owned(),
             headers: Vec::new(),
         },
-        Fault::Slow(_) | Fault::ConnectionReset | Fault::IdToken(_) => {
+        Fault::Slow(_) | Fault::SlowAnswer(_) | Fault::ConnectionReset | Fault::IdToken(_) => {
             Reply::error(500, "server_error", "fault")
         }
     }

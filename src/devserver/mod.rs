@@ -369,11 +369,14 @@ async fn serve(
     #[cfg(any(test, feature = "test-support"))]
     let mut id_token_fault = None;
     #[cfg(any(test, feature = "test-support"))]
+    let mut answer_after = None;
+    #[cfg(any(test, feature = "test-support"))]
     {
         let endpoint = faults::endpoint_of(parts.method.as_str(), parts.uri.path());
         match faults::take(&shared.faults, endpoint) {
             Some(Fault::ConnectionReset) => return Err(ResetConnection),
             Some(Fault::Slow(d)) => tokio::time::sleep(d).await,
+            Some(Fault::SlowAnswer(d)) => answer_after = Some(d),
             Some(Fault::IdToken(f)) => id_token_fault = Some(f),
             Some(other) => reply = Some(faults::fault_reply(other)),
             None => {}
@@ -400,6 +403,10 @@ async fn serve(
             reply
         }
     };
+    #[cfg(any(test, feature = "test-support"))]
+    if let Some(d) = answer_after {
+        tokio::time::sleep(d).await;
+    }
     Ok(into_response(reply))
 }
 
