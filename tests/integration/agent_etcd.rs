@@ -4,7 +4,7 @@
 use crate::etcd::{Machine, key_file, now, record, shared_vault};
 use crate::etcd_cluster::Cluster;
 use crate::support::{stderr, stdout, wait_until, wait_with_timeout};
-use authdeck::devserver::{DevServer, DevServerConfig, Endpoint, Fault};
+use authdeck::devserver::{Endpoint, Fault};
 use authdeck::secret::Passphrase;
 use authdeck::vault::etcd::{EtcdConfig, EtcdStore};
 use authdeck::vault::{KdfParams, KeySource, Vault, VaultError};
@@ -86,19 +86,14 @@ impl Drop for EtcdAgent {
 /// key file (unlocked at start). Its scheduler refreshes a due account in the background and
 /// the save reaches the cluster (another machine reads it, one refresh at the server); `token`
 /// through the agent serves it. Then a background refresh of the agent is paused (SIGSTOP)
-/// past its lease: another machine takes the account lock and refreshes, and the agent's late
-/// save is refused by the fence, so the other machine's rotation stays; the agent then serves
-/// that token and refreshes from the intact refresh token.
+/// past its lease: another machine takes the account lock and refreshes; the agent's late
+/// request is refused by the server and the agent writes nothing (ETCD-10), so the other
+/// machine's rotation stays; the agent then serves that token and refreshes from the intact
+/// refresh token.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn agent17_an_agent_on_an_etcd_vault_refreshes_in_the_background_through_the_fence() {
     let cluster = Cluster::start();
-    let srv = DevServer::start(DevServerConfig {
-        rotate_refresh_tokens: true,
-        auto_approve_device: true,
-        ..DevServerConfig::default()
-    })
-    .await
-    .unwrap();
+    let srv = crate::etcd::rotating_devserver().await;
     let dir = tempfile::tempdir().unwrap();
     let key = key_file(dir.path());
     shared_vault(&cluster, "/agent", &srv, &key).await;

@@ -279,13 +279,7 @@ pub(crate) async fn shared_vault(cluster: &Cluster, prefix: &str, srv: &DevServe
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn etcd_three_machines_thirty_callers_one_refresh() {
     let cluster = Cluster::start();
-    let srv = DevServer::start(DevServerConfig {
-        rotate_refresh_tokens: true,
-        auto_approve_device: true,
-        ..DevServerConfig::default()
-    })
-    .await
-    .unwrap();
+    let srv = rotating_devserver().await;
     let dir = tempfile::tempdir().unwrap();
     let key = key_file(dir.path());
     shared_vault(&cluster, "/storm", &srv, &key).await;
@@ -329,6 +323,18 @@ pub(crate) fn run(m: &Machine, args: &[&str]) -> std::process::Output {
     wait_with_timeout(m.spawn(args), Duration::from_secs(60))
 }
 
+/// The authorization server of the shared-vault tests: rotating refresh tokens (the case a
+/// shared vault exists for), device logins approved at once.
+pub(crate) async fn rotating_devserver() -> DevServer {
+    DevServer::start(DevServerConfig {
+        rotate_refresh_tokens: true,
+        auto_approve_device: true,
+        ..DevServerConfig::default()
+    })
+    .await
+    .unwrap()
+}
+
 /// A setup shared by the failure cases: a cluster, a rotating devserver, one due account in
 /// the vault and three machines.
 struct World {
@@ -340,13 +346,7 @@ struct World {
 
 async fn world(prefix: &str) -> World {
     let cluster = Cluster::start();
-    let srv = DevServer::start(DevServerConfig {
-        rotate_refresh_tokens: true,
-        auto_approve_device: true,
-        ..DevServerConfig::default()
-    })
-    .await
-    .unwrap();
+    let srv = rotating_devserver().await;
     let dir = tempfile::tempdir().unwrap();
     let key = key_file(dir.path());
     shared_vault(&cluster, prefix, &srv, &key).await;

@@ -7,7 +7,7 @@
 use crate::etcd::{Machine, key_file, now, record};
 use crate::etcd_cluster::Cluster;
 use crate::support::{stderr, stdout, wait_with_timeout};
-use authdeck::devserver::{DevServer, DevServerConfig};
+use authdeck::devserver::DevServer;
 use authdeck::vault::etcd::{EtcdConfig, config::PasswordSource};
 use authdeck::vault::{Backend, KeySource, VaultError};
 use etcd_client::{Client, Permission};
@@ -79,13 +79,7 @@ fn run(m: &Machine, args: &[&str], env: &[(&str, &str)]) -> std::process::Output
 async fn etcd_auth_user_limited_to_the_prefix_refreshes_and_bad_credentials_fail_clearly() {
     let cluster = Cluster::start();
     enable_auth(&cluster).await;
-    let srv = DevServer::start(DevServerConfig {
-        rotate_refresh_tokens: true,
-        auto_approve_device: true,
-        ..DevServerConfig::default()
-    })
-    .await
-    .unwrap();
+    let srv = crate::etcd::rotating_devserver().await;
     let dir = tempfile::tempdir().unwrap();
     let key = key_file(dir.path());
     let pw_file = dir.path().join("etcd-password");
