@@ -86,14 +86,24 @@ redirect_uris = ["{REDIRECT}"]
     .unwrap();
 }
 
-/// A child process killed (and reaped) on drop; its output lines are collected.
+/// A child process stopped (and reaped) on drop; its output lines are collected.
 struct Proc {
     child: Child,
     lines: Arc<Mutex<Vec<String>>>,
 }
 
 impl Drop for Proc {
+    /// SIGTERM first, so that nginx's master stops its worker processes (a SIGKILLed master
+    /// leaves them running); SIGKILL after 5 s.
     fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            // SAFETY: kill(2) on our own child's pid, which is not reaped yet.
+            unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while matches!(self.child.try_wait(), Ok(None)) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
