@@ -115,15 +115,7 @@ async fn agent5_start_status_stop_one_agent_per_vault_and_stale_sockets() {
         // `agent start` detaches, returns once the socket answers and prints its path; with the
         // passphrase in its environment it unlocks the agent too.
         let _stop = StopOnDrop(&env);
-        let out = wait_with_timeout(
-            env.cmd(&["agent", "start", "--lock-after", "10m"])
-                .env("AUTHDECK_PASSPHRASE", PASS)
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap(),
-            Duration::from_secs(30),
-        );
+        let out = start_detached(&env);
         assert!(out.status.success(), "{}", stderr(&out));
         assert_eq!(stdout(&out).trim(), env.sock().display().to_string());
         let out = env.run(&["agent", "status", "--json"]);
@@ -425,15 +417,7 @@ async fn agent18_the_agent_is_authdeck_agent_when_it_sits_beside_authdeck() {
         drop(agent);
 
         let _stop = StopOnDrop(&env);
-        let out = wait_with_timeout(
-            env.cmd(&["agent", "start", "--lock-after", "10m"])
-                .env("AUTHDECK_PASSPHRASE", PASS)
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap(),
-            Duration::from_secs(30),
-        );
+        let out = start_detached(&env);
         assert!(out.status.success(), "{}", stderr(&out));
         let out = env.run(&["agent", "status", "--json"]);
         assert!(out.status.success(), "{}", stderr(&out));
@@ -497,4 +481,18 @@ fn agent18_an_authdeck_agent_of_another_version_is_not_run() {
         "--version\n",
         "only the version check ran"
     );
+}
+
+/// `agent start --lock-after 10m` with the passphrase in its environment (so it unlocks too);
+/// returns once the command exits.
+fn start_detached(env: &Env) -> std::process::Output {
+    wait_with_timeout(
+        env.cmd(&["agent", "start", "--lock-after", "10m"])
+            .env("AUTHDECK_PASSPHRASE", PASS)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+        Duration::from_secs(30),
+    )
 }
